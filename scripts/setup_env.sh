@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Create .venv and install what is missing, idempotently. Sourced by demo.sh and test.sh;
+# can also be run on its own. Re-runs are cheap: a stamp records what was installed.
+#
+#   LSKD_VENV       where the virtual environment lives (default: <repo>/.venv)
+#   LSKD_NO_APT=1   do not try to install Debian data packages (wordnet-base, Fashion-MNIST)
+set -euo pipefail
+
+LSKD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LSKD_VENV="${LSKD_VENV:-$LSKD_ROOT/.venv}"
+PY="${PYTHON:-python3}"
+
+# Debian data packages: WordNet (ImageNet hierarchy) and Fashion-MNIST (the demo's images).
+apt_pkgs=()
+[ -f /usr/share/wordnet/data.noun ] || apt_pkgs+=(wordnet-base)
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || apt_pkgs+=(dataset-fashion-mnist)
+if [ ${#apt_pkgs[@]} -gt 0 ] && [ "${LSKD_NO_APT:-0}" != 1 ]; then
+  sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo -n)
+  if command -v apt-get >/dev/null; then
+    echo "[setup] installing Debian packages: ${apt_pkgs[*]}"
+    "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${apt_pkgs[@]}" >/dev/null 2>&1 \
+      || { "${sudo_cmd[@]}" apt-get update >/dev/null 2>&1 && \
+           "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${apt_pkgs[@]}" >/dev/null 2>&1; } \
+      || echo "[setup] warning: could not install ${apt_pkgs[*]}; the steps that read them will say so" >&2
+  fi
+fi
+
+[ -x "$LSKD_VENV/bin/python" ] || { echo "[setup] creating $LSKD_VENV"; "$PY" -m venv "$LSKD_VENV"; }
+VPY="$LSKD_VENV/bin/python"
+
+# What decides the installed set: the package metadata and this script.
+stamp="$LSKD_VENV/.lskd-stamp"
+want="$(cat "$LSKD_ROOT/setup.cfg" "$LSKD_ROOT/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  t0=$SECONDS
+  pip=("$VPY" -m pip install --quiet --disable-pip-version-check)
+  # (pip warns about this machine's file:// index entries that are not folders: noise, hidden)
+  # 1. torch first (the CUDA build from local disk; it runs on CPU too) and fairseq's build deps,
+  #    so fairseq can compile with --no-build-isolation against this very torch.
+  echo "[setup] installing torch, torchvision (from local disk where available)"
+  "${pip[@]}" torch==2.14.1 torchvision==0.29.1 cython numpy setuptools wheel 2> >(grep -v "is ignored" >&2)
+  # 2. fairseq-fixed (compiled once, then served from pip's wheel cache) and the rest.
+  echo "[setup] installing fairseq-fixed and the analysis stack (first time: a few minutes)"
+  "${pip[@]}" --no-build-isolation -e "$LSKD_ROOT[train,test]" 2> >(grep -v "is ignored" >&2)
+  echo "$want" > "$stamp"
+  echo "[setup] environment ready in $((SECONDS - t0)) s"
+fi
+export PATH="$LSKD_VENV/bin:$PATH"
+export LSKD_ROOT LSKD_VENV

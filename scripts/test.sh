@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up the environment if needed, then run the test suite (CPU only). Extra args go to pytest.
+set -euo pipefail
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/setup_env.sh"
+cd "$LSKD_ROOT"
+exec python -m pytest -q "$@"

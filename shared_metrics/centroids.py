@@ -1,0 +1,63 @@
+"""Per-class statistics streamed over a feature set: class centroids, per-class accuracy.
+
+Both read the set in bounded chunks (``FeatureSet.iter_chunks``) so a
+1.28 M x 2048 float16 ImageNet-train set needs a few tens of MB, not its size.
+Per-chunk class sums are one sparse (one-hot) x dense product.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .featureset import FeatureSet, FeatureSetError
+from .report import Progress
+
+#: Sets with more values than this report progress on stderr while streamed.
+PROGRESS_VALUES = 50_000_000
+
+
+def _onehot(labels: np.ndarray, num_classes: int) -> sp.csr_matrix:
+    """[K, n] sparse indicator of each row's class."""
+    n = labels.shape[0]
+    return sp.csr_matrix((np.ones(n, np.float32), (labels, np.arange(n))), shape=(num_classes, n))
+
+
+def class_sums(fs: FeatureSet, name: str = "features", chunk_rows: int | None = None) -> np.ndarray:
+    """float64 [K, D] sum of each class's rows of features.npy (or logits.npy)."""
+    sums = None
+    width = fs.dim if name == "features" else fs.num_classes
+    progress = Progress(fs.num_samples, "rows", f"{fs.path.name}/{name}",
+                        enabled=fs.num_samples * width > PROGRESS_VALUES)
+    for start, block in fs.iter_chunks(name, chunk_rows):
+        part = _onehot(fs.labels[start:start + block.shape[0]], fs.num_classes) @ block
+        sums = part.astype(np.float64) if sums is None else sums + part
+        progress.update(start + block.shape[0])
+    return sums
+
+
+def class_centroids(fs: FeatureSet, chunk_rows: int | None = None) -> np.ndarray:
+    """float64 [K, D] mean penultimate feature c_k of every class k (paper Sec. 4).
+
+    A class with no samples gets a NaN row; metrics that need it fail with a message."""
+    counts = fs.label_counts()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return class_sums(fs, "features", chunk_rows) / counts[:, None]
+
+
+def require_classes_present(fs: FeatureSet, indices) -> None:
+    counts = fs.label_counts()
+    for k in indices:
+        if counts[k] == 0:
+            raise FeatureSetError(f"{fs.path}: class {fs.classes[k]!r} has no samples (empty class)")
+
+
+def per_class_accuracy(fs: FeatureSet, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 accuracy of each class from logits.npy (Tables 17-19): (correct [K], count [K]).
+
+    Accuracy of class k = correct[k] / count[k] (NaN where count is 0)."""
+    correct = np.zeros(fs.num_classes, np.int64)
+    for start, block in fs.iter_chunks("logits", chunk_rows):
+        y = fs.labels[start:start + block.shape[0]]
+        hit = block.argmax(axis=1) == y
+        correct += np.bincount(y[hit], minlength=fs.num_classes)
+    return correct, fs.label_counts()

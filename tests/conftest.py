@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from shared_metrics.featureset import write_feature_set
+
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def around(centroids, spread=0.5):
+    """Two samples per class, placed symmetrically about the given centroid (so the mean is exact)."""
+    c = np.asarray(centroids, np.float64)
+    off = np.zeros(c.shape[1])
+    off[0] = spread
+    feats = np.concatenate([c + off, c - off])
+    labels = np.concatenate([np.arange(len(c)), np.arange(len(c))])
+    return feats, labels
+
+
+@pytest.fixture
+def make_set(tmp_path):
+    """make_set(name, features, labels, classes=None, logits=None, **meta) -> directory."""
+    def _make(name, features, labels, classes=None, logits=None, weight=None, bias=None, **meta):
+        features = np.asarray(features, np.float32)
+        labels = np.asarray(labels, np.int64)
+        K = int(labels.max()) + 1 if classes is None else len(classes)
+        classes = classes or [f"c{i}" for i in range(K)]
+        W = np.eye(K, features.shape[1], dtype=np.float32) if weight is None else weight
+        return write_feature_set(tmp_path / name, features, labels, W, bias,
+                                 {"classes": classes, "task": "vision", **meta}, logits=logits)
+    return _make

@@ -1,0 +1,156 @@
+"""`lskd-metrics` end to end: the two documented calls, formats, and one-line errors."""
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import FASHION, around
+from test_metrics_math import C_T1, C_T2, ETA_S1, ETA_S2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args):
+    p = subprocess.run([sys.executable, "-m", "shared_metrics", *map(str, args)], cwd=ROOT,
+                       capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.fixture
+def eta_sets(make_set):
+    names = ["dog", "wolf", "fox", "truck"]
+    f1, y1 = around(C_T1)
+    f2, y2 = around(C_T2)
+    return make_set("T1", f1, y1, classes=names, temperature=1), make_set("T3", f2, y2, classes=names, temperature=3)
+
+
+def test_eta_documented_call(eta_sets):
+    before, after = eta_sets
+    rc, out, err = run("eta", "--before", before, "--after", after, "--target", "dog",
+                       "--similar", "wolf,fox", "--dissimilar", "truck", "--format", "json")
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["eta_similar"] == pytest.approx(ETA_S1, abs=1e-6)
+    assert r["eta_dissimilar"] == pytest.approx(ETA_S2, abs=1e-6)
+    assert r["unit"] == "fraction" and r["systematic_diffusion"] is True
+    # by index too
+    rc, out, _ = run("eta", "--before", before, "--after", after, "--target", "0",
+                     "--similar", "1,2", "--dissimilar", "3")
+    assert json.loads(out)["eta_similar"] == pytest.approx(ETA_S1, abs=1e-6)
+
+
+def test_eta_sets_table_with_valid_columns(eta_sets, tmp_path):
+    before, after = eta_sets
+    sets = tmp_path / "sets.json"
+    sets.write_text(json.dumps({"dog": {"similar": ["wolf", "fox"], "dissimilar": ["truck"]},
+                                "wolf": {"similar": ["dog"], "dissimilar": ["truck"]}}))
+    args = ["eta", "--before", before, "--after", after, "--before-valid", before, "--after-valid", after,
+            "--sets", sets]
+    rc, out, err = run(*args, "--format", "markdown")
+    assert rc == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "| target | η S1 (%) | η S2 (%) | η S1 valid (%) | η S2 valid (%) |"
+    assert lines[2] == "| dog | -25.000 | 20.000 | -25.000 | 20.000 |"
+    rc, out, _ = run(*args, "--format", "csv")
+    assert out.splitlines()[0] == "target,eta_similar,eta_dissimilar,eta_similar_valid,eta_dissimilar_valid"
+    assert [float(v) for v in out.splitlines()[1].split(",")[1:]] == pytest.approx([-0.25, 0.2] * 2, abs=1e-6)
+    rc, out, _ = run(*args, "--format", "json")
+    assert [t["target"] for t in json.loads(out)["targets"]] == ["dog", "wolf"]
+
+
+def test_entropy_documented_call(make_set):
+    ln3 = math.log(3)
+    logits = np.array([[0, ln3], [0, 0]], np.float32)
+    d = make_set("e", np.zeros((2, 2)), [0, 1], classes=["a", "b"], logits=logits)
+    rc, out, err = run("entropy", "--features", d, "--temperature", "1", "2", "3", "64", "--format", "json")
+    assert rc == 0, err
+    r = json.loads(out)
+    assert list(r) == ["1", "2", "3", "64"]
+    assert r["1"] == pytest.approx((math.log(4) - 0.75 * ln3 + math.log(2)) / 2, abs=1e-6)
+    assert r["64"] == pytest.approx(math.log(2), abs=1e-3)
+
+
+def test_match_temperature_cli(make_set):
+    ln3 = math.log(3)
+    sharp = make_set("a", np.zeros((1, 2)), [0], classes=["a", "b"], logits=np.array([[0, 2 * ln3]], np.float32))
+    soft = make_set("b", np.zeros((1, 2)), [0], classes=["a", "b"], logits=np.array([[0, ln3]], np.float32))
+    rc, out, err = run("match-temperature", "--features", sharp, "--reference", soft)
+    assert rc == 0, err
+    assert json.loads(out)["temperature"] == pytest.approx(2.0, abs=1e-4)
+
+
+def test_other_commands_run(make_set, tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 6)
+    x = rng.normal(size=(60, 8)) + np.repeat(rng.normal(scale=4, size=(10, 8)), 6, axis=0)
+    logits = rng.normal(size=(60, 10)).astype(np.float32)
+    d = make_set("f", x, y, classes=FASHION, logits=logits, model="toy", alpha=0.1, temperature=1, split="train")
+    rc, out, err = run("similar", "--features", d, "--target", "Pullover", "--hierarchy", "fashion-mnist",
+                       "--write-sets", tmp_path / "s.json")
+    assert rc == 0, err
+    assert set(json.loads((tmp_path / "s.json").read_text())["Pullover"]["similar"]) == {
+        "T-shirt/top", "Dress", "Coat", "Shirt"}
+    rc, out, err = run("eta", "--before", d, "--after", d, "--sets", tmp_path / "s.json")
+    assert rc == 0 and json.loads(out)["targets"][0]["eta_similar"] == pytest.approx(0.0, abs=1e-12)
+    rc, out, err = run("stability", "--features", d, "--format", "markdown")
+    assert rc == 0 and out.startswith("| label | stability |"), err
+    rc, out, err = run("accuracy", "--features", d, "--classes", "Coat")
+    assert rc == 0 and set(json.loads(out)["per_class"]) == {"Coat"}, err
+    rc, out, err = run("project", "--features", d, "--classes", "Pullover,Coat,Sneaker", "--out", tmp_path / "p.png")
+    assert rc == 0 and (tmp_path / "p.png").stat().st_size > 1000, err
+
+
+def _assert_one_line_error(rc, out, err, *fragments):
+    assert rc != 0
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for f in fragments:
+        assert f in err
+
+
+def test_bad_input_exits_with_one_line(make_set, eta_sets, tmp_path):
+    before, after = eta_sets
+    base = ["eta", "--before", before, "--after", after]
+    _assert_one_line_error(*run(*base, "--target", "cat", "--similar", "wolf", "--dissimilar", "truck"),
+                           "unknown class 'cat'")
+    _assert_one_line_error(*run(*base, "--target", "dog", "--similar", "wolf", "--dissimilar", "wolf"),
+                           "both the similar and dissimilar")
+    # NaN features (written by hand: the writer itself refuses them)
+    bad = tmp_path / "nanset"
+    shutil.copytree(before, bad)
+    x = np.load(bad / "features.npy")
+    x[3, 1] = np.nan
+    np.save(bad / "features.npy", x)
+    _assert_one_line_error(*run("eta", "--before", bad, "--after", after, "--target", "dog",
+                                "--similar", "wolf", "--dissimilar", "truck"), "non-finite", "row 3")
+    # mismatched shapes
+    np.save(bad / "features.npy", x[:5])
+    _assert_one_line_error(*run("eta", "--before", bad, "--after", after, "--target", "dog",
+                                "--similar", "wolf", "--dissimilar", "truck"), "labels.npy")
+    # an empty class: 'truck' has no sample in this set
+    empty = make_set("empty", np.array([[0, 0], [1, 0], [0, 2]], np.float32), [0, 1, 2],
+                     classes=["dog", "wolf", "fox", "truck"])
+    _assert_one_line_error(*run("eta", "--before", empty, "--after", after, "--target", "dog",
+                                "--similar", "wolf", "--dissimilar", "truck"), "'truck' has no samples")
+    # classes that differ between the two sets
+    other = make_set("other", np.zeros((4, 2)), [0, 1, 2, 3], classes=["a", "b", "c", "d"])
+    _assert_one_line_error(*run("eta", "--before", other, "--after", after, "--target", "0",
+                                "--similar", "1", "--dissimilar", "2"), "classes differ")
+    _assert_one_line_error(*run(*base, "--target", "dog"), "--similar")
+    _assert_one_line_error(*run("entropy", "--features", before, "--temperature", "1"), "no logits.npy")
+    _assert_one_line_error(*run("entropy", "--features", tmp_path / "missing", "--temperature", "1"),
+                           "not found")
+    rc, out, err = run("entropy", "--features", before, "--temperature", "0")
+    assert rc == 2 and "Traceback" not in err and "positive" in err
+
+
+def test_metrics_do_not_import_torch():
+    code = ("import sys, shared_metrics.cli, shared_metrics.projection; "
+            "print(any(m.split('.')[0] in ('torch', 'fairseq') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True).stdout
+    assert out.strip() == "False"
