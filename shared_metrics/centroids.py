@@ -22,26 +22,33 @@ def _onehot(labels: np.ndarray, num_classes: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(n, np.float32), (labels, np.arange(n))), shape=(num_classes, n))
 
 
-def class_sums(fs: FeatureSet, name: str = "features", chunk_rows: int | None = None) -> np.ndarray:
-    """float64 [K, D] sum of each class's rows of features.npy (or logits.npy)."""
-    sums = None
+def class_sums(fs: FeatureSet, name: str = "features", chunk_rows: int | None = None,
+               classes=None) -> np.ndarray:
+    """float64 [K, D] sum of each class's rows of features.npy (or logits.npy); with
+    ``classes``, only those classes' rows are summed (the other rows stay zero)."""
     width = fs.dim if name == "features" else fs.num_classes
+    sums = np.zeros((fs.num_classes, width))
     progress = Progress(fs.num_samples, "rows", f"{fs.path.name}/{name}",
                         enabled=fs.num_samples * width > PROGRESS_VALUES)
-    for start, block in fs.iter_chunks(name, chunk_rows):
-        part = _onehot(fs.labels[start:start + block.shape[0]], fs.num_classes) @ block
-        sums = part.astype(np.float64) if sums is None else sums + part
-        progress.update(start + block.shape[0])
+    for start, y, block in fs.iter_chunks(name, chunk_rows, classes):
+        sums += _onehot(y, fs.num_classes) @ block
+        progress.update(start)
+    progress.update(fs.num_samples)
     return sums
 
 
-def class_centroids(fs: FeatureSet, chunk_rows: int | None = None) -> np.ndarray:
-    """float64 [K, D] mean penultimate feature c_k of every class k (paper Sec. 4).
+def class_centroids(fs: FeatureSet, chunk_rows: int | None = None, classes=None) -> np.ndarray:
+    """float64 [K, D] mean penultimate feature c_k of every class k (paper Sec. 4); with
+    ``classes``, only those are computed and the others are NaN.
 
     A class with no samples gets a NaN row; metrics that need it fail with a message."""
-    counts = fs.label_counts()
+    counts = fs.label_counts().astype(np.float64)
+    if classes is not None:
+        skip = np.ones(fs.num_classes, bool)
+        skip[list(classes)] = False
+        counts[skip] = 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        return class_sums(fs, "features", chunk_rows) / counts[:, None]
+        return class_sums(fs, "features", chunk_rows, classes) / counts[:, None]
 
 
 def require_classes_present(fs: FeatureSet, indices) -> None:
@@ -56,8 +63,7 @@ def per_class_accuracy(fs: FeatureSet, chunk_rows: int | None = None) -> tuple[n
 
     Accuracy of class k = correct[k] / count[k] (NaN where count is 0)."""
     correct = np.zeros(fs.num_classes, np.int64)
-    for start, block in fs.iter_chunks("logits", chunk_rows):
-        y = fs.labels[start:start + block.shape[0]]
+    for _, y, block in fs.iter_chunks("logits", chunk_rows):
         hit = block.argmax(axis=1) == y
         correct += np.bincount(y[hit], minlength=fs.num_classes)
     return correct, fs.label_counts()

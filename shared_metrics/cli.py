@@ -133,7 +133,8 @@ def cmd_eta(args) -> None:
         check_sets(t, s1, s2)
 
     results = []
-    centroids = {}
+    needed = sorted({k for t, s1, s2 in targets for k in (t, *s1, *s2)})
+    centroids = {}  # per set, only the classes some target needs
     for t, s1, s2 in targets:
         row = {"target": ref.classes[t], "target_index": t,
                "similar": [ref.classes[k] for k in s1], "dissimilar": [ref.classes[k] for k in s2]}
@@ -146,7 +147,7 @@ def cmd_eta(args) -> None:
             else:
                 for fs in (fb, fa):
                     if fs.path not in centroids:
-                        centroids[fs.path] = class_centroids(fs)
+                        centroids[fs.path] = class_centroids(fs, classes=needed)
                 r = diffusion_index(centroids[fb.path], centroids[fa.path], t, s1, s2)
             suffix = "" if split == "train" else "_valid"
             row[f"eta_similar{suffix}"] = r.eta_similar

@@ -23,8 +23,12 @@ def test_round_trip_and_memmap(tmp_path):
     np.testing.assert_array_equal(fs.labels, y)
     np.testing.assert_array_equal(fs.head_bias, np.zeros(2))
     blocks = list(fs.iter_chunks(chunk_rows=4))
-    assert [s for s, _ in blocks] == [0, 4]
-    np.testing.assert_array_equal(np.vstack([b for _, b in blocks]), x)
+    assert [s for s, _, _ in blocks] == [0, 4]
+    np.testing.assert_array_equal(np.vstack([b for _, _, b in blocks]), x)
+    np.testing.assert_array_equal(np.concatenate([y for _, y, _ in blocks]), y)
+    # only class 1's rows, still in file order
+    kept = list(fs.iter_chunks(chunk_rows=4, classes=[1]))
+    np.testing.assert_array_equal(np.vstack([b for _, _, b in kept]), x[y == 1])
     assert fs.class_index("c1") == 1 and fs.class_index("1") == 1
     with pytest.raises(FeatureSetError, match="unknown class 'c9'"):
         fs.class_index("c9")
@@ -96,3 +100,13 @@ def test_missing_and_truncated_files(tmp_path):
     (path / "labels.npy").unlink()
     with pytest.raises(FeatureSetError, match="labels.npy: file not found"):
         FeatureSet.open(path)
+
+
+def test_rows_of_skipped_classes_are_still_checked(tmp_path):
+    path, x, y = _write(tmp_path, n=6, d=3, k=2)
+    x = x.copy()
+    x[2, 0] = np.inf                    # row 2 is class 0
+    np.save(path / "features.npy", x.astype(np.float16))
+    fs = FeatureSet.open(path)
+    with pytest.raises(FeatureSetError, match="row 2"):
+        list(fs.iter_chunks(classes=[1]))

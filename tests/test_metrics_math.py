@@ -73,6 +73,9 @@ def test_centroids_match_per_class_mean(make_set):
     fs = FeatureSet.open(make_set("s", x, y, classes=list("abcd")))
     expected = np.stack([x[y == k].mean(axis=0) for k in range(4)])
     np.testing.assert_allclose(class_centroids(fs, chunk_rows=10), expected, rtol=1e-5, atol=1e-6)
+    some = class_centroids(fs, chunk_rows=7, classes=[1, 3])
+    np.testing.assert_allclose(some[[1, 3]], expected[[1, 3]], rtol=1e-5, atol=1e-6)
+    assert np.isnan(some[[0, 2]]).all()
 
 
 def test_pairwise_eta_golden(make_set):
