@@ -7,7 +7,6 @@ entropies are in nats. Every command exits 2 with a one-line message on bad inpu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from .centroids import class_centroids, per_class_accuracy, require_classes_pres
 from .diffusion import check_sets, diffusion_index, diffusion_index_pairwise
 from .entropy import check_temperature, match_temperature, mean_entropy
 from .featureset import FeatureSet, FeatureSetError
-from .report import FORMATS, atomic_write_text, csv_table, markdown_table, tmp_name, to_json
+from .report import FORMATS, atomic_write_text, csv_table, markdown_table, read_json, tmp_name, to_json
 from .selection import HierarchyError, agreement, load_hierarchy, select_from_features, select_from_hierarchy
 from .stability import VARIANTS, stability
 
@@ -85,12 +84,7 @@ def _emit(args, payload, rows, columns, pct_columns=()):
 
 # ------------------------------------------------------------------- η
 def _read_sets_file(path) -> dict:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: sets file not found") from None
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{path}: not valid JSON ({e})") from None
+    data = read_json(path, UsageError, "sets file")
     if not isinstance(data, dict) or not data or not all(
             isinstance(v, dict) and isinstance(v.get("similar"), list) and isinstance(v.get("dissimilar"), list)
             for v in data.values()):

@@ -26,6 +26,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .report import read_json
+
 FEATURE_DTYPES = (np.float16, np.float32)
 TASKS = ("vision", "nmt")
 REQUIRED_FILES = ("features.npy", "labels.npy", "head_weight.npy", "head_bias.npy", "meta.json")
@@ -111,12 +113,7 @@ class FeatureSet:
         if not path.is_dir():
             raise FeatureSetError(f"{path}: feature set directory not found")
         meta_path = path / "meta.json"
-        try:
-            meta = json.loads(meta_path.read_text())
-        except FileNotFoundError:
-            raise FeatureSetError(f"{meta_path}: file not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FeatureSetError(f"{meta_path}: not valid JSON ({e})") from None
+        meta = read_json(meta_path, FeatureSetError)
         if not isinstance(meta, dict):
             raise FeatureSetError(f"{meta_path}: expected a JSON object")
         classes = meta.get("classes")

@@ -55,6 +55,17 @@ def to_json(payload) -> str:
     return json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=True) + "\n"
 
 
+def read_json(path, error=ValueError, what: str = "file"):
+    """Parse a JSON file; a missing or malformed file raises ``error`` naming the path."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e})") from None
+
+
 def atomic_write_text(path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

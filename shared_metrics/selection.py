@@ -19,7 +19,6 @@ Agreement (Table 12): |S_hier ∩ S_feat| / |S_hier|, for S1 and for S2.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import deque
@@ -27,6 +26,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from .report import read_json
 
 WORDNET_NOUNS = os.environ.get("LSKD_WORDNET", "/usr/share/wordnet/data.noun")
 ROOT = "<root>"
@@ -50,12 +51,7 @@ class Hierarchy:
         (keys are groups; lists hold class names or further groups), or an explicit map
         ``{"parents": {"Pullover": "tops", "tops": "clothing"}}`` (a value may be a list)."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise HierarchyError(f"{path}: hierarchy file not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise HierarchyError(f"{path}: not valid JSON ({e})") from None
+        data = read_json(path, HierarchyError, "hierarchy file")
         parents: dict[str, list[str]] = {}
 
         def add(child, parent):
