@@ -269,6 +269,24 @@ def cmd_project(args) -> None:
     _emit(args, payload, [{"figure": str(out), "panels": len(sets)}], ["figure", "panels"])
 
 
+def cmd_soft_targets(args) -> None:
+    from .soft_targets import plot_soft_targets
+
+    fs = _open(args.features)
+    target = fs.class_index(args.target)
+    similar = [k for k in _class_list(fs, args.similar) if k != target]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_name(out)
+    profile = plot_soft_targets(fs, target, similar, args.temperature, tmp)
+    os.replace(tmp, out)
+    payload = {"figure": str(out), "target": fs.classes[target],
+               "mean_soft_targets": {T.text: profile[T] for T in args.temperature}}
+    names = list(profile[args.temperature[0]])
+    rows = [{"class": c, **{f"T={T.text}": profile[T][c] for T in args.temperature}} for c in names]
+    _emit(args, payload, rows, list(rows[0]))
+
+
 # ------------------------------------------------------ stability, accuracy
 def cmd_stability(args) -> None:
     rows = []
@@ -366,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="PNG file to write")
     sp.add_argument("--max-per-class", type=int, default=150, help="points per class (default 150, as the paper)")
     sp.add_argument("--seed", type=int, default=0)
+
+    sp = add("soft-targets", cmd_soft_targets,
+             "mean soft targets softmax(z/T) of one class's samples, per T (Figure 2 layout)")
+    sp.add_argument("--features", required=True, help="teacher feature set with logits.npy (train split)")
+    sp.add_argument("--target", required=True, help="the class whose samples are averaged")
+    sp.add_argument("--similar", help="classes to show right after the target (comma-separated)")
+    sp.add_argument("--temperature", nargs="+", type=_positive_float, default=None, required=True, metavar="T")
+    sp.add_argument("--out", required=True, help="PNG file to write")
 
     sp = add("stability", cmd_stability, "Shen et al.'s stability (Eq. 2) and inter-class stability (Eq. 5)")
     sp.add_argument("--features", nargs="+", required=True, help="feature set(s) with logits.npy")

@@ -154,3 +154,20 @@ def test_metrics_do_not_import_torch():
             "print(any(m.split('.')[0] in ('torch', 'fairseq') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True).stdout
     assert out.strip() == "False"
+
+
+def test_soft_targets_golden(make_set, tmp_path):
+    ln3 = math.log(3)
+    # class "b" (index 1) has one sample with logits (0, ln 3, 0):
+    # T = 1 -> (1/5, 3/5, 1/5); T = 2 -> (1, √3, 1)/(2 + √3).
+    logits = np.array([[0, ln3, 0], [5, 0, 0]], np.float32)
+    d = make_set("st", np.zeros((2, 3)), [1, 0], classes=["a", "b", "c"], logits=logits)
+    rc, out, err = run("soft-targets", "--features", d, "--target", "b", "--similar", "c",
+                       "--temperature", "1", "2", "--out", tmp_path / "s.png")
+    assert rc == 0, err
+    r = json.loads(out)["mean_soft_targets"]
+    assert list(r["1"]) == ["b", "c", "a"]          # target, similar, then the others
+    assert [r["1"][c] for c in "abc"] == pytest.approx([0.2, 0.6, 0.2], abs=1e-6)
+    s3 = math.sqrt(3)
+    assert [r["2"][c] for c in "abc"] == pytest.approx([1 / (2 + s3), s3 / (2 + s3), 1 / (2 + s3)], abs=1e-6)
+    assert (tmp_path / "s.png").stat().st_size > 1000
