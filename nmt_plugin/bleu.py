@@ -1,0 +1,225 @@
+"""BLEU of translation checkpoints, and the α × T table of students (the paper's Tables 7-8).
+
+``score``: ``fairseq-generate`` (beam 5, ``--remove-bpe``, ``--required-batch-size-multiple 1``
+so no sentence is dropped) on one checkpoint; hypotheses and references are Moses-detokenised
+and scored with sacrebleu, whose signature is printed.
+
+``table``: scores many checkpoints and prints rows = teacher α, columns = T, cells = mean ± std
+BLEU over seeds (sample std, n in brackets). α, T and the seed are read from each checkpoint:
+a student (criterion ls_kd) has its T in ``--kd-temperature`` and its teacher's α in the
+teacher checkpoint it names; a teacher (label_smoothed_cross_entropy) goes in the "teacher"
+column with its own label smoothing as α. Scores are cached next to ``--out`` so re-running
+after adding seeds only decodes the new checkpoints.
+
+    python -m nmt_plugin.bleu score runs/kd/a0.1_T2_s1/checkpoint_best.pt --data DATA_BIN
+    python -m nmt_plugin.bleu table runs/kd/*/checkpoint_best.pt --data DATA_BIN --out runs/kd/bleu
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+PLUGIN_DIR = str(Path(__file__).resolve().parent)
+
+
+class BleuError(ValueError):
+    pass
+
+
+def generate(checkpoint: str, data: str, split: str = "test", beam: int = 5, max_tokens: int = 4096,
+             cpu: bool = False, fp16: bool = False, lenpen: float = 1.0, extra=()) -> tuple[list[str], list[str]]:
+    """(hypotheses, references) in corpus order, BPE removed, still Moses-tokenised."""
+    if not os.path.isfile(checkpoint):
+        raise BleuError(f"checkpoint not found: {checkpoint}")
+    if not os.path.isdir(data):
+        raise BleuError(f"data directory not found: {data}")
+    cmd = [sys.executable, "-m", "fairseq_cli.generate", data, "--user-dir", PLUGIN_DIR,
+           "--task", "translation", "--path", checkpoint, "--gen-subset", split, "--beam", str(beam),
+           "--lenpen", str(lenpen), "--remove-bpe", "--required-batch-size-multiple", "1",
+           "--max-tokens", str(max_tokens), "--no-progress-bar", *extra]
+    if cpu:
+        cmd.append("--cpu")
+    if fp16:
+        cmd.append("--fp16")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(PLUGIN_DIR).parent) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = [l for l in proc.stderr.strip().splitlines() if l.strip()][-3:]
+        raise BleuError(f"fairseq-generate failed on {checkpoint}: " + " | ".join(tail))
+    hyps, refs = {}, {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("H-"):
+            i, _, text = line[2:].split("\t", 2)
+            hyps[int(i)] = text
+        elif line.startswith("T-"):
+            i, text = line[2:].split("\t", 1)
+            refs[int(i)] = text
+    if not hyps or set(hyps) != set(refs):
+        raise BleuError(f"fairseq-generate gave {len(hyps)} hypotheses for {len(refs)} references")
+    expected = _split_size(data, split)
+    if expected is not None and len(hyps) != expected:
+        raise BleuError(f"fairseq-generate translated {len(hyps)} of the {expected} sentences of {split}")
+    order = sorted(hyps)
+    return [hyps[i] for i in order], [refs[i] for i in order]
+
+
+def _split_size(data: str, split: str):
+    for name in os.listdir(data):
+        m = re.fullmatch(rf"{re.escape(split)}\.([a-z_]+)-([a-z_]+)\.([a-z_]+)\.idx", name)
+        if m and m.group(3) == m.group(2):
+            from fairseq.data import data_utils
+            ds = data_utils.load_indexed_dataset(os.path.join(data, name[:-4]), None)
+            return len(ds) if ds is not None else None
+    return None
+
+
+def _target_lang(data: str, split: str) -> str:
+    for name in sorted(os.listdir(data)):
+        m = re.fullmatch(rf"{re.escape(split)}\.([a-z_]+)-([a-z_]+)\.([a-z_]+)\.idx", name)
+        if m:
+            return m.group(2)
+    raise BleuError(f"no binarised split {split!r} in {data}")
+
+
+def detok_bleu(hyps: list[str], refs: list[str], lang: str):
+    """sacrebleu BLEU of Moses-detokenised hypotheses against detokenised references."""
+    from sacremoses import MosesDetokenizer
+    from sacrebleu.metrics import BLEU
+    md = MosesDetokenizer(lang=lang)
+    d_h = [md.detokenize(h.split()) for h in hyps]
+    d_r = [md.detokenize(r.split()) for r in refs]
+    bleu = BLEU()
+    return bleu.corpus_score(d_h, [d_r]), bleu.get_signature()
+
+
+def score_checkpoint(checkpoint: str, data: str, split: str = "test", **kw) -> dict:
+    hyps, refs = generate(checkpoint, data, split, **kw)
+    score, sig = detok_bleu(hyps, refs, _target_lang(data, split))
+    return {"checkpoint": os.path.abspath(checkpoint), "split": split, "bleu": round(score.score, 2),
+            "sentences": len(hyps), "detail": str(score), "signature": str(sig)}
+
+
+# ---------------------------------------------------------------------- table
+def checkpoint_info(checkpoint: str) -> dict:
+    """α, T, seed and role of a checkpoint, from its saved config."""
+    import nmt_plugin  # noqa: F401  (safe globals, task registration)
+    from fairseq import checkpoint_utils
+    from .kd_translation import _get, teacher_alpha
+    try:
+        state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
+    except Exception as e:
+        raise BleuError(f"{checkpoint}: not a readable fairseq checkpoint ({type(e).__name__})") from None
+    cfg = state.get("cfg")
+    if cfg is None:
+        from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+        cfg = convert_namespace_to_omegaconf(state["args"])
+    crit, task = _get(cfg, "criterion"), _get(cfg, "task")
+    seed = _get(_get(cfg, "common"), "seed")
+    if _get(crit, "_name") == "ls_kd":
+        tpath = _get(task, "teacher_path")
+        alpha = teacher_alpha(tpath)
+        if alpha is None:
+            raise BleuError(f"{checkpoint}: cannot read its teacher {tpath} to learn the teacher's α")
+        return {"role": "student", "alpha": alpha, "temperature": float(_get(task, "kd_temperature")), "seed": seed}
+    eps = _get(crit, "label_smoothing")
+    return {"role": "teacher", "alpha": float(eps or 0.0), "temperature": None, "seed": seed}
+
+
+def _fmt_t(t) -> str:
+    return "teacher" if t is None else f"T={t:g}"
+
+
+def make_table(rows: list[dict]) -> str:
+    """Markdown: rows α, columns T (teacher first), cells mean ± std (n)."""
+    alphas = sorted({r["alpha"] for r in rows})
+    temps = sorted({r["temperature"] for r in rows}, key=lambda t: (t is not None, t or 0))
+    head = "| α | " + " | ".join(_fmt_t(t) for t in temps) + " |"
+    lines = [head, "|" + "---|" * (len(temps) + 1)]
+    for a in alphas:
+        cells = []
+        for t in temps:
+            vals = [r["bleu"] for r in rows if r["alpha"] == a and r["temperature"] == t]
+            if not vals:
+                cells.append("–")
+                continue
+            mean = sum(vals) / len(vals)
+            std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+            cells.append(f"{mean:.2f} ± {std:.2f} ({len(vals)})")
+        lines.append(f"| {a:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nmt_plugin.bleu",
+                                 description="sacrebleu BLEU of fairseq translation checkpoints (beam 5, "
+                                             "--remove-bpe, detokenised) and the α × T table of students.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, hlp in (("score", "BLEU of one checkpoint"), ("table", "α × T table over many checkpoints")):
+        p = sub.add_parser(name, help=hlp)
+        p.add_argument("checkpoints", nargs="+" if name == "table" else 1, help="fairseq checkpoint(s)")
+        p.add_argument("--data", required=True, help="binarised data dir (fairseq-preprocess output)")
+        p.add_argument("--split", default="test", help="split to translate (default test)")
+        p.add_argument("--beam", type=int, default=5, help="beam size (default 5)")
+        p.add_argument("--lenpen", type=float, default=1.0, help="length penalty (default 1)")
+        p.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch for generation")
+        p.add_argument("--cpu", action="store_true", help="decode on CPU")
+        p.add_argument("--fp16", action="store_true", help="decode in fp16 (CUDA)")
+        if name == "table":
+            p.add_argument("--out", type=Path, default=None,
+                           help="write OUT.md, OUT.csv and the score cache OUT.cache.json")
+    args = ap.parse_args(argv)
+    kw = dict(beam=args.beam, max_tokens=args.max_tokens, cpu=args.cpu, fp16=args.fp16, lenpen=args.lenpen)
+    try:
+        if args.cmd == "score":
+            r = score_checkpoint(args.checkpoints[0], args.data, args.split, **kw)
+            print(r["detail"])
+            print(f"signature: {r['signature']}")
+            return 0
+        cache_path = Path(f"{args.out}.cache.json") if args.out else None
+        cache = json.loads(cache_path.read_text()) if cache_path and cache_path.exists() else {}
+        rows, signature = [], None
+        for ck in args.checkpoints:
+            st = os.stat(ck) if os.path.isfile(ck) else None
+            if st is None:
+                raise BleuError(f"checkpoint not found: {ck}")
+            key = f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|{args.lenpen}"
+            if key not in cache:
+                r = score_checkpoint(ck, args.data, args.split, **kw)
+                r.update(checkpoint_info(ck))
+                cache[key] = r
+                if cache_path:
+                    cache_path.parent.mkdir(parents=True, exist_ok=True)
+                    cache_path.write_text(json.dumps(cache, indent=1))
+            r = cache[key]
+            signature = r["signature"]
+            print(f"{r['bleu']:6.2f}  α={r['alpha']:g} {_fmt_t(r['temperature'])} seed={r['seed']}  {ck}",
+                  file=sys.stderr)
+            rows.append(r)
+        table = make_table(rows)
+        print(table)
+        print(f"\nBLEU: sacrebleu on Moses-detokenised output, beam {args.beam}; signature: {signature}")
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            Path(f"{args.out}.md").write_text(table + f"\n\nsacrebleu signature: {signature}\n")
+            with open(f"{args.out}.csv", "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["alpha", "temperature", "seed", "role", "bleu", "sentences", "checkpoint"])
+                for r in rows:
+                    w.writerow([r["alpha"], r["temperature"], r["seed"], r["role"], r["bleu"], r["sentences"],
+                                r["checkpoint"]])
+    except BleuError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Penultimate decoder features of a translation checkpoint, as a lskd feature set.
+
+Runs CKPT with teacher forcing over a split of the binarised data and writes, for each non-pad
+target token (optionally at most N per token type), the decoder output right before the
+vocabulary projection (after the final layer norm, as fed to ``output_projection``).
+labels = target token ids, classes = the target dictionary's symbols, head weight = the output
+projection (bias zeros: fairseq's projection has none). ``lskd-metrics`` then computes η over
+target tokens.
+
+    python -m nmt_plugin.dump_features CKPT --data DATA_BIN --split valid --out feats/T2 \\
+        [--max-per-type 200] [--logits] [--cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+PLUGIN_VERSION = "0.1.0"
+
+
+def _meta_from_cfg(cfg, args) -> dict:
+    from .kd_translation import _get, teacher_alpha
+    task, crit, model = _get(cfg, "task"), _get(cfg, "criterion"), _get(cfg, "model")
+    crit_name = _get(crit, "_name")
+    if crit_name == "ls_kd":
+        role = "student"
+        temperature = float(_get(task, "kd_temperature"))
+        alpha = teacher_alpha(_get(task, "teacher_path"))
+    else:
+        role = "teacher"
+        temperature = None
+        eps = _get(crit, "label_smoothing")
+        alpha = float(eps) if eps is not None else (0.0 if crit_name == "cross_entropy" else None)
+    meta = {"task": "nmt", "role": role, "model": str(_get(model, "arch") or _get(model, "_name")),
+            "alpha": alpha, "temperature": temperature, "kd_beta": _get(crit, "kd_beta"),
+            "seed": _get(_get(cfg, "common"), "seed")}
+    if args.alpha is not None:
+        meta["alpha"] = args.alpha
+    if args.temperature is not None:
+        meta["temperature"] = args.temperature
+    return meta
+
+
+def dataset_name(data: str) -> str:
+    """'runs/data/bible.de-en/bin' -> 'bible.de-en' (the folder above a generic 'bin')."""
+    from fairseq import utils
+    path = Path(utils.split_paths(data)[0]).resolve()
+    return path.parent.name if path.name in ("bin", "data-bin") else path.name
+
+
+def select_positions(dataset, indices, max_per_type: int, skip: set[int]) -> tuple[dict, int]:
+    """{dataset index: bool array over its target positions} and the total kept, choosing the
+    first max_per_type occurrences of each type in index order (0 = keep all)."""
+    import numpy as np
+    counts: dict[int, int] = {}
+    keep: dict[int, "np.ndarray"] = {}
+    total = 0
+    for i in sorted(int(j) for j in indices):
+        tgt = dataset.tgt[i].numpy()
+        m = np.ones(len(tgt), dtype=bool)
+        for j, tok in enumerate(tgt):
+            tok = int(tok)
+            if tok in skip or (max_per_type and counts.get(tok, 0) >= max_per_type):
+                m[j] = False
+            else:
+                counts[tok] = counts.get(tok, 0) + 1
+        keep[i] = m
+        total += int(m.sum())
+    return keep, total
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m nmt_plugin.dump_features",
+        description="Write the decoder's penultimate features of CKPT over a data split as a lskd "
+                    "feature set (features, labels = target token ids, head = output projection).")
+    ap.add_argument("checkpoint", help="fairseq checkpoint (teacher or ls_kd student)")
+    ap.add_argument("--data", default=None, help="binarised data dir (default: the one in the checkpoint)")
+    ap.add_argument("--split", default="valid", help="train, valid or test (default valid)")
+    ap.add_argument("--out", required=True, type=Path, help="output feature-set directory")
+    ap.add_argument("--max-per-type", type=int, default=0,
+                    help="keep at most N tokens of each target type (first N in corpus order); 0 = all")
+    ap.add_argument("--skip-special", action="store_true", help="leave out </s> and <unk> targets")
+    ap.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch (default 4096)")
+    ap.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="feature dtype")
+    ap.add_argument("--logits", action="store_true", help="also store logits.npy [N, V] (float16)")
+    ap.add_argument("--cpu", action="store_true", help="run on CPU even if CUDA is available")
+    ap.add_argument("--fp16", action="store_true", help="run the model in half precision (CUDA)")
+    ap.add_argument("--alpha", type=float, default=None, help="override meta alpha (teacher label smoothing)")
+    ap.add_argument("--temperature", type=float, default=None, help="override meta temperature")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    args = ap.parse_args(argv)
+
+    from .errors import LskdConfigError
+    try:
+        return run(args)
+    except LskdConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+
+    from . import kd_translation  # noqa: F401  (registers the task; safe-globals for torch.load)
+    from .errors import LskdConfigError
+    from .kd_translation import _first_line, _get
+    from fairseq import checkpoint_utils, utils
+    from fairseq.tasks.translation import TranslationTask
+    from shared_metrics.featureset import FeatureSetError, FeatureSetWriter
+
+    if not os.path.isfile(args.checkpoint):
+        raise LskdConfigError(f"checkpoint not found: {args.checkpoint}")
+    if args.max_per_type < 0 or args.max_tokens < 1:
+        raise LskdConfigError("--max-per-type must be >= 0 and --max-tokens >= 1")
+    if args.out.exists() and not args.overwrite:
+        raise LskdConfigError(f"{args.out} already exists (pass --overwrite to replace it)")
+    try:
+        state = checkpoint_utils.load_checkpoint_to_cpu(args.checkpoint)
+        cfg = state["cfg"] if state.get("cfg") is not None else None
+        if cfg is None:
+            from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+            cfg = convert_namespace_to_omegaconf(state["args"])
+    except Exception as e:
+        raise LskdConfigError(f"{args.checkpoint} is not a readable fairseq checkpoint ({_first_line(e)})") from None
+    task_cfg = cfg.task
+    data = args.data or _get(task_cfg, "data")
+    if not data or not os.path.isdir(utils.split_paths(data)[0]):
+        raise LskdConfigError(f"data directory not found: {data} (pass --data DATA_BIN)")
+    from omegaconf import open_dict
+    with open_dict(task_cfg):
+        task_cfg.data = data
+    try:
+        task = TranslationTask.setup_task(task_cfg)  # plain translation: no teacher is loaded
+        task.load_dataset(args.split)
+    except FileNotFoundError as e:
+        raise LskdConfigError(f"split {args.split!r} not found in {data} ({e})") from None
+    models, _ = checkpoint_utils.load_model_ensemble([args.checkpoint], task=task, state=state)
+    model = models[0]
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    model.eval().to(device)
+    if args.fp16 and device.type == "cuda":
+        model.half()
+    proj = getattr(model.decoder, "output_projection", None)
+    if proj is None:
+        raise LskdConfigError("the model's decoder has no output_projection (adaptive softmax is not supported)")
+    W = proj.weight.detach().float().cpu().numpy()
+    tgt_dict = task.target_dictionary
+    if W.shape[0] != len(tgt_dict):
+        raise LskdConfigError(f"output projection has {W.shape[0]} rows but the target dictionary "
+                              f"{len(tgt_dict)} symbols")
+    dataset = task.dataset(args.split)
+    itr = task.get_batch_iterator(
+        dataset=dataset, max_tokens=args.max_tokens,
+        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
+        ignore_invalid_inputs=True, required_batch_size_multiple=1, seed=1)
+    batch_indices = [i for b in itr.frozen_batches for i in b]
+    skip = {tgt_dict.eos(), tgt_dict.unk()} if args.skip_special else set()
+    skip.add(tgt_dict.pad())
+    keep, total = select_positions(dataset, batch_indices, args.max_per_type, skip)
+    if total == 0:
+        raise LskdConfigError(f"no target tokens selected in split {args.split!r}")
+    meta = _meta_from_cfg(cfg, args)
+    meta.update(classes=list(tgt_dict.symbols), split=args.split,
+                dataset=dataset_name(data),
+                checkpoint=os.path.abspath(args.checkpoint), source_lang=task_cfg.source_lang,
+                target_lang=task_cfg.target_lang, max_per_type=args.max_per_type,
+                feature="decoder output before the vocabulary projection",
+                created_by=f"lskd nmt_plugin.dump_features {PLUGIN_VERSION}")
+    t0, done = time.time(), 0
+    D = W.shape[1]
+    try:
+        with FeatureSetWriter(args.out, num_samples=total, dim=D, head_weight=W, head_bias=np.zeros(len(W), np.float32),
+                              meta=meta, dtype=np.dtype(args.dtype), logits=args.logits,
+                              overwrite=args.overwrite) as writer, torch.no_grad():
+            for sample in itr.next_epoch_itr(shuffle=False):
+                sample = utils.move_to_cuda(sample) if device.type == "cuda" else sample
+                feats, _ = model(**sample["net_input"], features_only=True)  # [B, L, D]
+                target = sample["target"]
+                sel = torch.zeros_like(target, dtype=torch.bool)
+                for r, idx in enumerate(sample["id"].tolist()):
+                    m = torch.from_numpy(keep[idx])
+                    sel[r, :len(m)] = m.to(sel.device)
+                sel &= target.ne(tgt_dict.pad())
+                x = feats[sel]
+                logits = model.decoder.output_layer(x).float().cpu().numpy().astype(np.float16) if args.logits else None
+                writer.append(x.float().cpu().numpy(), target[sel].cpu().numpy(), logits)
+                done += int(sel.sum())
+                el = time.time() - t0
+                print(f"\r[dump_features] {done}/{total} tokens, {done / max(el, 1e-9):.0f} tok/s", end="",
+                      file=sys.stderr, flush=True)
+    except FeatureSetError as e:
+        raise LskdConfigError(str(e)) from None
+    print(f"\n[dump_features] wrote {args.out}: {total} tokens x {D} dims, {len(W)} classes "
+          f"(role {meta['role']}, alpha {meta['alpha']}, T {meta['temperature']})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The plugin's one error type, and a one-line report of it instead of a traceback.
+
+``fairseq-train`` has no hook for user errors; an uncaught :class:`LskdConfigError` (bad T or
+β, a missing teacher, a dictionary mismatch, ...) is printed as ``error: <message>`` and the
+process exits with status 1. Every other exception keeps Python's usual traceback.
+"""
+from __future__ import annotations
+
+import sys
+
+
+class LskdConfigError(ValueError):
+    """Bad input to the plugin or one of its commands; the message says what and where."""
+
+
+def _install_excepthook() -> None:
+    previous = sys.excepthook
+    if getattr(previous, "_lskd", False):
+        return
+
+    def hook(exc_type, exc, tb):
+        if issubclass(exc_type, LskdConfigError):
+            sys.stderr.write(f"error: {exc}\n")
+            sys.stderr.flush()
+            # sys.excepthook cannot choose the status (the interpreter exits with 1): that is
+            # still != 0, which is what callers check.
+            return
+        previous(exc_type, exc, tb)
+
+    hook._lskd = True
+    sys.excepthook = hook
+
+
+_install_excepthook()

@@ -1,0 +1,263 @@
+"""Task ``kd_translation``: fairseq's translation task plus a frozen teacher queried at T.
+
+    fairseq-train DATA --user-dir nmt_plugin --task kd_translation \\
+        --teacher-path teacher/checkpoint_best.pt --kd-temperature 2 --criterion ls_kd ...
+
+* ``--teacher-path`` is loaded once, when the task is set up (so a bad path or a dictionary
+  mismatch fails before training starts), frozen (``requires_grad=False``), in eval mode, and
+  never handed to the trainer: it is not DDP-wrapped and has no optimizer state. On the first
+  batch it moves to the student's device and dtype (half under ``--fp16``; fp32 under
+  ``--amp``, where it runs inside the same autocast as the student).
+* ``--kd-temperature`` is the only place T is set; the ``ls_kd`` criterion reads it here.
+* In ``train_step`` and ``valid_step`` the teacher runs with teacher forcing on the very batch
+  the student sees; its logits at the non-pad target positions go to the criterion in
+  ``sample["kd_teacher"]``. The vocabulary projection is applied to those rows only.
+* ``--teacher-topk k`` keeps only the teacher's k largest logits per token (values and word
+  ids). The criterion then uses the softmax of those k logits at T as the teacher
+  distribution: every other word gets probability 0 and the k kept words are renormalised
+  among themselves, so the target is sharper than the full p_t(T) (its entropy is lower, and
+  the lost tail mass -- the part label smoothing puts on "dissimilar" words -- is gone).
+"""
+
+import argparse
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from fairseq import checkpoint_utils, models, utils
+from fairseq.data import Dictionary
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+from fairseq.models import FairseqEncoderDecoderModel
+from fairseq.optim.amp_optimizer import AMPOptimizer
+from fairseq.tasks import register_task
+from fairseq.tasks.translation import TranslationConfig, TranslationTask
+
+from .errors import LskdConfigError
+from .ls_kd import TEACHER_KEY
+
+# fairseq checkpoints pickle argparse.Namespace; torch >= 2.6 loads with weights_only=True.
+torch.serialization.add_safe_globals([argparse.Namespace])
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class KdTranslationConfig(TranslationConfig):
+    teacher_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "fairseq checkpoint of the frozen teacher (a translation model trained "
+                          "on the same dictionaries)"},
+    )
+    kd_temperature: float = field(
+        default=1.0,
+        metadata={"help": "distillation temperature T > 0 (p(T) = softmax(z/T)); the ls_kd "
+                          "criterion reads it from the task"},
+    )
+    teacher_topk: int = field(
+        default=0,
+        metadata={"help": "keep only the teacher's k largest logits per token (its softmax is "
+                          "renormalised over them, others get probability 0); 0 = full vocabulary"},
+    )
+
+
+def _get(cfg, key, default=None):
+    """A field of a DictConfig, dict or argparse.Namespace (fairseq saves all three)."""
+    if cfg is None:
+        return default
+    if isinstance(cfg, argparse.Namespace):
+        return getattr(cfg, key, default)
+    try:
+        return cfg.get(key, default)
+    except Exception:
+        return getattr(cfg, key, default)
+
+
+def _first_line(e: BaseException) -> str:
+    text = [t.strip() for t in str(e).strip().splitlines() if t.strip()]
+    if text and text[0].startswith("Weights only load failed"):
+        # torch's long advice is not the point: say what it could not unpickle.
+        why = next((t for t in text if t.startswith("Unsupported")), None)
+        return f"torch's safe loader refused it: {why or 'not a torch checkpoint'}"
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def load_teacher_state(path: Optional[str]):
+    """(state, cfg) of a fairseq checkpoint, or a one-line LskdConfigError saying what is wrong."""
+    if not path:
+        raise LskdConfigError("--task kd_translation needs --teacher-path CKPT (the frozen teacher)")
+    if not os.path.exists(path):
+        raise LskdConfigError(f"teacher checkpoint not found: {path}")
+    if not os.path.isfile(path):
+        raise LskdConfigError(f"teacher checkpoint {path} is not a file")
+    try:
+        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    except Exception as e:  # torch/pickle/zip errors come in many types
+        raise LskdConfigError(f"teacher checkpoint {path} is not a readable fairseq checkpoint "
+                              f"({_first_line(e)})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise LskdConfigError(f"teacher checkpoint {path} has no model weights (not a fairseq checkpoint)")
+    if state.get("args") is not None:
+        cfg = convert_namespace_to_omegaconf(state["args"])
+    elif state.get("cfg") is not None:
+        cfg = state["cfg"]
+    else:
+        raise LskdConfigError(f"teacher checkpoint {path} has no training config (not a fairseq checkpoint)")
+    return state, cfg
+
+
+def teacher_alpha(path: Optional[str]) -> Optional[float]:
+    """The label smoothing the teacher was trained with (None if unknown)."""
+    try:
+        _, cfg = load_teacher_state(path)
+    except LskdConfigError:
+        return None
+    crit = _get(cfg, "criterion")
+    eps = _get(crit, "label_smoothing")
+    if eps is not None:
+        return float(eps)
+    return 0.0 if _get(crit, "_name") == "cross_entropy" else None
+
+
+def _dict_difference(ours: Dictionary, theirs: Dictionary) -> Optional[str]:
+    if ours.symbols == theirs.symbols:
+        return None
+    n = min(len(ours), len(theirs))
+    i = next((i for i in range(n) if ours.symbols[i] != theirs.symbols[i]), n)
+    if i < n:
+        where = f"first difference at index {i}: teacher {theirs.symbols[i]!r}, data {ours.symbols[i]!r}"
+    else:
+        where = "one is a prefix of the other"
+    return f"teacher {len(theirs)} symbols, data {len(ours)}; {where}"
+
+
+@register_task("kd_translation", dataclass=KdTranslationConfig)
+class KdTranslationTask(TranslationTask):
+    """Translation with a frozen teacher queried at temperature T (see the module docstring)."""
+
+    cfg: KdTranslationConfig
+
+    def __init__(self, cfg: KdTranslationConfig, src_dict, tgt_dict):
+        super().__init__(cfg, src_dict, tgt_dict)
+        self.teacher = None
+        self._teacher_placement = None
+
+    @classmethod
+    def setup_task(cls, cfg: KdTranslationConfig, **kwargs):
+        T = cfg.kd_temperature
+        if T is None or not math.isfinite(float(T)) or float(T) <= 0:
+            raise LskdConfigError(f"--kd-temperature must be a number > 0, got {T}")
+        if cfg.teacher_topk is None or cfg.teacher_topk < 0:
+            raise LskdConfigError(f"--teacher-topk must be >= 0 (0 = full vocabulary), got {cfg.teacher_topk}")
+        task = super().setup_task(cfg, **kwargs)
+        if cfg.teacher_topk >= len(task.tgt_dict):
+            raise LskdConfigError(f"--teacher-topk {cfg.teacher_topk} is not smaller than the target "
+                                  f"vocabulary ({len(task.tgt_dict)}); use 0 for the full vocabulary")
+        # A student checkpoint being loaded for inference (fairseq-generate, feature dumps) does
+        # not need its teacher, which may not even exist on this machine.
+        if not kwargs.get("from_checkpoint", False):
+            task.load_teacher(cfg.teacher_path)
+        return task
+
+    # ------------------------------------------------------------------ teacher
+    def load_teacher(self, path: Optional[str]) -> None:
+        state, tcfg = load_teacher_state(path)
+        task_name = str(_get(tcfg.task, "_name") or "")
+        if "translation" not in task_name:
+            raise LskdConfigError(f"teacher {path} is not a translation model "
+                                  f"(trained with task {task_name or 'unknown'!r})")
+        self._check_teacher_dictionaries(path, tcfg, state["model"])
+        try:
+            teacher = models.build_model(tcfg.model, self, from_checkpoint=True)
+        except LskdConfigError:
+            raise
+        except Exception as e:
+            raise LskdConfigError(f"teacher {path}: cannot build its model ({_first_line(e)})") from None
+        if not isinstance(teacher, FairseqEncoderDecoderModel):
+            raise LskdConfigError(f"teacher {path} is not a translation model "
+                                  f"({type(teacher).__name__} is not an encoder-decoder)")
+        if getattr(teacher.decoder, "adaptive_softmax", None) is not None:
+            raise LskdConfigError(f"teacher {path}: adaptive softmax is not supported")
+        try:
+            teacher.load_state_dict(state["model"], strict=True, model_cfg=tcfg.model)
+        except Exception as e:
+            raise LskdConfigError(f"teacher {path}: its weights do not fit its architecture "
+                                  f"({_first_line(e)})") from None
+        teacher.eval()
+        teacher.requires_grad_(False)
+        self.teacher = teacher
+        self.teacher_path = path
+        self._teacher_placement = None
+        n = sum(p.numel() for p in teacher.parameters())
+        logger.info(f"teacher {path}: {type(teacher).__name__} ({_get(tcfg.model, 'arch', '?')}), "
+                    f"{n:,} parameters, frozen; T = {self.cfg.kd_temperature}, "
+                    f"top-k = {self.cfg.teacher_topk or 'full vocabulary'}")
+
+    def _check_teacher_dictionaries(self, path, tcfg, weights) -> None:
+        src, tgt = self.cfg.source_lang, self.cfg.target_lang
+        tsrc, ttgt = _get(tcfg.task, "source_lang"), _get(tcfg.task, "target_lang")
+        if tsrc and ttgt and (tsrc, ttgt) != (src, tgt):
+            raise LskdConfigError(
+                f"teacher {path} translates {tsrc}->{ttgt} but the data is {src}->{tgt}: "
+                f"its source and target dictionary do not line up with the data's")
+        problems = []
+        tdata = utils.split_paths(_get(tcfg.task, "data") or "")
+        for side, lang, ours in (("source", src, self.src_dict), ("target", tgt, self.tgt_dict)):
+            f = os.path.join(tdata[0], f"dict.{lang}.txt") if tdata else None
+            if f and os.path.isfile(f):
+                diff = _dict_difference(ours, Dictionary.load(f))
+                if diff:
+                    problems.append(f"{side} dictionary differs ({f} vs the data's: {diff})")
+        # The weights themselves say how many symbols the teacher knows (also when its data
+        # directory is not on this machine).
+        sizes = (("source", "encoder.embed_tokens.weight", self.src_dict),
+                 ("target", "decoder.output_projection.weight", self.tgt_dict),
+                 ("target", "decoder.embed_tokens.weight", self.tgt_dict))
+        for side, key, ours in sizes:
+            w = weights.get(key)
+            if w is not None and w.shape[0] != len(ours) and not any(p.startswith(side) for p in problems):
+                problems.append(f"{side} dictionary differs (the teacher's {key} has {w.shape[0]} "
+                                f"rows, the data's {side} dictionary {len(ours)} symbols)")
+        if problems:
+            raise LskdConfigError(f"teacher {path}: " + "; ".join(problems))
+
+    def _teacher_for(self, model):
+        if self.teacher is None:
+            self.load_teacher(self.cfg.teacher_path)
+        p = next(model.parameters())
+        if self._teacher_placement != (p.device, p.dtype):
+            self.teacher.to(device=p.device, dtype=p.dtype)
+            self._teacher_placement = (p.device, p.dtype)
+        return self.teacher
+
+    def teacher_outputs(self, sample, model, autocast: bool = False) -> dict:
+        """Teacher-forced teacher logits at the non-pad target positions of ``sample``."""
+        teacher = self._teacher_for(model)
+        mask = sample["target"].ne(self.tgt_dict.pad())
+        device_type = mask.device.type
+        with torch.no_grad(), torch.autocast(device_type=device_type, enabled=autocast):
+            features, _ = teacher(**sample["net_input"], features_only=True)
+            logits = teacher.decoder.output_layer(features[mask])  # [N, V]
+            k = self.cfg.teacher_topk
+            if k and k > 0:
+                values, indices = logits.topk(k, dim=-1)
+                return {"mask": mask, "logits": None, "topk_values": values, "topk_indices": indices}
+        return {"mask": mask, "logits": logits, "topk_values": None, "topk_indices": None}
+
+    def _with_teacher(self, sample, model, autocast=False):
+        if sample is None or "net_input" not in sample:
+            return sample
+        sample = dict(sample)
+        sample[TEACHER_KEY] = self.teacher_outputs(sample, model, autocast)
+        return sample
+
+    # -------------------------------------------------------------- train/valid
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        sample = self._with_teacher(sample, model, autocast=isinstance(optimizer, AMPOptimizer))
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def valid_step(self, sample, model, criterion):
+        sample = self._with_teacher(sample, model)
+        return super().valid_step(sample, model, criterion)

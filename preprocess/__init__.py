@@ -1,0 +1,1 @@
+"""Raw corpora -> what the trainers read (NMT: preprocess.bible, preprocess.iwslt14)."""

@@ -1,0 +1,73 @@
+"""Feature dumps (lskd feature-set contract) and BLEU scoring of toy checkpoints."""
+import numpy as np
+import pytest
+
+from nmt_toy import PY, run, toy, toy_student
+from shared_metrics.featureset import FeatureSet
+
+
+@pytest.fixture(scope="module")
+def toyset(tmp_path_factory):
+    return toy(tmp_path_factory)
+
+
+def test_dump_features_teacher(toyset, tmp_path):
+    out = tmp_path / "feats"
+    run([PY, "-m", "nmt_plugin.dump_features", toyset["teacher"], "--split", "valid", "--out", out,
+         "--dtype", "float32", "--logits", "--cpu"])
+    fs = FeatureSet.open(out)
+    import nmt_plugin  # noqa: F401
+    from fairseq import checkpoint_utils
+    from fairseq.data import data_utils
+    [model], _ = checkpoint_utils.load_model_ensemble([str(toyset["teacher"])])
+    tgt = data_utils.load_indexed_dataset(str(toyset["data"] / "valid.de-en.en"), None)
+    assert fs.num_samples == sum(len(tgt[i]) for i in range(len(tgt)))      # every non-pad target token
+    assert fs.dim == 16 and fs.num_classes == len(model.decoder.dictionary)
+    assert fs.meta["task"] == "nmt" and fs.meta["role"] == "teacher" and fs.meta["alpha"] == pytest.approx(0.1)
+    assert fs.meta["classes"][:4] == ["<s>", "<pad>", "</s>", "<unk>"]
+    W = model.decoder.output_projection.weight.detach().numpy()
+    assert np.array_equal(fs.head_weight, W) and not fs.head_bias.any()
+    assert np.bincount(fs.labels, minlength=fs.num_classes)[1] == 0               # no <pad> labels
+    # features are what the projection sees: features @ W^T = the stored logits
+    x = np.asarray(fs.features[:50], dtype=np.float32)
+    assert np.allclose(x @ W.T, np.asarray(fs.logits[:50], dtype=np.float32), atol=2e-2)
+    # labels are the split's target tokens, with their counts
+    expected = np.bincount(np.concatenate([tgt[i].numpy() for i in range(len(tgt))]), minlength=fs.num_classes)
+    assert np.array_equal(fs.label_counts(), expected)
+
+
+def test_dump_features_student_capped(tmp_path_factory, tmp_path):
+    student = toy_student(tmp_path_factory)
+    out = tmp_path / "feats"
+    run([PY, "-m", "nmt_plugin.dump_features", student, "--split", "train", "--out", out,
+         "--max-per-type", "7", "--skip-special", "--cpu"])
+    fs = FeatureSet.open(out)
+    counts = fs.label_counts()
+    assert counts.max() == 7 and counts[2] == 0 and counts[3] == 0              # capped; no </s>, <unk>
+    assert fs.meta["role"] == "student" and fs.meta["temperature"] == 2.0 and fs.meta["alpha"] == pytest.approx(0.1)
+    assert fs.feature_dtype == np.float16
+    # a second run refuses to overwrite
+    proc = run([PY, "-m", "nmt_plugin.dump_features", student, "--out", out, "--cpu"], check=False)
+    assert proc.returncode != 0 and proc.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_bleu_score_and_table(toyset, tmp_path_factory, tmp_path):
+    proc = run([PY, "-m", "nmt_plugin.bleu", "score", toyset["teacher"], "--data", toyset["data"], "--cpu",
+                "--beam", "2"])
+    assert "BLEU = " in proc.stdout and "signature: nrefs:1|case:mixed|eff:no|tok:13a" in proc.stdout
+    student = toy_student(tmp_path_factory)
+    proc = run([PY, "-m", "nmt_plugin.bleu", "table", toyset["teacher"], student, "--data", toyset["data"],
+                "--cpu", "--beam", "2", "--out", tmp_path / "tab"])
+    assert "| α | teacher | T=2 |" in proc.stdout and "| 0.1 |" in proc.stdout
+    assert (tmp_path / "tab.csv").read_text().count("\n") == 3
+
+
+def test_table_mean_std():
+    from nmt_plugin.bleu import make_table
+    rows = [{"alpha": 0.0, "temperature": 1.0, "bleu": 30.0}, {"alpha": 0.0, "temperature": 1.0, "bleu": 32.0},
+            {"alpha": 0.1, "temperature": 1.0, "bleu": 31.0}, {"alpha": 0.1, "temperature": 3.0, "bleu": 29.0},
+            {"alpha": 0.1, "temperature": None, "bleu": 33.0}]
+    t = make_table(rows).splitlines()
+    assert t[0] == "| α | teacher | T=1 | T=3 |"
+    assert t[2] == "| 0 | – | 31.00 ± 1.41 (2) | – |"        # std of {30, 32} = sqrt(2)
+    assert t[3] == "| 0.1 | 33.00 ± 0.00 (1) | 31.00 ± 0.00 (1) | 29.00 ± 0.00 (1) |"

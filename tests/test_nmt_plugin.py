@@ -1,0 +1,196 @@
+"""kd_translation + ls_kd inside fairseq: a tiny Transformer on a toy corpus (CPU)."""
+import socket
+import subprocess
+
+import pytest
+import torch
+
+import nmt_plugin  # noqa: F401
+from nmt_plugin.errors import LskdConfigError
+from nmt_toy import PLUGIN, PY, REPO, TINY, env, fairseq, json_logs, toy
+
+
+@pytest.fixture(scope="module")
+def toyset(tmp_path_factory):
+    return toy(tmp_path_factory)
+
+
+def setup_kd(data, teacher, *extra):
+    """task, criterion, cfg exactly as fairseq-train builds them from these arguments."""
+    from fairseq import options, tasks, utils
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [str(data), *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
+                                                "--teacher-path", str(teacher), "--criterion", "ls_kd", *extra])
+    cfg = convert_namespace_to_omegaconf(args)
+    utils.import_user_module(cfg.common)
+    task = tasks.setup_task(cfg.task)
+    return task, task.build_criterion(cfg.criterion), cfg
+
+
+def batches(task, split="valid"):
+    task.load_dataset(split)
+    itr = task.get_batch_iterator(dataset=task.dataset(split), max_tokens=1000,
+                                  required_batch_size_multiple=1, seed=1)
+    return list(itr.next_epoch_itr(shuffle=False))
+
+
+def test_student_initialised_from_teacher_has_zero_kl(toyset):
+    from fairseq import checkpoint_utils
+    for T in (1.0, 3.0):
+        task, crit, _ = setup_kd(toyset["data"], toyset["teacher"], "--kd-temperature", str(T))
+        assert not any(p.requires_grad for p in task.teacher.parameters()) and not task.teacher.training
+        [student], _ = checkpoint_utils.load_model_ensemble([str(toyset["teacher"])], task=task)
+        assert student is not task.teacher
+        totals = {"kl": 0.0, "kd_loss": 0.0, "teacher_entropy": 0.0, "ntokens": 0}
+        for sample in batches(task):
+            loss, n, log = task.valid_step(sample, student, crit)
+            for k in totals:
+                totals[k] += float(log[k])
+        assert totals["ntokens"] > 100
+        assert abs(totals["kl"]) / totals["ntokens"] < 1e-5
+        assert totals["kd_loss"] == pytest.approx(totals["teacher_entropy"], rel=1e-5)
+        assert totals["teacher_entropy"] > 0
+
+
+def test_train_step_logs_and_teacher_frozen(toyset):
+    from fairseq import checkpoint_utils
+    task, crit, _ = setup_kd(toyset["data"], toyset["teacher"], "--kd-temperature", "2", "--kd-beta", "0.5",
+                             "--label-smoothing", "0.1", "--dropout", "0")
+    [student], _ = checkpoint_utils.load_model_ensemble([str(toyset["teacher"])], task=task)
+    for m in student.modules():  # train mode without dropout: the student computes what the teacher does
+        if "Dropout" in type(m).__name__:
+            m.p = 0.0
+    before = {k: v.clone() for k, v in task.teacher.state_dict().items()}
+    opt = torch.optim.SGD(student.parameters(), lr=0.1)
+
+    class Opt:  # the bit of fairseq's optimizer interface train_step uses
+        def backward(self, loss):
+            loss.backward()
+
+    sample = batches(task, "train")[0]
+    loss, n, log = task.train_step(sample, student, crit, Opt(), update_num=0)
+    opt.step()
+    assert n == sample["ntokens"] and loss.item() > 0
+    # p_s = p_t before the step, so kl = 0 and loss = 0.5 CE_LS + 0.5 T² H(p_t).
+    assert float(log["kl"]) / n == pytest.approx(0.0, abs=1e-5)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    assert all(p.grad is None for p in task.teacher.parameters())
+    for k, v in task.teacher.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_teacher_follows_student_dtype(toyset):
+    from fairseq import checkpoint_utils
+    task, crit, _ = setup_kd(toyset["data"], toyset["teacher"])
+    [student], _ = checkpoint_utils.load_model_ensemble([str(toyset["teacher"])], task=task)
+    student = student.to(torch.bfloat16)
+    out = task.teacher_outputs(batches(task)[0], student)
+    assert next(task.teacher.parameters()).dtype == torch.bfloat16 and out["logits"].dtype == torch.bfloat16
+
+
+def test_topk_option(toyset):
+    from fairseq import checkpoint_utils
+    task, crit, _ = setup_kd(toyset["data"], toyset["teacher"], "--teacher-topk", "5", "--kd-temperature", "2")
+    [student], _ = checkpoint_utils.load_model_ensemble([str(toyset["teacher"])], task=task)
+    sample = batches(task)[0]
+    out = task.teacher_outputs(sample, student)
+    assert out["logits"] is None and out["topk_indices"].shape == (sample["ntokens"], 5)
+    _, _, log = task.valid_step(sample, student, crit)
+    # truncated teacher: lower entropy than the full one, kd_loss = kl + entropy still holds
+    full_task, full_crit, _ = setup_kd(toyset["data"], toyset["teacher"], "--kd-temperature", "2")
+    _, _, full = full_task.valid_step(sample, student, full_crit)
+    assert float(log["teacher_entropy"]) < float(full["teacher_entropy"])
+    assert float(log["kd_loss"]) == pytest.approx(float(log["kl"]) + float(log["teacher_entropy"]), rel=1e-5)
+
+
+def test_fairseq_train_kd_end_to_end(toyset, tmp_path):
+    proc = fairseq("train", toyset["data"], *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
+                   "--teacher-path", toyset["teacher"], "--kd-temperature", "2", "--criterion", "ls_kd",
+                   "--save-dir", tmp_path / "student")
+    logs = json_logs(proc.stdout + proc.stderr)
+    train = [r for r in logs if "train_kd_loss" in r][-1]
+    valid = [r for r in logs if "valid_kd_loss" in r][-1]
+    for prefix, rec in (("train_", train), ("valid_", valid)):
+        kd, kl, ent = (float(rec[prefix + k]) for k in ("kd_loss", "kl", "teacher_entropy"))
+        assert kd == pytest.approx(kl + ent, abs=2e-3)
+        assert float(rec[prefix + "loss"]) == pytest.approx(4 * kd, abs=1e-2)   # β = 1: T² kd
+        assert prefix + "nll_loss" in rec and prefix + "ppl" in rec
+    assert (tmp_path / "student" / "checkpoint_best.pt").exists()
+    # the student loads back for inference without its teacher being set up (--task translation)
+    gen = fairseq("generate", toyset["data"], "--user-dir", PLUGIN, "--path", tmp_path / "student" / "checkpoint_best.pt",
+                  "--beam", "2", "--max-tokens", "1000", "--required-batch-size-multiple", "1", "--cpu", "--quiet")
+    assert "BLEU" in gen.stdout + gen.stderr
+
+
+def test_dictionary_mismatch_refused(toyset, tmp_path):
+    with pytest.raises(LskdConfigError, match="dictionary"):
+        setup_kd(toyset["other_data"], toyset["teacher"])
+    # and fairseq-train ends with a one-line error naming what differs, no traceback
+    proc = fairseq("train", toyset["other_data"], *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
+                   "--teacher-path", toyset["teacher"], "--criterion", "ls_kd", "--save-dir", tmp_path / "s",
+                   check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: teacher") and "target dictionary differs" in last and "source dictionary" in last
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_teacher_checkpoints(toyset, tmp_path):
+    with pytest.raises(LskdConfigError, match="not found"):
+        setup_kd(toyset["data"], tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(LskdConfigError, match="not a readable fairseq checkpoint"):
+        setup_kd(toyset["data"], junk)
+    # a checkpoint of another task (hand-edited copy of the teacher)
+    from fairseq import checkpoint_utils
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(toyset["teacher"]))
+    from omegaconf import OmegaConf
+    cfg = OmegaConf.to_container(state["cfg"])
+    cfg["task"]["_name"] = "language_modeling"
+    lm = tmp_path / "lm.pt"
+    torch.save({**state, "cfg": cfg}, lm)
+    with pytest.raises(LskdConfigError, match="not a translation model"):
+        setup_kd(toyset["data"], lm)
+    with pytest.raises(LskdConfigError, match="teacher-path"):
+        setup_kd(toyset["data"], "")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_cpu_distributed(toyset, tmp_path):
+    """fairseq's own DDP on CPU: two fairseq-train ranks, gloo, --distributed-world-size 2."""
+    port = _free_port()
+    common = [PY, "-m", "fairseq_cli.train", str(toyset["data"]), *TINY, "--user-dir", PLUGIN,
+              "--task", "kd_translation", "--teacher-path", str(toyset["teacher"]), "--kd-temperature", "2",
+              "--criterion", "ls_kd", "--save-dir", str(tmp_path / "ddp"), "--distributed-world-size", "2",
+              "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-no-spawn",
+              "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp"]
+    procs = [subprocess.Popen(common + ["--distributed-rank", str(r)], cwd=REPO, env=env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+    logs = json_logs(outs[0])
+    train = [r for r in logs if "train_kd_loss" in r][-1]
+    assert float(train["train_kd_loss"]) == pytest.approx(
+        float(train["train_kl"]) + float(train["train_teacher_entropy"]), abs=2e-3)
+    assert (tmp_path / "ddp" / "checkpoint_best.pt").exists()
+
+
+def test_second_copy_of_the_plugin_imports_cleanly(tmp_path):
+    """An installed copy beside the --user-dir one registers nothing twice and raises nothing."""
+    import shutil
+    shutil.copytree(REPO / "nmt_plugin", tmp_path / "nmt_plugin_copy",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import sys; sys.path.insert(0, %r); import nmt_plugin, nmt_plugin_copy; "
+            "from fairseq.criterions import CRITERION_REGISTRY; from fairseq.tasks import TASK_REGISTRY; "
+            "assert CRITERION_REGISTRY['ls_kd'] is nmt_plugin.ls_kd.LsKdCriterion; "
+            "assert TASK_REGISTRY['kd_translation'] is nmt_plugin.kd_translation.KdTranslationTask; print('ok')"
+            % str(tmp_path))
+    proc = subprocess.run([PY, "-c", code], cwd=REPO, env=env(), capture_output=True, text=True)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
