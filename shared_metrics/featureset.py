@@ -331,8 +331,13 @@ class FeatureSetWriter:
             raise FeatureSetError(f"features block must be [n, {self.dim}], got {features.shape}")
         if self.count + n > self.num_samples:
             raise FeatureSetError(f"more than the declared {self.num_samples} rows appended")
+        rows = f"rows {self.count}..{self.count + n - 1}"
+        # Checked after the cast: a value beyond ±65504 becomes inf in float16.
+        with np.errstate(over="ignore"):
+            features = features.astype(self._features.dtype, copy=False)
         if not np.isfinite(features).all():
-            raise FeatureSetError(f"non-finite feature value in rows {self.count}..{self.count + n - 1}")
+            raise FeatureSetError(f"non-finite feature value in {rows} (NaN, inf, or too large for "
+                                  f"{self._features.dtype})")
         labels = np.asarray(labels).astype(np.int64, copy=False).reshape(-1)
         if labels.shape != (n,) or (labels < 0).any() or (labels >= self.num_classes).any():
             raise FeatureSetError(f"labels block must be {n} ints in 0..{self.num_classes - 1}")
@@ -342,6 +347,11 @@ class FeatureSetWriter:
         if self._logits is not None:
             if logits is None or np.shape(logits) != (n, self.num_classes):
                 raise FeatureSetError(f"logits block must be [{n}, {self.num_classes}]")
+            with np.errstate(over="ignore"):
+                logits = np.asarray(logits).astype(self._logits.dtype, copy=False)
+            if not np.isfinite(logits).all():
+                raise FeatureSetError(f"non-finite logit in {rows} (NaN, inf, or too large for "
+                                      f"{self._logits.dtype})")
             self._logits[sl] = logits
         self.count += n
 

@@ -53,6 +53,14 @@ def test_writer_is_atomic(tmp_path):
 def test_writer_refuses_nan_and_existing(tmp_path):
     with pytest.raises(FeatureSetError, match="non-finite"):
         write_feature_set(tmp_path / "n", np.array([[np.nan, 1.0]]), [0], np.ones((1, 2)), meta={"classes": ["a"]})
+    with pytest.raises(FeatureSetError, match="too large for float16"):   # 1e5 > 65504
+        w = FeatureSetWriter(tmp_path / "big", num_samples=1, dim=2, head_weight=np.ones((1, 2)),
+                             meta={"classes": ["a"]}, dtype=np.float16)
+        w.append(np.array([[1e5, 1.0]], np.float32), [0])
+    w.abort()
+    with pytest.raises(FeatureSetError, match="non-finite logit"):
+        write_feature_set(tmp_path / "lg", np.zeros((1, 2), np.float32), [0], np.ones((1, 2)),
+                          meta={"classes": ["a"]}, logits=np.array([[np.nan]], np.float32))
     path, _, _ = _write(tmp_path)
     with pytest.raises(FeatureSetError, match="already exists"):
         _write(tmp_path)

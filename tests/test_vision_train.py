@@ -1,0 +1,277 @@
+"""End-to-end runs of vision/distill.py on scikit-learn's digits (32 px, a few hundred images):
+temperature-sweep equivalence, resume, 2-process DDP == 1 process, feature dumps."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+pytest.importorskip("sklearn")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from shared_metrics.featureset import FeatureSet  # noqa: E402
+from vision import distill, dump_features  # noqa: E402
+from vision import data as vdata  # noqa: E402
+from vision.models import build_model, find_head, load_pretrained  # noqa: E402
+
+DATA = ["--dataset", "digits", "--limit-train", "128", "--limit-val", "101", "--workers", "0",
+        "--device", "cpu", "--print-freq", "100"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a small shared CPU, OpenMP threads spinning against other work
+    made these runs ten times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run(*argv):
+    args = distill.get_args_parser().parse_args([*DATA, *argv])
+    distill.main(args)
+    return args
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def assert_same_weights(a, b, atol=0.0):
+    a, b = weights(a), weights(b)
+    assert a.keys() == b.keys()
+    for k in a:
+        if a[k].is_floating_point():
+            torch.testing.assert_close(a[k], b[k], atol=atol, rtol=0, msg=k)
+        else:
+            assert torch.equal(a[k], b[k]), k
+
+
+def metrics(path, drop=("img_s", "epoch_time_s")):
+    with open(path) as f:
+        return [{k: v for k, v in json.loads(line).items() if k not in drop} for line in f]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A resnet18 teacher with label smoothing 0.1 (two short epochs), its features dumped."""
+    out = tmp_path_factory.mktemp("teacher")
+    run("--mode", "teacher", "--model", "resnet18", "--label-smoothing", "0.1", "--epochs", "2",
+        "--batch-size", "32", "--lr", "0.02", "--output-dir", str(out), "--dump-features",
+        "--feature-dtype", "float32")
+    return out
+
+
+def test_teacher_outputs_and_feature_dump(teacher):
+    recs = metrics(teacher / "metrics.jsonl")
+    assert [r["epoch"] for r in recs] == [0, 1]
+    assert recs[-1]["val_samples"] == 101 and len(recs[-1]["val_per_class_acc1"]) == 10
+    ck = torch.load(teacher / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert ck["model_name"] == "resnet18" and ck["num_classes"] == 10 and ck["alpha"] == 0.1
+    assert ck["epoch"] == 2 and ck["classes"] == [str(i) for i in range(10)]
+    for split, n in (("train", 128), ("valid", 101)):
+        fs = FeatureSet.open(teacher / "features" / split)
+        assert fs.num_samples == n and fs.dim == 512 and fs.num_classes == 10
+        assert fs.meta["alpha"] == 0.1 and fs.meta["temperature"] is None
+        assert fs.meta["split"] == split and fs.meta["model"] == "resnet18"
+        assert fs.meta["task"] == "vision" and fs.meta["seed"] == 0
+        # the features are the classifier's input: W f + b reproduces the logits
+        f = np.asarray(fs.features, dtype=np.float64)
+        logits = f @ fs.head_weight.T.astype(np.float64) + fs.head_bias
+        np.testing.assert_allclose(logits, np.asarray(fs.logits, np.float64), rtol=1e-2, atol=1e-2)
+
+
+def test_standalone_dump_matches_and_test_only(teacher, tmp_path, capsys):
+    out = tmp_path / "feats"
+    dump_features.main(dump_features.get_args_parser().parse_args(
+        [str(teacher / "checkpoint.pt"), "--output", str(out), "--limit-train", "128",
+         "--limit-val", "101", "--workers", "0", "--device", "cpu", "--feature-dtype", "float32"]))
+    for split in ("train", "valid"):
+        a, b = FeatureSet.open(out / split), FeatureSet.open(teacher / "features" / split)
+        np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)
+        assert np.array_equal(a.labels, b.labels) and a.meta == b.meta
+    capsys.readouterr()
+    run("--mode", "teacher", "--model", "resnet18", "--output-dir", str(teacher), "--test-only")
+    acc = metrics(teacher / "metrics.jsonl")[-1]["val_acc1"]
+    assert f"test: acc1 {acc:.3f}" in capsys.readouterr().out
+
+
+def test_sweep_student_equals_single_temperature_run(teacher, tmp_path):
+    """mobilenet_v2 has dropout: each student keeps its own RNG stream, so the T=4 student of a
+    T in {1, 4} sweep is the very student a T=4 run trains alone (same init, data, masks)."""
+    common = ["--mode", "student", "--model", "mobilenet_v2", "--teacher",
+              str(teacher / "checkpoint.pt"), "--epochs", "1", "--batch-size", "32",
+              "--lr", "0.02", "--seed", "5", "--beta", "0.7"]
+    run(*common, "--temperature", "1", "4", "--output-dir", str(tmp_path / "sweep"),
+        "--dump-features")
+    run(*common, "--temperature", "4", "--output-dir", str(tmp_path / "single"))
+    assert sorted(os.listdir(tmp_path / "sweep")) == ["T1", "T4"]
+    assert_same_weights(tmp_path / "sweep/T4/checkpoint.pt", tmp_path / "single/T4/checkpoint.pt")
+    assert metrics(tmp_path / "sweep/T4/metrics.jsonl") == \
+        metrics(tmp_path / "single/T4/metrics.jsonl")
+    with pytest.raises(AssertionError):  # and the temperature does change the student
+        assert_same_weights(tmp_path / "sweep/T1/checkpoint.pt",
+                            tmp_path / "sweep/T4/checkpoint.pt")
+    fs = FeatureSet.open(tmp_path / "sweep/T4/features/valid")
+    assert fs.meta["temperature"] == 4.0 and fs.meta["alpha"] == 0.1
+    assert fs.meta["model"] == "mobilenet_v2" and fs.dim == 1280
+    ck = torch.load(tmp_path / "sweep/T1/checkpoint.pt", map_location="cpu", weights_only=True)
+    assert ck["temperature"] == 1.0 and ck["alpha"] == 0.1 and ck["mode"] == "student"
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(teacher, tmp_path, monkeypatch):
+    common = ["--mode", "student", "--model", "mobilenet_v2", "--teacher",
+              str(teacher / "checkpoint.pt"), "--temperature", "2", "--batch-size", "32",
+              "--lr", "0.02", "--lr-step", "1", "--lr-gamma", "0.5"]
+    run(*common, "--epochs", "2", "--output-dir", str(tmp_path / "straight"))
+    # the same run, interrupted in the middle of its second epoch (4 steps an epoch)
+    real_step, calls = distill.kd.train_step, []
+
+    def dying_step(*a, **kw):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real_step(*a, **kw)
+
+    monkeypatch.setattr(distill.kd, "train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        run(*common, "--epochs", "2", "--output-dir", str(tmp_path / "stop"))
+    monkeypatch.undo()
+    ck = torch.load(tmp_path / "stop/T2/checkpoint.pt", map_location="cpu", weights_only=True)
+    assert ck["epoch"] == 1
+    with pytest.raises(distill.VisionError, match="--resume"):  # no silent restart
+        run(*common, "--epochs", "2", "--output-dir", str(tmp_path / "stop"))
+    run(*common, "--epochs", "2", "--output-dir", str(tmp_path / "stop"), "--resume")
+    assert_same_weights(tmp_path / "straight/T2/checkpoint.pt", tmp_path / "stop/T2/checkpoint.pt")
+    a = metrics(tmp_path / "straight/T2/metrics.jsonl")
+    b = metrics(tmp_path / "stop/T2/metrics.jsonl")
+    assert a == b and [r["lr"] for r in a] == [0.02, 0.01]
+
+
+def torchrun(*argv, nproc=2):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+         "--standalone", os.path.join(ROOT, "vision", "distill.py"), *argv],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its workers
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def test_two_process_ddp_equals_one_process(teacher, tmp_path):
+    """torchrun --nproc_per_node 2 with batch 32 each == one process with batch 64. squeezenet
+    without dropout has no BatchNorm (per-process batch statistics would differ; SyncBatchNorm
+    has no CPU kernels) and no random layer."""
+    common = ["--mode", "student", "--model", "squeezenet1_1", "--model-arg", "dropout=0.0",
+              "--teacher", str(teacher / "checkpoint.pt"), "--temperature", "2", "--epochs", "2",
+              "--lr", "0.01", "--seed", "3", "--label-smoothing", "0.1", "--beta", "0.5"]
+    torchrun(*DATA, *common, "--batch-size", "32", "--output-dir", str(tmp_path / "ddp"))
+    run(*common, "--batch-size", "64", "--output-dir", str(tmp_path / "one"))
+    assert_same_weights(tmp_path / "ddp/T2/checkpoint.pt", tmp_path / "one/T2/checkpoint.pt",
+                        atol=1e-4)
+    a, b = metrics(tmp_path / "ddp/T2/metrics.jsonl"), metrics(tmp_path / "one/T2/metrics.jsonl")
+    for ra, rb in zip(a, b):
+        assert ra["val_samples"] == rb["val_samples"] == 101  # no padded sample counted twice
+        assert ra["train_samples"] == rb["train_samples"] == 128
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-4)
+        assert ra["val_loss"] == pytest.approx(rb["val_loss"], rel=1e-3)
+
+
+def test_ddp_feature_dump_covers_the_whole_split(tmp_path):
+    """Under DDP rank 0 dumps the full, unpadded splits while the other rank waits."""
+    out = torchrun("--dataset", "digits", "--limit-train", "50", "--limit-val", "37",
+                   "--workers", "0", "--device", "cpu", "--mode", "teacher", "--epochs", "1",
+                   "--batch-size", "16", "--output-dir", str(tmp_path), "--dump-features")
+    assert "img/s" in out and "eta:" in out
+    assert FeatureSet.open(tmp_path / "features/train").num_samples == 50
+    assert FeatureSet.open(tmp_path / "features/valid").num_samples == 37
+    assert metrics(tmp_path / "metrics.jsonl")[0]["val_samples"] == 37
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "efficientnet_b0"])
+def test_small_input_keeps_resolution(name):
+    torch.manual_seed(0)
+    model = build_model(name, 10, small_input=True).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    if name == "resnet18":
+        assert model.conv1.stride == (1, 1) and isinstance(model.maxpool, torch.nn.Identity)
+
+
+def test_pretrained_weights_skip_a_classifier_of_another_size(tmp_path):
+    torch.manual_seed(1)
+    imagenet_like = build_model("resnet18", 1000)
+    torch.save(imagenet_like.state_dict(), tmp_path / "r18.pth")
+    model = build_model("resnet18", 10)
+    left = load_pretrained(model, str(tmp_path / "r18.pth"))
+    assert left == ["fc.weight", "fc.bias"]
+    assert torch.equal(model.conv1.weight, imagenet_like.conv1.weight)
+
+
+def test_imagefolder_cub_recipe_channels_last(tmp_path):
+    """A tiny ImageFolder (train/ and val/ class folders of PNGs) through the CUB augmentations,
+    channels_last, fine-tuning from --pretrained weights."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 3)):
+        for cls in ("001.Albatross", "002.Auklet", "003.Cowbird"):
+            d = tmp_path / "cub" / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(d / f"{i}.png")
+    torch.save(build_model("resnet18", 1000).state_dict(), tmp_path / "r18.pth")
+    args = distill.get_args_parser().parse_args([
+        "--dataset", "imagefolder", "--data", str(tmp_path / "cub"), "--recipe", "cub",
+        "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--workers", "0",
+        "--device", "cpu", "--channels-last", "--label-smoothing", "0.1",
+        "--pretrained", str(tmp_path / "r18.pth"), "--output-dir", str(tmp_path / "out"),
+        "--dump-features", "--feature-dtype", "float32"])
+    distill.main(args)
+    assert args.lr == 0.01  # the CUB recipe's default
+    rec = metrics(tmp_path / "out/metrics.jsonl")[0]
+    assert rec["train_samples"] == 18 and rec["val_samples"] == 9
+    fs = FeatureSet.open(tmp_path / "out/features/train")
+    assert fs.classes == ["001.Albatross", "002.Auklet", "003.Cowbird"] and fs.num_samples == 18
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(vdata.FASHION_MNIST_DIR,
+                                                    "t10k-labels-idx1-ubyte.gz")),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_idx_files():
+    ds = vdata.build_datasets("fashion-mnist", limit_train=64, limit_val=32, image_size=28)
+    assert len(ds.train) == 64 and len(ds.val) == 32 and ds.classes[0] == "T-shirt/top"
+    x, y = ds.val[0]
+    assert x.shape == (3, 28, 28) and 0 <= y < 10
+    labels = vdata.read_idx(os.path.join(vdata.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz"))
+    assert labels.shape == (10000,) and np.bincount(labels).tolist() == [1000] * 10
+
+
+@pytest.mark.parametrize("name,dim", [("resnet18", 512), ("resnet50", 2048), ("mobilenet_v2", 1280),
+                                      ("efficientnet_b0", 1280), ("convnext_tiny", 768)])
+def test_head_input_is_the_penultimate_feature(name, dim):
+    """The dumped feature is the input of the last Linear with K outputs: W f + b = logits."""
+    torch.manual_seed(0)
+    model = build_model(name, 7).eval()
+    head = find_head(model, 7)
+    assert head.in_features == dim
+    seen = []
+    head.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 32, 32))
+    torch.testing.assert_close(seen[0] @ head.weight.T + head.bias, logits)

@@ -1,0 +1,467 @@
+"""Label-smoothed teachers and KD students (with temperature sweeps) on torchvision models.
+
+Teacher (cross-entropy with label smoothing α):
+    torchrun --nproc_per_node 8 vision/distill.py --mode teacher --model resnet50 \\
+        --dataset imagefolder --data /data/imagenet --label-smoothing 0.1 --output-dir runs/r50_ls
+
+Students (KD from the frozen teacher; one student per temperature, ONE teacher forward a batch):
+    torchrun --nproc_per_node 8 vision/distill.py --mode student --model resnet18 \\
+        --teacher runs/r50_ls/checkpoint.pt --temperature 1 2 3 --dataset imagefolder \\
+        --data /data/imagenet --output-dir runs/r18_kd --dump-features
+
+    loss = (1-β)·CE(y) + β·T²·H(p_t(T), p_s(T))      (β = 1 by default, as in the paper)
+
+``python vision/distill.py ...`` runs the same job in one process. A teacher run writes to
+OUTPUT/, a student for temperature T to OUTPUT/T<T>/ (T1, T3, T1.5): checkpoint.pt (atomically,
+each epoch), metrics.jsonl (one line an epoch), args.json and, with --dump-features,
+features/{train,valid}/ in the DESIGN.md feature-set layout. --resume continues from those
+checkpoints (to the --epochs given now). --batch-size is per process.
+
+Paper defaults, all overridable: SGD, momentum 0.9, weight decay 1e-4, batch 256, lr 0.1
+(0.01 with --recipe cub) decayed x0.1 every 30 of 90 epochs (teachers) or every 80 of 200
+epochs (students).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a script (python/torchrun vision/distill.py)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import ast
+import contextlib
+import copy
+import json
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shared_metrics.featureset import FeatureSetError
+from vision import data as vdata
+from vision import kd, utils
+from vision.dump_features import CREATED_BY, dump_all, feature_dtype
+from vision.models import (build_model, find_head, load_checkpoint, load_pretrained,
+                           model_from_checkpoint)
+from vision.utils import VisionError
+
+DEFAULTS = {  # (mode) -> epochs, lr_step
+    "teacher": (90, 30),
+    "student": (200, 80),
+}
+
+
+def get_args_parser(add_help=True):
+    p = argparse.ArgumentParser(prog="distill.py", description=__doc__, add_help=add_help,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("task")
+    g.add_argument("--mode", choices=("teacher", "student"), default="teacher")
+    g.add_argument("--label-smoothing", type=float, default=0.0, metavar="α",
+                   help="label smoothing α in [0, 1) of the CE term (teacher: its LS; default 0)")
+    g.add_argument("--teacher", metavar="CKPT", help="student mode: the teacher's checkpoint")
+    g.add_argument("--teacher-model", metavar="NAME",
+                   help="the teacher's architecture (default: read from its checkpoint)")
+    g.add_argument("--teacher-alpha", type=float, metavar="α",
+                   help="the teacher's α when its checkpoint does not record it")
+    g.add_argument("--temperature", type=float, nargs="+", metavar="T",
+                   help="student mode: one or more temperatures T > 0 (one student each)")
+    g.add_argument("--beta", type=float, default=1.0, metavar="β",
+                   help="weight of the KD term, in [0, 1] (default 1: pure KD, as in the paper)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="resnet18", help="any torchvision classification model")
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword for the model builder, e.g. dropout=0.0 (repeatable)")
+    g.add_argument("--pretrained", metavar="PATH", help="start from a local weights file "
+                   "(a state dict or checkpoint; a classifier of another size is left new)")
+    g.add_argument("--small-input", action="store_true",
+                   help="stride-1 stem for tiny images (see vision/models.py:adapt_small_input)")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=vdata.DATASETS, default="imagefolder")
+    g.add_argument("--data", metavar="PATH", help="imagefolder root (train/, val/) or the "
+                   "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)")
+    g.add_argument("--recipe", choices=("imagenet", "cub"), default="imagenet",
+                   help="imagefolder augmentations (cub adds rotation and colour jitter; lr 0.01)")
+    g.add_argument("--image-size", type=int, help="train crop / resize size "
+                   "(default 224 for imagefolder, 32 for the small grey sets)")
+    g.add_argument("--limit-train", type=int, metavar="N", help="use the first N training images")
+    g.add_argument("--limit-val", type=int, metavar="N", help="use the first N validation images")
+    g.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                   help="data-loading processes per process (default: min(8, CPUs))")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, help="default 90 (teacher) / 200 (student)")
+    g.add_argument("--batch-size", type=int, default=256, help="images per process")
+    g.add_argument("--lr", type=float, help="default 0.1 (0.01 with --recipe cub)")
+    g.add_argument("--lr-step", type=int, help="decay every N epochs: default 30 / 80")
+    g.add_argument("--lr-gamma", type=float, default=0.1)
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--weight-decay", type=float, default=1e-4)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--deterministic", action="store_true", help="deterministic algorithms only")
+    g = p.add_argument_group("engineering")
+    g.add_argument("--device", choices=("cpu", "cuda"),
+                   default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("--amp", action="store_true", help="bf16 autocast")
+    g.add_argument("--channels-last", action="store_true")
+    g.add_argument("--compile", action="store_true", help="torch.compile student(s) and teacher")
+    g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP (CUDA only)")
+    g.add_argument("--output-dir", default="runs/vision")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint(s) in --output-dir")
+    g.add_argument("--test-only", action="store_true",
+                   help="evaluate the checkpoint(s) in --output-dir (or --pretrained) and stop")
+    g.add_argument("--dump-features", action="store_true",
+                   help="write features/train and features/valid for the final model(s)")
+    g.add_argument("--feature-dtype", choices=("auto", "float16", "float32"), default="auto",
+                   help="features.npy dtype; auto: float32, float16 above 2**28 values")
+    g.add_argument("--print-freq", type=int, default=50)
+    g.add_argument("--dist-timeout", type=int, default=120, help="process-group timeout, minutes")
+    return p
+
+
+# ----------------------------------------------------------------------------- arguments
+def check_args(args) -> None:
+    """Refuse bad input before any work (one-line errors)."""
+    if not 0.0 <= args.label_smoothing < 1.0:
+        raise VisionError(f"--label-smoothing α must be in [0, 1), got {args.label_smoothing:g}")
+    if not 0.0 <= args.beta <= 1.0:
+        raise VisionError(f"--beta must be in [0, 1], got {args.beta:g}")
+    if args.mode == "student":
+        if not args.temperature:
+            raise VisionError("--mode student needs --temperature T [T ...]")
+        bad = [t for t in args.temperature if not t > 0 or not np.isfinite(t)]
+        if bad:
+            raise VisionError(f"--temperature must be > 0, got {bad[0]:g}")
+        if len({temp_name(t) for t in args.temperature}) != len(args.temperature):
+            raise VisionError("--temperature lists the same value twice")
+        if not args.teacher:
+            raise VisionError("--mode student needs --teacher CKPT")
+    elif args.temperature or args.teacher:
+        raise VisionError("--temperature and --teacher only apply to --mode student")
+    for name in ("epochs", "batch_size", "lr_step", "image_size", "limit_train", "limit_val"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise VisionError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    if args.lr is not None and args.lr <= 0:
+        raise VisionError(f"--lr must be > 0, got {args.lr:g}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise VisionError("--device cuda: no CUDA device is available (use --device cpu)")
+    if args.sync_bn and args.device != "cuda":
+        raise VisionError("--sync-bn needs --device cuda (SyncBatchNorm has no CPU kernels)")
+    if args.resume and args.test_only:
+        raise VisionError("--test-only already loads the checkpoint(s); drop --resume")
+    args.model_kwargs = parse_model_args(args.model_arg)
+    epochs, step = DEFAULTS[args.mode]
+    args.epochs = args.epochs or epochs
+    args.lr_step = args.lr_step or step
+    args.lr = args.lr or (0.01 if args.recipe == "cub" else 0.1)
+
+
+def parse_model_args(items) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise VisionError(f"--model-arg wants KEY=VALUE, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def temp_name(t: float) -> str:
+    """Directory name of a temperature: 1.0 -> T1, 1.5 -> T1.5."""
+    return f"T{t:g}"
+
+
+def plain_args(args) -> dict:
+    """vars(args) as JSON-safe plain types (checkpoints load with weights_only=True)."""
+    return json.loads(json.dumps(vars(args), default=str))
+
+
+# ----------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(model, loader, device, num_classes, autocast=contextlib.nullcontext,
+             memory_format=torch.contiguous_format) -> dict:
+    """Top-1/top-5, per-class accuracy and mean CE over the whole split. Each process sees a
+    disjoint unpadded shard (vdata.ShardSampler); sums are all-reduced, so nothing counts twice."""
+    model.eval()
+    K = num_classes
+    sums = torch.zeros(2 * K + 2, dtype=torch.float64, device=device)  # hit1[K], n[K], hit5, loss
+    for images, target in loader:
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        target = target.to(device, non_blocking=True)
+        with autocast():
+            logits = model(images)
+        logits = logits.float()
+        top = logits.topk(min(5, K), dim=1).indices
+        hit1 = top[:, 0] == target
+        sums[:K] += torch.bincount(target[hit1], minlength=K)
+        sums[K:2 * K] += torch.bincount(target, minlength=K)
+        sums[2 * K] += (top == target[:, None]).any(1).sum()
+        sums[2 * K + 1] += F.cross_entropy(logits, target, reduction="sum").double()
+    sums = utils.reduce_across_processes(sums).cpu()
+    n = float(sums[K:2 * K].sum())
+    per_class = (sums[:K] / sums[K:2 * K].clamp(min=1)).tolist()
+    return {"val_acc1": 100.0 * float(sums[:K].sum()) / max(n, 1),
+            "val_acc5": 100.0 * float(sums[2 * K]) / max(n, 1),
+            "val_loss": float(sums[2 * K + 1]) / max(n, 1),
+            "val_per_class_acc1": [100.0 * a for a in per_class], "val_samples": int(n)}
+
+
+# ----------------------------------------------------------------------------- training
+def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory_format):
+    for r in runs:
+        r.slot.model.train()
+    slots = [r.slot for r in runs]
+    logger = utils.MetricLogger()
+    n_img = args.batch_size * args.world_size
+    win = [torch.zeros(2, device=device) for _ in runs]  # loss*n, correct since last print
+    tot = np.zeros((len(runs), 2))
+    win_n = tot_n = 0
+    t0 = time.time()
+    for i, (images, target) in enumerate(logger.log_every(loader, args.print_freq,
+                                                          f"Epoch: [{epoch}]", n_img)):
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        target = target.to(device, non_blocking=True)
+        outs = kd.train_step(slots, images, target, teacher=teacher, beta=args.beta,
+                             label_smoothing=args.label_smoothing, autocast=autocast)
+        kd.tally(win, outs, target)
+        win_n += target.size(0)
+        if logger.will_print(i):  # the only host sync of the loop
+            vals = torch.stack(win).cpu().numpy()
+            tot += vals
+            tot_n += win_n
+            for r, (ls, c) in zip(runs, vals):
+                logger.update(n=win_n, **{f"lr{r.tag}": r.slot.optimizer.param_groups[0]["lr"],
+                                 f"loss{r.tag}": ls / win_n, f"acc1{r.tag}": 100.0 * c / win_n})
+            for w in win:
+                w.zero_()
+            win_n = 0
+    elapsed = time.time() - t0
+    totals = utils.reduce_across_processes(
+        torch.tensor(np.concatenate([tot.ravel(), [tot_n]]), dtype=torch.float64), device).cpu()
+    tot, n = totals[:-1].view(len(runs), 2).numpy(), float(totals[-1])
+    return [{"train_loss": ls / max(n, 1), "train_acc1": 100.0 * c / max(n, 1),
+             "train_samples": int(n), "img_s": n / elapsed, "epoch_time_s": elapsed}
+            for ls, c in tot]
+
+
+# ----------------------------------------------------------------------------- set-up
+def load_teacher(args, num_classes, classes, device):
+    model, ckpt = model_from_checkpoint(args.teacher, args.teacher_model)
+    if ckpt["num_classes"] != num_classes:
+        raise VisionError(f"teacher {args.teacher} has {ckpt['num_classes']} classes but the "
+                          f"{args.dataset} data has {num_classes}")
+    if ckpt.get("classes") and list(ckpt["classes"]) != list(classes):
+        print(f"warning: the teacher's class names differ from the data's ({args.teacher})")
+    alpha = ckpt.get("alpha", args.teacher_alpha)
+    if args.teacher_alpha is not None and alpha != args.teacher_alpha:
+        raise VisionError(f"--teacher-alpha {args.teacher_alpha:g} contradicts the teacher "
+                          f"checkpoint's α = {alpha:g}")
+    teacher = kd.FrozenTeacher(model.to(device))
+    if args.channels_last:
+        teacher.to(memory_format=torch.channels_last)
+    if args.compile:
+        teacher.forward_fn = torch.compile(teacher.model)
+    return teacher, ckpt, alpha
+
+
+def make_runs(args, num_classes, device):
+    """One run (model, optimizer, schedule, output dir) per temperature (or the teacher).
+    Every student starts from the same weights, built right after torch.manual_seed(seed)."""
+    torch.manual_seed(args.seed)
+    base = build_model(args.model, num_classes, args.small_input, args.model_kwargs)
+    if args.pretrained:
+        left = load_pretrained(base, args.pretrained)
+        print(f"pretrained: {args.pretrained} ({len(left)} tensors left as initialised: "
+              f"{', '.join(left[:4])}{' ...' if len(left) > 4 else ''})")
+    if args.dump_features:
+        find_head(base, num_classes)  # fail now, not after training, if there is no Linear head
+    temps = args.temperature if args.mode == "student" else [None]
+    runs = []
+    for t in temps:
+        module = copy.deepcopy(base).to(device)
+        if args.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        if args.distributed and args.sync_bn:
+            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        model = module
+        if args.distributed:
+            model = nn.parallel.DistributedDataParallel(
+                module, device_ids=[args.gpu] if device.type == "cuda" else None)
+        if args.compile:
+            model = torch.compile(model)
+        opt = torch.optim.SGD(module.parameters(), lr=args.lr, momentum=args.momentum,
+                              weight_decay=args.weight_decay)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=args.lr_step, gamma=args.lr_gamma)
+        out = args.output_dir if t is None else os.path.join(args.output_dir, temp_name(t))
+        tag = "" if len(temps) == 1 else f"[{temp_name(t)}]"
+        slot = kd.Slot(model, opt, temperature=t, seed=args.seed, cuda=device.type == "cuda")
+        runs.append(SimpleNamespace(slot=slot, module=module, scheduler=sched, out_dir=out,
+                                    temperature=t, tag=tag))
+    return runs
+
+
+def checkpoint(run, args, epoch, classes, alpha) -> dict:
+    return {"model": run.module.state_dict(), "optimizer": run.slot.optimizer.state_dict(),
+            "lr_scheduler": run.scheduler.state_dict(), "epoch": epoch, "args": plain_args(args),
+            "model_name": args.model, "num_classes": len(classes), "classes": list(classes),
+            "mode": args.mode, "alpha": alpha, "temperature": run.temperature,
+            "label_smoothing": args.label_smoothing, "teacher": args.teacher,
+            "rng": dict(run.slot.rng), "created_by": CREATED_BY}
+
+
+def restore(runs, args, full: bool) -> int:
+    """Load each run's checkpoint.pt; returns the epoch to start from (all must agree)."""
+    epochs = set()
+    for r in runs:
+        path = os.path.join(r.out_dir, "checkpoint.pt")
+        if not os.path.isfile(path):
+            raise VisionError(f"no checkpoint to {'resume' if full else 'test'}: {path} not found")
+        ck = load_checkpoint(path)
+        if ck.get("model_name") != args.model or ck.get("mode") != args.mode:
+            raise VisionError(f"{path} is a {ck.get('mode')} {ck.get('model_name')}, "
+                              f"not a {args.mode} {args.model}")
+        r.module.load_state_dict(ck["model"])
+        if full:
+            r.slot.optimizer.load_state_dict(ck["optimizer"])
+            r.scheduler.load_state_dict(ck["lr_scheduler"])
+            r.slot.rng.update({k: v for k, v in ck["rng"].items() if k in r.slot.rng})
+        epochs.add(int(ck["epoch"]))
+    if len(epochs) != 1:
+        raise VisionError(f"the checkpoints in {args.output_dir} stopped at different epochs "
+                          f"{sorted(epochs)}")
+    return epochs.pop()
+
+
+def keep_metrics(path, epochs: int) -> None:
+    """Keep the metrics.jsonl lines of the first ``epochs`` epochs (a resumed run redoes an
+    epoch that was logged but not checkpointed)."""
+    lines = []
+    if epochs and os.path.exists(path):
+        with open(path) as f:
+            lines = [ln for ln in f if ln.strip() and json.loads(ln).get("epoch", 0) < epochs]
+    with open(path, "w") as f:
+        f.writelines(lines)
+
+
+def main(args):
+    check_args(args)
+    utils.init_distributed_mode(args)
+    device = torch.device("cuda", args.gpu) if args.device == "cuda" else torch.device("cpu")
+    if args.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+
+    ds = vdata.build_datasets(args.dataset, args.data, args.image_size, args.recipe,
+                              args.limit_train, args.limit_val)
+    args.image_size = ds.image_size
+    K, classes = len(ds.classes), ds.classes
+    teacher, alpha = None, args.label_smoothing
+    if args.mode == "student":
+        teacher, _, alpha = load_teacher(args, K, classes, device)
+    runs = make_runs(args, K, device)
+
+    amp = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp \
+        else contextlib.nullcontext
+    mf = torch.channels_last if args.channels_last else torch.contiguous_format
+    pin = device.type == "cuda"
+    sampler = torch.utils.data.DistributedSampler(ds.train, num_replicas=args.world_size,
+                                                  rank=args.rank, shuffle=True, seed=args.seed)
+    train_loader = torch.utils.data.DataLoader(ds.train, batch_size=args.batch_size,
+                                               sampler=sampler, num_workers=args.workers,
+                                               pin_memory=pin)
+    val_loader = torch.utils.data.DataLoader(
+        ds.val, batch_size=args.batch_size, num_workers=args.workers, pin_memory=pin,
+        sampler=vdata.ShardSampler(len(ds.val), args.world_size, args.rank))
+
+    start_epoch = 0
+    have_ckpt = all(os.path.isfile(os.path.join(r.out_dir, "checkpoint.pt")) for r in runs)
+    if args.test_only:
+        if have_ckpt or not args.pretrained:  # else: test the --pretrained weights
+            start_epoch = restore(runs, args, full=False)
+    elif args.resume:
+        start_epoch = restore(runs, args, full=True)
+        print(f"resumed from epoch {start_epoch} ({args.output_dir})")
+    else:
+        for r in runs:
+            path = os.path.join(r.out_dir, "checkpoint.pt")
+            if os.path.exists(path):
+                raise VisionError(f"{path} exists: pass --resume to continue it, or choose "
+                                  "another --output-dir")
+    for r in runs:
+        os.makedirs(r.out_dir, exist_ok=True)
+        if utils.is_main_process() and not args.test_only:
+            with open(os.path.join(r.out_dir, "args.json"), "w") as f:
+                json.dump(plain_args(args), f, indent=1)
+            keep_metrics(os.path.join(r.out_dir, "metrics.jsonl"),
+                         start_epoch if args.resume else 0)
+
+    teacher_acc = None
+    if teacher is not None:
+        tm = evaluate(teacher.model, val_loader, device, K, amp, mf)
+        teacher_acc = tm["val_acc1"]
+        print(f"teacher: val acc1 {tm['val_acc1']:.2f}  acc5 {tm['val_acc5']:.2f}  α={alpha}")
+
+    if args.test_only:
+        for r in runs:
+            m = evaluate(r.module, val_loader, device, K, amp, mf)
+            print(f"test{r.tag}: acc1 {m['val_acc1']:.3f}  acc5 {m['val_acc5']:.3f}  "
+                  f"loss {m['val_loss']:.4f}  ({m['val_samples']} images)")
+    else:
+        for epoch in range(start_epoch, args.epochs):
+            sampler.set_epoch(epoch)
+            torch.manual_seed((args.seed * 1_000_003 + epoch) % 2**63)  # augmentation stream
+            if hasattr(ds.train, "set_epoch"):  # the grey sets: per-image augmentation seeds
+                ds.train.set_epoch(epoch, args.seed)
+            train_stats = train_one_epoch(runs, teacher, train_loader, epoch, args, device, amp, mf)
+            for r, st in zip(runs, train_stats):
+                lr = r.slot.optimizer.param_groups[0]["lr"]
+                r.scheduler.step()
+                m = evaluate(r.module, val_loader, device, K, amp, mf)
+                rec = {"epoch": epoch, "mode": args.mode, "model": args.model,
+                       "temperature": r.temperature, "alpha": alpha, "beta": args.beta,
+                       "lr": lr, **st, **m, "teacher_val_acc1": teacher_acc}
+                print(f"Epoch: [{epoch}]{r.tag} acc1 {m['val_acc1']:.3f}  acc5 "
+                      f"{m['val_acc5']:.3f}  val loss {m['val_loss']:.4f}  "
+                      f"train loss {st['train_loss']:.4f}  {st['img_s']:.1f} img/s")
+                utils.append_jsonl(os.path.join(r.out_dir, "metrics.jsonl"), rec)
+                utils.save_on_master(checkpoint(r, args, epoch + 1, classes, alpha),
+                                     os.path.join(r.out_dir, "checkpoint.pt"))
+    if args.dump_features:
+        if utils.is_main_process():
+            done = start_epoch if args.test_only else max(start_epoch, args.epochs)
+            for r in runs:
+                meta = checkpoint(r, args, done, classes, alpha)
+                dump_all(r.module, ds, os.path.join(r.out_dir, "features"), num_classes=K,
+                         ckpt_meta=meta, dataset_name=args.dataset, device=device,
+                         batch_size=args.batch_size, workers=args.workers, autocast=amp,
+                         channels_last=args.channels_last, dtype=feature_dtype(args.feature_dtype))
+        utils.barrier()
+    if args.distributed:
+        torch.distributed.destroy_process_group()
+
+
+def cli(argv=None):
+    args = get_args_parser().parse_args(argv)
+    try:
+        main(args)
+    except (VisionError, FeatureSetError, FileNotFoundError, NotADirectoryError,
+            PermissionError) as e:
+        print(f"distill.py: error: {' '.join(str(e).split())}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()
