@@ -256,7 +256,7 @@ def cmd_project(args) -> None:
     for fs in sets:
         grid[rows_k.index(row_key(fs))][cols_k.index(col_key(fs))] = fs
     row_labels = [" ".join(x for x in (str(m or ""), f"α={a}" if a is not None else "", r) if x) for m, a, r in rows_k]
-    col_labels = [" ".join(x for x in (f"T={t}" if t else "teacher/no T", s) if x) for t, s in cols_k]
+    col_labels = [" ".join(x for x in (f"T={float(t):g}" if t else "teacher", s) if x) for t, s in cols_k]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(out)

@@ -49,7 +49,9 @@ def plot_soft_targets(fs: FeatureSet, target: int, similar: list[int], temperatu
         ax.set_ylabel("mean soft target")
         if len(order) <= 20:
             ax.set_xticks(range(len(order)), [fs.classes[k] for k in order], rotation=60, ha="right", fontsize=7)
-    fig.suptitle(f"Soft targets for {fs.classes[target]!r}: {fs.path.parent.name}/{fs.path.name}")
+    who = " ".join(str(x) for x in (fs.meta.get("model"), fs.meta.get("alpha") is not None
+                                     and f"α={fs.meta['alpha']}", fs.meta.get("split")) if x)
+    fig.suptitle(f"Mean soft targets of {fs.classes[target]!r} samples ({who or fs.path})")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

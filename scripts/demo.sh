@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up the environment if needed, then run the study on built-in data and write
+# runs/demo/report.md. Flags: --full (CUDA-scale profile), --out DIR. A re-run skips finished stages.
+set -euo pipefail
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/setup_env.sh"
+cd "$LSKD_ROOT"
+exec python scripts/demo.py "$@"
