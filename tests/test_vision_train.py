@@ -155,6 +155,33 @@ def test_resume_ends_where_an_uninterrupted_run_ends(teacher, tmp_path, monkeypa
     assert a == b and [r["lr"] for r in a] == [0.02, 0.01]
 
 
+def test_sweep_killed_between_student_checkpoints_catches_up(teacher, tmp_path, monkeypatch):
+    """The students of a sweep save one after the other: killed in between, one student is an
+    epoch ahead; --resume trains the one behind alone and ends where the straight sweep ends."""
+    common = ["--mode", "student", "--model", "resnet18", "--small-input", "--image-size", "8",
+              "--teacher", str(teacher / "checkpoint.pt"), "--temperature", "1", "4",
+              "--batch-size", "32", "--lr", "0.02", "--epochs", "2"]
+    run(*common, "--output-dir", str(tmp_path / "straight"))
+    real_save, calls = distill.utils.save_on_master, []
+
+    def dying_save(*a, **kw):
+        calls.append(1)
+        if len(calls) == 4:  # epoch 2: T1 saved, killed before T4
+            raise KeyboardInterrupt
+        return real_save(*a, **kw)
+
+    monkeypatch.setattr(distill.utils, "save_on_master", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        run(*common, "--output-dir", str(tmp_path / "stop"))
+    monkeypatch.undo()
+    epochs = [torch.load(tmp_path / f"stop/T{t}/checkpoint.pt", weights_only=True)["epoch"] for t in (1, 4)]
+    assert epochs == [2, 1]
+    run(*common, "--output-dir", str(tmp_path / "stop"), "--resume")
+    for t in (1, 4):
+        assert_same_weights(tmp_path / f"straight/T{t}/checkpoint.pt", tmp_path / f"stop/T{t}/checkpoint.pt")
+        assert metrics(tmp_path / f"straight/T{t}/metrics.jsonl") == metrics(tmp_path / f"stop/T{t}/metrics.jsonl")
+
+
 def torchrun(*argv, nproc=2):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
     proc = subprocess.Popen(

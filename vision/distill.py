@@ -304,7 +304,7 @@ def make_runs(args, num_classes, device):
         tag = "" if len(temps) == 1 else f"[{temp_name(t)}]"
         slot = kd.Slot(model, opt, temperature=t, seed=args.seed, cuda=device.type == "cuda")
         runs.append(SimpleNamespace(slot=slot, module=module, scheduler=sched, out_dir=out,
-                                    temperature=t, tag=tag))
+                                    temperature=t, tag=tag, start_epoch=0))
     return runs
 
 
@@ -318,8 +318,12 @@ def checkpoint(run, args, epoch, classes, alpha) -> dict:
 
 
 def restore(runs, args, full: bool) -> int:
-    """Load each run's checkpoint.pt; returns the epoch to start from (all must agree)."""
-    epochs = set()
+    """Load each run's checkpoint.pt and set ``r.start_epoch``; returns the earliest.
+
+    The students of a sweep checkpoint one after the other, so a run killed in between leaves
+    some a epoch ahead: the loop then trains only the ones behind until all agree. The data
+    order and augmentation depend on the epoch only and each student has its own RNG stream,
+    so a student that catches up alone sees exactly what it would have seen in the sweep."""
     for r in runs:
         path = os.path.join(r.out_dir, "checkpoint.pt")
         if not os.path.isfile(path):
@@ -333,11 +337,8 @@ def restore(runs, args, full: bool) -> int:
             r.slot.optimizer.load_state_dict(ck["optimizer"])
             r.scheduler.load_state_dict(ck["lr_scheduler"])
             r.slot.rng.update({k: v for k, v in ck["rng"].items() if k in r.slot.rng})
-        epochs.add(int(ck["epoch"]))
-    if len(epochs) != 1:
-        raise VisionError(f"the checkpoints in {args.output_dir} stopped at different epochs "
-                          f"{sorted(epochs)}")
-    return epochs.pop()
+        r.start_epoch = int(ck["epoch"])
+    return min(r.start_epoch for r in runs)
 
 
 def keep_metrics(path, epochs: int) -> None:
@@ -405,8 +406,7 @@ def main(args):
         if utils.is_main_process() and not args.test_only:
             with open(os.path.join(r.out_dir, "args.json"), "w") as f:
                 json.dump(plain_args(args), f, indent=1)
-            keep_metrics(os.path.join(r.out_dir, "metrics.jsonl"),
-                         start_epoch if args.resume else 0)
+            keep_metrics(os.path.join(r.out_dir, "metrics.jsonl"), r.start_epoch if args.resume else 0)
 
     teacher_acc = None
     if teacher is not None:
@@ -425,8 +425,9 @@ def main(args):
             torch.manual_seed((args.seed * 1_000_003 + epoch) % 2**63)  # augmentation stream
             if hasattr(ds.train, "set_epoch"):  # the grey sets: per-image augmentation seeds
                 ds.train.set_epoch(epoch, args.seed)
-            train_stats = train_one_epoch(runs, teacher, train_loader, epoch, args, device, amp, mf)
-            for r, st in zip(runs, train_stats):
+            active = [r for r in runs if r.start_epoch <= epoch]  # all, unless catching up
+            train_stats = train_one_epoch(active, teacher, train_loader, epoch, args, device, amp, mf)
+            for r, st in zip(active, train_stats):
                 lr = r.slot.optimizer.param_groups[0]["lr"]
                 r.scheduler.step()
                 m = evaluate(r.module, val_loader, device, K, amp, mf)
