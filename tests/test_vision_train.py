@@ -155,7 +155,8 @@ def test_resume_ends_where_an_uninterrupted_run_ends(teacher, tmp_path, monkeypa
     assert a == b and [r["lr"] for r in a] == [0.02, 0.01]
 
 
-def test_sweep_killed_between_student_checkpoints_catches_up(teacher, tmp_path, monkeypatch):
+@pytest.mark.parametrize("die_at,epochs", [(4, [2, 1]), (2, [1, None])])
+def test_sweep_killed_between_student_checkpoints_catches_up(teacher, tmp_path, monkeypatch, die_at, epochs):
     """The students of a sweep save one after the other: killed in between, one student is an
     epoch ahead; --resume trains the one behind alone and ends where the straight sweep ends."""
     common = ["--mode", "student", "--model", "resnet18", "--small-input", "--image-size", "8",
@@ -166,7 +167,7 @@ def test_sweep_killed_between_student_checkpoints_catches_up(teacher, tmp_path, 
 
     def dying_save(*a, **kw):
         calls.append(1)
-        if len(calls) == 4:  # epoch 2: T1 saved, killed before T4
+        if len(calls) == die_at:  # 4: epoch 2, T1 saved, killed before T4; 2: the same in epoch 1
             raise KeyboardInterrupt
         return real_save(*a, **kw)
 
@@ -174,8 +175,8 @@ def test_sweep_killed_between_student_checkpoints_catches_up(teacher, tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         run(*common, "--output-dir", str(tmp_path / "stop"))
     monkeypatch.undo()
-    epochs = [torch.load(tmp_path / f"stop/T{t}/checkpoint.pt", weights_only=True)["epoch"] for t in (1, 4)]
-    assert epochs == [2, 1]
+    saved = [tmp_path / f"stop/T{t}/checkpoint.pt" for t in (1, 4)]
+    assert [torch.load(p, weights_only=True)["epoch"] if p.exists() else None for p in saved] == epochs
     run(*common, "--output-dir", str(tmp_path / "stop"), "--resume")
     for t in (1, 4):
         assert_same_weights(tmp_path / f"straight/T{t}/checkpoint.pt", tmp_path / f"stop/T{t}/checkpoint.pt")

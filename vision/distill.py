@@ -321,13 +321,18 @@ def restore(runs, args, full: bool) -> int:
     """Load each run's checkpoint.pt and set ``r.start_epoch``; returns the earliest.
 
     The students of a sweep checkpoint one after the other, so a run killed in between leaves
-    some a epoch ahead: the loop then trains only the ones behind until all agree. The data
+    some an epoch ahead (or without any checkpoint yet, when killed in the first epoch): the
+    loop then trains only the ones behind until all agree. The data
     order and augmentation depend on the epoch only and each student has its own RNG stream,
     so a student that catches up alone sees exactly what it would have seen in the sweep."""
-    for r in runs:
-        path = os.path.join(r.out_dir, "checkpoint.pt")
-        if not os.path.isfile(path):
-            raise VisionError(f"no checkpoint to {'resume' if full else 'test'}: {path} not found")
+    paths = [os.path.join(r.out_dir, "checkpoint.pt") for r in runs]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing and (not full or len(missing) == len(runs)):
+        raise VisionError(f"no checkpoint to {'resume' if full else 'test'}: {missing[0]} not found")
+    for r, path in zip(runs, paths):
+        if path in missing:  # killed before this student's first save: it starts from scratch
+            r.start_epoch = 0
+            continue
         ck = load_checkpoint(path)
         if ck.get("model_name") != args.model or ck.get("mode") != args.mode:
             raise VisionError(f"{path} is a {ck.get('mode')} {ck.get('model_name')}, "
