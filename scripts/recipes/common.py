@@ -1,0 +1,286 @@
+"""The shared runner of the paper-experiment recipes (``scripts/recipes/*.py``).
+
+A recipe is a list of named steps; each step is one command (run from the repository root)
+plus the output paths that prove it finished::
+
+    recipe = Recipe(args, "imagenet")
+    recipe.add("teacher-a0.1-s1", recipe.vision("--mode", "teacher", ...),
+               outputs=[out / "checkpoint.pt"], resume_dir=out)
+    sys.exit(recipe.run())
+
+* ``--dry-run`` prints every command, shell-quoted, one a line, each under a ``# step-name``
+  comment (``# step-name (done)`` when a re-run would skip it). The printout is a shell script.
+* A real run executes the steps in order. After a step succeeds a marker
+  ``OUT/.recipe/<step>.json`` is written atomically; a later run skips a step whose marker and
+  outputs all exist, so an interrupted recipe continues where it stopped. A vision training step
+  whose OUTPUT/checkpoint.pt or OUTPUT/T*/checkpoint.pt exists gets ``--resume`` appended;
+  ``fairseq-train`` resumes from ``checkpoint_last.pt`` in its ``--save-dir`` by itself.
+* Each step's output is echoed and kept in ``OUT/.recipe/logs/<step>.log``. A failing step stops
+  the recipe with a one-line message and exit status 1; bad input exits 2 with one line.
+
+A command may hold :class:`Deferred` values: numbers an earlier step writes to a JSON file (e.g. an
+entropy-matched temperature). They are read when the step starts; the dry run prints them as
+``$(python -m scripts.recipes.tables get FILE KEY)``, which is what the shell would do.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+PAPER_SEEDS = (1, 2, 3)
+
+
+#: --toy vision data: the first 256/128 Fashion-MNIST train/valid images at 16 px, on the CPU.
+TOY_VISION = {"data": ["--dataset", "fashion-mnist", "--image-size", "16", "--limit-train", "256",
+                       "--limit-val", "128", "--device", "cpu", "--workers", "0"],
+              "batch": 64, "epochs": 1, "lr": 0.01, "lr_step": 1}
+#: SGD settings of every vision run (the paper: momentum 0.9; weight decay is our choice).
+VISION_OPTIM = ["--momentum", "0.9", "--weight-decay", "1e-4", "--lr-gamma", "0.1"]
+
+
+def alpha_tag(alpha: float) -> str:
+    """Directory tag of a teacher α: a0, a0.1."""
+    return f"a{alpha:g}"
+
+
+class RecipeError(Exception):
+    """Bad input or an unreadable intermediate file: reported as one line, exit 2."""
+
+
+def fmt(x) -> str:
+    """Numbers as the toolkit names them: 0.0 -> 0, 0.10 -> 0.1, 64.0 -> 64."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A value read from ``path`` (JSON, ``key`` a dotted path) when the step runs."""
+    path: Path
+    key: str
+
+    def shell(self) -> str:
+        return "$(" + shlex.join([PY, "-m", "scripts.recipes.tables", "get", str(self.path), self.key]) + ")"
+
+    def resolve(self) -> str:
+        from .tables import get_value
+        try:
+            return get_value(self.path, self.key)
+        except (OSError, ValueError, KeyError) as e:
+            raise RecipeError(f"cannot read {self.key} from {self.path}: {e}") from None
+
+
+@dataclass
+class Step:
+    name: str
+    cmd: list
+    outputs: list[Path]
+    resume_dir: Path | None = None      # vision trainer output dir: add --resume if checkpoints exist
+    done: bool = field(default=False)
+
+
+def _exists(path: Path) -> bool:
+    p = str(path)
+    if any(c in p for c in "*?["):
+        return bool(glob.glob(p))
+    return os.path.exists(p)
+
+
+def vision_checkpoint_exists(output_dir: Path) -> bool:
+    """True if a vision run in ``output_dir`` saved a checkpoint (teacher or any student T)."""
+    return (output_dir / "checkpoint.pt").is_file() or bool(glob.glob(str(output_dir / "T*" / "checkpoint.pt")))
+
+
+def tool(name: str) -> str:
+    """A console script of this environment (``torchrun``, ``fairseq-train``), else from PATH."""
+    here = Path(PY).parent / name
+    return str(here) if here.exists() else (shutil.which(name) or name)
+
+
+def add_common_args(ap: argparse.ArgumentParser, default_out: str) -> None:
+    g = ap.add_argument_group("running")
+    g.add_argument("--out", type=Path, default=Path(default_out),
+                   help=f"output directory (default {default_out}); a re-run continues there")
+    g.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds, one full set of runs each (default 1 2 3, as the paper; --toy: 1)")
+    g.add_argument("--nproc", type=int, default=1,
+                   help="GPUs per node: torchrun --nproc_per_node N / fairseq --distributed-world-size N "
+                        "(the paper's total batch is split over them)")
+    g.add_argument("--amp", action="store_true",
+                   help="mixed precision (vision: --amp --channels-last, bf16; fairseq: --fp16); "
+                        "not in the paper, off by default")
+    g.add_argument("--dry-run", action="store_true", help="print every command and stop")
+    g.add_argument("--quiet", action="store_true", help="keep step output in the logs only")
+    g.add_argument("--toy", action="store_true",
+                   help="tiny CPU run on built-in data (see the recipe's docstring); checks the plumbing only")
+
+
+def check_common_args(args) -> None:
+    if args.seeds is None:
+        args.seeds = [1] if args.toy else list(PAPER_SEEDS)
+    if len(set(args.seeds)) != len(args.seeds):
+        raise RecipeError(f"--seeds has duplicates: {args.seeds}")
+    if args.nproc < 1:
+        raise RecipeError(f"--nproc must be at least 1 (got {args.nproc})")
+    if args.toy and args.nproc > 1:
+        raise RecipeError("--toy runs in one CPU process; drop --nproc")
+    args.out = args.out.expanduser().resolve()
+
+
+def require_path(path: Path | None, flag: str, kind: str = "path") -> Path:
+    if path is None:
+        raise RecipeError(f"{flag} is required (or use --toy)")
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise RecipeError(f"{flag}: {kind} {path} not found")
+    return path
+
+
+class Recipe:
+    def __init__(self, args, name: str):
+        self.args, self.name = args, name
+        self.out: Path = args.out
+        self.steps: list[Step] = []
+        #: extra environment of every step (printed as `export` lines by --dry-run)
+        self.env: dict[str, str] = {"OMP_NUM_THREADS": "1"} if args.toy else {}
+
+    # ------------------------------------------------------------------ commands
+    def per_process_batch(self, total: int) -> int:
+        if total % self.args.nproc:
+            raise RecipeError(f"--nproc {self.args.nproc} does not divide the paper's batch of {total}")
+        return total // self.args.nproc
+
+    def vision(self, *args) -> list:
+        """vision/distill.py under torchrun when --nproc > 1."""
+        if self.args.nproc > 1:
+            head = [tool("torchrun"), "--nproc_per_node", str(self.args.nproc), "--standalone"]
+        else:
+            head = [PY]
+        return head + ["vision/distill.py", *args]
+
+    def python(self, *args) -> list:
+        return [PY, *args]
+
+    def metrics(self, *args) -> list:
+        return [PY, "-m", "shared_metrics", *args]
+
+    def tables(self, *args) -> list:
+        return [PY, "-m", "scripts.recipes.tables", *args]
+
+    # --------------------------------------------------------------------- steps
+    def add(self, name: str, cmd: list, outputs: list, resume_dir: Path | None = None) -> None:
+        if any(s.name == name for s in self.steps):
+            raise ValueError(f"duplicate step name {name}")
+        cmd = [c if isinstance(c, Deferred) else str(c) for c in cmd]
+        self.steps.append(Step(name, cmd, [Path(o) for o in outputs], resume_dir))
+
+    def marker(self, step: Step) -> Path:
+        return self.out / ".recipe" / f"{step.name}.json"
+
+    def is_done(self, step: Step) -> bool:
+        return self.marker(step).is_file() and all(_exists(o) for o in step.outputs)
+
+    def resolved(self, step: Step) -> list[str]:
+        cmd = [c.resolve() if isinstance(c, Deferred) else c for c in step.cmd]
+        if step.resume_dir is not None and vision_checkpoint_exists(step.resume_dir):
+            cmd.append("--resume")
+        return cmd
+
+    def dry_run(self) -> int:
+        print(f"# lskd recipe {self.name}: {len(self.steps)} steps, output {self.out}")
+        print(f"set -e\ncd {shlex.quote(str(ROOT))}")
+        for k, v in self.env.items():
+            print(f"export {k}={shlex.quote(v)}")
+        for s in self.steps:
+            words = [c.shell() if isinstance(c, Deferred) else shlex.quote(c) for c in s.cmd]
+            if s.resume_dir is not None and vision_checkpoint_exists(s.resume_dir):
+                words.append("--resume")
+            print(f"# {s.name}{' (done)' if self.is_done(s) else ''}")
+            print(" ".join(words))
+        return 0
+
+    def run(self) -> int:
+        if self.args.dry_run:
+            return self.dry_run()
+        logs = self.out / ".recipe" / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env}
+        env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        n, t_all = len(self.steps), time.perf_counter()
+        ran = 0
+        for i, s in enumerate(self.steps, 1):
+            if self.is_done(s):
+                print(f"[{self.name} {i}/{n}] {s.name}: done, skipped", flush=True)
+                continue
+            cmd = self.resolved(s)
+            print(f"[{self.name} {i}/{n}] {s.name}: {shlex.join(cmd)}", flush=True)
+            log = logs / f"{s.name}.log"
+            t0 = time.perf_counter()
+            rc = self._execute(cmd, log, env)
+            if rc != 0:
+                print(f"{self.name}: error: step {s.name} failed (exit {rc}); log: {log}; "
+                      "re-run the same command to continue", file=sys.stderr, flush=True)
+                return 1
+            missing = [str(o) for o in s.outputs if not _exists(o)]
+            if missing:
+                print(f"{self.name}: error: step {s.name} finished but did not write {missing[0]}"
+                      f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; log: {log}",
+                      file=sys.stderr, flush=True)
+                return 1
+            self._write_marker(s, cmd, time.perf_counter() - t0)
+            ran += 1
+        print(f"[{self.name}] finished: {ran} steps run, {n - ran} skipped, "
+              f"{time.perf_counter() - t_all:.0f} s; tables in {self.out / 'tables'}", flush=True)
+        return 0
+
+    def _execute(self, cmd: list[str], log: Path, env: dict) -> int:
+        with open(log, "w") as f:
+            f.write(f"$ {shlex.join(cmd)}\n")
+            f.flush()
+            try:
+                proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, errors="replace")
+            except OSError as e:
+                f.write(f"{e}\n")
+                return 127
+            for line in proc.stdout:
+                f.write(line)
+                if not self.args.quiet:
+                    sys.stdout.write(line)
+            return proc.wait()
+
+    def _write_marker(self, s: Step, cmd: list[str], seconds: float) -> None:
+        m = self.marker(s)
+        tmp = m.with_name(m.name + ".tmp")
+        tmp.write_text(json.dumps({"step": s.name, "command": shlex.join(cmd), "seconds": round(seconds, 3),
+                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                   "outputs": [str(o) for o in s.outputs]}, indent=1))
+        os.replace(tmp, m)
+
+
+def main(build, ap: argparse.ArgumentParser, argv=None) -> int:
+    """Parse, build the recipe with ``build(args) -> Recipe``, run it; RecipeError -> exit 2."""
+    args = ap.parse_args(argv)
+    try:
+        check_common_args(args)
+        recipe = build(args)
+        return recipe.run()
+    except RecipeError as e:
+        print(f"{ap.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. --dry-run | head
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"{ap.prog}: interrupted; re-run the same command to continue", file=sys.stderr)
+        return 130

@@ -1,0 +1,394 @@
+"""Tables with mean ± std over seeds, from what the recipes' steps wrote (the last step of each recipe).
+
+    python -m scripts.recipes.tables vision-accuracy --teachers DIR --students DIR --out PREFIX
+    python -m scripts.recipes.tables eta --inputs ETA.json ... [--agreement SIMILAR.json ...] --out PREFIX
+    python -m scripts.recipes.tables entropy --inputs ENTROPY.json ... [--match MATCH.json ...] --out PREFIX
+    python -m scripts.recipes.tables counterexamples --match MATCH.json ... --students DIR --matched DIR --out PREFIX
+    python -m scripts.recipes.tables get FILE.json KEY          # one value, for a later command line
+
+Each table command writes PREFIX.md (cells ``mean ± std (n)``, std = sample std over seeds, 0 for
+one seed) and PREFIX.csv (one row per cell with ``*_mean``, ``*_std`` and ``n`` columns).
+
+* ``vision-accuracy`` — paper Tables 2, 10, 11 (ImageNet), 5, 6, 9, 20 (CUB): top-1/top-5 of
+  the final epoch, rows teacher and T, columns teacher α, one table per student model. Runs are
+  found by walking the directories for ``metrics.jsonl`` (written by ``vision/distill.py``); model,
+  α (a student's is its teacher's) and T come from the records, the seed from ``args.json``.
+  Runs that stopped before their last epoch are left out with a warning.
+* ``eta`` — Tables 3, 4: η(T1, T2; π, S1/S2) on train and valid per target, from
+  ``lskd-metrics eta --sets ... --format json`` outputs, grouped by the student model, α, T1 and T2
+  read from the ``--before`` feature set's meta.json. Markdown in percent (as the paper), CSV in
+  fractions (as lskd-metrics). ``--agreement`` adds Table 12 (hierarchy vs feature-space S1/S2
+  agreement) from ``lskd-metrics similar --format json`` outputs.
+* ``entropy`` — Table 13: mean teacher target entropy (nats) per T and α, from
+  ``lskd-metrics entropy --format json`` outputs; ``--match`` adds the entropy-matched temperatures.
+* ``counterexamples`` — Tables 14–16: students of the α = 0.1 teacher at T_ref against students of
+  the α = 0 teacher at the temperature matching its entropy (``lskd-metrics match-temperature``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+class TableError(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------- helpers
+def read_json(path) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise TableError(f"{path} not found") from None
+    except json.JSONDecodeError as e:
+        raise TableError(f"{path}: not JSON ({e})") from None
+
+
+def get_value(path, key: str) -> str:
+    """``key`` (dotted) of a JSON file, as text a command line can take (floats in full precision)."""
+    v = read_json(path)
+    for part in key.split("."):
+        if not isinstance(v, dict) or part not in v:
+            raise KeyError(f"no {key!r} in {path}")
+        v = v[part]
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def mean_std(vals) -> tuple[float, float, int]:
+    vals = [float(v) for v in vals]
+    n = len(vals)
+    if not n:
+        return math.nan, math.nan, 0
+    m = sum(vals) / n
+    s = math.sqrt(sum((v - m) ** 2 for v in vals) / (n - 1)) if n > 1 else 0.0
+    return m, s, n
+
+
+def cell(vals, digits: int = 3, scale: float = 1.0, n: bool = True) -> str:
+    m, s, k = mean_std([v * scale for v in vals])
+    if not k:
+        return "—"
+    return f"{m:.{digits}f} ± {s:.{digits}f}" + (f" ({k})" if n else "")
+
+
+def markdown(rows: list[list], header: list[str]) -> str:
+    esc = lambda x: str(x).replace("|", "\\|")  # noqa: E731
+    out = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_outputs(prefix: Path, md: str, csv_rows: list[dict]) -> None:
+    buf = io.StringIO()
+    if csv_rows:
+        w = csv.DictWriter(buf, fieldnames=list(csv_rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(csv_rows)
+    write_atomic(prefix.with_name(prefix.name + ".md"), md)
+    write_atomic(prefix.with_name(prefix.name + ".csv"), buf.getvalue())
+    print(md)
+
+
+def stats_columns(name: str, vals, scale: float = 1.0) -> dict:
+    m, s, n = mean_std([v * scale for v in vals])
+    return {f"{name}_mean": m, f"{name}_std": s}
+
+
+def fnum(x) -> str:
+    return "—" if x is None else f"{float(x):g}"
+
+
+# ----------------------------------------------------------------------------- runs
+def scan_runs(root: Path) -> list[dict]:
+    """One dict per finished vision run under ``root`` (teacher or student at one T)."""
+    runs = []
+    if not root.is_dir():
+        raise TableError(f"{root}: no such directory")
+    for dirpath, _, files in sorted(os.walk(root)):
+        if "metrics.jsonl" not in files:
+            continue
+        d = Path(dirpath)
+        lines = [ln for ln in (d / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+        if not lines:
+            continue
+        last = json.loads(lines[-1])
+        args_file = d / "args.json" if (d / "args.json").exists() else d.parent / "args.json"
+        args = read_json(args_file) if args_file.exists() else {}
+        epochs = args.get("epochs")
+        if epochs is not None and last["epoch"] + 1 < epochs:
+            print(f"warning: {d} stopped at epoch {last['epoch'] + 1} of {epochs}; left out", file=sys.stderr)
+            continue
+        runs.append({"dir": str(d), "mode": last.get("mode"), "model": last.get("model"),
+                     "alpha": float(last.get("alpha") or 0.0), "temperature": last.get("temperature"),
+                     "seed": args.get("seed"), "acc1": last["val_acc1"], "acc5": last["val_acc5"]})
+    return runs
+
+
+def acc_cell(runs) -> str:
+    if not runs:
+        return "—"
+    return f"{cell([r['acc1'] for r in runs], n=False)} / {cell([r['acc5'] for r in runs], n=False)} ({len(runs)})"
+
+
+def cmd_vision_accuracy(a) -> None:
+    teachers = [r for r in scan_runs(a.teachers) if r["mode"] == "teacher"]
+    students = [r for r in scan_runs(a.students) if r["mode"] == "student"]
+    if not students:
+        raise TableError(f"no finished student runs under {a.students}")
+    alphas = sorted({r["alpha"] for r in teachers + students})
+    md = [f"# {a.title}\n",
+          "Top-1 / top-5 validation accuracy (%) of the final epoch, mean ± sample std over seeds "
+          "(n seeds in brackets).\n"]
+    rows_csv = []
+    for model in sorted({r["model"] for r in students}):
+        rows = []
+        for tm in sorted({r["model"] for r in teachers}):
+            rows.append([f"Teacher: {tm}"] + [acc_cell([r for r in teachers if r["model"] == tm and r["alpha"] == al])
+                                            for al in alphas])
+            for al in alphas:
+                sel = [r for r in teachers if r["model"] == tm and r["alpha"] == al]
+                if sel:
+                    rows_csv.append({"student": model, "row": f"teacher {tm}", "alpha": al, "temperature": "",
+                                     "n": len(sel), **stats_columns("top1", [r["acc1"] for r in sel]),
+                                     **stats_columns("top5", [r["acc5"] for r in sel])})
+        mine = [r for r in students if r["model"] == model]
+        for T in sorted({r["temperature"] for r in mine}):
+            rows.append([f"Student: {model} T = {fnum(T)}"] + [
+                acc_cell([r for r in mine if r["temperature"] == T and r["alpha"] == al]) for al in alphas])
+            for al in alphas:
+                sel = [r for r in mine if r["temperature"] == T and r["alpha"] == al]
+                if sel:
+                    rows_csv.append({"student": model, "row": f"T={fnum(T)}", "alpha": al, "temperature": T,
+                                     "n": len(sel), **stats_columns("top1", [r["acc1"] for r in sel]),
+                                     **stats_columns("top5", [r["acc5"] for r in sel])})
+        md += [f"## Student {model}\n", markdown(rows, ["", *[f"α = {al:g}" for al in alphas]])]
+    write_outputs(a.out, "\n".join(md), rows_csv)
+
+
+# ----------------------------------------------------------------------------- η
+def feature_meta(path) -> dict:
+    p = Path(path) / "meta.json"
+    return read_json(p) if p.exists() else {}
+
+
+def cmd_eta(a) -> None:
+    groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for f in a.inputs:
+        data = read_json(f)
+        if "targets" not in data:
+            raise TableError(f"{f}: not an `lskd-metrics eta --sets ... --format json` output")
+        meta = feature_meta(data["before"])
+        key = (meta.get("model", "?"), meta.get("alpha"), data.get("T1"), data.get("T2"))
+        for row in data["targets"]:
+            groups[key][row["target"]].append(row)
+    if not groups:
+        raise TableError("no η inputs")
+    cols = [("eta_similar", "S1 train"), ("eta_dissimilar", "S2 train"),
+            ("eta_similar_valid", "S1 valid"), ("eta_dissimilar_valid", "S2 valid")]
+    md = [f"# {a.title}\n",
+          "η(T1, T2; π, S) in percent (paper Eq. 1), mean ± sample std over seeds (n). Systematic "
+          "diffusion: η(S1) < 0 and η(S2) > 0; the last column counts the seeds where it holds "
+          "(train, valid).\n"]
+    rows_csv = []
+    for (model, alpha, t1, t2), targets in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        have = [c for c in cols if any(c[0] in r for rs in targets.values() for r in rs)]
+        rows = []
+        for target, rs in targets.items():
+            sysd = [f"{sum(bool(r.get(k)) for r in rs)}/{len(rs)}"
+                    for k in ("systematic_diffusion", "systematic_diffusion_valid") if k in rs[0]]
+            rows.append([target, *[cell([r[k] for r in rs if k in r], scale=100.0) for k, _ in have],
+                         ", ".join(sysd)])
+            rec = {"student": model, "alpha": alpha, "T1": t1, "T2": t2, "target": target, "n": len(rs)}
+            for k, _ in have:
+                rec.update(stats_columns(k, [r[k] for r in rs if k in r]))
+            rows_csv.append(rec)
+        md += [f"## Student {model}, teacher α = {fnum(alpha)}, T1 = {fnum(t1)} → T2 = {fnum(t2)}\n",
+               markdown(rows, ["target", *[f"η {h} (%)" for _, h in have], "systematic (seeds)"])]
+    if a.agreement:
+        per_target: dict[str, list[dict]] = defaultdict(list)
+        for f in a.agreement:
+            for row in read_json(f).get("targets", []):
+                if "agreement_similar" in row:
+                    per_target[row["target"]].append(row)
+        if per_target:
+            rows = [[t, cell([r["agreement_similar"] for r in rs]), cell([r["agreement_dissimilar"] for r in rs])]
+                    for t, rs in per_target.items()]
+            md += ["## Hierarchy vs feature-space S1/S2 agreement (Table 12 layout)\n",
+                   markdown(rows, ["target", "|S1 ∩ S1,feat| / |S1|", "|S2 ∩ S2,feat| / |S2|"])]
+    write_outputs(a.out, "\n".join(md), rows_csv)
+
+
+# ----------------------------------------------------------------------------- entropy
+def teacher_label(path) -> tuple[str, float | None]:
+    m = feature_meta(path)
+    return m.get("model", Path(path).name), m.get("alpha")
+
+
+def cmd_entropy(a) -> None:
+    vals: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    temps: list[str] = []
+    for f in a.inputs:
+        data = read_json(f)
+        per_path = data if all(isinstance(v, dict) for v in data.values()) else None
+        if per_path is None:
+            raise TableError(f"{f}: give `lskd-metrics entropy` outputs of several teachers (a JSON object per path)")
+        for path, by_t in per_path.items():
+            label = teacher_label(path)
+            for t, h in by_t.items():
+                vals[label][t].append(h)
+                if t not in temps:
+                    temps.append(t)
+    if not vals:
+        raise TableError("no entropy inputs")
+    labels = sorted(vals, key=lambda x: (str(x[0]), x[1] if x[1] is not None else -1))
+    head = ["T", *[f"{m} α = {fnum(al)}" for m, al in labels]]
+    rows = [[t, *[cell(vals[lb][t], digits=4) for lb in labels]] for t in temps]
+    rows_csv = [{"teacher": m, "alpha": al, "T": t, "n": len(vals[(m, al)][t]),
+                 **stats_columns("entropy_nats", vals[(m, al)][t])} for t in temps for m, al in labels]
+    md = [f"# {a.title}\n", "Mean entropy (nats) of the teachers' targets softmax(z/T) over the training "
+          "set, mean ± sample std over seeds (n) (Table 13).\n", markdown(rows, head)]
+    if a.match:
+        md += [match_table(a.match)]
+    write_outputs(a.out, "\n".join(md), rows_csv)
+
+
+def read_matches(files) -> dict[float, list[dict]]:
+    by_ref: dict[float, list[dict]] = defaultdict(list)
+    for f in files:
+        d = read_json(f)
+        if "temperature" not in d or "reference_temperature" not in d:
+            raise TableError(f"{f}: not an `lskd-metrics match-temperature --reference ...` output")
+        d["seed"] = feature_meta(d["features"]).get("seed")
+        by_ref[float(d["reference_temperature"])].append(d)
+    return dict(sorted(by_ref.items()))
+
+
+def match_table(files) -> str:
+    rows = []
+    for ref, ds in read_matches(files).items():
+        m0, m1 = teacher_label(ds[0]["features"]), teacher_label(ds[0]["reference"])
+        rows.append([f"{m1[0]} α = {fnum(m1[1])} at T = {ref:g}", cell([d["entropy"] for d in ds], digits=4),
+                     f"{m0[0]} α = {fnum(m0[1])} at T = {cell([d['temperature'] for d in ds], digits=4)}"])
+    return ("## Entropy-matched temperatures\n\n"
+            + markdown(rows, ["reference teacher", "entropy (nats)", "teacher with the same entropy"]))
+
+
+# ----------------------------------------------------------------------------- counterexamples
+def cmd_counterexamples(a) -> None:
+    matches = read_matches(a.match)
+    main = [r for r in scan_runs(a.students) if r["mode"] == "student"]
+    matched = [r for r in scan_runs(a.matched) if r["mode"] == "student"] if a.matched.is_dir() else []
+    models = sorted({r["model"] for r in main})
+    rows, rows_csv = [], []
+    for ref, ds in matches.items():
+        ref_alpha = teacher_label(ds[0]["reference"])[1]
+        alpha = teacher_label(ds[0]["features"])[1]
+        ent = cell([d["entropy"] for d in ds], digits=4)
+        for model in models:
+            ls = [r for r in main if r["model"] == model and r["alpha"] == ref_alpha and r["temperature"] == ref]
+            other, temps = [], []
+            for d in ds:
+                T = float(d["temperature"])
+                pool = matched + main
+                hit = [r for r in pool if r["model"] == model and r["alpha"] == alpha and r["seed"] == d["seed"]
+                       and r["temperature"] is not None and abs(r["temperature"] - T) <= 1e-6 * T]
+                if not hit and ref >= 64:  # the paper compares T = 64 with T = 64 (both near uniform)
+                    hit = [r for r in main if r["model"] == model and r["alpha"] == alpha
+                           and r["seed"] == d["seed"] and r["temperature"] == ref]
+                if hit:
+                    other.append(hit[0])
+                    temps.append(hit[0]["temperature"])
+            rows.append([f"T_ref = {ref:g}", model, f"α = {fnum(ref_alpha)} / T = {ref:g}", ent, acc_cell(ls)])
+            rows.append(["", model, f"α = {fnum(alpha)} / T = {cell(temps, digits=4, n=False) if temps else '—'}",
+                         ent, acc_cell(other)])
+            for lab, sel, al in (("reference", ls, ref_alpha), ("matched", other, alpha)):
+                rows_csv.append({"T_ref": ref, "student": model, "role": lab, "alpha": al,
+                                 "temperature_mean": mean_std([r["temperature"] for r in sel])[0] if sel else math.nan,
+                                 "entropy_mean": mean_std([d["entropy"] for d in ds])[0], "n": len(sel),
+                                 **stats_columns("top1", [r["acc1"] for r in sel]),
+                                 **stats_columns("top5", [r["acc5"] for r in sel])})
+    md = [f"# {a.title}\n",
+          "Same mean target entropy, different teachers (Tables 14–16): students of the LS teacher at "
+          "T_ref against students of the α = 0 teacher at the temperature with the same entropy "
+          "(per seed). Top-1 / top-5 (%), mean ± sample std over seeds (n). At T_ref = 64 both teachers "
+          "are near uniform and the paper compares T = 64 with T = 64; that is used when no student "
+          "was trained at the matched T.\n",
+          markdown(rows, ["case", "student", "α / T", "entropy (nats)", "top-1 / top-5"])]
+    write_outputs(a.out, "\n".join(md), rows_csv)
+
+
+# ----------------------------------------------------------------------------- CLI
+def cmd_get(a) -> None:
+    try:
+        print(get_value(a.file, a.key))
+    except KeyError as e:
+        raise TableError(str(e).strip("'\"")) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m scripts.recipes.tables", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("vision-accuracy", help="α × T accuracy per student model (Tables 2, 5, 6, 9-11, 20)")
+    p.add_argument("--teachers", type=Path, required=True, help="directory holding the teacher runs")
+    p.add_argument("--students", type=Path, required=True, help="directory holding the student sweeps")
+    p.add_argument("--title", default="Knowledge distillation accuracy")
+    p.set_defaults(func=cmd_vision_accuracy)
+
+    p = sub.add_parser("eta", help="η per target, train and valid (Tables 3, 4; 12 with --agreement)")
+    p.add_argument("--inputs", nargs="+", required=True, help="lskd-metrics eta --format json outputs")
+    p.add_argument("--agreement", nargs="*", default=[], help="lskd-metrics similar --format json outputs")
+    p.add_argument("--title", default="Diffusion index η")
+    p.set_defaults(func=cmd_eta)
+
+    p = sub.add_parser("entropy", help="teacher target entropy per T and α (Table 13)")
+    p.add_argument("--inputs", nargs="+", required=True, help="lskd-metrics entropy --format json outputs")
+    p.add_argument("--match", nargs="*", default=[], help="lskd-metrics match-temperature --format json outputs")
+    p.add_argument("--title", default="Smoothness of the teachers' targets")
+    p.set_defaults(func=cmd_entropy)
+
+    p = sub.add_parser("counterexamples", help="entropy-matched students (Tables 14-16)")
+    p.add_argument("--match", nargs="+", required=True, help="lskd-metrics match-temperature --format json outputs")
+    p.add_argument("--students", type=Path, required=True, help="the main student sweeps")
+    p.add_argument("--matched", type=Path, required=True, help="the students at the matched temperatures")
+    p.add_argument("--title", default="Same smoothness, different students")
+    p.set_defaults(func=cmd_counterexamples)
+
+    for p in (sub.choices[c] for c in ("vision-accuracy", "eta", "entropy", "counterexamples")):
+        p.add_argument("--out", type=Path, required=True, help="write OUT.md and OUT.csv")
+
+    p = sub.add_parser("get", help="print one value of a JSON file (dotted key)")
+    p.add_argument("file", type=Path)
+    p.add_argument("key")
+    p.set_defaults(func=cmd_get)
+    return ap
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        a.func(a)
+    except (TableError, OSError, ValueError, KeyError) as e:
+        print(f"tables: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
