@@ -30,16 +30,30 @@ TEMPERATURES = (1, 2, 3, 64)
 FASHION_TARGETS = ["T-shirt/top", "Pullover", "Coat", "Shirt", "Dress", "Sandal", "Sneaker", "Ankle boot"]
 PROJECTION_CLASSES = "Pullover,Coat,Sneaker"
 SOFT_TARGET_CLASS, SOFT_TARGET_SIMILAR = "Pullover", "Coat,Shirt,T-shirt/top,Dress"
+NMT_NUM_TARGETS = 8
+FUNCTION_WORDS = set("the and that for not but his her him they them their you your this with from have has had "
+                     "was were are who which what when then there these those will shall into unto out all "
+                     "one also".split())
 
 PROFILES = {
     # A 2-core CPU: ResNet-18 at 28 px on a class-balanced-enough prefix of Fashion-MNIST.
-    "quick": {"device": "cpu", "model": "resnet18", "limit_train": 6000, "limit_val": 2000,
+    "quick": {"device": "cpu", "model": "resnet18", "limit_train": 5000, "limit_val": 2000,
               "teacher_epochs": 4, "teacher_lr_step": 3, "student_epochs": 3, "student_lr_step": 2,
-              "batch_size": 128, "lr": 0.1, "workers": 0, "extra": []},
+              "batch_size": 128, "lr": 0.05, "workers": 0, "extra": [],
+              # translation: the four Gospels and Acts, a 2+2-layer Transformer (d = 128)
+              "nmt_books": "40-44", "nmt_bpe": 3000, "nmt_teacher_epochs": 8, "nmt_student_epochs": 4,
+              "nmt_arch": ["--arch", "transformer", "--encoder-layers", "2", "--decoder-layers", "2",
+                           "--encoder-embed-dim", "128", "--decoder-embed-dim", "128",
+                           "--encoder-ffn-embed-dim", "256", "--decoder-ffn-embed-dim", "256",
+                           "--encoder-attention-heads", "4", "--decoder-attention-heads", "4"],
+              "nmt_device": ["--cpu"]},
     # A CUDA machine: all 60k/10k images, longer schedules.
     "full": {"device": "cuda", "model": "resnet18", "limit_train": None, "limit_val": None,
              "teacher_epochs": 30, "teacher_lr_step": 10, "student_epochs": 40, "student_lr_step": 15,
-             "batch_size": 256, "lr": 0.1, "workers": 4, "extra": ["--amp", "--channels-last"]},
+             "batch_size": 256, "lr": 0.1, "workers": 4, "extra": ["--amp", "--channels-last"],
+             # translation: the whole Bible, transformer_iwslt_de_en as in the paper
+             "nmt_books": None, "nmt_bpe": 10000, "nmt_teacher_epochs": 40, "nmt_student_epochs": 40,
+             "nmt_arch": ["--arch", "transformer_iwslt_de_en"], "nmt_device": ["--fp16"]},
 }
 
 
@@ -121,6 +135,93 @@ class Study:
                                                "--lr-step", str(p["student_lr_step"]), "--output-dir", str(d)],
                        [self.student_dir(a, T) / "features" / s / "meta.json"
                         for T in TEMPERATURES for s in ("train", "valid")])
+
+    # -------------------------------------------------------------- translation
+    def nmt_data(self) -> Path:
+        return self.out / "nmt" / "data" / "bin"
+
+    def nmt_teacher(self, a: float) -> Path:
+        return self.out / "nmt" / f"teacher_{fmt_alpha(a)}"
+
+    def nmt_student(self, a: float, T) -> Path:
+        return self.out / "nmt" / f"students_{fmt_alpha(a)}" / f"T{T:g}"
+
+    def fairseq_common(self, epochs: int, save_dir: Path) -> list[str]:
+        p = self.p
+        return [str(Path(sys.executable).parent / "fairseq-train"), str(self.nmt_data()), "--user-dir", "nmt_plugin",
+                *p["nmt_arch"], "--share-all-embeddings", "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)",
+                "--lr", "2e-3" if p["nmt_device"] == ["--cpu"] else "5e-4", "--lr-scheduler", "inverse_sqrt",
+                "--warmup-updates", "100" if p["nmt_device"] == ["--cpu"] else "4000",
+                "--dropout", "0.1" if p["nmt_device"] == ["--cpu"] else "0.3", "--weight-decay", "0.0001",
+                "--max-tokens", "4096", "--max-epoch", str(epochs), "--seed", "1", "--num-workers", "0",
+                "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "50",
+                "--save-dir", str(save_dir), *p["nmt_device"]]
+
+    def run_nmt(self) -> None:
+        p = self.p
+        data = self.out / "nmt" / "data"
+        cmd = [sys.executable, "-m", "preprocess.bible", "--pair", "de-en", "--out", str(data),
+               "--bpe-merges", str(p["nmt_bpe"]), "--workers", "2"]
+        if p["nmt_books"]:
+            cmd += ["--books", p["nmt_books"]]
+        self.stage("nmt-data", cmd, [data / "manifest.json", self.nmt_data() / "dict.en.txt"])
+        for a in ALPHAS:
+            d = self.nmt_teacher(a)
+            self.stage(f"nmt-teacher-{fmt_alpha(a)}",
+                       self.fairseq_common(p["nmt_teacher_epochs"], d)
+                       + ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", str(a)],
+                       [d / "checkpoint_best.pt"])
+        for a in ALPHAS:
+            for T in TEMPERATURES:
+                d = self.nmt_student(a, T)
+                self.stage(f"nmt-student-{fmt_alpha(a)}-T{T:g}",
+                           self.fairseq_common(p["nmt_student_epochs"], d)
+                           + ["--task", "kd_translation", "--teacher-path", str(self.nmt_teacher(a) / "checkpoint_best.pt"),
+                              "--kd-temperature", str(T), "--criterion", "ls_kd"],
+                           [d / "checkpoint_best.pt"])
+        bleu = self.out / "nmt" / "bleu"
+        ckpts = [self.nmt_teacher(a) / "checkpoint_best.pt" for a in ALPHAS] + \
+                [self.nmt_student(a, T) / "checkpoint_best.pt" for a in ALPHAS for T in TEMPERATURES]
+        self.stage("nmt-bleu", [sys.executable, "-m", "nmt_plugin.bleu", "table", *map(str, ckpts),
+                                "--data", str(self.nmt_data()), "--split", "test", "--out", str(bleu),
+                                *(["--cpu"] if p["nmt_device"] == ["--cpu"] else [])],
+                   [Path(f"{bleu}.md"), Path(f"{bleu}.csv")])
+        for a in ALPHAS:
+            for T in (1, 3):
+                out = self.nmt_feats(a, T)
+                self.stage(f"nmt-features-{fmt_alpha(a)}-T{T:g}",
+                           [sys.executable, "-m", "nmt_plugin.dump_features",
+                            str(self.nmt_student(a, T) / "checkpoint_best.pt"), "--data", str(self.nmt_data()),
+                            "--split", "valid", "--skip-special", "--max-per-type", "300", "--out", str(out),
+                            *(["--cpu"] if p["nmt_device"] == ["--cpu"] else [])],
+                           [out / "meta.json"])
+
+    def nmt_feats(self, a: float, T) -> Path:
+        return self.out / "nmt" / "features" / f"{fmt_alpha(a)}_T{T:g}"
+
+    def analyse_nmt(self) -> dict:
+        t0 = time.perf_counter()
+        res: dict = {"bleu_md": Path(f"{self.out / 'nmt' / 'bleu'}.md").read_text(), "eta": {}}
+        # Target words: the most frequent whole words (letters only, not BPE pieces, not function
+        # words) among the validation tokens; S1/S2 from feature space (nearest 1 %, farthest 90 %)
+        # of the T = 1 student.
+        ref = self.nmt_feats(0.1, 1)
+        classes = json.loads((ref / "meta.json").read_text())["classes"]
+        import numpy as np  # the feature-set contract: labels.npy indexes meta.json classes
+        counts = np.bincount(np.load(ref / "labels.npy"), minlength=len(classes))
+        words = [i for i in np.argsort(-counts, kind="stable")
+                 if classes[i].isalpha() and len(classes[i]) > 2 and classes[i] not in FUNCTION_WORDS]
+        targets = [classes[i] for i in words[:NMT_NUM_TARGETS] if counts[i] >= 20]
+        res["targets"] = targets
+        for a in ALPHAS:
+            sets = self.out / "analysis" / f"nmt_sets_{fmt_alpha(a)}.json"
+            self.metrics("similar", "--features", self.nmt_feats(a, 1), "--target", ",".join(targets),
+                         "--write-sets", sets)
+            res["eta"][a] = self.metrics("eta", "--before", self.nmt_feats(a, 1), "--after", self.nmt_feats(a, 3),
+                                         "--sets", sets)["targets"]
+        self.stages.append({"name": "nmt-analysis", "seconds": time.perf_counter() - t0, "skipped": False,
+                            "command": "lskd-metrics (see the commands section)"})
+        return res
 
     # ----------------------------------------------------------------- analysis
     def feats(self, a: float, T=None, split: str = "train") -> Path:
@@ -206,15 +307,60 @@ def vision_verdict(v: dict) -> list[str]:
     return lines
 
 
-def write_report(study: Study, v: dict, wall: float) -> Path:
+def read_bleu(study: Study) -> dict:
+    """{(α, T or None): BLEU} from the `nmt_plugin.bleu table` CSV (one seed in the demo)."""
+    import csv
+
+    with open(f"{study.out / 'nmt' / 'bleu'}.csv") as f:
+        return {(float(r["alpha"]), float(r["temperature"]) if r["temperature"] else None): float(r["bleu"])
+                for r in csv.DictReader(f)}
+
+
+def nmt_verdict(n: dict, bleu: dict) -> list[str]:
+    lines = []
+    for a in ALPHAS:
+        diffused = [r["target"] for r in n["eta"][a] if r["systematic_diffusion"]]
+        lines.append(f"- Teacher α = {a:g}: systematic diffusion from T = 1 to T = 3 (decoder features, "
+                     f"validation tokens) for {len(diffused)} of {len(n['eta'][a])} target words"
+                     f"{' (' + ', '.join(diffused) + ')' if diffused else ''}.")
+    drop = {a: bleu[(a, 1.0)] - bleu[(a, 64.0)] for a in ALPHAS}
+    lines.append(f"- BLEU change of the students from T = 1 to T = 64: α = 0: {-drop[0.0]:+.2f}, α = 0.1: "
+                 f"{-drop[0.1]:+.2f}. The LS teacher's students "
+                 f"{'degraded more' if drop[0.1] > drop[0.0] else 'did not degrade more'} with T than the plain "
+                 "teacher's" + (" (at BLEU this low the difference says little)." if max(bleu.values()) < 10 else "."))
+    return lines
+
+
+def nmt_report(study: Study, n: dict) -> list[str]:
+    p = study.p
+    bleu = read_bleu(study)
+    parts = ["\n## Translation: BLEU (Table 7 layout)\n\n",
+             f"Bible German→English ({'books ' + p['nmt_books'] if p['nmt_books'] else 'all books'}, "
+             f"chapter-disjoint splits, joint BPE {p['nmt_bpe']} merges), teachers {p['nmt_teacher_epochs']} epochs, "
+             f"students {p['nmt_student_epochs']} epochs, one seed; sacrebleu on detokenised test output, beam 5.\n\n",
+             n["bleu_md"].strip() + "\n",
+             "\n## Translation: diffusion index η(T1 = 1, T2 = 3)\n\n",
+             "η in **percent**, decoder output features of validation target tokens (at most 300 per word); "
+             "S1/S2 from feature space (nearest 1 %, farthest 90 % of the other word types, by centroid "
+             "distance in the T = 1 student); targets: the most frequent content words of the validation split.\n"]
+    for a in ALPHAS:
+        parts += [f"\n**Students of the α = {a:g} teacher**\n\n",
+                  md_table(["target", "S1", "|S2|", "η S1", "η S2", "diffusion"],
+                           [[r["target"], ", ".join(r["similar"]), len(r["dissimilar"]), pct(r["eta_similar"]),
+                             pct(r["eta_dissimilar"]), "yes" if r["systematic_diffusion"] else "no"]
+                            for r in n["eta"][a]])]
+    return parts, nmt_verdict(n, bleu)
+
+
+def write_report(study: Study, v: dict, wall: float, n: dict | None = None) -> Path:
     p = study.p
     T_cols = [f"T={T}" for T in TEMPERATURES]
+    nmt_parts, nmt_lines = nmt_report(study, n) if n else ([], [])
     parts = [f"# lskd study report ({study.profile_name} profile)\n\n",
              "Should I smooth my teacher, and at which temperature? What happened on the data this run used.\n\n",
              "\n## Verdict\n\n", "\n### Vision (Fashion-MNIST)\n\n", *[line + "\n" for line in vision_verdict(v)],
-             "\n### Translation\n\n",
-             "Not part of this report yet: the translation half of the study (fairseq `ls_kd`) is not wired "
-             "into the demo in this version.\n",
+             "\n### Translation (Bible de→en)\n\n",
+             *([line + "\n" for line in nmt_lines] if n else ["Not run (--no-nmt).\n"]),
              "\n## What ran\n\n",
              f"Profile `{study.profile_name}`: model {p['model']} on Fashion-MNIST "
              f"({p['limit_train'] or 60000} training / {p['limit_val'] or 10000} validation images), teachers "
@@ -252,6 +398,7 @@ def write_report(study: Study, v: dict, wall: float) -> Path:
         parts += [f"\n**Students of the α = {a:g} teacher**\n\n",
                   md_table(["class", *T_cols], [[c, *[pct(v["per_class"][a][T][c]) for T in TEMPERATURES]]
                                                 for c in FASHION_TARGETS])]
+    parts += nmt_parts
     parts += ["\n## Figures\n\n",
               f"Penultimate-layer projection (Supp. E) of {PROJECTION_CLASSES.replace(',', ', ')} — rows: teachers "
               "α = 0 and α = 0.1 with their students; columns: the teacher, then the students by T (Figure 1 layout):\n\n",
@@ -264,7 +411,7 @@ def write_report(study: Study, v: dict, wall: float) -> Path:
                        [[s["name"], f"{s['seconds']:.0f}", "skipped (done before)" if s.get("skipped") else ""]
                         for s in study.stages]),
               f"\nTotal wall time of this invocation: {wall:.0f} s.\n",
-              "\n## Commands\n\n```\n\n", *[s["command"] + "\n" for s in study.stages if "distill.py" in s["command"]],
+              "\n## Commands\n\n```\n", *[s["command"] + "\n" for s in study.stages if "lskd-metrics (" not in s["command"]],
               *[c + "\n" for c in study.metric_commands], "```\n",
               "\n## Versions\n\n\n", md_table(["component", "version"], [[k, val] for k, val in versions().items()])]
     report = study.out / "report.md"
@@ -278,14 +425,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="the full-fidelity profile (meant for a CUDA machine)")
     ap.add_argument("--out", default=None, help="output directory (default runs/demo, runs/demo-full with --full)")
+    ap.add_argument("--no-nmt", action="store_true", help="skip the translation half of the study")
     args = ap.parse_args()
     profile = "full" if args.full else "quick"
     out = Path(args.out or ROOT / "runs" / ("demo-full" if args.full else "demo")).resolve()
     t0 = time.perf_counter()
     study = Study(out, profile)
     study.run_vision()
+    if not args.no_nmt:
+        study.run_nmt()
     v = study.analyse_vision()
-    report = write_report(study, v, time.perf_counter() - t0)
+    n = None if args.no_nmt else study.analyse_nmt()
+    report = write_report(study, v, time.perf_counter() - t0, n)
     print(f"[demo] report: {report}")
 
 

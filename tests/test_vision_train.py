@@ -183,6 +183,13 @@ def test_sweep_killed_between_student_checkpoints_catches_up(teacher, tmp_path, 
         assert metrics(tmp_path / f"straight/T{t}/metrics.jsonl") == metrics(tmp_path / f"stop/T{t}/metrics.jsonl")
 
 
+def test_divergence_stops_before_saving(tmp_path):
+    with pytest.raises(distill.VisionError, match="diverged in epoch 0"):
+        run("--mode", "teacher", "--model", "resnet18", "--small-input", "--image-size", "8",
+            "--batch-size", "32", "--epochs", "2", "--lr", "1e30", "--output-dir", str(tmp_path / "t"))
+    assert not (tmp_path / "t/checkpoint.pt").exists()
+
+
 def torchrun(*argv, nproc=2):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
     proc = subprocess.Popen(

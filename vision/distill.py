@@ -34,6 +34,7 @@ import ast
 import contextlib
 import copy
 import json
+import math
 import time
 from types import SimpleNamespace
 
@@ -432,6 +433,10 @@ def main(args):
                 ds.train.set_epoch(epoch, args.seed)
             active = [r for r in runs if r.start_epoch <= epoch]  # all, unless catching up
             train_stats = train_one_epoch(active, teacher, train_loader, epoch, args, device, amp, mf)
+            for r, st in zip(active, train_stats):  # before any save: keep the last good checkpoint
+                if not math.isfinite(st["train_loss"]):
+                    raise VisionError(f"training{r.tag} diverged in epoch {epoch} (train loss "
+                                      f"{st['train_loss']}); nothing of this epoch was saved: lower --lr")
             for r, st in zip(active, train_stats):
                 lr = r.slot.optimizer.param_groups[0]["lr"]
                 r.scheduler.step()
