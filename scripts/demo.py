@@ -41,7 +41,7 @@ PROFILES = {
               "teacher_epochs": 4, "teacher_lr_step": 3, "student_epochs": 3, "student_lr_step": 2,
               "batch_size": 128, "lr": 0.05, "workers": 0, "extra": [],
               # translation: the four Gospels and Acts, a 2+2-layer Transformer (d = 128)
-              "nmt_books": "40-44", "nmt_bpe": 3000, "nmt_teacher_epochs": 8, "nmt_student_epochs": 4,
+              "nmt_books": "40-44", "nmt_bpe": 3000, "nmt_teacher_epochs": 7, "nmt_student_epochs": 3,
               "nmt_arch": ["--arch", "transformer", "--encoder-layers", "2", "--decoder-layers", "2",
                            "--encoder-embed-dim", "128", "--decoder-embed-dim", "128",
                            "--encoder-ffn-embed-dim", "256", "--decoder-ffn-embed-dim", "256",
@@ -192,7 +192,7 @@ class Study:
                 self.stage(f"nmt-features-{fmt_alpha(a)}-T{T:g}",
                            [sys.executable, "-m", "nmt_plugin.dump_features",
                             str(self.nmt_student(a, T) / "checkpoint_best.pt"), "--data", str(self.nmt_data()),
-                            "--split", "valid", "--skip-special", "--max-per-type", "300", "--out", str(out),
+                            "--split", "train", "--skip-special", "--max-per-type", "300", "--out", str(out),
                             *(["--cpu"] if p["nmt_device"] == ["--cpu"] else [])],
                            [out / "meta.json"])
 
@@ -203,7 +203,7 @@ class Study:
         t0 = time.perf_counter()
         res: dict = {"bleu_md": Path(f"{self.out / 'nmt' / 'bleu'}.md").read_text(), "eta": {}}
         # Target words: the most frequent whole words (letters only, not BPE pieces, not function
-        # words) among the validation tokens; S1/S2 from feature space (nearest 1 %, farthest 90 %)
+        # words) among the training tokens; S1/S2 from feature space (nearest 1 %, farthest 90 %)
         # of the T = 1 student.
         ref = self.nmt_feats(0.1, 1)
         classes = json.loads((ref / "meta.json").read_text())["classes"]
@@ -321,7 +321,7 @@ def nmt_verdict(n: dict, bleu: dict) -> list[str]:
     for a in ALPHAS:
         diffused = [r["target"] for r in n["eta"][a] if r["systematic_diffusion"]]
         lines.append(f"- Teacher α = {a:g}: systematic diffusion from T = 1 to T = 3 (decoder features, "
-                     f"validation tokens) for {len(diffused)} of {len(n['eta'][a])} target words"
+                     f"training tokens) for {len(diffused)} of {len(n['eta'][a])} target words"
                      f"{' (' + ', '.join(diffused) + ')' if diffused else ''}.")
     drop = {a: bleu[(a, 1.0)] - bleu[(a, 64.0)] for a in ALPHAS}
     lines.append(f"- BLEU change of the students from T = 1 to T = 64: α = 0: {-drop[0.0]:+.2f}, α = 0.1: "
@@ -340,9 +340,9 @@ def nmt_report(study: Study, n: dict) -> list[str]:
              f"students {p['nmt_student_epochs']} epochs, one seed; sacrebleu on detokenised test output, beam 5.\n\n",
              n["bleu_md"].strip() + "\n",
              "\n## Translation: diffusion index η(T1 = 1, T2 = 3)\n\n",
-             "η in **percent**, decoder output features of validation target tokens (at most 300 per word); "
+             "η in **percent**, decoder output features of training target tokens (teacher-forced, at most 300 per word); "
              "S1/S2 from feature space (nearest 1 %, farthest 90 % of the other word types, by centroid "
-             "distance in the T = 1 student); targets: the most frequent content words of the validation split.\n"]
+             "distance in the T = 1 student); targets: the most frequent content words.\n"]
     for a in ALPHAS:
         parts += [f"\n**Students of the α = {a:g} teacher**\n\n",
                   md_table(["target", "S1", "|S2|", "η S1", "η S2", "diffusion"],
