@@ -19,6 +19,7 @@ import argparse
 import json
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -66,23 +67,41 @@ class Study:
         self.out, self.profile_name, self.p = out, profile, PROFILES[profile]
         self.stages: list[dict] = []
         self.metric_commands: list[str] = []
+        self.reran: set[str] = set()  # chains with a stage run in this invocation
         (out / ".stages").mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ running
-    def stage(self, name: str, cmd: list[str], outputs: list[Path]) -> None:
+    def stage(self, name: str, cmd: list[str], outputs: list[Path], workdir: Path | None = None,
+              chain: str = "") -> None:
+        """Run one step, or skip it when it finished before with the same command, its outputs
+        exist and no earlier stage of its ``chain`` ran in this invocation (its inputs are then
+        unchanged). A stale stage (other command, or re-run inputs) has ``workdir`` cleared first;
+        an interrupted one (no marker) continues: vision trainings get --resume, fairseq resumes
+        from its checkpoint_last.pt by itself."""
         marker = self.out / ".stages" / f"{name}.json"
-        if marker.exists() and all(Path(o).exists() for o in outputs):
-            rec = json.loads(marker.read_text())
-            rec["skipped"] = True
-            self.stages.append(rec)
+        command = shlex.join(cmd)
+        rec = json.loads(marker.read_text()) if marker.exists() else None
+        fresh = rec is not None and rec["command"] == command and chain not in self.reran
+        if fresh and all(Path(o).exists() for o in outputs):
+            self.stages.append({**rec, "skipped": True})
             print(f"[demo] {name}: done before ({rec['seconds']:.0f} s then), skipped", flush=True)
             return
+        if workdir is not None and workdir.exists():
+            if rec is not None:
+                why = ("command changed" if rec["command"] != command else
+                       "an earlier stage re-ran" if chain in self.reran else "outputs missing")
+                print(f"[demo] {name}: {why}, clearing {workdir}", flush=True)
+                shutil.rmtree(workdir)
+            elif "vision/distill.py" in cmd and any(workdir.glob("**/checkpoint.pt")):
+                cmd = [*cmd, "--resume"]
+        marker.unlink(missing_ok=True)
+        self.reran.add(chain)
         print(f"[demo] {name}: {shlex.join(cmd)}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT)
         if proc.returncode != 0:
             sys.exit(f"[demo] stage {name} failed (exit {proc.returncode}); fix and re-run: finished stages are kept")
-        rec = {"name": name, "command": shlex.join(cmd), "seconds": time.perf_counter() - t0, "skipped": False}
+        rec = {"name": name, "command": command, "seconds": time.perf_counter() - t0, "skipped": False}
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec))
         tmp.replace(marker)
@@ -124,7 +143,7 @@ class Study:
                                                "--epochs", str(p["teacher_epochs"]),
                                                "--lr-step", str(p["teacher_lr_step"]), "--output-dir", str(d)],
                        [d / "checkpoint.pt", d / "features" / "train" / "meta.json",
-                        d / "features" / "valid" / "meta.json"])
+                        d / "features" / "valid" / "meta.json"], workdir=d, chain="vision")
         for a in ALPHAS:
             d = self.student_dir(a, 1).parent
             self.stage(f"vision-students-{fmt_alpha(a)}",
@@ -134,7 +153,7 @@ class Study:
                                                "--epochs", str(p["student_epochs"]),
                                                "--lr-step", str(p["student_lr_step"]), "--output-dir", str(d)],
                        [self.student_dir(a, T) / "features" / s / "meta.json"
-                        for T in TEMPERATURES for s in ("train", "valid")])
+                        for T in TEMPERATURES for s in ("train", "valid")], workdir=d, chain="vision")
 
     # -------------------------------------------------------------- translation
     def nmt_data(self) -> Path:
@@ -164,13 +183,13 @@ class Study:
                "--bpe-merges", str(p["nmt_bpe"]), "--workers", "2"]
         if p["nmt_books"]:
             cmd += ["--books", p["nmt_books"]]
-        self.stage("nmt-data", cmd, [data / "manifest.json", self.nmt_data() / "dict.en.txt"])
+        self.stage("nmt-data", cmd, [data / "manifest.json", self.nmt_data() / "dict.en.txt"], workdir=data, chain="nmt")
         for a in ALPHAS:
             d = self.nmt_teacher(a)
             self.stage(f"nmt-teacher-{fmt_alpha(a)}",
                        self.fairseq_common(p["nmt_teacher_epochs"], d)
                        + ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", str(a)],
-                       [d / "checkpoint_best.pt"])
+                       [d / "checkpoint_best.pt"], workdir=d, chain="nmt")
         for a in ALPHAS:
             for T in TEMPERATURES:
                 d = self.nmt_student(a, T)
@@ -178,14 +197,14 @@ class Study:
                            self.fairseq_common(p["nmt_student_epochs"], d)
                            + ["--task", "kd_translation", "--teacher-path", str(self.nmt_teacher(a) / "checkpoint_best.pt"),
                               "--kd-temperature", str(T), "--criterion", "ls_kd"],
-                           [d / "checkpoint_best.pt"])
+                           [d / "checkpoint_best.pt"], workdir=d, chain="nmt")
         bleu = self.out / "nmt" / "bleu"
         ckpts = [self.nmt_teacher(a) / "checkpoint_best.pt" for a in ALPHAS] + \
                 [self.nmt_student(a, T) / "checkpoint_best.pt" for a in ALPHAS for T in TEMPERATURES]
         self.stage("nmt-bleu", [sys.executable, "-m", "nmt_plugin.bleu", "table", *map(str, ckpts),
                                 "--data", str(self.nmt_data()), "--split", "test", "--out", str(bleu),
                                 *(["--cpu"] if p["nmt_device"] == ["--cpu"] else [])],
-                   [Path(f"{bleu}.md"), Path(f"{bleu}.csv")])
+                   [Path(f"{bleu}.md"), Path(f"{bleu}.csv")], chain="nmt")
         for a in ALPHAS:
             for T in (1, 3):
                 out = self.nmt_feats(a, T)
@@ -194,7 +213,7 @@ class Study:
                             str(self.nmt_student(a, T) / "checkpoint_best.pt"), "--data", str(self.nmt_data()),
                             "--split", "train", "--skip-special", "--max-per-type", "300", "--out", str(out),
                             *(["--cpu"] if p["nmt_device"] == ["--cpu"] else [])],
-                           [out / "meta.json"])
+                           [out / "meta.json"], workdir=out, chain="nmt")
 
     def nmt_feats(self, a: float, T) -> Path:
         return self.out / "nmt" / "features" / f"{fmt_alpha(a)}_T{T:g}"
