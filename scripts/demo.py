@@ -250,10 +250,13 @@ class Study:
     def analyse_vision(self) -> dict:
         t0 = time.perf_counter()
         res: dict = {"accuracy": {}, "eta": {}, "entropy": {}, "per_class": {}}
-        for a in ALPHAS:
+        for a in ALPHAS:  # one pass over each set's logits gives top-1 and the targets' per-class accuracy
             row = {"teacher": self.metrics("accuracy", "--features", self.feats(a, None, "valid"))["top1"]}
+            res["per_class"][a] = {}
             for T in TEMPERATURES:
-                row[f"T={T}"] = self.metrics("accuracy", "--features", self.feats(a, T, "valid"))["top1"]
+                acc = self.metrics("accuracy", "--features", self.feats(a, T, "valid"),
+                                   "--classes", ",".join(FASHION_TARGETS))
+                row[f"T={T}"], res["per_class"][a][T] = acc["top1"], acc["per_class"]
             res["accuracy"][a] = row
         # S1/S2 from the shipped Fashion-MNIST hierarchy (tops, footwear, trousers, bags).
         sets = self.out / "analysis" / "fashion_sets.json"
@@ -267,9 +270,6 @@ class Study:
                                          "--after-valid", self.feats(a, 3, "valid"), "--sets", sets)["targets"]
             res["entropy"][a] = self.metrics("entropy", "--features", self.feats(a), "--temperature",
                                              *TEMPERATURES)
-            res["per_class"][a] = {
-                T: self.metrics("accuracy", "--features", self.feats(a, T, "valid"),
-                                "--classes", ",".join(FASHION_TARGETS))["per_class"] for T in TEMPERATURES}
         res["matched"] = self.metrics("match-temperature", "--features", self.feats(0.0),
                                       "--reference", self.feats(0.1), "--reference-temperature", 1)
         res["stability"] = self.metrics("stability", "--features", self.feats(0.0, None, "valid"),
