@@ -9,12 +9,27 @@ plus the output paths that prove it finished::
     sys.exit(recipe.run())
 
 * ``--dry-run`` prints every command, shell-quoted, one a line, each under a ``# step-name``
-  comment (``# step-name (done)`` when a re-run would skip it). The printout is a shell script.
+  comment: ``# step-name (done)`` when a re-run would skip it, ``# step-name (stale: command
+  changed)`` or ``# step-name (stale: <other step> re-runs)`` when it would run again (followed by
+  the ``rm -rf`` of its training directory, see below). The printout is a shell script; a dry run
+  reads markers and deletes nothing.
 * A real run executes the steps in order. After a step succeeds a marker
-  ``OUT/.recipe/<step>.json`` is written atomically; a later run skips a step whose marker and
-  outputs all exist, so an interrupted recipe continues where it stopped. A vision training step
-  whose OUTPUT/checkpoint.pt or OUTPUT/T*/checkpoint.pt exists gets ``--resume`` appended;
-  ``fairseq-train`` resumes from ``checkpoint_last.pt`` in its ``--save-dir`` by itself.
+  ``OUT/.recipe/<step>.json`` is written atomically with the step's command (shell-quoted,
+  :class:`Deferred` values unresolved, the interpreter written ``python``). A later run skips a
+  step only when its marker records the same command, its outputs all exist and no step it
+  depends on re-ran in this invocation; so an interrupted recipe continues where it stopped, and
+  a changed command re-runs that step and everything downstream of it, nothing else.
+* Dependencies are found, not declared: step B depends on an earlier step A when an argument of
+  B's command (or the file of a Deferred in it) is, or lies under, one of A's outputs or A's
+  ``resume_dir``, or is a directory inside OUT holding one of them (``--students OUT/students``,
+  fairseq's data-bin folder); paths are compared resolved, glob patterns part by part.
+* ``resume_dir`` is the directory a training step owns under OUT. An interrupted step (no marker)
+  continues there: a vision training step whose OUTPUT/checkpoint.pt or OUTPUT/T*/checkpoint.pt
+  exists gets ``--resume`` appended; ``fairseq-train`` resumes from ``checkpoint_last.pt`` in its
+  ``--save-dir`` by itself. A stale step (marker with another command, or an upstream step
+  re-ran) has its resume_dir deleted first, so it never resumes from a checkpoint of another
+  configuration or of the old inputs (vision/distill.py also refuses to start over an existing
+  checkpoint without --resume). A step whose outputs went missing re-runs as is (--resume).
 * Each step's output is echoed and kept in ``OUT/.recipe/logs/<step>.log``. A failing step stops
   the recipe with a one-line message and exit status 1; bad input exits 2 with one line.
 
@@ -25,6 +40,7 @@ entropy-matched temperature). They are read when the step starts; the dry run pr
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import glob
 import json
 import os
@@ -69,8 +85,8 @@ class Deferred:
     path: Path
     key: str
 
-    def shell(self) -> str:
-        return "$(" + shlex.join([PY, "-m", "scripts.recipes.tables", "get", str(self.path), self.key]) + ")"
+    def shell(self, python: str = PY) -> str:
+        return "$(" + shlex.join([python, "-m", "scripts.recipes.tables", "get", str(self.path), self.key]) + ")"
 
     def resolve(self) -> str:
         from .tables import get_value
@@ -85,8 +101,14 @@ class Step:
     name: str
     cmd: list
     outputs: list[Path]
-    resume_dir: Path | None = None      # vision trainer output dir: add --resume if checkpoints exist
+    resume_dir: Path | None = None      # the training's own directory: resumed, or cleared when stale
     done: bool = field(default=False)
+
+
+#: why a step runs again although it has a marker (``Recipe.status``)
+CHANGED = "command changed"
+#: marker format: 2 records the unresolved command (``Recipe.command_text``); 1 had the resolved one
+MARKER_VERSION = 2
 
 
 def _exists(path: Path) -> bool:
@@ -94,6 +116,32 @@ def _exists(path: Path) -> bool:
     if any(c in p for c in "*?["):
         return bool(glob.glob(p))
     return os.path.exists(p)
+
+
+def _parts(path) -> tuple[str, ...]:
+    """A path as resolved parts (relative paths are taken from the repository root, like the steps)."""
+    return Path(os.path.realpath(os.path.join(ROOT, str(path)))).parts
+
+
+def _part_match(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return (any(c in b for c in "*?[") and fnmatch.fnmatchcase(a, b)) or \
+        (any(c in a for c in "*?[") and fnmatch.fnmatchcase(b, a))
+
+
+def _under(path: tuple[str, ...], top: tuple[str, ...]) -> bool:
+    """True if ``path`` is ``top`` or lies under it; either may hold glob patterns (per part)."""
+    return len(path) >= len(top) and all(_part_match(p, t) for p, t in zip(path, top))
+
+
+def _stable_word(word: str) -> str:
+    """The interpreter and this environment's console scripts by name, so a moved venv changes nothing."""
+    if word == PY:
+        return "python"
+    if os.path.isabs(word) and os.path.basename(word) in ("torchrun", "fairseq-train"):
+        return os.path.basename(word)
+    return word
 
 
 def vision_checkpoint_exists(output_dir: Path) -> bool:
@@ -151,6 +199,7 @@ class Recipe:
         self.args, self.name = args, name
         self.out: Path = args.out
         self.steps: list[Step] = []
+        self._deps: dict[str, list[str]] | None = None
         #: extra environment of every step (printed as `export` lines by --dry-run)
         self.env: dict[str, str] = {"OMP_NUM_THREADS": "1"} if args.toy else {}
 
@@ -182,31 +231,119 @@ class Recipe:
         if any(s.name == name for s in self.steps):
             raise ValueError(f"duplicate step name {name}")
         cmd = [c if isinstance(c, Deferred) else str(c) for c in cmd]
-        self.steps.append(Step(name, cmd, [Path(o) for o in outputs], resume_dir))
+        self.steps.append(Step(name, cmd, [Path(o) for o in outputs], None if resume_dir is None else Path(resume_dir)))
+        self._deps = None
 
     def marker(self, step: Step) -> Path:
         return self.out / ".recipe" / f"{step.name}.json"
 
+    def command_text(self, step: Step) -> str:
+        """The step's command as its marker records it: shell-quoted, Deferred values unresolved
+        (``$(python -m scripts.recipes.tables get FILE KEY)``), no ``--resume``."""
+        return " ".join(c.shell("python") if isinstance(c, Deferred) else shlex.quote(_stable_word(c))
+                        for c in step.cmd)
+
+    def read_marker(self, step: Step) -> dict | None:
+        try:
+            rec = json.loads(self.marker(step).read_text())
+        except (OSError, ValueError):
+            return None
+        return rec if isinstance(rec, dict) else None
+
+    def same_command(self, step: Step, rec: dict) -> bool:
+        if rec.get("version") == MARKER_VERSION:
+            return rec.get("command") == self.command_text(step)
+        # a marker of the first runner recorded the resolved command (and --resume where added)
+        try:
+            ran = shlex.join([c.resolve() if isinstance(c, Deferred) else c for c in step.cmd])
+        except RecipeError:
+            return False
+        return rec.get("command") in (ran, ran + " --resume")
+
     def is_done(self, step: Step) -> bool:
-        return self.marker(step).is_file() and all(_exists(o) for o in step.outputs)
+        """Marker with the same command and every output there (dependencies aside: see status)."""
+        rec = self.read_marker(step)
+        return rec is not None and self.same_command(step, rec) and all(_exists(o) for o in step.outputs)
+
+    def dependencies(self, step: Step) -> list[str]:
+        """Names of the earlier steps whose outputs or resume_dir ``step``'s command reads (module docstring)."""
+        if self._deps is None:
+            self._deps = {}
+            out = _parts(self.out)
+            roots: list[tuple[str, list[tuple]]] = []
+            for s in self.steps:
+                paths = [_parts(w) for w in self._path_words(s)]
+                # a folder holding another step's output counts only inside --out (not --data, not OUT itself)
+                folders = [p for p in paths if _under(p, out) and p != out]
+                self._deps[s.name] = [a for a, tops in roots
+                                      if any(_under(p, t) for p in paths for t in tops)
+                                      or any(_under(t, p) for p in folders for t in tops)]
+                tops = [_parts(o) for o in s.outputs] + ([_parts(s.resume_dir)] if s.resume_dir else [])
+                roots.append((s.name, tops))
+        return self._deps[step.name]
+
+    @staticmethod
+    def _path_words(step: Step) -> list[str]:
+        words = []
+        for c in step.cmd:
+            if isinstance(c, Deferred):
+                words.append(str(c.path))
+            elif os.sep in c:
+                words.append(c.split("=", 1)[1] if c.startswith("--") and "=" in c else c)
+        return words
+
+    def status(self, step: Step, rerun: set[str]) -> tuple[bool, str | None]:
+        """(skip, why stale): skip a finished step; ``why`` is CHANGED or "<step> re-runs" for a
+        step with a marker that must run again, None for an interrupted or incomplete one.
+        ``rerun``: the steps that run (dry run: would run) in this invocation."""
+        rec = self.read_marker(step)
+        if rec is None:
+            return False, None
+        if not self.same_command(step, rec):
+            return False, CHANGED
+        upstream = [d for d in self.dependencies(step) if d in rerun]
+        if upstream:
+            return False, f"{upstream[0]} re-runs"
+        return all(_exists(o) for o in step.outputs), None
 
     def resolved(self, step: Step) -> list[str]:
         cmd = [c.resolve() if isinstance(c, Deferred) else c for c in step.cmd]
-        if step.resume_dir is not None and vision_checkpoint_exists(step.resume_dir):
+        if self._resumes(step):
             cmd.append("--resume")
         return cmd
+
+    @staticmethod
+    def _resumes(step: Step) -> bool:
+        """A vision training with a checkpoint in its resume_dir continues with --resume."""
+        return (step.resume_dir is not None and "vision/distill.py" in step.cmd
+                and vision_checkpoint_exists(step.resume_dir))
+
+    def clear(self, step: Step) -> None:
+        """Delete a stale step's resume_dir (only a directory under --out, which the recipe owns)."""
+        d = step.resume_dir
+        if d is None or not d.exists():
+            return
+        if not _under(_parts(d), _parts(self.out)) or _parts(d) == _parts(self.out):
+            raise RecipeError(f"step {step.name}: refusing to clear {d}: not inside --out {self.out}")
+        shutil.rmtree(d)
 
     def dry_run(self) -> int:
         print(f"# lskd recipe {self.name}: {len(self.steps)} steps, output {self.out}")
         print(f"set -e\ncd {shlex.quote(str(ROOT))}")
         for k, v in self.env.items():
             print(f"export {k}={shlex.quote(v)}")
+        rerun: set[str] = set()
         for s in self.steps:
+            skip, why = self.status(s, rerun)
             words = [c.shell() if isinstance(c, Deferred) else shlex.quote(c) for c in s.cmd]
-            if s.resume_dir is not None and vision_checkpoint_exists(s.resume_dir):
+            if why is None and self._resumes(s):
                 words.append("--resume")
-            print(f"# {s.name}{' (done)' if self.is_done(s) else ''}")
+            print(f"# {s.name}{' (done)' if skip else f' (stale: {why})' if why else ''}")
+            if why and s.resume_dir is not None and s.resume_dir.exists():
+                print(f"rm -rf -- {shlex.quote(str(s.resume_dir))}")
             print(" ".join(words))
+            if not skip:
+                rerun.add(s.name)
         return 0
 
     def run(self) -> int:
@@ -217,11 +354,19 @@ class Recipe:
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         n, t_all = len(self.steps), time.perf_counter()
-        ran = 0
+        rerun: set[str] = set()
         for i, s in enumerate(self.steps, 1):
-            if self.is_done(s):
+            skip, why = self.status(s, rerun)
+            if skip:
                 print(f"[{self.name} {i}/{n}] {s.name}: done, skipped", flush=True)
                 continue
+            if why:
+                cleared = s.resume_dir is not None and s.resume_dir.exists()
+                print(f"[{self.name} {i}/{n}] {s.name}: stale ({why}), re-runs"
+                      f"{f'; cleared {s.resume_dir}' if cleared else ''}", flush=True)
+                self.clear(s)
+            self.marker(s).unlink(missing_ok=True)   # a failure now leaves an interrupted step
+            rerun.add(s.name)
             cmd = self.resolved(s)
             print(f"[{self.name} {i}/{n}] {s.name}: {shlex.join(cmd)}", flush=True)
             log = logs / f"{s.name}.log"
@@ -238,7 +383,7 @@ class Recipe:
                       file=sys.stderr, flush=True)
                 return 1
             self._write_marker(s, cmd, time.perf_counter() - t0)
-            ran += 1
+        ran = len(rerun)
         print(f"[{self.name}] finished: {ran} steps run, {n - ran} skipped, "
               f"{time.perf_counter() - t_all:.0f} s; tables in {self.out / 'tables'}", flush=True)
         return 0
@@ -262,10 +407,35 @@ class Recipe:
     def _write_marker(self, s: Step, cmd: list[str], seconds: float) -> None:
         m = self.marker(s)
         tmp = m.with_name(m.name + ".tmp")
-        tmp.write_text(json.dumps({"step": s.name, "command": shlex.join(cmd), "seconds": round(seconds, 3),
+        tmp.write_text(json.dumps({"step": s.name, "version": MARKER_VERSION, "command": self.command_text(s),
+                                   "ran": shlex.join(cmd), "seconds": round(seconds, 3),
                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                    "outputs": [str(o) for o in s.outputs]}, indent=1))
         os.replace(tmp, m)
+
+
+def add_per_class_accuracy(r: Recipe, acc_dir: Path, sets: dict, temperatures, splits, sweeps) -> list[Path]:
+    """One ``lskd-metrics accuracy`` step per student sweep (Tables 17-19): per-class top-1 of every
+    class of ``sets`` ({set name: {class: label}}) at every T and split. ``sweeps``: (model, α, seed,
+    sweep directory holding T<T>/features/<split>). Returns the JSON files, for the table step."""
+    classes = list(dict.fromkeys(c for members in sets.values() for c in members))
+    files = []
+    for model, alpha, seed, d in sweeps:
+        o = acc_dir / f"per_class_{model}_{alpha_tag(alpha)}_s{seed}.json"
+        r.add(f"accuracy-{model}-{alpha_tag(alpha)}-s{seed}",
+              r.metrics("accuracy", "--features", *[d / f"T{T}" / "features" / sp for T in temperatures for sp in splits],
+                        "--classes", ",".join(classes), "--format", "json", "-o", o),
+              [o])
+        files.append(o)
+    return files
+
+
+def class_set_args(sets: dict) -> list[str]:
+    """``--set NAME CLASS[=LABEL],...`` per class set, for ``tables per-class-accuracy``."""
+    out = []
+    for name, members in sets.items():
+        out += ["--set", name, ",".join(c if c == label else f"{c}={label}" for c, label in members.items())]
+    return out
 
 
 def main(build, ap: argparse.ArgumentParser, argv=None) -> int:

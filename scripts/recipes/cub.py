@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""CUB-200-2011 recipe: the paper's Tables 5, 6, 9, 20 (accuracy) and 13–16 (smoothness of targets).
+"""CUB-200-2011 recipe: the paper's Tables 5, 6, 9, 20 (accuracy), 13–16 (smoothness of targets),
+Figure 4 (projection) and per-class accuracy in the layout of Tables 17–19.
 
     python scripts/recipes/cub.py --data /data/cub --pretrained r50_imagenet.pth \\
         [--pretrained-r18 r18_imagenet.pth] [--pretrained-mbv2 mbv2_imagenet.pth] --nproc 4
@@ -18,7 +19,8 @@ Steps, for every seed s (3 by default; the paper repeats 3 times, MobileNetV2 2 
    -> OUT/teachers/a<α>_s<s>/;
 2. students, pure KD (β = 1) at T ∈ {1, 2, 3, 64}, one sweep each, same schedule:
    ResNet-18 and ResNet-50 from the α = 0 and 0.1 teachers (Tables 5, 6), MobileNetV2 from the
-   α = 0, 0.1 and 0.2 teachers (Tables 9, 20) -> OUT/students/<model>_a<α>_s<s>/T<T>/;
+   α = 0, 0.1 and 0.2 teachers (Tables 9, 20), features + logits dumped
+   -> OUT/students/<model>_a<α>_s<s>/T<T>/;
 3. Table 13: mean entropy of each teacher's training-set targets at T ∈ {1, 2, 3, 64}
    (``lskd-metrics entropy``), and the temperatures at which the α = 0 teacher matches the
    α = 0.1 teacher's entropy at T = 1, 3 and 64 (``lskd-metrics match-temperature``);
@@ -26,16 +28,26 @@ Steps, for every seed s (3 by default; the paper repeats 3 times, MobileNetV2 2 
    ≈ 5.64 in the paper; read per seed from step 3 when the step starts), all three student
    models -> OUT/matched/<model>_s<s>/T<T>/; at T = 64 the paper compares T = 64 with T = 64,
    which the main sweep has;
-5. tables (OUT/tables/*.md, *.csv, mean ± std over seeds): accuracy, entropy, counterexamples.
+5. the projection figure of Loggerhead_Shrike, Great_Grey_Shrike (similar) and
+   Black_footed_Albatross (dissimilar), the classes of the paper's CUB figure (Supp. B.1, Figure 4;
+   Figure 1 layout): teachers of every α (train, valid), then per student model its students of
+   every teacher α across T (train; first seed) -> OUT/figures/;
+6. per-class top-1 of those three classes per student sweep, train and valid
+   (``lskd-metrics accuracy --classes``) -> OUT/accuracy/ (CUB has no η targets in the paper);
+7. tables (OUT/tables/*.md, *.csv, mean ± std over seeds): accuracy, entropy, counterexamples,
+   per-class accuracy (Tables 17–19 layout: rows the classes and their average, columns T and
+   split, one table per student model and teacher α).
 
 Where the paper leaves something open: weight decay 1e-4; the final-epoch accuracy; students
 start from ImageNet weights like the teacher (Shen et al. fine-tune every CUB model) — without
 --pretrained-r18 / --pretrained-mbv2 those students train from scratch and the recipe says so;
 the student seed equals its teacher's seed; matched students are trained for every student model
-(the paper shows ResNet-50/18 at T ≈ 1.48 and ResNet-18/MobileNetV2 at T ≈ 5.64).
+(the paper shows ResNet-50/18 at T ≈ 1.48 and ResNet-18/MobileNetV2 at T ≈ 5.64); the projection
+figure is drawn for every student model (the paper shows ResNet-18) and for the α = 0.2 teacher too.
 
 ``--toy``: Fashion-MNIST instead of CUB (first 256/128 images, 16 px, one epoch, lr 0.01, batch
-64, one seed, no pretrained weights) to check the plumbing; the numbers mean nothing.
+64, one seed, no pretrained weights; projection and per-class classes Pullover, Coat, Sneaker) to
+check the plumbing; the numbers mean nothing.
 """
 from __future__ import annotations
 
@@ -46,7 +58,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Deferred, Recipe, RecipeError,  # noqa: E402
-                                    add_common_args, alpha_tag, fmt, main, require_path)
+                                    add_common_args, add_per_class_accuracy, alpha_tag, class_set_args, fmt,
+                                    main, require_path)
 
 ALPHAS = (0.0, 0.1, 0.2)
 TEMPERATURES = (1, 2, 3, 64)
@@ -58,6 +71,11 @@ SCHEDULE = {"epochs": 200, "lr": 0.01, "lr_step": 80}   # teachers and students 
 #: Table 13 and the matched temperatures: the α = 0 teacher matched to the α = 0.1 teacher at T_ref.
 MATCH_ALPHA, REF_ALPHA, REF_TEMPERATURES = 0.0, 0.1, (1, 3, 64)
 TRAINED_MATCHES = (1, 3)   # students at the matched T of these T_ref (T_ref = 64: T = 64 itself)
+#: Figure 4 (Supp. B.1): two similar shrikes and a dissimilar albatross, as ImageFolder names them
+#: (the class folders of CUB_200_2011/images, which vision/ reads into meta.json's classes).
+PROJECTION = ["111.Loggerhead_Shrike", "112.Great_Grey_Shrike", "001.Black_footed_Albatross"]
+TOY_PROJECTION = ["Pullover", "Coat", "Sneaker"]
+SPLITS = ("train", "valid")   # per-class accuracy: both, as Tables 17-19 (CUB logits are small)
 
 
 def build(args) -> Recipe:
@@ -69,6 +87,7 @@ def build(args) -> Recipe:
         sched = ["--epochs", str(TOY_VISION["epochs"]), "--lr", fmt(TOY_VISION["lr"]),
                  "--lr-step", str(TOY_VISION["lr_step"])]
         pretrained = {}
+        projection = TOY_PROJECTION
     else:
         root = require_path(args.data, "--data", "CUB folder")
         if not (root / "train").is_dir() or not (root / "val").is_dir():
@@ -78,6 +97,7 @@ def build(args) -> Recipe:
         sched = ["--epochs", str(SCHEDULE["epochs"]), "--lr", fmt(SCHEDULE["lr"]),
                  "--lr-step", str(SCHEDULE["lr_step"])]
         pretrained = {"resnet50": require_path(args.pretrained, "--pretrained", "weights file")}
+        projection = PROJECTION
         for model, flag, value in (("resnet18", "--pretrained-r18", args.pretrained_r18),
                                    ("mobilenet_v2", "--pretrained-mbv2", args.pretrained_mbv2)):
             if value is not None:
@@ -95,6 +115,9 @@ def build(args) -> Recipe:
     def train_feats(alpha, seed):
         return teacher_dir(alpha, seed) / "features" / "train"
 
+    def student_dir(model, alpha, seed):
+        return out / "students" / f"{model}_{alpha_tag(alpha)}_s{seed}"
+
     # 1. teachers
     for seed in args.seeds:
         for alpha in ALPHAS:
@@ -109,13 +132,16 @@ def build(args) -> Recipe:
     for seed in args.seeds:
         for model, alphas in STUDENTS.items():
             for alpha in alphas:
-                d = out / "students" / f"{model}_{alpha_tag(alpha)}_s{seed}"
+                d = student_dir(model, alpha, seed)
                 r.add(f"students-{model}-{alpha_tag(alpha)}-s{seed}",
                       r.vision("--mode", "student", "--model", model, *init(model),
                                "--teacher", teacher_dir(alpha, seed) / "checkpoint.pt",
                                "--temperature", *map(str, TEMPERATURES), "--beta", "1",
-                               *data, *sched, *batch, *VISION_OPTIM, "--seed", seed, *eng, "--output-dir", d),
-                      [d / f"T{T}" / "checkpoint.pt" for T in TEMPERATURES], resume_dir=d)
+                               *data, *sched, *batch, *VISION_OPTIM, "--seed", seed, *eng,
+                               "--dump-features", "--output-dir", d),
+                      [d / f"T{T}" / f for T in TEMPERATURES
+                       for f in ("checkpoint.pt", "features/train/logits.npy", "features/valid/logits.npy")],
+                      resume_dir=d)
     # 3. entropy of the teachers' targets and the entropy-matched temperatures
     ana = out / "analysis"
     entropy_files, match_files = [], []
@@ -143,7 +169,30 @@ def build(args) -> Recipe:
                            "--temperature", *temps, "--beta", "1",
                            *data, *sched, *batch, *VISION_OPTIM, "--seed", seed, *eng, "--output-dir", d),
                   [d / "T*" / "checkpoint.pt"], resume_dir=d)
-    # 5. tables
+    # 5. projection figure (first seed): teachers, then per student model its students across T
+    seed = args.seeds[0]
+    fig = out / "figures"
+    r.add(f"projection-teachers-s{seed}",
+          r.metrics("project", "--features",
+                    *[teacher_dir(a, seed) / "features" / sp for a in ALPHAS for sp in ("train", "valid")],
+                    "--classes", ",".join(projection), "--out", fig / "projection_teachers.png",
+                    "--format", "json", "-o", fig / "projection_teachers.json"),
+          [fig / "projection_teachers.png"])
+    for model, alphas in STUDENTS.items():
+        png = fig / f"projection_{model}.png"
+        r.add(f"projection-{model}-s{seed}",
+              r.metrics("project", "--features",
+                        *[student_dir(model, a, seed) / f"T{T}" / "features" / "train"
+                          for a in alphas for T in TEMPERATURES],
+                        "--classes", ",".join(projection), "--out", png,
+                        "--format", "json", "-o", png.with_suffix(".json")),
+              [png])
+    # 6. per-class accuracy of the figure's classes, per student sweep (Tables 17-19 layout)
+    acc_sets = {"Figure 4 classes": {c: c for c in projection}}
+    acc_files = add_per_class_accuracy(r, out / "accuracy", acc_sets, TEMPERATURES, SPLITS,
+                                       [(m, a, s, student_dir(m, a, s)) for s in args.seeds
+                                        for m, alphas in STUDENTS.items() for a in alphas])
+    # 7. tables
     t = out / "tables"
     r.add("table-accuracy",
           r.tables("vision-accuracy", "--teachers", out / "teachers", "--students", out / "students",
@@ -161,6 +210,12 @@ def build(args) -> Recipe:
                    "--title", "CUB-200-2011: same smoothness, different students (Tables 14-16)",
                    "--out", t / "counterexamples"),
           [t / "counterexamples.md", t / "counterexamples.csv"])
+    r.add("table-per-class-accuracy",
+          r.tables("per-class-accuracy", "--inputs", *acc_files, *class_set_args(acc_sets),
+                   "--title", "CUB-200-2011: per-class accuracy of the Figure 4 classes, ResNet-50 teachers -> "
+                              "ResNet-18 / ResNet-50 / MobileNetV2 students (Tables 17-19 layout)",
+                   "--out", t / "per_class_accuracy"),
+          [t / "per_class_accuracy.md", t / "per_class_accuracy.csv"])
     return r
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""ImageNet-1K recipe: the paper's Tables 2, 10, 11 (accuracy), 3, 4 (η) and 12, Figure 1 / 3.
+"""ImageNet-1K recipe: the paper's Tables 2, 10, 11 (accuracy), 3, 4 (η), 12, 17–19, Figure 1 / 3.
 
     python scripts/recipes/imagenet.py --data /data/imagenet --nproc 8 [--seeds 1 2 3] [--out runs/imagenet]
     python scripts/recipes/imagenet.py --data /data/imagenet --dry-run     # print every command
@@ -23,22 +23,28 @@ Steps, for every seed s (the paper repeats everything 3 times):
    (the paper tabulates α = 0.1; α = 0 is the contrast);
 4. the projection figure of standard_poodle, miniature_poodle and submarine (Figure 1 / 3 layout):
    teachers α = 0 / 0.1 (train, valid) and the students of both teachers across T (first seed);
-5. tables (OUT/tables/*.md and *.csv, mean ± std over seeds): accuracy α × T per student model,
-   η per target.
+5. per-class top-1 of the Figure 1 classes and the ten η targets per student sweep
+   (``lskd-metrics accuracy --classes``) on the validation set -> OUT/accuracy/;
+6. tables (OUT/tables/*.md and *.csv, mean ± std over seeds): accuracy α × T per student model,
+   η per target, per-class accuracy (Tables 17–19 layout: rows the classes of a set and their
+   average, columns T, one table per student model and teacher α).
 
 Where the paper leaves something open, this recipe chooses (all overridable on distill.py):
 weight decay 1e-4 (torchvision's ImageNet reference; the paper names only SGD + momentum), fp32
 unless --amp, the final-epoch accuracy (not the best epoch), a student seed equal to its
 teacher's seed, one S2 draw per target (hierarchy seed 0) shared by all seeds and models, η on the
 full train/valid sets (the paper visualises 150/50 samples per class; the figure uses 150).
+Tables 17–19 also have training-set columns; training logits are not dumped at ImageNet size
+(1.28 M x 1000 is over vision/dump_features.py's 1e8 values), so the per-class tables are
+validation only (50 images a class) here, for both student models and both teacher αs.
 Disk: every student dumps train features (1.28 M x 512/2048, float16), about 150 GB in all.
 
 ``--toy`` checks the plumbing on a 2-core CPU in about a minute: Fashion-MNIST (Debian's
 dataset-fashion-mnist) instead of ImageNet, the first 256/128 train/valid images at 16 px, one
 epoch, batch 64, lr 0.01 (0.1 blows a 4-step ResNet-50 up), one seed, one thread a process
 (OMP_NUM_THREADS=1: faster on a small shared CPU); the η targets become the Fashion-MNIST tops and footwear with the
-shipped fashion-mnist hierarchy (k = 4, n = 20 capped by what exists), and the projection uses
-Pullover, Coat, Sneaker. Its numbers mean nothing.
+shipped fashion-mnist hierarchy (k = 4, n = 20 capped by what exists), the projection uses
+Pullover, Coat, Sneaker, and the per-class tables those three and the targets. Its numbers mean nothing.
 """
 from __future__ import annotations
 
@@ -49,7 +55,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Recipe, RecipeError, add_common_args,  # noqa: E402
-                                    alpha_tag, fmt, main, require_path)
+                                    add_per_class_accuracy, alpha_tag, class_set_args, fmt, main, require_path)
 
 ALPHAS = (0.0, 0.1)
 TEMPERATURES = (1, 2, 3, 64)
@@ -62,15 +68,22 @@ STUDENT = {"epochs": 200, "lr": 0.1, "lr_step": 80}
 ETA_PAIRS = {"resnet18": (1, 3), "resnet50": (1, 64)}
 ETA_ALPHAS = (0.1, 0.0)
 #: The paper's ten target classes (Table 3), wnid = ImageFolder class folder.
-TARGETS = {
+RETRIEVERS = {
     "n02099849": "Chesapeake_Bay_retriever", "n02099429": "curly-coated_retriever",
     "n02099267": "flat-coated_retriever", "n02099601": "golden_retriever",
     "n02099712": "Labrador_retriever",
+}
+SNAKES = {
     "n01728572": "thunder_snake", "n01728920": "ringneck_snake", "n01729322": "hognose_snake",
     "n01737021": "water_snake", "n01734418": "king_snake",
 }
+TARGETS = {**RETRIEVERS, **SNAKES}
 #: Figure 1: standard_poodle, miniature_poodle, submarine.
 PROJECTION = {"n02113799": "standard_poodle", "n02113712": "miniature_poodle", "n04347754": "submarine"}
+#: Tables 17, 18, 19: per-class accuracy of the Figure 1 classes, the retrievers, the snakes.
+ACCURACY_SETS = {"Figure 1 classes (Table 17)": PROJECTION, "retrievers (Table 18)": RETRIEVERS,
+                 "snakes (Table 19)": SNAKES}
+ACCURACY_SPLITS = ("valid",)   # no training logits at ImageNet size (docstring)
 HIERARCHY, K_SIMILAR, N_DISSIMILAR, SETS_SEED = "wordnet", 4, 20, 0
 
 TOY = {**TOY_VISION, "hierarchy": "fashion-mnist", "projection": ["Pullover", "Coat", "Sneaker"],
@@ -87,6 +100,7 @@ def build(args) -> Recipe:
         teacher_sched = ["--epochs", str(TOY["epochs"]), "--lr", fmt(TOY["lr"]), "--lr-step", str(TOY["lr_step"])]
         student_sched = teacher_sched
         targets, projection, hierarchy = TOY["targets"], TOY["projection"], TOY["hierarchy"]
+        acc_sets = {"projection classes": {c: c for c in projection}, "η targets": {c: c for c in targets}}
     else:
         root = require_path(args.data, "--data", "ImageNet folder")
         if not (root / "train").is_dir() or not (root / "val").is_dir():
@@ -98,6 +112,7 @@ def build(args) -> Recipe:
         student_sched = ["--epochs", str(STUDENT["epochs"]), "--lr", fmt(STUDENT["lr"]),
                          "--lr-step", str(STUDENT["lr_step"])]
         targets, projection, hierarchy = list(TARGETS), list(PROJECTION), HIERARCHY
+        acc_sets = ACCURACY_SETS
     optim = VISION_OPTIM
     eng = ["--amp", "--channels-last"] if args.amp else []
 
@@ -176,7 +191,11 @@ def build(args) -> Recipe:
                         "--classes", ",".join(projection), "--out", png,
                         "--format", "json", "-o", png.with_suffix(".json")),
               [png])
-    # 5. tables
+    # 5. per-class accuracy of the target classes, per student sweep (Tables 17-19)
+    acc_files = add_per_class_accuracy(r, out / "accuracy", acc_sets, TEMPERATURES, ACCURACY_SPLITS,
+                                       [(m, a, s, student_dir(m, a, s)) for s in args.seeds
+                                        for m in STUDENT_MODELS for a in ALPHAS])
+    # 6. tables
     tables = out / "tables"
     r.add("table-accuracy",
           r.tables("vision-accuracy", "--teachers", out / "teachers", "--students", out / "students",
@@ -191,6 +210,12 @@ def build(args) -> Recipe:
                                   f"(Table {3 if model == 'resnet18' else 4})",
                        "--out", tables / f"eta_{model}"),
               [tables / f"eta_{model}.md", tables / f"eta_{model}.csv"])
+    r.add("table-per-class-accuracy",
+          r.tables("per-class-accuracy", "--inputs", *acc_files, *class_set_args(acc_sets),
+                   "--title", "ImageNet-1K: per-class validation accuracy of the target classes, "
+                              "ResNet-50 teachers -> ResNet-18 / ResNet-50 students (Tables 17-19)",
+                   "--out", tables / "per_class_accuracy"),
+          [tables / "per_class_accuracy.md", tables / "per_class_accuracy.csv"])
     return r
 
 

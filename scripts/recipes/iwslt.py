@@ -17,6 +17,9 @@ extracted folders); nothing is downloaded. Steps, per language pair:
 4. ``python -m nmt_plugin.bleu table`` over the teachers' and students' checkpoint_best.pt:
    α × T BLEU (beam 5, sacrebleu on the test set), mean ± std over seeds -> OUT/tables/bleu_<pair>.
 
+A re-run skips finished runs, and fairseq continues an interrupted one from checkpoint_last.pt; a
+run whose command changed (or whose data or teacher re-ran) starts afresh in an emptied --save-dir.
+
 Hyper-parameters from the paper (after Shen et al., 2021): Adam, lr 5e-4, dropout 0.3, weight decay
 0, max tokens 4096. Where the paper leaves something open we use fairseq's IWSLT14 example: Adam
 betas (0.9, 0.98), inverse-sqrt schedule with 4,000 warm-up updates, no gradient clipping; training
@@ -104,7 +107,7 @@ def build(args) -> Recipe:
                       [tool("fairseq-train"), bin_dir, "--user-dir", "nmt_plugin",
                        "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", fmt(alpha),
                        *common, "--seed", seed, "--save-dir", d],
-                      [d / "checkpoint_best.pt"])
+                      [d / "checkpoint_best.pt"], resume_dir=d)
                 ckpts.append(d / "checkpoint_best.pt")
         for seed in args.seeds:
             for alpha in ALPHAS:
@@ -116,7 +119,7 @@ def build(args) -> Recipe:
                            "--task", "kd_translation", "--teacher-path", teacher, "--kd-temperature", str(T),
                            "--criterion", "ls_kd", "--kd-beta", fmt(args.kd_beta), "--label-smoothing", "0",
                            *common, "--seed", seed, "--save-dir", d],
-                          [d / "checkpoint_best.pt"])
+                          [d / "checkpoint_best.pt"], resume_dir=d)
                     ckpts.append(d / "checkpoint_best.pt")
         table = out / "tables" / f"bleu_{pair}"
         bleu = r.python("-m", "nmt_plugin.bleu", "table", *ckpts, "--data", bin_dir, "--out", table)

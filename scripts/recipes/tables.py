@@ -4,6 +4,7 @@
     python -m scripts.recipes.tables eta --inputs ETA.json ... [--agreement SIMILAR.json ...] --out PREFIX
     python -m scripts.recipes.tables entropy --inputs ENTROPY.json ... [--match MATCH.json ...] --out PREFIX
     python -m scripts.recipes.tables counterexamples --match MATCH.json ... --students DIR --matched DIR --out PREFIX
+    python -m scripts.recipes.tables per-class-accuracy --inputs ACC.json ... [--set NAME CLASS[=LABEL],...] --out PREFIX
     python -m scripts.recipes.tables get FILE.json KEY          # one value, for a later command line
 
 Each table command writes PREFIX.md (cells ``mean ± std (n)``, std = sample std over seeds, 0 for
@@ -23,6 +24,11 @@ one seed) and PREFIX.csv (one row per cell with ``*_mean``, ``*_std`` and ``n`` 
   ``lskd-metrics entropy --format json`` outputs; ``--match`` adds the entropy-matched temperatures.
 * ``counterexamples`` — Tables 14–16: students of the α = 0.1 teacher at T_ref against students of
   the α = 0 teacher at the temperature matching its entropy (``lskd-metrics match-temperature``).
+* ``per-class-accuracy`` — Tables 17–19: top-1 accuracy of each target class, rows the classes of
+  a set (plus their average, per seed), columns T (and split), one table per student model,
+  teacher α and set; from ``lskd-metrics accuracy --classes ... --format json`` outputs, model, α, T,
+  split and seed read from each feature set's meta.json. Markdown in percent, CSV in fractions
+  (as lskd-metrics).
 """
 from __future__ import annotations
 
@@ -332,6 +338,83 @@ def cmd_counterexamples(a) -> None:
     write_outputs(a.out, "\n".join(md), rows_csv)
 
 
+# ----------------------------------------------------------------------------- per-class accuracy
+def accuracy_entries(files) -> list[dict]:
+    """One dict per feature set of ``lskd-metrics accuracy --format json`` outputs, with its meta.json."""
+    entries = []
+    for f in files:
+        data = read_json(f)
+        sets = data.get("sets", [data]) if isinstance(data, dict) else None
+        if not sets or not all(isinstance(e, dict) and "per_class" in e and "features" in e for e in sets):
+            raise TableError(f"{f}: not an `lskd-metrics accuracy --format json` output")
+        for e in sets:
+            meta = feature_meta(e["features"])
+            entries.append({"per_class": e["per_class"], "model": meta.get("model", "?"), "alpha": meta.get("alpha"),
+                            "temperature": meta.get("temperature"), "split": meta.get("split", "?"),
+                            "seed": meta.get("seed")})
+    if not entries:
+        raise TableError("no accuracy inputs")
+    return entries
+
+
+def parse_set(spec: str) -> list[tuple[str, str]]:
+    """``CLASS[=LABEL],...`` -> [(class as in meta.json, label to print)]."""
+    pairs = []
+    for item in spec.split(","):
+        name, _, label = item.strip().partition("=")
+        if not name:
+            raise TableError(f"--set: empty class name in {spec!r}")
+        pairs.append((name, label or name))
+    return pairs
+
+
+def class_sets(a, entries) -> list[tuple[str, list[tuple[str, str]]]]:
+    if a.sets:
+        return [(name, parse_set(spec)) for name, spec in a.sets]
+    seen = list(dict.fromkeys(c for e in entries for c in e["per_class"]))
+    return [("target classes", [(c, c) for c in seen])]
+
+
+def set_average(entry: dict, classes) -> float | None:
+    vals = [entry["per_class"][c] for c in classes if entry["per_class"].get(c) is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def cmd_per_class_accuracy(a) -> None:
+    entries = accuracy_entries(a.inputs)
+    sets = class_sets(a, entries)
+    splits = [sp for sp in ("train", "valid") if any(e["split"] == sp for e in entries)]
+    splits += sorted({e["split"] for e in entries} - set(splits))
+    key = lambda x: (str(x[0]), -1 if x[1] is None else float(x[1]))  # noqa: E731
+    md = [f"# {a.title}\n",
+          "Top-1 accuracy (%) of each class on its own samples (Tables 17–19 layout), mean ± sample std "
+          "over seeds (n); Average: the mean over the set's classes, taken per seed. Few samples per class "
+          "make single cells noisy; read the trend of the average.\n"]
+    rows_csv = []
+    for model, alpha in sorted({(e["model"], e["alpha"]) for e in entries}, key=key):
+        mine = [e for e in entries if e["model"] == model and e["alpha"] == alpha]
+        temps = sorted({e["temperature"] for e in mine}, key=lambda t: -1 if t is None else float(t))
+        cols = [(T, sp) for T in temps for sp in splits if any(e["temperature"] == T and e["split"] == sp for e in mine)]
+        for set_name, classes in sets:
+            rows = []
+            names = [c for c, _ in classes]
+            for cls, label in [*classes, (None, "Average")]:
+                row = [label]
+                for T, sp in cols:
+                    sel = [e for e in mine if e["temperature"] == T and e["split"] == sp]
+                    vals = [v for v in (e["per_class"].get(cls) if cls else set_average(e, names) for e in sel)
+                            if v is not None]
+                    row.append(cell(vals, scale=100.0))
+                    if vals:
+                        rows_csv.append({"student": model, "alpha": alpha, "set": set_name, "class": cls or "Average",
+                                         "T": T, "split": sp, "n": len(vals), **stats_columns("top1_fraction", vals)})
+                rows.append(row)
+            head = ["class", *[f"T = {fnum(T)} {sp} (%)" if len(splits) > 1 else f"T = {fnum(T)} (%)"
+                               for T, sp in cols]]
+            md += [f"## Student {model}, teacher α = {fnum(alpha)}: {set_name}\n", markdown(rows, head)]
+    write_outputs(a.out, "\n".join(md), rows_csv)
+
+
 # ----------------------------------------------------------------------------- CLI
 def cmd_get(a) -> None:
     try:
@@ -370,7 +453,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="Same smoothness, different students")
     p.set_defaults(func=cmd_counterexamples)
 
-    for p in (sub.choices[c] for c in ("vision-accuracy", "eta", "entropy", "counterexamples")):
+    p = sub.add_parser("per-class-accuracy", help="top-1 of each target class per T, per teacher α (Tables 17-19)")
+    p.add_argument("--inputs", nargs="+", required=True, help="lskd-metrics accuracy --format json outputs")
+    p.add_argument("--set", nargs=2, action="append", dest="sets", default=[], metavar=("NAME", "CLASSES"),
+                   help="one table per set: NAME and CLASS[=LABEL],... (class as in meta.json; LABEL printed); "
+                        "repeatable; default one set of every class in the inputs")
+    p.add_argument("--title", default="Per-class accuracy of the target classes")
+    p.set_defaults(func=cmd_per_class_accuracy)
+
+    for p in (sub.choices[c] for c in ("vision-accuracy", "eta", "entropy", "counterexamples", "per-class-accuracy")):
         p.add_argument("--out", type=Path, required=True, help="write OUT.md and OUT.csv")
 
     p = sub.add_parser("get", help="print one value of a JSON file (dotted key)")
