@@ -310,3 +310,42 @@ def test_head_input_is_the_penultimate_feature(name, dim):
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 32, 32))
     torch.testing.assert_close(seen[0] @ head.weight.T + head.bias, logits)
+
+
+def test_student_with_amp_and_channels_last_on_cpu(teacher, tmp_path):
+    """--amp (bf16 autocast) and --channels-last through the whole trainer on CPU: the weights
+    stay float32, the loss finite, and the dumped features still reproduce the logits."""
+    run("--mode", "student", "--model", "resnet18", "--teacher", str(teacher / "checkpoint.pt"),
+        "--temperature", "1", "4", "--epochs", "1", "--batch-size", "32", "--lr", "0.01",
+        "--amp", "--channels-last", "--output-dir", str(tmp_path), "--dump-features")
+    for t in ("T1", "T4"):
+        rec = metrics(tmp_path / t / "metrics.jsonl")[-1]
+        assert np.isfinite(rec["train_loss"]) and rec["val_samples"] == 101
+        assert all(v.dtype == torch.float32 for v in weights(tmp_path / t / "checkpoint.pt").values()
+                   if v.is_floating_point())
+        fs = FeatureSet.open(tmp_path / t / "features" / "valid")
+        logits = np.asarray(fs.features, np.float64) @ fs.head_weight.T.astype(np.float64) + fs.head_bias
+        np.testing.assert_allclose(logits, np.asarray(fs.logits, np.float64), rtol=0.05, atol=0.1)
+
+
+def test_teacher_with_other_class_names_is_refused(teacher, tmp_path):
+    ck = torch.load(teacher / "checkpoint.pt", map_location="cpu", weights_only=True)
+    ck["classes"] = [*ck["classes"][:3], "three", *ck["classes"][4:]]
+    torch.save(ck, tmp_path / "renamed.pt")
+    with pytest.raises(distill.VisionError, match=r"class 3 is 'three' for the teacher, '3' in the data"):
+        run("--mode", "student", "--model", "resnet18", "--teacher", str(tmp_path / "renamed.pt"),
+            "--temperature", "2", "--epochs", "1", "--output-dir", str(tmp_path / "s"))
+
+
+def test_lr_warmup_rises_linearly_per_iteration_then_follows_the_steps(tmp_path, monkeypatch):
+    seen, real = [], distill.kd.train_step
+
+    def spy(slots, *a, **k):
+        seen.append(slots[0].optimizer.param_groups[0]["lr"])
+        return real(slots, *a, **k)
+
+    monkeypatch.setattr(distill.kd, "train_step", spy)
+    run("--mode", "teacher", "--model", "resnet18", "--epochs", "3", "--lr", "0.1", "--lr-step", "2",
+        "--lr-warmup-epochs", "1", "--batch-size", "32", "--output-dir", str(tmp_path))
+    # 128 images / 32 = 4 iterations an epoch: 0.1 * (1..4)/4, then 0.1, then 0.1 * 0.1 from epoch 2
+    assert seen == pytest.approx([0.025, 0.05, 0.075, 0.1] + [0.1] * 4 + [0.01] * 4)

@@ -99,6 +99,9 @@ def get_args_parser(add_help=True):
     g.add_argument("--lr", type=float, help="default 0.1 (0.01 with --recipe cub)")
     g.add_argument("--lr-step", type=int, help="decay every N epochs: default 30 / 80")
     g.add_argument("--lr-gamma", type=float, default=0.1)
+    g.add_argument("--lr-warmup-epochs", type=int, default=0,
+                   help="raise the lr linearly, iteration by iteration, from lr/iters to the scheduled lr "
+                        "over the first N epochs (Goyal et al., 2017); default 0, as the paper")
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument("--weight-decay", type=float, default=1e-4)
     g.add_argument("--seed", type=int, default=0)
@@ -131,6 +134,8 @@ def check_args(args) -> None:
         raise VisionError(f"--label-smoothing α must be in [0, 1), got {args.label_smoothing:g}")
     if not 0.0 <= args.beta <= 1.0:
         raise VisionError(f"--beta must be in [0, 1], got {args.beta:g}")
+    if args.lr_warmup_epochs < 0:
+        raise VisionError(f"--lr-warmup-epochs must be >= 0, got {args.lr_warmup_epochs}")
     if args.mode == "student":
         if not args.temperature:
             raise VisionError("--mode student needs --temperature T [T ...]")
@@ -226,8 +231,15 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
     tot = np.zeros((len(runs), 2))
     win_n = tot_n = 0
     t0 = time.time()
+    warmup_iters = args.lr_warmup_epochs * len(loader)
     for i, (images, target) in enumerate(logger.log_every(loader, args.print_freq,
                                                           f"Epoch: [{epoch}]", n_img)):
+        it = epoch * len(loader) + i
+        if it < warmup_iters:  # the last warm-up iteration lands exactly on the scheduled lr
+            lr = args.lr * args.lr_gamma ** (epoch // args.lr_step) * (it + 1) / warmup_iters
+            for r in runs:
+                for group in r.slot.optimizer.param_groups:
+                    group["lr"] = lr
         images = images.to(device, non_blocking=True, memory_format=memory_format)
         target = target.to(device, non_blocking=True)
         outs = kd.train_step(slots, images, target, teacher=teacher, beta=args.beta,
@@ -260,7 +272,9 @@ def load_teacher(args, num_classes, classes, device):
         raise VisionError(f"teacher {args.teacher} has {ckpt['num_classes']} classes but the "
                           f"{args.dataset} data has {num_classes}")
     if ckpt.get("classes") and list(ckpt["classes"]) != list(classes):
-        print(f"warning: the teacher's class names differ from the data's ({args.teacher})")
+        i = next(i for i, (t, d) in enumerate(zip(ckpt["classes"], classes)) if t != d)
+        raise VisionError(f"teacher {args.teacher} has other classes than the {args.dataset} data: class {i} "
+                          f"is {ckpt['classes'][i]!r} for the teacher, {classes[i]!r} in the data")
     alpha = ckpt.get("alpha", args.teacher_alpha)
     if args.teacher_alpha is not None and alpha != args.teacher_alpha:
         raise VisionError(f"--teacher-alpha {args.teacher_alpha:g} contradicts the teacher "
