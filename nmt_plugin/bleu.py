@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PLUGIN_DIR = str(Path(__file__).resolve().parent)
@@ -34,7 +36,8 @@ class BleuError(ValueError):
 
 
 def generate(checkpoint: str, data: str, split: str = "test", beam: int = 5, max_tokens: int = 4096,
-             cpu: bool = False, fp16: bool = False, lenpen: float = 1.0, extra=()) -> tuple[list[str], list[str]]:
+             cpu: bool = False, fp16: bool = False, lenpen: float = 1.0, extra=(),
+             threads: int | None = None) -> tuple[list[str], list[str]]:
     """(hypotheses, references) in corpus order, BPE removed, still Moses-tokenised."""
     if not os.path.isfile(checkpoint):
         raise BleuError(f"checkpoint not found: {checkpoint}")
@@ -50,6 +53,8 @@ def generate(checkpoint: str, data: str, split: str = "test", beam: int = 5, max
         cmd.append("--fp16")
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(PLUGIN_DIR).parent) + os.pathsep + env.get("PYTHONPATH", "")
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = [l for l in proc.stderr.strip().splitlines() if l.strip()][-3:]
@@ -157,6 +162,13 @@ def make_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nmt_plugin.bleu",
                                  description="sacrebleu BLEU of fairseq translation checkpoints (beam 5, "
@@ -175,6 +187,8 @@ def main(argv=None) -> int:
         if name == "table":
             p.add_argument("--out", type=Path, default=None,
                            help="write OUT.md, OUT.csv and the score cache OUT.cache.json")
+            p.add_argument("--jobs", type=int, default=1,
+                           help="checkpoints decoded side by side (CPU threads shared among them; default 1)")
     args = ap.parse_args(argv)
     kw = dict(beam=args.beam, max_tokens=args.max_tokens, cpu=args.cpu, fp16=args.fp16, lenpen=args.lenpen)
     try:
@@ -185,20 +199,32 @@ def main(argv=None) -> int:
             return 0
         cache_path = Path(f"{args.out}.cache.json") if args.out else None
         cache = json.loads(cache_path.read_text()) if cache_path and cache_path.exists() else {}
-        rows, signature = [], None
+        if args.jobs < 1:
+            raise BleuError("--jobs must be at least 1")
+        keys = {}
         for ck in args.checkpoints:
             st = os.stat(ck) if os.path.isfile(ck) else None
             if st is None:
                 raise BleuError(f"checkpoint not found: {ck}")
-            key = f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|{args.lenpen}"
-            if key not in cache:
-                r = score_checkpoint(ck, args.data, args.split, **kw)
-                r.update(checkpoint_info(ck))
-                cache[key] = r
+            keys[ck] = f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|{args.lenpen}"
+        todo = [ck for ck in dict.fromkeys(args.checkpoints) if keys[ck] not in cache]
+        jobs = max(1, min(args.jobs, len(todo)))
+        if jobs > 1:
+            kw["threads"] = max(1, (os.cpu_count() or 1) // jobs)
+
+        def score(ck):
+            r = score_checkpoint(ck, args.data, args.split, **kw)
+            r.update(checkpoint_info(ck))
+            return ck, r
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for ck, r in pool.map(score, todo):  # cached as each finishes: a re-run decodes only the rest
+                cache[keys[ck]] = r
                 if cache_path:
-                    cache_path.parent.mkdir(parents=True, exist_ok=True)
-                    cache_path.write_text(json.dumps(cache, indent=1))
-            r = cache[key]
+                    _write_atomic(cache_path, json.dumps(cache, indent=1))
+        rows, signature = [], None
+        for ck in args.checkpoints:
+            r = cache[keys[ck]]
             signature = r["signature"]
             print(f"{r['bleu']:6.2f}  α={r['alpha']:g} {_fmt_t(r['temperature'])} seed={r['seed']}  {ck}",
                   file=sys.stderr)
@@ -208,13 +234,14 @@ def main(argv=None) -> int:
         print(f"\nBLEU: sacrebleu on Moses-detokenised output, beam {args.beam}; signature: {signature}")
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            Path(f"{args.out}.md").write_text(table + f"\n\nsacrebleu signature: {signature}\n")
-            with open(f"{args.out}.csv", "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["alpha", "temperature", "seed", "role", "bleu", "sentences", "checkpoint"])
-                for r in rows:
-                    w.writerow([r["alpha"], r["temperature"], r["seed"], r["role"], r["bleu"], r["sentences"],
-                                r["checkpoint"]])
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(["alpha", "temperature", "seed", "role", "bleu", "sentences", "checkpoint"])
+            for r in rows:
+                w.writerow([r["alpha"], r["temperature"], r["seed"], r["role"], r["bleu"], r["sentences"],
+                            r["checkpoint"]])
+            _write_atomic(Path(f"{args.out}.csv"), buf.getvalue())
+            _write_atomic(Path(f"{args.out}.md"), table + f"\n\nsacrebleu signature: {signature}\n")
     except BleuError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

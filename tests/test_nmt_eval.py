@@ -1,4 +1,7 @@
 """Feature dumps (lskd feature-set contract) and BLEU scoring of toy checkpoints."""
+import csv
+import re
+
 import numpy as np
 import pytest
 
@@ -55,11 +58,15 @@ def test_bleu_score_and_table(toyset, tmp_path_factory, tmp_path):
     proc = run([PY, "-m", "nmt_plugin.bleu", "score", toyset["teacher"], "--data", toyset["data"], "--cpu",
                 "--beam", "2"])
     assert "BLEU = " in proc.stdout and "signature: nrefs:1|case:mixed|eff:no|tok:13a" in proc.stdout
+    score_out = proc.stdout
     student = toy_student(tmp_path_factory)
     proc = run([PY, "-m", "nmt_plugin.bleu", "table", toyset["teacher"], student, "--data", toyset["data"],
-                "--cpu", "--beam", "2", "--out", tmp_path / "tab"])
+                "--cpu", "--beam", "2", "--out", tmp_path / "tab", "--jobs", "2"])
     assert "| α | teacher | T=2 |" in proc.stdout and "| 0.1 |" in proc.stdout
-    assert (tmp_path / "tab.csv").read_text().count("\n") == 3
+    rows = list(csv.DictReader(open(tmp_path / "tab.csv")))
+    assert [r["role"] for r in rows] == ["teacher", "student"]  # checkpoint order, whatever finished first
+    # decoded side by side, one thread each: the same BLEU as the serial `score` above
+    assert float(rows[0]["bleu"]) == float(re.search(r"BLEU = ([0-9.]+)", score_out).group(1))
 
 
 def test_table_mean_std():
