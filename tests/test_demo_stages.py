@@ -27,3 +27,55 @@ def test_stages_skip_rerun_and_invalidate_their_chain(tmp_path, capsys):
     c.unlink()
     assert run_all("2") == [True, True, False]          # a missing output re-runs that stage only
     assert "outputs missing" in capsys.readouterr().out
+
+
+def test_group_runs_siblings_side_by_side_without_making_each_other_stale(tmp_path, capsys):
+    from scripts.demo import Stage
+
+    outs = {n: tmp_path / f"w{n}" / "out" for n in ("t", "s1", "s2")}
+
+    def run_all(text_t, text_s2):
+        study = Study(tmp_path / "study", "quick", jobs=2)
+        study.stage("t", write(outs["t"], text_t), [outs["t"]], workdir=outs["t"].parent, chain="x")
+        study.group([Stage("s1", write(outs["s1"], "1"), [outs["s1"]], outs["s1"].parent, "x"),
+                     Stage("s2", write(outs["s2"], text_s2), [outs["s2"]], outs["s2"].parent, "x")])
+        return {s["name"]: s["skipped"] for s in study.stages}
+
+    assert run_all("a", "a") == {"t": False, "s1": False, "s2": False}
+    assert (tmp_path / "study" / "logs" / "s1.log").exists()
+    assert run_all("a", "b") == {"t": True, "s1": True, "s2": False}   # a sibling re-ran: s1 stays
+    assert outs["s2"].read_text() == "b"
+    assert run_all("c", "b") == {"t": False, "s1": False, "s2": False}  # the group's input re-ran: all
+    assert "an earlier stage re-ran" in capsys.readouterr().out
+
+
+def test_group_failure_names_the_stage_and_keeps_the_others(tmp_path):
+    import pytest
+    from scripts.demo import Stage
+
+    ok = tmp_path / "ok" / "out"
+    study = Study(tmp_path / "study", "quick", jobs=2)
+    with pytest.raises(SystemExit, match="stage bad failed"):
+        study.group([Stage("ok", write(ok, "1"), [ok], ok.parent),
+                     Stage("bad", [sys.executable, "-c", "raise SystemExit(3)"], [tmp_path / "never"])])
+    assert (tmp_path / "study" / ".stages" / "ok.json").exists()
+    assert not (tmp_path / "study" / ".stages" / "bad.json").exists()
+
+
+def test_full_profile_dry_run_prints_the_cuda_commands_and_runs_nothing(tmp_path, capsys):
+    from scripts.demo import main
+
+    main(["--full", "--dry-run", "--out", str(tmp_path / "full")])
+    out = capsys.readouterr().out
+    assert not (tmp_path / "full").exists()                        # nothing written, nothing run
+    names = [line.split()[1] for line in out.splitlines() if line.startswith("# ") and "(" in line]
+    assert names[:4] == ["vision-teacher-a0", "vision-teacher-a0.1", "vision-students-a0", "vision-students-a0.1"]
+    assert len([n for n in names if n.startswith("nmt-student-")]) == 8 and "nmt-bleu" in names
+    assert all("(not run yet)" in line for line in out.splitlines() if line.startswith("# nmt-")
+               or line.startswith("# vision-"))
+    vision = [line for line in out.splitlines() if "vision/distill.py" in line]
+    assert all("--device cuda" in line and "--amp" in line and "--channels-last" in line for line in vision)
+    assert "--temperature 1 2 3 64" in vision[2] and "--limit-train" not in vision[0]
+    fairseq = [line for line in out.splitlines() if "fairseq-train" in line]
+    assert len(fairseq) == 10 and all("--fp16" in line and "--cpu" not in line for line in fairseq)
+    assert "transformer_iwslt_de_en" in fairseq[0]
