@@ -37,6 +37,8 @@ def cases(teacher, tmp):
         "T<0": ([*student, "--temperature", "2", "-1.5"], "--temperature must be > 0"),
         "beta>1": ([*student, "--temperature", "2", "--beta", "1.5"], "--beta must be in [0, 1]"),
         "beta<0": ([*student, "--temperature", "2", "--beta", "-0.1"], "--beta must be in [0, 1]"),
+        "clip<=0": ([*student, "--temperature", "2", "--clip-grad-norm", "0"], "--clip-grad-norm must be > 0"),
+        "warmup<0": ([*student, "--temperature", "2", "--lr-warmup-epochs", "-1"], "--lr-warmup-epochs must be >= 0"),
         "alpha=1": ([DISTILL, *DIGITS, "--label-smoothing", "1.0"], "must be in [0, 1)"),
         "classes": ([*student, "--temperature", "2"], "has 5 classes but the digits data has 10"),
         "no teacher file": ([*student[:-4], "--teacher", str(tmp / "nope.pt"), "--temperature",

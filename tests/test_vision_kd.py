@@ -157,3 +157,17 @@ def test_step_under_bf16_autocast_keeps_a_float32_loss():
     acc = [torch.zeros(2)]
     kd.tally(acc, [(loss, logits)], torch.tensor([0, 1, 2, 0]))
     assert acc[0][0].item() == pytest.approx(4 * loss.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("clip, expected", [
+    # zero weights, x = [3, 4], y = 0: dCE/dz = [-0.5, 0.5], grad W = [[-1.5, -2], [1.5, 2]], norm sqrt(12.5)
+    (None, [[1.5, 2.0], [-1.5, -2.0]]),
+    (10.0, [[1.5, 2.0], [-1.5, -2.0]]),                         # above the norm: untouched
+    (1.0, [[1.5 / 12.5 ** 0.5, 2.0 / 12.5 ** 0.5], [-1.5 / 12.5 ** 0.5, -2.0 / 12.5 ** 0.5]]),
+])
+def test_clip_grad_norm_scales_the_step_to_the_given_norm(clip, expected):
+    m = nn.Linear(2, 2, bias=False)
+    nn.init.zeros_(m.weight)
+    slot = kd.Slot(m, torch.optim.SGD(m.parameters(), lr=1.0))
+    kd.train_step([slot], torch.tensor([[3.0, 4.0]]), torch.tensor([0]), clip_grad_norm=clip)
+    torch.testing.assert_close(m.weight.detach(), torch.tensor(expected), rtol=1e-6, atol=1e-7)

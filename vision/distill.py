@@ -102,6 +102,8 @@ def get_args_parser(add_help=True):
     g.add_argument("--lr-warmup-epochs", type=int, default=0,
                    help="raise the lr linearly, iteration by iteration, from lr/iters to the scheduled lr "
                         "over the first N epochs (Goyal et al., 2017); default 0, as the paper")
+    g.add_argument("--clip-grad-norm", type=float, default=None,
+                   help="scale each model's gradient to at most this L2 norm (default: no clipping)")
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument("--weight-decay", type=float, default=1e-4)
     g.add_argument("--seed", type=int, default=0)
@@ -134,6 +136,8 @@ def check_args(args) -> None:
         raise VisionError(f"--label-smoothing α must be in [0, 1), got {args.label_smoothing:g}")
     if not 0.0 <= args.beta <= 1.0:
         raise VisionError(f"--beta must be in [0, 1], got {args.beta:g}")
+    if args.clip_grad_norm is not None and not args.clip_grad_norm > 0:
+        raise VisionError(f"--clip-grad-norm must be > 0, got {args.clip_grad_norm:g}")
     if args.lr_warmup_epochs < 0:
         raise VisionError(f"--lr-warmup-epochs must be >= 0, got {args.lr_warmup_epochs}")
     if args.mode == "student":
@@ -243,7 +247,8 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
         images = images.to(device, non_blocking=True, memory_format=memory_format)
         target = target.to(device, non_blocking=True)
         outs = kd.train_step(slots, images, target, teacher=teacher, beta=args.beta,
-                             label_smoothing=args.label_smoothing, autocast=autocast)
+                             label_smoothing=args.label_smoothing, autocast=autocast,
+                             clip_grad_norm=args.clip_grad_norm)
         kd.tally(win, outs, target)
         win_n += target.size(0)
         if logger.will_print(i):  # the only host sync of the loop

@@ -93,11 +93,13 @@ class Slot:
 
 
 def train_step(slots, images, target, *, teacher=None, beta: float = 1.0,
-               label_smoothing: float = 0.0, autocast=contextlib.nullcontext):
+               label_smoothing: float = 0.0, autocast=contextlib.nullcontext,
+               clip_grad_norm: float | None = None):
     """One optimisation step of every slot on the same batch.
 
     Teacher mode (``teacher is None``): CE with label smoothing. Student mode: ONE teacher
     forward, then each student in turn (forward, KD loss at its T, backward, optimizer step).
+    ``clip_grad_norm``: each student's gradient is scaled to at most this global L2 norm.
     Returns ``[(loss, logits)]`` per slot, detached and left on the device (no host sync)."""
     t_logits = None
     if teacher is not None:
@@ -114,6 +116,8 @@ def train_step(slots, images, target, *, teacher=None, beta: float = 1.0,
                 loss = kd_loss(logits, t_logits, target, slot.temperature, beta, label_smoothing)
             slot.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if clip_grad_norm:
+                nn.utils.clip_grad_norm_(slot.model.parameters(), clip_grad_norm)
             slot.optimizer.step()
         out.append((loss.detach(), logits.detach()))
     return out
