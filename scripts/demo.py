@@ -36,6 +36,7 @@ FASHION_TARGETS = ["T-shirt/top", "Pullover", "Coat", "Shirt", "Dress", "Sandal"
 PROJECTION_CLASSES = "Pullover,Coat,Sneaker"
 SOFT_TARGET_CLASS, SOFT_TARGET_SIMILAR = "Pullover", "Coat,Shirt,T-shirt/top,Dress"
 NMT_NUM_TARGETS = 8
+NMT_CANDIDATES = "[a-z]{3,}"  # S1/S2 among whole words of 3+ letters: no BPE pieces, no punctuation
 FUNCTION_WORDS = set("the and that for not but his her him they them their you your this with from have has had "
                      "was were are who which what when then there these those will shall into unto out all "
                      "one also".split())
@@ -323,7 +324,7 @@ class Study:
         for a in ALPHAS:
             sets = self.out / "analysis" / f"nmt_sets_{fmt_alpha(a)}.json"
             self.metrics("similar", "--features", self.nmt_feats(a, 1), "--target", ",".join(targets),
-                         "--write-sets", sets)
+                         "--candidates", NMT_CANDIDATES, "--write-sets", sets)
             res["eta"][a] = self.metrics("eta", "--before", self.nmt_feats(a, 1), "--after", self.nmt_feats(a, 3),
                                          "--sets", sets)["targets"]
         self.stages.append({"name": "nmt-analysis", "seconds": time.perf_counter() - t0, "skipped": False,
@@ -476,8 +477,9 @@ def nmt_report(study: Study, n: dict) -> list[str]:
              n["bleu_md"].strip() + "\n",
              "\n## Translation: diffusion index η(T1 = 1, T2 = 3)\n\n",
              "η in **percent**, decoder output features of training target tokens (teacher-forced, at most 300 per word); "
-             "S1/S2 from feature space (nearest 1 %, farthest 90 % of the other word types, by centroid "
-             "distance in the T = 1 student); targets: the most frequent content words.\n"]
+             "S1/S2 from feature space (nearest 1 %, farthest 90 % of the other whole words of 3+ letters — "
+             "no BPE pieces, no punctuation — by centroid distance in the T = 1 student); targets: the most "
+             "frequent content words.\n"]
     for a in ALPHAS:
         parts += [f"\n**Students of the α = {a:g} teacher**\n\n",
                   md_table(["target", "S1", "|S2|", "η S1", "η S2", "diffusion"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -212,10 +213,19 @@ def cmd_similar(args) -> None:
         raise UsageError("give --target NAME[,NAME...]")
     centroids = class_centroids(fs)
     hier = load_hierarchy(args.hierarchy, fs.classes) if args.hierarchy else None
+    candidates = None
+    if args.candidates is not None:
+        try:
+            pattern = re.compile(args.candidates)
+        except re.error as e:
+            raise UsageError(f"--candidates: not a regular expression ({e}): {args.candidates!r}") from None
+        candidates = [i for i, c in enumerate(fs.classes) if pattern.fullmatch(c)]
+        if len(candidates) < 3:
+            raise UsageError(f"--candidates {args.candidates!r} matches {len(candidates)} classes; need at least 3")
     rows, sets_out = [], {}
     for t in targets:
         require_classes_present(fs, [t])
-        f1, f2 = select_from_features(centroids, t, args.near, args.far)
+        f1, f2 = select_from_features(centroids, t, args.near, args.far, candidates)
         row = {"target": fs.classes[t], "similar_features": [fs.classes[k] for k in f1],
                "dissimilar_features_count": len(f2)}
         if hier:
@@ -376,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--far", type=float, default=0.90, help="feature space: farthest fraction = S2 (default 0.9)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--write-sets", help="write the chosen sets as an `eta --sets` JSON file")
+    sp.add_argument("--candidates", metavar="REGEX",
+                    help="feature space: draw S1/S2 only from classes whose whole name matches this regular "
+                         "expression (e.g. '[a-z]{3,}' for whole words of a BPE vocabulary)")
 
     sp = add("project", cmd_project, "projection figure of three classes (Supp. E; grid = Figure 1 layout)")
     sp.add_argument("--features", nargs="+", required=True,

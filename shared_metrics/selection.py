@@ -207,16 +207,19 @@ def _count(fraction: float, m: int) -> int:
     return max(1, math.ceil(fraction * m - 1e-9))
 
 
-def select_from_features(centroids: np.ndarray, target: int, near: float = 0.01, far: float = 0.90
-                         ) -> tuple[list[int], list[int]]:
+def select_from_features(centroids: np.ndarray, target: int, near: float = 0.01, far: float = 0.90,
+                         candidates=None) -> tuple[list[int], list[int]]:
     """(S1, S2) from centroid distances (Supp. F.2): the nearest ``near`` and farthest ``far``
     fractions of the other classes (999 others: 10 and 900, as in the paper). Classes without
-    samples (NaN centroid) are left out."""
+    samples (NaN centroid) are left out; ``candidates`` (class indices), when given, are the only
+    classes S1 and S2 are drawn from (e.g. whole words, not subword pieces, of a vocabulary)."""
     c = np.asarray(centroids, np.float64)
     if not np.isfinite(c[target]).all():
         raise ValueError("the target class has no samples (empty class)")
     d = np.linalg.norm(c - c[target], axis=1)
-    others = [i for i in np.argsort(d, kind="stable") if i != target and np.isfinite(d[i])]
+    allowed = None if candidates is None else set(int(i) for i in candidates)
+    others = [i for i in np.argsort(d, kind="stable") if i != target and np.isfinite(d[i])
+              and (allowed is None or i in allowed)]
     m = len(others)
     if m < 2:
         raise ValueError("need at least 3 classes with samples to select similar and dissimilar sets")

@@ -97,6 +97,16 @@ def test_other_commands_run(make_set, tmp_path):
         "T-shirt/top", "Dress", "Coat", "Shirt"}
     rc, out, err = run("eta", "--before", d, "--after", d, "--sets", tmp_path / "s.json")
     assert rc == 0 and json.loads(out)["targets"][0]["eta_similar"] == pytest.approx(0.0, abs=1e-12)
+    # feature space among the classes whose names have no '/' or ' ' (8 of 10): S1, S2 never hold the others
+    rc, out, err = run("similar", "--features", d, "--target", "Pullover", "--candidates", "[A-Za-z-]+",
+                       "--near", "0.2", "--write-sets", tmp_path / "c.json")
+    sets = json.loads((tmp_path / "c.json").read_text())["Pullover"]
+    assert rc == 0 and len(sets["similar"]) == 2 and len(sets["dissimilar"]) == 5, err
+    assert not {"T-shirt/top", "Ankle boot"} & {*sets["similar"], *sets["dissimilar"]}
+    _assert_one_line_error(*run("similar", "--features", d, "--target", "Pullover", "--candidates", "[a-"),
+                           "--candidates: not a regular expression")
+    _assert_one_line_error(*run("similar", "--features", d, "--target", "Pullover", "--candidates", "Coat"),
+                           "matches 1 classes")
     rc, out, err = run("stability", "--features", d, "--format", "markdown")
     assert rc == 0 and out.startswith("| label | stability |"), err
     rc, out, err = run("accuracy", "--features", d, "--classes", "Coat")

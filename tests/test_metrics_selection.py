@@ -70,6 +70,10 @@ def test_feature_space_selection_counts():
     # 10 classes: one similar, and the farthest 8 (90 % of 9 rounds up to 9, capped to avoid S1).
     s1, s2 = select_from_features(np.arange(10, dtype=float)[:, None], 0)
     assert s1 == [1] and s2 == list(range(2, 10))
+    # only the even classes may be drawn: 100 candidates other than 0 -> nearest 1 (2), farthest 90 (20..198)
+    c = np.arange(200, dtype=float)[:, None]
+    s1, s2 = select_from_features(c, 0, candidates=range(0, 200, 2))
+    assert s1 == [2] and s2 == list(range(20, 200, 2))
 
 
 def test_agreement():
