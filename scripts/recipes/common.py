@@ -414,10 +414,12 @@ class Recipe:
         os.replace(tmp, m)
 
 
-def add_per_class_accuracy(r: Recipe, acc_dir: Path, sets: dict, temperatures, splits, sweeps) -> list[Path]:
-    """One ``lskd-metrics accuracy`` step per student sweep (Tables 17-19): per-class top-1 of every
-    class of ``sets`` ({set name: {class: label}}) at every T and split. ``sweeps``: (model, α, seed,
-    sweep directory holding T<T>/features/<split>). Returns the JSON files, for the table step."""
+def add_per_class_accuracy(r: Recipe, acc_dir: Path, sets: dict, temperatures, splits, sweeps,
+                           table: Path, title: str) -> None:
+    """Per-class top-1 (Tables 17-19): one ``lskd-metrics accuracy`` step per student sweep, for
+    every class of ``sets`` ({set name: {class: label}}) at every T and split, then the step that
+    writes the tables ``table``.md/.csv. ``sweeps``: (model, α, seed, sweep directory holding
+    T<T>/features/<split>)."""
     classes = list(dict.fromkeys(c for members in sets.values() for c in members))
     files = []
     for model, alpha, seed, d in sweeps:
@@ -427,15 +429,24 @@ def add_per_class_accuracy(r: Recipe, acc_dir: Path, sets: dict, temperatures, s
                         "--classes", ",".join(classes), "--format", "json", "-o", o),
               [o])
         files.append(o)
-    return files
-
-
-def class_set_args(sets: dict) -> list[str]:
-    """``--set NAME CLASS[=LABEL],...`` per class set, for ``tables per-class-accuracy``."""
-    out = []
+    set_args = []  # --set NAME CLASS[=LABEL],... per class set
     for name, members in sets.items():
-        out += ["--set", name, ",".join(c if c == label else f"{c}={label}" for c, label in members.items())]
-    return out
+        set_args += ["--set", name, ",".join(c if c == label else f"{c}={label}" for c, label in members.items())]
+    r.add("table-per-class-accuracy",
+          r.tables("per-class-accuracy", "--inputs", *files, *set_args, "--title", title, "--out", table),
+          [Path(f"{table}.md"), Path(f"{table}.csv")])
+
+
+def add_projection_figures(r: Recipe, fig_dir: Path, classes, seed, teacher_sets, student_sets: dict) -> None:
+    """The projection figures (Supp. E; Figure 1 / Figure 4 layout) of ``classes``: one of the
+    teachers (``teacher_sets``: their feature sets, train and valid), then one per student model
+    (``student_sets``: {model: feature sets of its students across teacher α and T})."""
+    for name, sets in {"teachers": teacher_sets, **student_sets}.items():
+        png = fig_dir / f"projection_{name}.png"
+        r.add(f"projection-{name}-s{seed}",
+              r.metrics("project", "--features", *sets, "--classes", ",".join(classes), "--out", png,
+                        "--format", "json", "-o", png.with_suffix(".json")),
+              [png])
 
 
 def main(build, ap: argparse.ArgumentParser, argv=None) -> int:

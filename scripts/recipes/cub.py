@@ -58,8 +58,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Deferred, Recipe, RecipeError,  # noqa: E402
-                                    add_common_args, add_per_class_accuracy, alpha_tag, class_set_args, fmt,
-                                    main, require_path)
+                                    add_common_args, add_per_class_accuracy, add_projection_figures, alpha_tag,
+                                    fmt, main, require_path)
 
 ALPHAS = (0.0, 0.1, 0.2)
 TEMPERATURES = (1, 2, 3, 64)
@@ -171,27 +171,18 @@ def build(args) -> Recipe:
                   [d / "T*" / "checkpoint.pt"], resume_dir=d)
     # 5. projection figure (first seed): teachers, then per student model its students across T
     seed = args.seeds[0]
-    fig = out / "figures"
-    r.add(f"projection-teachers-s{seed}",
-          r.metrics("project", "--features",
-                    *[teacher_dir(a, seed) / "features" / sp for a in ALPHAS for sp in ("train", "valid")],
-                    "--classes", ",".join(projection), "--out", fig / "projection_teachers.png",
-                    "--format", "json", "-o", fig / "projection_teachers.json"),
-          [fig / "projection_teachers.png"])
-    for model, alphas in STUDENTS.items():
-        png = fig / f"projection_{model}.png"
-        r.add(f"projection-{model}-s{seed}",
-              r.metrics("project", "--features",
-                        *[student_dir(model, a, seed) / f"T{T}" / "features" / "train"
-                          for a in alphas for T in TEMPERATURES],
-                        "--classes", ",".join(projection), "--out", png,
-                        "--format", "json", "-o", png.with_suffix(".json")),
-              [png])
+    add_projection_figures(r, out / "figures", projection, seed,
+                           [teacher_dir(a, seed) / "features" / sp for a in ALPHAS for sp in ("train", "valid")],
+                           {model: [student_dir(model, a, seed) / f"T{T}" / "features" / "train"
+                                    for a in alphas for T in TEMPERATURES] for model, alphas in STUDENTS.items()})
     # 6. per-class accuracy of the figure's classes, per student sweep (Tables 17-19 layout)
     acc_sets = {"Figure 4 classes": {c: c for c in projection}}
-    acc_files = add_per_class_accuracy(r, out / "accuracy", acc_sets, TEMPERATURES, SPLITS,
-                                       [(m, a, s, student_dir(m, a, s)) for s in args.seeds
-                                        for m, alphas in STUDENTS.items() for a in alphas])
+    add_per_class_accuracy(r, out / "accuracy", acc_sets, TEMPERATURES, SPLITS,
+                           [(m, a, s, student_dir(m, a, s)) for s in args.seeds
+                            for m, alphas in STUDENTS.items() for a in alphas],
+                           out / "tables" / "per_class_accuracy",
+                           "CUB-200-2011: per-class accuracy of the Figure 4 classes, ResNet-50 teachers -> "
+                           "ResNet-18 / ResNet-50 / MobileNetV2 students (Tables 17-19 layout)")
     # 7. tables
     t = out / "tables"
     r.add("table-accuracy",
@@ -210,12 +201,6 @@ def build(args) -> Recipe:
                    "--title", "CUB-200-2011: same smoothness, different students (Tables 14-16)",
                    "--out", t / "counterexamples"),
           [t / "counterexamples.md", t / "counterexamples.csv"])
-    r.add("table-per-class-accuracy",
-          r.tables("per-class-accuracy", "--inputs", *acc_files, *class_set_args(acc_sets),
-                   "--title", "CUB-200-2011: per-class accuracy of the Figure 4 classes, ResNet-50 teachers -> "
-                              "ResNet-18 / ResNet-50 / MobileNetV2 students (Tables 17-19 layout)",
-                   "--out", t / "per_class_accuracy"),
-          [t / "per_class_accuracy.md", t / "per_class_accuracy.csv"])
     return r
 
 

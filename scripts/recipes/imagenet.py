@@ -55,7 +55,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Recipe, RecipeError, add_common_args,  # noqa: E402
-                                    add_per_class_accuracy, alpha_tag, class_set_args, fmt, main, require_path)
+                                    add_per_class_accuracy, add_projection_figures, alpha_tag,
+                                    fmt, main, require_path)
 
 ALPHAS = (0.0, 0.1)
 TEMPERATURES = (1, 2, 3, 64)
@@ -176,25 +177,17 @@ def build(args) -> Recipe:
                 eta_files[model].append(o)
     # 4. projection figure (first seed): teachers, then the students of both teachers across T
     seed = args.seeds[0]
-    fig_dir = out / "figures"
-    r.add(f"projection-teachers-s{seed}",
-          r.metrics("project", "--features",
-                    *[feats(teacher_dir(a, seed), s) for a in ALPHAS for s in ("train", "valid")],
-                    "--classes", ",".join(projection), "--out", fig_dir / "projection_teachers.png",
-                    "--format", "json", "-o", fig_dir / "projection_teachers.json"),
-          [fig_dir / "projection_teachers.png"])
-    for model in STUDENT_MODELS:
-        png = fig_dir / f"projection_{model}.png"
-        r.add(f"projection-{model}-s{seed}",
-              r.metrics("project", "--features",
-                        *[feats(student_dir(model, a, seed) / f"T{T}", "train") for a in ALPHAS for T in TEMPERATURES],
-                        "--classes", ",".join(projection), "--out", png,
-                        "--format", "json", "-o", png.with_suffix(".json")),
-              [png])
+    add_projection_figures(r, out / "figures", projection, seed,
+                           [feats(teacher_dir(a, seed), s) for a in ALPHAS for s in ("train", "valid")],
+                           {model: [feats(student_dir(model, a, seed) / f"T{T}", "train")
+                                    for a in ALPHAS for T in TEMPERATURES] for model in STUDENT_MODELS})
     # 5. per-class accuracy of the target classes, per student sweep (Tables 17-19)
-    acc_files = add_per_class_accuracy(r, out / "accuracy", acc_sets, TEMPERATURES, ACCURACY_SPLITS,
-                                       [(m, a, s, student_dir(m, a, s)) for s in args.seeds
-                                        for m in STUDENT_MODELS for a in ALPHAS])
+    add_per_class_accuracy(r, out / "accuracy", acc_sets, TEMPERATURES, ACCURACY_SPLITS,
+                           [(m, a, s, student_dir(m, a, s)) for s in args.seeds
+                            for m in STUDENT_MODELS for a in ALPHAS],
+                           out / "tables" / "per_class_accuracy",
+                           "ImageNet-1K: per-class validation accuracy of the target classes, "
+                           "ResNet-50 teachers -> ResNet-18 / ResNet-50 students (Tables 17-19)")
     # 6. tables
     tables = out / "tables"
     r.add("table-accuracy",
@@ -210,12 +203,6 @@ def build(args) -> Recipe:
                                   f"(Table {3 if model == 'resnet18' else 4})",
                        "--out", tables / f"eta_{model}"),
               [tables / f"eta_{model}.md", tables / f"eta_{model}.csv"])
-    r.add("table-per-class-accuracy",
-          r.tables("per-class-accuracy", "--inputs", *acc_files, *class_set_args(acc_sets),
-                   "--title", "ImageNet-1K: per-class validation accuracy of the target classes, "
-                              "ResNet-50 teachers -> ResNet-18 / ResNet-50 students (Tables 17-19)",
-                   "--out", tables / "per_class_accuracy"),
-          [tables / "per_class_accuracy.md", tables / "per_class_accuracy.csv"])
     return r
 
 
