@@ -92,6 +92,7 @@ class Study:
     def __init__(self, out: Path, profile: str, jobs: int | None = None, dry_run: bool = False):
         self.out, self.profile_name, self.p = out, profile, PROFILES[profile]
         self.dry_run = dry_run
+        self.t_start = time.perf_counter()
         self.jobs = jobs or self.p["jobs"]
         self.lock = threading.Lock()
         self.stages: list[dict] = []
@@ -189,7 +190,7 @@ class Study:
             print(f"[demo] {st.name} failed (exit {proc.returncode}); its log: {log}", flush=True)
             return proc.returncode
         rec = {"name": st.name, "command": shlex.join(st.cmd), "seconds": time.perf_counter() - t0,
-               "skipped": False}
+               "start": t0 - self.t_start, "skipped": False}
         marker = self.out / ".stages" / f"{st.name}.json"
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec))
@@ -328,6 +329,7 @@ class Study:
             res["eta"][a] = self.metrics("eta", "--before", self.nmt_feats(a, 1), "--after", self.nmt_feats(a, 3),
                                          "--sets", sets)["targets"]
         self.stages.append({"name": "nmt-analysis", "seconds": time.perf_counter() - t0, "skipped": False,
+                            "start": t0 - self.t_start,
                             "command": "lskd-metrics (see the commands section)"})
         return res
 
@@ -370,6 +372,7 @@ class Study:
                                    "--similar", SOFT_TARGET_SIMILAR, "--temperature", 1, 2,
                                    "--out", fig / "soft_targets_fashion.png")
         self.stages.append({"name": "vision-analysis", "seconds": time.perf_counter() - t0, "skipped": False,
+                            "start": t0 - self.t_start,
                             "command": "lskd-metrics (see the commands section)"})
         return res
 
@@ -482,7 +485,7 @@ def nmt_report(study: Study, n: dict) -> list[str]:
              "frequent content words.\n"]
     for a in ALPHAS:
         parts += [f"\n**Students of the α = {a:g} teacher**\n\n",
-                  md_table(["target", "S1", "|S2|", "η S1", "η S2", "diffusion"],
+                  md_table(["target", "S1", "S2 size", "η S1", "η S2", "diffusion"],
                            [[r["target"], ", ".join(r["similar"]), len(r["dissimilar"]), pct(r["eta_similar"]),
                              pct(r["eta_dissimilar"]), "yes" if r["systematic_diffusion"] else "no"]
                             for r in n["eta"][a]])]
@@ -552,8 +555,10 @@ def write_report(study: Study, v: dict, wall: float, n: dict | None = None) -> P
               "(target, its group, the rest; Figure 2 layout):\n\n",
               "![soft targets](figures/soft_targets_fashion.png)\n",
               "\n## Stages and wall time\n\n\n",
-              md_table(["stage", "seconds", "note"],
-                       [[s["name"], f"{s['seconds']:.0f}", "skipped (done before)" if s.get("skipped") else ""]
+              "Start: seconds after this invocation began; stages with overlapping spans ran side by side.\n\n",
+              md_table(["stage", "start (s)", "seconds", "note"],
+                       [[s["name"], "–" if s.get("skipped") else f"{s['start']:.0f}", f"{s['seconds']:.0f}",
+                         "skipped (done before; its time then)" if s.get("skipped") else ""]
                         for s in study.stages]),
               f"\nTotal wall time of this invocation: {wall:.0f} s.\n",
               "\n## Commands\n\nRun from the repository root in its `.venv`.\n\n```\n",
