@@ -427,6 +427,40 @@ def answer(metric: str, scores: dict, unit: float, noise: float) -> str:
             + (", within the noise of one seed" if abs(gap) < noise * unit else "") + ").")
 
 
+def unstable_epochs(records: list[dict], spike: float = 10.0, drop: float = 15.0) -> list[str]:
+    """What looks like a blow-up in one run's metrics.jsonl records: after the first epoch (whose
+    BatchNorm statistics are still settling), a validation loss above ``spike`` times the final one,
+    or a validation top-1 falling by more than ``drop`` points from the epoch before."""
+    found = []
+    final = records[-1]["val_loss"]
+    for prev, rec in zip(records, records[1:]):
+        if rec["val_loss"] > spike * final:
+            found.append(f"epoch {rec['epoch']}: validation loss {rec['val_loss']:.4g} (final {final:.4g})")
+        if prev["val_acc1"] - rec["val_acc1"] > drop:
+            found.append(f"epoch {rec['epoch']}: top-1 {prev['val_acc1']:.1f} -> {rec['val_acc1']:.1f} %")
+    return found
+
+
+def training_health(study: "Study") -> str:
+    """One report line: the vision runs whose training blew up on the way (their final accuracy then
+    says little about α or T), or that none did."""
+    bad = []
+    for a in ALPHAS:
+        for T in (None, *TEMPERATURES):
+            d = study.teacher_dir(a) if T is None else study.student_dir(a, T)
+            with open(d / "metrics.jsonl") as f:
+                records = [json.loads(line) for line in f if line.strip()]
+            found = unstable_epochs(records)
+            if found:
+                who = f"teacher α = {a:g}" if T is None else f"student of α = {a:g} at T = {T}"
+                bad.append(f"{who} ({'; '.join(found)})")
+    if not bad:
+        return ("- Training health: no vision run's validation loss spiked (> 10x its final value) or top-1 "
+                "fell by more than 15 points between epochs.")
+    return ("- **Unstable training**: " + "; ".join(bad) + ". These runs' final accuracy and η say little "
+            "about α or T; re-run them with a lower --lr or --clip-grad-norm.")
+
+
 def vision_verdict(v: dict) -> list[str]:
     lines = []
     for a in ALPHAS:
@@ -500,7 +534,7 @@ def write_report(study: Study, v: dict, wall: float, n: dict | None = None) -> P
              "Should I smooth my teacher, and at which temperature? What happened on the data this run used.\n\n",
              "\n## Verdict\n\n", "\n### Vision (Fashion-MNIST)\n\n",
              "- " + answer("student top-1 (percent)", v["accuracy"], 100, 0.01) + "\n",
-             *[line + "\n" for line in vision_verdict(v)],
+             *[line + "\n" for line in vision_verdict(v)], training_health(study) + "\n",
              "\n### Translation (Bible de→en)\n\n",
              *([line + "\n" for line in nmt_lines] if n else ["Not run (--no-nmt).\n"]),
              "\n## What ran\n\n",

@@ -79,3 +79,18 @@ def test_full_profile_dry_run_prints_the_cuda_commands_and_runs_nothing(tmp_path
     fairseq = [line for line in out.splitlines() if "fairseq-train" in line]
     assert len(fairseq) == 10 and all("--fp16" in line and "--cpu" not in line for line in fairseq)
     assert "transformer_iwslt_de_en" in fairseq[0]
+
+
+def test_unstable_epochs_flags_a_spike_or_a_collapse_after_the_first_epoch():
+    from scripts.demo import unstable_epochs
+
+    def recs(*pairs):
+        return [{"epoch": i, "val_loss": loss, "val_acc1": acc} for i, (loss, acc) in enumerate(pairs)]
+
+    # a noisy first epoch is normal (BatchNorm statistics settle): not flagged
+    assert unstable_epochs(recs((15.0, 19.4), (1.5, 54.2), (0.77, 73.9), (0.60, 79.1))) == []
+    # the demo's blown-up T = 3 student before clipping: 43587.76 > 10 x 2.0697, and 44.25 -> 10.2
+    assert unstable_epochs(recs((8.97, 44.25), (43587.7629, 10.2), (2.0697, 23.35))) == [
+        "epoch 1: validation loss 4.359e+04 (final 2.07)", "epoch 1: top-1 44.2 -> 10.2 %"]
+    assert unstable_epochs(recs((1.0, 70.0), (1.1, 54.0))) == ["epoch 1: top-1 70.0 -> 54.0 %"]
+    assert unstable_epochs(recs((1.0, 70.0), (1.1, 55.0))) == []            # a 15-point fall is allowed
