@@ -406,7 +406,7 @@ def versions() -> dict:
     return out
 
 
-def best_setting(scores: dict) -> str:
+def best_setting(scores: dict) -> tuple[str, float]:
     """'T = t (score)' of the best student in one teacher's row {"T=1": score, ...}."""
     col = max((c for c in scores if c.startswith("T=")), key=lambda c: scores[c])
     return col.replace("=", " = "), scores[col]
