@@ -194,6 +194,19 @@ def require_path(path: Path | None, flag: str, kind: str = "path") -> Path:
     return path
 
 
+def imagefolder_data(path: Path | None, recipe: str, kind: str) -> list[str]:
+    """distill.py's data flags for an ImageFolder root with train/ and val/ (``--recipe``: its augmentations)."""
+    root = require_path(path, "--data", kind)
+    if not (root / "train").is_dir() or not (root / "val").is_dir():
+        raise RecipeError(f"--data {root}: expected ImageFolder train/ and val/ folders inside")
+    return ["--dataset", "imagefolder", "--data", str(root), "--recipe", recipe]
+
+
+def schedule_args(s: dict) -> list[str]:
+    """--epochs / --lr / --lr-step of a schedule {"epochs", "lr", "lr_step"}."""
+    return ["--epochs", str(s["epochs"]), "--lr", fmt(s["lr"]), "--lr-step", str(s["lr_step"])]
+
+
 class Recipe:
     def __init__(self, args, name: str):
         self.args, self.name = args, name

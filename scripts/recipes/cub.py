@@ -57,9 +57,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Deferred, Recipe, RecipeError,  # noqa: E402
+from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Deferred, Recipe,  # noqa: E402
                                     add_common_args, add_per_class_accuracy, add_projection_figures, alpha_tag,
-                                    fmt, main, require_path)
+                                    fmt, imagefolder_data, main, require_path, schedule_args)
 
 ALPHAS = (0.0, 0.1, 0.2)
 TEMPERATURES = (1, 2, 3, 64)
@@ -84,18 +84,13 @@ def build(args) -> Recipe:
     if args.toy:
         data = TOY_VISION["data"]
         batch = ["--batch-size", str(TOY_VISION["batch"])]
-        sched = ["--epochs", str(TOY_VISION["epochs"]), "--lr", fmt(TOY_VISION["lr"]),
-                 "--lr-step", str(TOY_VISION["lr_step"])]
+        sched = schedule_args(TOY_VISION)
         pretrained = {}
         projection = TOY_PROJECTION
     else:
-        root = require_path(args.data, "--data", "CUB folder")
-        if not (root / "train").is_dir() or not (root / "val").is_dir():
-            raise RecipeError(f"--data {root}: expected ImageFolder train/ and val/ folders inside")
-        data = ["--dataset", "imagefolder", "--data", str(root), "--recipe", "cub"]
+        data = imagefolder_data(args.data, "cub", "CUB folder")
         batch = ["--batch-size", str(r.per_process_batch(BATCH))]
-        sched = ["--epochs", str(SCHEDULE["epochs"]), "--lr", fmt(SCHEDULE["lr"]),
-                 "--lr-step", str(SCHEDULE["lr_step"])]
+        sched = schedule_args(SCHEDULE)
         pretrained = {"resnet50": require_path(args.pretrained, "--pretrained", "weights file")}
         projection = PROJECTION
         for model, flag, value in (("resnet18", "--pretrained-r18", args.pretrained_r18),

@@ -54,9 +54,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Recipe, RecipeError, add_common_args,  # noqa: E402
+from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Recipe, add_common_args,  # noqa: E402
                                     add_per_class_accuracy, add_projection_figures, alpha_tag,
-                                    fmt, main, require_path)
+                                    fmt, imagefolder_data, main, schedule_args)
 
 ALPHAS = (0.0, 0.1)
 TEMPERATURES = (1, 2, 3, 64)
@@ -98,20 +98,15 @@ def build(args) -> Recipe:
     if args.toy:
         data = TOY["data"]
         batch = ["--batch-size", str(TOY["batch"])]
-        teacher_sched = ["--epochs", str(TOY["epochs"]), "--lr", fmt(TOY["lr"]), "--lr-step", str(TOY["lr_step"])]
+        teacher_sched = schedule_args(TOY)
         student_sched = teacher_sched
         targets, projection, hierarchy = TOY["targets"], TOY["projection"], TOY["hierarchy"]
         acc_sets = {"projection classes": {c: c for c in projection}, "η targets": {c: c for c in targets}}
     else:
-        root = require_path(args.data, "--data", "ImageNet folder")
-        if not (root / "train").is_dir() or not (root / "val").is_dir():
-            raise RecipeError(f"--data {root}: expected ImageFolder train/ and val/ folders inside")
-        data = ["--dataset", "imagefolder", "--data", str(root), "--recipe", "imagenet"]
+        data = imagefolder_data(args.data, "imagenet", "ImageNet folder")
         batch = ["--batch-size", str(r.per_process_batch(BATCH))]
-        teacher_sched = ["--epochs", str(TEACHER["epochs"]), "--lr", fmt(TEACHER["lr"]),
-                         "--lr-step", str(TEACHER["lr_step"])]
-        student_sched = ["--epochs", str(STUDENT["epochs"]), "--lr", fmt(STUDENT["lr"]),
-                         "--lr-step", str(STUDENT["lr_step"])]
+        teacher_sched = schedule_args(TEACHER)
+        student_sched = schedule_args(STUDENT)
         targets, projection, hierarchy = list(TARGETS), list(PROJECTION), HIERARCHY
         acc_sets = ACCURACY_SETS
     optim = VISION_OPTIM
