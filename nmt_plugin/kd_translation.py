@@ -230,6 +230,7 @@ class KdTranslationTask(TranslationTask):
         if self._teacher_placement != (p.device, p.dtype):
             self.teacher.to(device=p.device, dtype=p.dtype)
             self._teacher_placement = (p.device, p.dtype)
+            logger.info(f"teacher placed on {p.device} as {p.dtype} (the student's device and dtype)")
         return self.teacher
 
     def teacher_outputs(self, sample, model, autocast: bool = False) -> dict:

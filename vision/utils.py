@@ -18,9 +18,11 @@ class VisionError(Exception):
 
 # ----------------------------------------------------------------------------- distributed
 def init_distributed_mode(args) -> None:
-    """Read torchrun's environment; set args.distributed/rank/world_size/gpu. A plain
-    ``python vision/distill.py`` run is one process (world size 1, no process group)."""
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+    """Read torchrun's environment; set args.distributed/rank/world_size/gpu. Under torchrun a
+    process group is made even for one process (as torchvision's reference does: DDP, NCCL and the
+    DistributedSampler are then exercised on a one-GPU machine too); a plain
+    ``python vision/distill.py`` run is one process without a process group."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         args.rank = int(os.environ["RANK"])
         args.world_size = int(os.environ["WORLD_SIZE"])
         args.gpu = int(os.environ.get("LOCAL_RANK", 0))
@@ -33,6 +35,8 @@ def init_distributed_mode(args) -> None:
         torch.cuda.set_device(args.gpu)
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=args.dist_timeout))
     dist.barrier(device_ids=[args.gpu] if backend == "nccl" else None)
+    if args.rank == 0:
+        print(f"| distributed: {backend}, world size {args.world_size}", flush=True)
     setup_for_distributed(args.rank == 0)
 
 
