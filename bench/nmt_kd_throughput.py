@@ -14,6 +14,7 @@ batches after 3 warm-up updates. The two runs alternate in blocks of --block upd
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -133,6 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("--temperature", type=float, default=2.0, help="T of the KD run (default 2)")
     ap.add_argument("--topk", type=int, default=0, help="--teacher-topk of the KD run (default 0 = full)")
     ap.add_argument("--work", type=Path, default=None, help="keep data and teacher here (default: a temp dir)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = ap.parse_args(argv)
     import torch
     if args.device == "auto":
@@ -167,7 +169,7 @@ def main(argv=None) -> int:
                "--criterion", "ls_kd", "--teacher-topk", str(args.topk)]
     runs = {"ce": build(data, preset, args, ce_args, updates + 3),
             "kd": build(data, preset, args, kd_args, updates + 3)}
-    ratios = []
+    ratios, rounds = [], []
     for r in range(args.repeats):
         res = measure(runs, updates, args.block, args.device)
         for name in ("ce", "kd"):
@@ -176,11 +178,20 @@ def main(argv=None) -> int:
                   f"{m['tokens']} target tokens, {m['seconds']:.1f} s)", flush=True)
         block_ratios = [k / c for k, c in zip(res["kd"]["blocks"], res["ce"]["blocks"])]
         ratios.append(statistics.median(block_ratios))
+        rounds.append({name: {k: res[name][k] for k in ("wps", "updates", "tokens", "seconds")} for name in res})
         print(f"round {r + 1}: ls_kd / label_smoothed_cross_entropy = {res['kd']['wps'] / res['ce']['wps']:.3f} "
               f"overall, {ratios[-1]:.3f} median of {len(block_ratios)} interleaved blocks", flush=True)
     mean = statistics.mean(ratios)
     goal = " (goal on CUDA --fp16: >= 0.75)" if args.device == "cuda" else " (CPU: informative only)"
     print(f"ratio ls_kd / label_smoothed_cross_entropy (median over blocks, mean over rounds): {mean:.3f}{goal}")
+    if args.json:
+        result = {"device": args.device, "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+                  "fp16": args.fp16, "vocab": vocab, "max_tokens": preset["max_tokens"], "updates": updates,
+                  "temperature": args.temperature, "topk": args.topk, "rounds": rounds,
+                  "ratio_kd_over_ce": mean, "goal": 0.75 if args.device == "cuda" else None}
+        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+        tmp.replace(args.json)
     return 0
 
 

@@ -59,8 +59,9 @@ class _SoftCrossEntropy(torch.autograd.Function):
             s_lp = F.log_softmax(student_logits.float().div(temperature), dim=-1)
             t_lp = F.log_softmax(teacher_logits.float().div(temperature), dim=-1)
             t_p = t_lp.exp()
-            cross = -torch.einsum("nv,nv->n", t_p, s_lp)
-            entropy = -torch.einsum("nv,nv->n", t_p, t_lp)
+            # row-wise dot products (einsum "nv,nv->n" runs as a batched matmul: 5x slower on CPU)
+            cross = -torch.linalg.vecdot(t_p, s_lp, dim=-1)
+            entropy = -torch.linalg.vecdot(t_p, t_lp, dim=-1)
         ctx.save_for_backward(s_lp, t_p)
         ctx.temperature, ctx.dtype = temperature, student_logits.dtype
         ctx.mark_non_differentiable(entropy)
@@ -131,9 +132,10 @@ class LsKdCriterion(FairseqCriterion):
         if teacher is None:
             raise LskdConfigError(
                 "criterion ls_kd got a batch without teacher outputs: use --task kd_translation")
-        net_output = model(**sample["net_input"])
-        logits = net_output[0]
-        target = model.get_targets(sample, net_output)
+        # The decoder's output features, projected to the vocabulary at the non-pad target
+        # positions only (as the task does for the teacher): no [B, L, V] logits of padding.
+        features, extra = model(**sample["net_input"], features_only=True)
+        target = model.get_targets(sample, (None, extra))
         mask = teacher["mask"]  # [B, L] non-pad target positions; teacher rows follow it
         rows = {k: v for k, v in teacher.items() if k != "mask" and v is not None}
         if self.ignore_prefix_size > 0:
@@ -143,7 +145,7 @@ class LsKdCriterion(FairseqCriterion):
             rows = {k: v[sub] for k, v in rows.items()}
             mask = mask & keep
         flat = mask.flatten()
-        s_logits = logits.reshape(-1, logits.size(-1))[flat]  # [N, V] non-pad rows only
+        s_logits = model.decoder.output_layer(features.reshape(-1, features.size(-1))[flat])  # [N, V]
         tgt = target.reshape(-1)[flat]
         T = self.temperature
 

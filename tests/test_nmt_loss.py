@@ -19,13 +19,16 @@ class Dict:
 
 
 class StubModel(torch.nn.Module):
-    """Returns fixed student logits [B, L, V] (a parameter, so gradients can be checked)."""
+    """Fixed student logits [B, L, V] (a parameter, so gradients can be checked), handed out as the
+    decoder's features with an identity output layer (the criterion projects non-pad rows only)."""
 
     def __init__(self, logits):
         super().__init__()
         self.logits = torch.nn.Parameter(torch.as_tensor(logits, dtype=torch.float32))
+        self.decoder = SimpleNamespace(output_layer=lambda features: features)
 
-    def forward(self, **net_input):
+    def forward(self, features_only=False, **net_input):
+        assert features_only
         return self.logits, {}
 
     def get_targets(self, sample, net_output):
