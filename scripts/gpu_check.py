@@ -1,0 +1,237 @@
+#!/usr/bin/env python
+"""Check the toolkit on a CUDA machine in one go and write a short summary.
+
+    python3 scripts/gpu_check.py --out runs/gpu-check                        # everything but the demo
+    python3 scripts/gpu_check.py --steps env,demo --demo-scale 0.1 --jobs 4  # the --full demo, shortened
+    python3 scripts/gpu_check.py --bundle offline-bundle ...                 # a machine without internet
+
+Steps, in this order (``--steps`` picks; ``env`` always runs first):
+
+  env           python, torch, CUDA device, fairseq; with --bundle, installs its wheels first
+                (``pip install --no-index --no-deps --target``, nothing downloaded)
+  tests         ``pytest -m cuda tests/test_cuda.py``: trainer on GPU vs CPU, bf16 + channels_last,
+                torch.compile, the sweep's CUDA RNG streams, NCCL under torchrun, fairseq --fp16
+  bench-vision  bench/vision_kd_throughput.py --compile (R50 -> R18, bf16, channels_last, 256 x 224²)
+  bench-nmt     bench/nmt_kd_throughput.py --fp16 (transformer_iwslt_de_en, ls_kd vs fairseq's CE)
+  demo          scripts/demo.py --full --scale-epochs F (Fashion-MNIST and Bible data from --bundle
+                when given); its report, figures and logs are packed into demo_report.tar.gz
+
+Each step has a time limit and its own log; a failed step does not stop the others. ``--budget S``
+starts no step that would not fit in S seconds from the start. OUT gets summary.md (a table: step,
+result, seconds, the numbers that matter), results.json, the bench JSONs and logs.tar.gz: few
+files, so they are easy to copy off a remote machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+@dataclass
+class Step:
+    name: str
+    limit: int            # seconds the step may run
+    needs: int            # seconds to leave for it under --budget (it is not started with less)
+    commands: list = field(default_factory=list)
+
+
+def steps(args, out: Path, work: Path) -> dict[str, Step]:
+    bundle = args.bundle
+    demo = [PY, "scripts/demo.py", "--full", "--scale-epochs", str(args.demo_scale), "--out", str(work / "demo"),
+            "--jobs", str(args.jobs)]
+    if bundle and (bundle / "fashion-mnist").is_dir():
+        demo += ["--fashion-mnist", str(bundle / "fashion-mnist")]
+    if bundle and (bundle / "bible-de-en").is_dir():
+        demo += ["--nmt-data", str(bundle / "bible-de-en")]
+    return {s.name: s for s in [
+        Step("env", 120, 30, [[PY, "-c", ENV_REPORT]]),
+        Step("tests", 420, 120, [[PY, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
+                                  "tests/test_cuda.py"]]),
+        Step("bench-vision", 360, 150, [[PY, "bench/vision_kd_throughput.py", "--compile",
+                                         "--json", str(out / "bench_vision.json")]]),
+        Step("bench-nmt", 300, 120, [[PY, "bench/nmt_kd_throughput.py", "--fp16", "--repeats", "2",
+                                      "--json", str(out / "bench_nmt.json")]]),
+        Step("demo", 3600, 240, [demo]),
+    ]}
+
+
+ENV_REPORT = """
+import platform, torch
+print("python", platform.python_version())
+print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print("device", torch.cuda.get_device_name(0), f"{p.total_memory / 2**30:.0f} GiB", p.multi_processor_count, "SMs")
+    print("nccl", ".".join(map(str, torch.cuda.nccl.version())), "bf16", torch.cuda.is_bf16_supported())
+import torchvision; print("torchvision", torchvision.__version__)
+import fairseq; print("fairseq", fairseq.__version__)
+import nmt_plugin, shared_metrics, vision; print("lskd modules import")
+"""
+
+
+def install_wheels(bundle: Path, site: Path, log) -> None:
+    wheels = sorted((bundle / "wheels").glob("*.whl"))
+    if not wheels:
+        raise SystemExit(f"gpu_check: error: no wheels in {bundle / 'wheels'} (make them with scripts/offline_bundle.py)")
+    cmd = [PY, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
+           "--disable-pip-version-check", "--upgrade", "--target", str(site), *map(str, wheels)]
+    log.write(f"$ {shlex.join(cmd)}\n")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    log.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"gpu_check: error: installing the bundle's wheels failed: "
+                         f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+
+
+def child_env(site: Path | None) -> dict:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    paths = [str(ROOT)] + ([str(site)] if site else []) + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    if site:  # console scripts (fairseq-train) installed with the wheels
+        env["PATH"] = f"{site / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run_step(step: Step, env: dict, log_path: Path, limit: float) -> tuple[str, float, str]:
+    """(status, seconds, output) of the step's commands, run one after the other in the repo root."""
+    t0 = time.perf_counter()
+    text = []
+    status = "ok"
+    with open(log_path, "a") as log:
+        for cmd in step.commands:
+            left = limit - (time.perf_counter() - t0)
+            log.write(f"$ {shlex.join(map(str, cmd))}\n")
+            log.flush()
+            proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            try:
+                out, _ = proc.communicate(timeout=max(1.0, left))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                out, _ = proc.communicate()
+                status = f"timed out after {limit:.0f} s"
+            log.write(out)
+            text.append(out)
+            if status != "ok":
+                break
+            if proc.returncode != 0:
+                status = f"failed (exit {proc.returncode})"
+                break
+    return status, time.perf_counter() - t0, "".join(text)
+
+
+def key_numbers(name: str, output: str, out: Path) -> str:
+    """The figures that matter of a step, in one line."""
+    if name == "env":
+        return "; ".join(line for line in output.splitlines() if line.split(" ")[0] in ("torch", "device", "fairseq"))
+    if name == "tests":
+        m = re.findall(r"^=*\s*(\d+ (?:passed|failed|skipped|error).*?)(?: in [\d.]+s.*)?=*$", output, re.M)
+        return m[-1].strip() if m else ""
+    if name == "bench-vision" and (out / "bench_vision.json").exists():
+        r = json.loads((out / "bench_vision.json").read_text())
+        ips = r["images_per_s"]
+        return (", ".join(f"{k} {v:.3f}" for k, v in r["ratios"].items()) + " (goals 0.95, 1.5, 1.4); img/s "
+                + ", ".join(f"{k} {v:.0f}" for k, v in ips.items()))
+    if name == "bench-nmt" and (out / "bench_nmt.json").exists():
+        r = json.loads((out / "bench_nmt.json").read_text())
+        wps = r["rounds"][-1]
+        return (f"ls_kd / CE {r['ratio_kd_over_ce']:.3f} (goal 0.75); target words/s "
+                f"CE {wps['ce']['wps']:.0f}, KD {wps['kd']['wps']:.0f}")
+    if name == "demo":
+        m = re.search(r"\[demo\] report: (\S+)", output)
+        return f"report {m.group(1)}" if m else ""
+    return ""
+
+
+def pack(tar_path: Path, folder: Path, patterns: list[str]) -> None:
+    tmp = tar_path.with_suffix(".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for pattern in patterns:
+            for p in sorted(folder.glob(pattern)):
+                tar.add(p, arcname=str(p.relative_to(folder)))
+    tmp.replace(tar_path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu-check", help="summary and results here")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "gpu-check-work",
+                    help="trainings and logs here (default runs/gpu-check-work; OUT gets only the summary files)")
+    ap.add_argument("--steps", default="env,tests,bench-vision,bench-nmt",
+                    help="comma-separated: env, tests, bench-vision, bench-nmt, demo (default: all but demo)")
+    ap.add_argument("--bundle", type=Path, default=None, help="an offline bundle (scripts/offline_bundle.py)")
+    ap.add_argument("--site", type=Path, default=Path("/tmp/lskd-site"), help="where the bundle's wheels go")
+    ap.add_argument("--budget", type=float, default=None, help="seconds in all; steps that would not fit are not started")
+    ap.add_argument("--demo-scale", type=float, default=0.1, help="the demo's --scale-epochs (default 0.1)")
+    ap.add_argument("--jobs", type=int, default=4, help="the demo's --jobs: trainings side by side on the GPU (default 4)")
+    ap.add_argument("--dry-run", action="store_true", help="print the steps' commands, run nothing")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    out = args.out.resolve()
+    work = args.work.resolve()
+    args.bundle = args.bundle.resolve() if args.bundle else None
+    table = steps(args, out, work)
+    chosen = ["env"] + [s.strip() for s in args.steps.split(",") if s.strip() and s.strip() != "env"]
+    unknown = [s for s in chosen if s not in table]
+    if unknown:
+        ap.error(f"unknown step(s) {', '.join(unknown)}; choose among {', '.join(table)}")
+    if args.bundle and not args.bundle.is_dir():
+        ap.error(f"--bundle {args.bundle} is not a folder")
+    if args.dry_run:
+        for name in chosen:
+            for cmd in table[name].commands:
+                print(f"# {name} (limit {table[name].limit} s)\n{shlex.join(map(str, cmd))}")
+        return 0
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    site = None
+    if args.bundle:
+        site = args.site.resolve()
+        with open(work / "logs" / "env.log", "w") as log:
+            install_wheels(args.bundle, site, log)
+    env = child_env(site)
+    results = []
+    for name in chosen:
+        step = table[name]
+        elapsed = time.perf_counter() - t_start
+        left = (args.budget - elapsed) if args.budget else float("inf")
+        if left < step.needs:
+            results.append({"step": name, "status": f"not started ({left:.0f} s of the budget left)",
+                            "seconds": 0.0, "numbers": ""})
+            print(f"[gpu_check] {name}: not started, {left:.0f} s of the budget left", flush=True)
+            continue
+        print(f"[gpu_check] {name} ...", flush=True)
+        status, secs, output = run_step(step, env, work / "logs" / f"{name}.log", min(step.limit, left - 5))
+        results.append({"step": name, "status": status, "seconds": round(secs, 1),
+                        "numbers": key_numbers(name, output, out)})
+        print(f"[gpu_check] {name}: {status} in {secs:.0f} s. {results[-1]['numbers']}", flush=True)
+        if status != "ok":
+            print("\n".join(output.splitlines()[-15:]), flush=True)
+        if name == "demo" and (work / "demo").is_dir():
+            pack(out / "demo_report.tar.gz", work / "demo", ["report.md", "figures/*", "logs/*", "analysis/*"])
+    pack(out / "logs.tar.gz", work, ["logs/*"])
+    rows = "\n".join(f"| {r['step']} | {r['status']} | {r['seconds']:.0f} | {r['numbers']} |" for r in results)
+    summary = (f"# gpu_check ({time.strftime('%Y-%m-%d %H:%M')}, {time.perf_counter() - t_start:.0f} s)\n\n"
+               "| step | result | seconds | numbers |\n|---|---|---|---|\n" + rows + "\n")
+    for path, text in ((out / "summary.md", summary), (out / "results.json", json.dumps(results, indent=1) + "\n")):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    print("\n" + summary, flush=True)
+    return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

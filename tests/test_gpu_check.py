@@ -1,0 +1,41 @@
+"""scripts/gpu_check.py without a GPU: which commands it would run, the budget, the summary."""
+import json
+
+import pytest
+
+from scripts.gpu_check import main
+
+
+def test_dry_run_lists_the_steps_and_takes_the_bundle_data(tmp_path, capsys):
+    bundle = tmp_path / "bundle"
+    (bundle / "fashion-mnist").mkdir(parents=True)
+    (bundle / "bible-de-en").mkdir()
+    assert main(["--dry-run", "--steps", "tests,bench-vision,bench-nmt,demo", "--bundle", str(bundle),
+                 "--out", str(tmp_path / "out"), "--demo-scale", "0.05", "--jobs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("# ")] == \
+        ["env", "tests", "bench-vision", "bench-nmt", "demo"]
+    assert "-m cuda" in out and "tests/test_cuda.py" in out
+    assert f"bench/vision_kd_throughput.py --compile --json {tmp_path / 'out' / 'bench_vision.json'}" in out
+    assert "bench/nmt_kd_throughput.py --fp16" in out
+    demo = next(line for line in out.splitlines() if "scripts/demo.py" in line)
+    assert "--full --scale-epochs 0.05" in demo and "--jobs 3" in demo
+    assert f"--fashion-mnist {bundle / 'fashion-mnist'}" in demo and f"--nmt-data {bundle / 'bible-de-en'}" in demo
+    assert not (tmp_path / "out").exists()
+
+
+def test_budget_too_small_starts_nothing_and_still_writes_the_summary(tmp_path):
+    rc = main(["--steps", "env,tests", "--budget", "1", "--out", str(tmp_path / "out"),
+               "--work", str(tmp_path / "work")])
+    assert rc == 1  # not everything ran
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["step"] for r in results] == ["env", "tests"]
+    assert all(r["status"].startswith("not started") for r in results)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| env | not started" in summary and (tmp_path / "out" / "logs.tar.gz").exists()
+
+
+def test_unknown_step_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--steps", "tests,benchmark", "--out", str(tmp_path)])
+    assert "unknown step(s) benchmark" in capsys.readouterr().err
