@@ -7,8 +7,10 @@ Vision (Fashion-MNIST from Debian's dataset-fashion-mnist): LS teachers α = 0 a
 (`vision/distill.py --mode teacher`), from each one temperature sweep of students at
 T ∈ {1, 2, 3, 64} (`--mode student --temperature 1 2 3 64`, one teacher forward a batch), feature
 sets of all of them; then `lskd-metrics` for accuracy, η, entropy, projection and soft-target
-figures, gathered in OUT/report.md. Each stage records a marker when it finishes; a re-run skips
-stages whose marker and outputs exist (trainers and writers only ever rename whole files into place).
+figures, gathered in OUT/report.md. The stages run through the recipes' runner
+(scripts/recipes/common.py): each records a marker in OUT/.recipe when it finishes, a re-run skips
+stages whose marker and outputs exist and re-runs a stage whose command changed together with the
+stages that read its outputs (trainers and writers only ever rename whole files into place).
 
 The default profile fits a 2-core CPU in minutes and is scaled down (a subset of the images, few
 epochs); --full trains at a fidelity worth reading on a CUDA machine. The report says which ran.
@@ -25,13 +27,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from scripts.recipes.common import Recipe  # noqa: E402
 ALPHAS = (0.0, 0.1)
 TEMPERATURES = (1, 2, 3, 64)
 FASHION_TARGETS = ["T-shirt/top", "Pullover", "Coat", "Shirt", "Dress", "Sandal", "Sneaker", "Ankle boot"]
@@ -95,17 +97,18 @@ def fmt_alpha(a: float) -> str:
 
 @dataclass
 class Stage:
-    """One step of the study: a command, the files that prove it finished, the directory it owns
-    (cleared when the stage is stale) and the chain of stages whose outputs it reads."""
+    """One step of the study: a command, the files that prove it finished, and the directory it
+    owns (resumed when interrupted, cleared when stale)."""
     name: str
     cmd: list[str]
     outputs: list[Path]
     workdir: Path | None = None
-    chain: str = ""
-    run_cmd: list[str] | None = None  # cmd plus --resume for an interrupted vision training
 
 
 class Study:
+    """The study's stages, run by the recipes' runner (scripts/recipes/common.py: markers, stale
+    detection from the paths on the command lines, resume, side-by-side groups), then the analysis."""
+
     def __init__(self, out: Path, profile: str, jobs: int | None = None, dry_run: bool = False,
                  scale_epochs: float = 1.0, fashion_mnist: Path | None = None, nmt_data: Path | None = None):
         self.out, self.profile_name = out, profile
@@ -116,110 +119,34 @@ class Study:
         self.dry_run = dry_run
         self.t_start = time.perf_counter()
         self.jobs = jobs or self.p["jobs"]
-        self.lock = threading.Lock()
-        self.stages: list[dict] = []
+        self.recipe = Recipe(argparse.Namespace(out=out, dry_run=dry_run, quiet=False, jobs=self.jobs), "demo")
+        self.recipe.logs = out / "logs"
+        self.stages: list[dict] = []  # what ran: the runner's records, then the analysis
         self.metric_commands: list[str] = []
-        self.reran: set[str] = set()  # chains with a stage run in this invocation
-        if not dry_run:
-            (out / ".stages").mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ running
-    def stage(self, name: str, cmd: list[str], outputs: list[Path], workdir: Path | None = None,
-              chain: str = "") -> None:
-        """Run one step, or skip it when it finished before with the same command, its outputs
-        exist and no earlier stage of its ``chain`` ran in this invocation (its inputs are then
-        unchanged). A stale stage (other command, or re-run inputs) has ``workdir`` cleared first;
-        an interrupted one (no marker) continues: vision trainings get --resume, fairseq resumes
-        from its checkpoint_last.pt by itself."""
-        self.group([Stage(name, cmd, outputs, workdir, chain)])
+    def stage(self, name: str, cmd: list[str], outputs: list[Path], workdir: Path | None = None) -> None:
+        """Add one step: skipped on a re-run when it finished with the same command, its outputs
+        exist and no step whose outputs it reads re-runs; a stale step has ``workdir`` cleared
+        first; an interrupted one continues (vision trainings get --resume, fairseq resumes from
+        its checkpoint_last.pt by itself)."""
+        self.recipe.add(name, cmd, outputs, resume_dir=workdir)
 
-    def group(self, stages: list["Stage"]) -> None:
-        """Run independent stages (none reads another's outputs) side by side, at most ``self.jobs``
-        at a time, the CPU threads shared among them. Each is judged against the stages before the
-        group only, so siblings never make each other stale. Output goes to OUT/logs/<stage>.log and
-        to the terminal, each line prefixed by its stage when several run."""
-        reran_before = set(self.reran)
-        if self.dry_run:
-            for st in stages:
-                rec, why = self._why(st, reran_before)
-                print(f"# {st.name} ({why or 'done'})\n{shlex.join(st.cmd)}", flush=True)
-                if why:
-                    self.reran.add(st.chain)
-            return
-        todo = [st for st in stages if self._plan(st, reran_before)]
-        self.reran.update(st.chain for st in todo)
-        if not todo:
-            return
-        jobs = max(1, min(self.jobs, len(todo)))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        if jobs > 1:  # e.g. 2 jobs x 1 thread on 2 cores: ~1.45x the throughput of 1 job x 2 threads (fairseq)
-            threads = str(max(1, (os.cpu_count() or 1) // jobs))
-            env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(lambda st: self._execute(st, env, prefix=jobs > 1), todo))
-        failed = [st.name for st, rc in zip(todo, results) if rc != 0]
-        if failed:
-            sys.exit(f"[demo] stage {', '.join(failed)} failed (see {self.out / 'logs'}); fix and re-run: "
-                     "finished stages are kept")
+    def group(self, stages: list[Stage]) -> None:
+        """Add independent steps (none reads another's outputs) that run side by side, at most
+        ``self.jobs`` at a time, the CPU threads shared among them; each is judged against the
+        steps before the group only. Output: OUT/logs/<stage>.log, prefixed on the terminal."""
+        tag = f"group{len(self.recipe.steps)}"
+        for st in stages:
+            self.recipe.add(st.name, st.cmd, st.outputs, resume_dir=st.workdir, group=tag)
 
-    def _why(self, st: "Stage", reran_before: set[str]) -> tuple[dict | None, str | None]:
-        """(its marker record, why ``st`` must run: None when it finished before with the same
-        command, its outputs exist and no earlier stage of its chain ran in this invocation)."""
-        marker = self.out / ".stages" / f"{st.name}.json"
-        rec = json.loads(marker.read_text()) if marker.exists() else None
-        if rec is None:
-            return None, ("interrupted, continues" if st.workdir is not None and st.workdir.exists()
-                          else "not run yet")
-        if rec["command"] != shlex.join(st.cmd):
-            return rec, "command changed"
-        if st.chain in reran_before:
-            return rec, "an earlier stage re-ran"
-        if not all(Path(o).exists() for o in st.outputs):
-            return rec, "outputs missing"
-        return rec, None
-
-    def _plan(self, st: "Stage", reran_before: set[str]) -> bool:
-        """False (and a skip record) when ``st`` can be skipped; else prepare its workdir and
-        ``st.run_cmd`` (adding --resume to an interrupted vision training) and return True."""
-        rec, why = self._why(st, reran_before)
-        if why is None:
-            self.stages.append({**rec, "skipped": True})
-            print(f"[demo] {st.name}: done before ({rec['seconds']:.0f} s then), skipped", flush=True)
-            return False
-        if st.workdir is not None and st.workdir.exists():
-            if rec is not None:
-                print(f"[demo] {st.name}: {why}, clearing {st.workdir}", flush=True)
-                shutil.rmtree(st.workdir)
-            elif "vision/distill.py" in st.cmd and any(st.workdir.glob("**/checkpoint.pt")):
-                st.run_cmd = [*st.cmd, "--resume"]
-        (self.out / ".stages" / f"{st.name}.json").unlink(missing_ok=True)
-        return True
-
-    def _execute(self, st: "Stage", env: dict, prefix: bool) -> int:
-        cmd = st.run_cmd or st.cmd
-        print(f"[demo] {st.name}: {shlex.join(cmd)}", flush=True)
-        log = self.out / "logs" / f"{st.name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        with open(log, "w") as f, subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
-                                                   stderr=subprocess.STDOUT) as proc:
-            for line in proc.stdout:
-                f.write(line)
-                with self.lock:
-                    sys.stdout.write(f"[{st.name}] {line}" if prefix else line)
-                    sys.stdout.flush()
-        if proc.returncode != 0:
-            print(f"[demo] {st.name} failed (exit {proc.returncode}); its log: {log}", flush=True)
-            return proc.returncode
-        rec = {"name": st.name, "command": shlex.join(st.cmd), "seconds": time.perf_counter() - t0,
-               "start": t0 - self.t_start, "skipped": False}
-        marker = self.out / ".stages" / f"{st.name}.json"
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec))
-        tmp.replace(marker)
-        with self.lock:
-            self.stages.append(rec)
-        return 0
+    def run(self) -> None:
+        """Run (or with --dry-run, print) the stages added so far."""
+        if self.recipe.run() != 0:
+            sys.exit(f"[demo] fix and re-run: finished stages are kept (logs in {self.recipe.logs})")
+        offset = self.recipe.started_at - self.t_start if not self.dry_run else 0.0
+        self.stages += [{**r, "start": None if r["start"] is None else r["start"] + offset}
+                        for r in self.recipe.records]
 
     def metrics(self, *args) -> dict:
         """Run `lskd-metrics ... --format json` and return its JSON."""
@@ -260,7 +187,7 @@ class Study:
                                                   "--lr-step", str(p["teacher_lr_step"]),
                                                   "--output-dir", str(self.teacher_dir(a))],
                           [self.teacher_dir(a) / "checkpoint.pt", self.feats(a, None, "train") / "meta.json",
-                           self.feats(a, None, "valid") / "meta.json"], workdir=self.teacher_dir(a), chain="vision")
+                           self.feats(a, None, "valid") / "meta.json"], workdir=self.teacher_dir(a))
                     for a in ALPHAS])
         self.group([Stage(f"vision-students-{fmt_alpha(a)}",
                           self.vision_common() + ["--mode", "student", "--teacher",
@@ -270,7 +197,7 @@ class Study:
                                                   "--lr-step", str(p["student_lr_step"]),
                                                   "--output-dir", str(self.student_dir(a, 1).parent)],
                           [self.feats(a, T, s) / "meta.json" for T in TEMPERATURES for s in ("train", "valid")],
-                          workdir=self.student_dir(a, 1).parent, chain="vision")
+                          workdir=self.student_dir(a, 1).parent)
                     for a in ALPHAS])
 
     # -------------------------------------------------------------- translation
@@ -301,21 +228,20 @@ class Study:
         if p["nmt_books"]:
             cmd += ["--books", p["nmt_books"]]
         if self.prepared_nmt_data is None:
-            self.stage("nmt-data", cmd, [data / "manifest.json", self.nmt_data() / "dict.en.txt"], workdir=data,
-                       chain="nmt")
+            self.stage("nmt-data", cmd, [data / "manifest.json", self.nmt_data() / "dict.en.txt"], workdir=data)
         else:
             check_prepared_nmt_data(self.prepared_nmt_data, p, shlex.join(cmd))
         self.group([Stage(f"nmt-teacher-{fmt_alpha(a)}",
                           self.fairseq_common(p["nmt_teacher_epochs"], self.nmt_teacher(a))
                           + ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", str(a)],
-                          [self.nmt_teacher(a) / "checkpoint_best.pt"], workdir=self.nmt_teacher(a), chain="nmt")
+                          [self.nmt_teacher(a) / "checkpoint_best.pt"], workdir=self.nmt_teacher(a))
                     for a in ALPHAS])
         self.group([Stage(f"nmt-student-{fmt_alpha(a)}-T{T:g}",
                           self.fairseq_common(p["nmt_student_epochs"], self.nmt_student(a, T))
                           + ["--task", "kd_translation", "--teacher-path",
                              str(self.nmt_teacher(a) / "checkpoint_best.pt"), "--kd-temperature", str(T),
                              "--criterion", "ls_kd"],
-                          [self.nmt_student(a, T) / "checkpoint_best.pt"], workdir=self.nmt_student(a, T), chain="nmt")
+                          [self.nmt_student(a, T) / "checkpoint_best.pt"], workdir=self.nmt_student(a, T))
                     for a in ALPHAS for T in TEMPERATURES])
         bleu = self.out / "nmt" / "bleu"
         ckpts = [self.nmt_teacher(a) / "checkpoint_best.pt" for a in ALPHAS] + \
@@ -323,13 +249,13 @@ class Study:
         self.stage("nmt-bleu", [sys.executable, "-m", "nmt_plugin.bleu", "table", *map(str, ckpts),
                                 "--data", str(self.nmt_data()), "--split", "test", "--out", str(bleu),
                                 "--jobs", str(self.jobs), *(["--cpu"] if p["nmt_device"] == ["--cpu"] else [])],
-                   [Path(f"{bleu}.md"), Path(f"{bleu}.csv")], chain="nmt")
+                   [Path(f"{bleu}.md"), Path(f"{bleu}.csv")])
         self.group([Stage(f"nmt-features-{fmt_alpha(a)}-T{T:g}",
                           [sys.executable, "-m", "nmt_plugin.dump_features",
                            str(self.nmt_student(a, T) / "checkpoint_best.pt"), "--data", str(self.nmt_data()),
-                           "--split", "train", "--skip-special", "--max-per-type", "300",
+                           "--split", "train", "--skip-special", "--max-per-type", "300", "--overwrite",
                            "--out", str(self.nmt_feats(a, T)), *(["--cpu"] if p["nmt_device"] == ["--cpu"] else [])],
-                          [self.nmt_feats(a, T) / "meta.json"], workdir=self.nmt_feats(a, T), chain="nmt")
+                          [self.nmt_feats(a, T) / "meta.json"], workdir=self.nmt_feats(a, T))
                     for a in ALPHAS for T in (1, 3)])
 
     def nmt_feats(self, a: float, T) -> Path:
@@ -691,6 +617,7 @@ def main(argv=None) -> None:
     study.run_vision()
     if not args.no_nmt:
         study.run_nmt()
+    study.run()
     if args.dry_run:
         print("# then: the lskd-metrics analysis and the report (they read the stages' outputs)")
         return

@@ -1,65 +1,86 @@
 """The demo's stage runner: skip what finished with the same command, redo what is stale."""
 import sys
 
-from scripts.demo import Study
+from scripts.demo import Stage, Study
 
 
-def write(path, text):
-    return [sys.executable, "-c", f"import pathlib; p = pathlib.Path({str(path)!r}); "
-                                  f"p.parent.mkdir(parents=True, exist_ok=True); p.write_text({text!r})"]
+def write(path, text, *reads):
+    """A step that writes ``text`` plus the contents of ``reads`` to ``path`` (it reads those files)."""
+    return [sys.executable, "-c", "import pathlib, sys; p = pathlib.Path(sys.argv[1]); "
+            "p.parent.mkdir(parents=True, exist_ok=True); "
+            "p.write_text(sys.argv[2] + ''.join(pathlib.Path(r).read_text() for r in sys.argv[3:]))",
+            str(path), text, *map(str, reads)]
 
 
-def test_stages_skip_rerun_and_invalidate_their_chain(tmp_path, capsys):
-    a, b, c = tmp_path / "wa" / "out", tmp_path / "wb" / "out", tmp_path / "wc" / "out"
+def test_stages_skip_rerun_and_invalidate_what_reads_them(tmp_path, capsys):
+    a, b, c = (tmp_path / "study" / w / "out" for w in ("wa", "wb", "wc"))  # workdirs inside OUT
 
     def run_all(text_a):
         study = Study(tmp_path / "study", "quick")
-        study.stage("a", write(a, text_a), [a], workdir=a.parent, chain="x")
-        study.stage("b", write(b, "b"), [b], workdir=b.parent, chain="x")
-        study.stage("c", write(c, "c"), [c], workdir=c.parent, chain="y")
+        study.stage("a", write(a, text_a), [a], workdir=a.parent)
+        study.stage("b", write(b, "b", a), [b], workdir=b.parent)   # reads a's output
+        study.stage("c", write(c, "c"), [c], workdir=c.parent)
+        study.run()
         return [s["skipped"] for s in study.stages]
 
     assert run_all("1") == [False, False, False]
+    assert b.read_text() == "b1"
     assert run_all("1") == [True, True, True]           # same commands, outputs there: skipped
     (b.parent / "junk").write_text("stale")
-    assert run_all("2") == [False, False, True]         # a changed: a and its chain (b) re-run
-    assert a.read_text() == "2" and not (b.parent / "junk").exists()
+    assert run_all("2") == [False, False, True]         # a changed: a and b (reads a) re-run, c not
+    assert b.read_text() == "b2" and not (b.parent / "junk").exists()
     c.unlink()
     assert run_all("2") == [True, True, False]          # a missing output re-runs that stage only
-    assert "outputs missing" in capsys.readouterr().out
+    assert (tmp_path / "study" / "logs" / "c.log").exists()
+    assert "stale (a re-runs)" in capsys.readouterr().out
 
 
-def test_group_runs_siblings_side_by_side_without_making_each_other_stale(tmp_path, capsys):
-    from scripts.demo import Stage
-
-    outs = {n: tmp_path / f"w{n}" / "out" for n in ("t", "s1", "s2")}
+def test_group_siblings_do_not_make_each_other_stale(tmp_path, capsys):
+    outs = {n: tmp_path / "study" / f"w{n}" / "out" for n in ("t", "s1", "s2")}
 
     def run_all(text_t, text_s2):
         study = Study(tmp_path / "study", "quick", jobs=2)
-        study.stage("t", write(outs["t"], text_t), [outs["t"]], workdir=outs["t"].parent, chain="x")
-        study.group([Stage("s1", write(outs["s1"], "1"), [outs["s1"]], outs["s1"].parent, "x"),
-                     Stage("s2", write(outs["s2"], text_s2), [outs["s2"]], outs["s2"].parent, "x")])
+        study.stage("t", write(outs["t"], text_t), [outs["t"]], workdir=outs["t"].parent)
+        study.group([Stage("s1", write(outs["s1"], "1", outs["t"]), [outs["s1"]], outs["s1"].parent),
+                     Stage("s2", write(outs["s2"], text_s2, outs["t"]), [outs["s2"]], outs["s2"].parent)])
+        study.run()
         return {s["name"]: s["skipped"] for s in study.stages}
 
     assert run_all("a", "a") == {"t": False, "s1": False, "s2": False}
-    assert (tmp_path / "study" / "logs" / "s1.log").exists()
+    assert outs["s1"].read_text() == "1a"
     assert run_all("a", "b") == {"t": True, "s1": True, "s2": False}   # a sibling re-ran: s1 stays
-    assert outs["s2"].read_text() == "b"
-    assert run_all("c", "b") == {"t": False, "s1": False, "s2": False}  # the group's input re-ran: all
-    assert "an earlier stage re-ran" in capsys.readouterr().out
+    assert outs["s2"].read_text() == "ba"
+    assert run_all("c", "b") == {"t": False, "s1": False, "s2": False}  # the group's input re-ran: both
+    assert "stale (t re-runs)" in capsys.readouterr().out
+    assert (tmp_path / "study" / "logs" / "s1.log").exists()
 
 
-def test_group_failure_names_the_stage_and_keeps_the_others(tmp_path):
-    import pytest
-    from scripts.demo import Stage
-
-    ok = tmp_path / "ok" / "out"
+def test_group_members_run_at_the_same_time(tmp_path):
+    """Each member touches its flag and waits for the other's: only side by side do both finish."""
+    wait = ("import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); t = time.time()\n"
+            "while not pathlib.Path(sys.argv[2]).exists() and time.time() - t < 20: time.sleep(0.05)\n"
+            "sys.exit(0 if pathlib.Path(sys.argv[2]).exists() else 5)")
+    f1, f2 = str(tmp_path / "flag1"), str(tmp_path / "flag2")
     study = Study(tmp_path / "study", "quick", jobs=2)
-    with pytest.raises(SystemExit, match="stage bad failed"):
-        study.group([Stage("ok", write(ok, "1"), [ok], ok.parent),
-                     Stage("bad", [sys.executable, "-c", "raise SystemExit(3)"], [tmp_path / "never"])])
-    assert (tmp_path / "study" / ".stages" / "ok.json").exists()
-    assert not (tmp_path / "study" / ".stages" / "bad.json").exists()
+    study.group([Stage("w1", [sys.executable, "-c", wait, f1, f2], []),
+                 Stage("w2", [sys.executable, "-c", wait, f2, f1], [])])
+    study.run()
+    assert [(s["name"], s["skipped"]) for s in sorted(study.stages, key=lambda s: s["name"])] == \
+        [("w1", False), ("w2", False)]
+
+
+def test_group_failure_names_the_stage_and_keeps_the_others(tmp_path, capsys):
+    import pytest
+
+    ok = tmp_path / "study" / "ok" / "out"
+    study = Study(tmp_path / "study", "quick", jobs=2)
+    study.group([Stage("ok", write(ok, "1"), [ok], ok.parent),
+                 Stage("bad", [sys.executable, "-c", "raise SystemExit(3)"], [tmp_path / "never"])])
+    with pytest.raises(SystemExit, match="fix and re-run"):
+        study.run()
+    assert "step bad failed (exit 3)" in capsys.readouterr().err
+    assert (tmp_path / "study" / ".recipe" / "ok.json").exists()
+    assert not (tmp_path / "study" / ".recipe" / "bad.json").exists()
 
 
 def test_full_profile_dry_run_prints_the_cuda_commands_and_runs_nothing(tmp_path, capsys):
@@ -68,11 +89,12 @@ def test_full_profile_dry_run_prints_the_cuda_commands_and_runs_nothing(tmp_path
     main(["--full", "--dry-run", "--out", str(tmp_path / "full")])
     out = capsys.readouterr().out
     assert not (tmp_path / "full").exists()                        # nothing written, nothing run
-    names = [line.split()[1] for line in out.splitlines() if line.startswith("# ") and "(" in line]
+    steps = [line[2:] for line in out.splitlines() if line.startswith("# ")
+             and not line.startswith(("# lskd recipe", "# then"))]
+    names = [step.split()[0] for step in steps]
     assert names[:4] == ["vision-teacher-a0", "vision-teacher-a0.1", "vision-students-a0", "vision-students-a0.1"]
     assert len([n for n in names if n.startswith("nmt-student-")]) == 8 and "nmt-bleu" in names
-    assert all("(not run yet)" in line for line in out.splitlines() if line.startswith("# nmt-")
-               or line.startswith("# vision-"))
+    assert all(step == step.split()[0] for step in steps)  # nothing done or stale: no "(done)"/"(stale: ...)"
     vision = [line for line in out.splitlines() if "vision/distill.py" in line]
     assert all("--device cuda" in line and "--amp" in line and "--channels-last" in line for line in vision)
     assert "--temperature 1 2 3 64" in vision[2] and "--limit-train" not in vision[0]

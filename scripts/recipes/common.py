@@ -48,7 +48,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +104,7 @@ class Step:
     cmd: list
     outputs: list[Path]
     resume_dir: Path | None = None      # the training's own directory: resumed, or cleared when stale
+    group: str | None = None            # consecutive steps of one group may run side by side
     done: bool = field(default=False)
 
 
@@ -214,7 +217,15 @@ class Recipe:
         self.steps: list[Step] = []
         self._deps: dict[str, list[str]] | None = None
         #: extra environment of every step (printed as `export` lines by --dry-run)
-        self.env: dict[str, str] = {"OMP_NUM_THREADS": "1"} if args.toy else {}
+        self.env: dict[str, str] = {"OMP_NUM_THREADS": "1"} if getattr(args, "toy", False) else {}
+        #: steps of one group run at most this many at a time
+        self.jobs: int = max(1, getattr(args, "jobs", None) or 1)
+        #: each step's output goes to logs/<step>.log
+        self.logs: Path = self.out / ".recipe" / "logs"
+        #: what the last run did, a record a step: name, command, seconds, start (from the run's
+        #: start; None when skipped), skipped
+        self.records: list[dict] = []
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ commands
     def per_process_batch(self, total: int) -> int:
@@ -240,12 +251,27 @@ class Recipe:
         return [PY, "-m", "scripts.recipes.tables", *args]
 
     # --------------------------------------------------------------------- steps
-    def add(self, name: str, cmd: list, outputs: list, resume_dir: Path | None = None) -> None:
+    def add(self, name: str, cmd: list, outputs: list, resume_dir: Path | None = None,
+            group: str | None = None) -> None:
+        """Add a step. Consecutive steps with the same ``group`` are independent (none reads
+        another's outputs) and run side by side, at most ``self.jobs`` at a time; each is judged
+        stale against the steps before the group only, so siblings never invalidate each other."""
         if any(s.name == name for s in self.steps):
             raise ValueError(f"duplicate step name {name}")
         cmd = [c if isinstance(c, Deferred) else str(c) for c in cmd]
-        self.steps.append(Step(name, cmd, [Path(o) for o in outputs], None if resume_dir is None else Path(resume_dir)))
+        self.steps.append(Step(name, cmd, [Path(o) for o in outputs], None if resume_dir is None else Path(resume_dir),
+                               group))
         self._deps = None
+
+    def batches(self) -> list[list[Step]]:
+        """The steps in order, consecutive steps of one group together."""
+        out: list[list[Step]] = []
+        for s in self.steps:
+            if out and s.group is not None and out[-1][0].group == s.group:
+                out[-1].append(s)
+            else:
+                out.append([s])
+        return out
 
     def marker(self, step: Step) -> Path:
         return self.out / ".recipe" / f"{step.name}.json"
@@ -346,62 +372,95 @@ class Recipe:
         for k, v in self.env.items():
             print(f"export {k}={shlex.quote(v)}")
         rerun: set[str] = set()
-        for s in self.steps:
-            skip, why = self.status(s, rerun)
-            words = [c.shell() if isinstance(c, Deferred) else shlex.quote(c) for c in s.cmd]
-            if why is None and self._resumes(s):
-                words.append("--resume")
-            print(f"# {s.name}{' (done)' if skip else f' (stale: {why})' if why else ''}")
-            if why and s.resume_dir is not None and s.resume_dir.exists():
-                print(f"rm -rf -- {shlex.quote(str(s.resume_dir))}")
-            print(" ".join(words))
-            if not skip:
-                rerun.add(s.name)
+        for batch in self.batches():
+            before = set(rerun)
+            for s in batch:
+                skip, why = self.status(s, before)
+                words = [c.shell() if isinstance(c, Deferred) else shlex.quote(c) for c in s.cmd]
+                if why is None and self._resumes(s):
+                    words.append("--resume")
+                print(f"# {s.name}{' (done)' if skip else f' (stale: {why})' if why else ''}")
+                if why and s.resume_dir is not None and s.resume_dir.exists():
+                    print(f"rm -rf -- {shlex.quote(str(s.resume_dir))}")
+                print(" ".join(words))
+                if not skip:
+                    rerun.add(s.name)
         return 0
 
     def run(self) -> int:
         if self.args.dry_run:
             return self.dry_run()
-        logs = self.out / ".recipe" / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env}
+        self.logs.mkdir(parents=True, exist_ok=True)
+        (self.out / ".recipe").mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         n, t_all = len(self.steps), time.perf_counter()
+        self.started_at = t_all
+        self.records = []
         rerun: set[str] = set()
-        for i, s in enumerate(self.steps, 1):
-            skip, why = self.status(s, rerun)
-            if skip:
-                print(f"[{self.name} {i}/{n}] {s.name}: done, skipped", flush=True)
+        index = {s.name: i for i, s in enumerate(self.steps, 1)}
+        for batch in self.batches():
+            before = set(rerun)
+            todo = []
+            for s in batch:
+                skip, why = self.status(s, before)
+                tag = f"[{self.name} {index[s.name]}/{n}] {s.name}"
+                if skip:
+                    print(f"{tag}: done, skipped", flush=True)
+                    rec = self.read_marker(s) or {}
+                    self.records.append({"name": s.name, "command": self.command_text(s),
+                                         "seconds": rec.get("seconds", 0.0), "start": None, "skipped": True})
+                    continue
+                if why:
+                    cleared = s.resume_dir is not None and s.resume_dir.exists()
+                    print(f"{tag}: stale ({why}), re-runs{f'; cleared {s.resume_dir}' if cleared else ''}", flush=True)
+                    self.clear(s)
+                self.marker(s).unlink(missing_ok=True)   # a failure now leaves an interrupted step
+                todo.append(s)
+            rerun.update(s.name for s in todo)
+            if not todo:
                 continue
-            if why:
-                cleared = s.resume_dir is not None and s.resume_dir.exists()
-                print(f"[{self.name} {i}/{n}] {s.name}: stale ({why}), re-runs"
-                      f"{f'; cleared {s.resume_dir}' if cleared else ''}", flush=True)
-                self.clear(s)
-            self.marker(s).unlink(missing_ok=True)   # a failure now leaves an interrupted step
-            rerun.add(s.name)
-            cmd = self.resolved(s)
-            print(f"[{self.name} {i}/{n}] {s.name}: {shlex.join(cmd)}", flush=True)
-            log = logs / f"{s.name}.log"
-            t0 = time.perf_counter()
-            rc = self._execute(cmd, log, env)
-            if rc != 0:
-                print(f"{self.name}: error: step {s.name} failed (exit {rc}); log: {log}; "
-                      "re-run the same command to continue", file=sys.stderr, flush=True)
+            jobs = min(self.jobs, len(todo))
+            step_env = dict(env)
+            if jobs > 1:  # the CPU threads shared among the side-by-side steps
+                threads = str(max(1, (os.cpu_count() or 1) // jobs))
+                step_env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+
+            def one(s: Step) -> str | None:
+                cmd = self.resolved(s)
+                with self._lock:
+                    print(f"[{self.name} {index[s.name]}/{n}] {s.name}: {shlex.join(cmd)}", flush=True)
+                log = self.logs / f"{s.name}.log"
+                t0 = time.perf_counter()
+                rc = self._execute(cmd, log, step_env, prefix=f"[{s.name}] " if jobs > 1 else "")
+                if rc != 0:
+                    return f"step {s.name} failed (exit {rc}); log: {log}"
+                missing = [str(o) for o in s.outputs if not _exists(o)]
+                if missing:
+                    return (f"step {s.name} finished but did not write {missing[0]}"
+                            f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; log: {log}")
+                self._write_marker(s, cmd, time.perf_counter() - t0)
+                with self._lock:
+                    self.records.append({"name": s.name, "command": self.command_text(s),
+                                         "seconds": time.perf_counter() - t0, "start": t0 - t_all, "skipped": False})
+                return None
+
+            if jobs == 1:
+                errors = [one(s) for s in todo]
+            else:
+                with ThreadPoolExecutor(max_workers=jobs) as pool:
+                    errors = list(pool.map(one, todo))
+            errors = [e for e in errors if e]
+            if errors:
+                for e in errors:
+                    print(f"{self.name}: error: {e}; re-run the same command to continue", file=sys.stderr, flush=True)
                 return 1
-            missing = [str(o) for o in s.outputs if not _exists(o)]
-            if missing:
-                print(f"{self.name}: error: step {s.name} finished but did not write {missing[0]}"
-                      f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; log: {log}",
-                      file=sys.stderr, flush=True)
-                return 1
-            self._write_marker(s, cmd, time.perf_counter() - t0)
         ran = len(rerun)
         print(f"[{self.name}] finished: {ran} steps run, {n - ran} skipped, "
-              f"{time.perf_counter() - t_all:.0f} s; tables in {self.out / 'tables'}", flush=True)
+              f"{time.perf_counter() - t_all:.0f} s", flush=True)
         return 0
 
-    def _execute(self, cmd: list[str], log: Path, env: dict) -> int:
+    def _execute(self, cmd: list[str], log: Path, env: dict, prefix: str = "") -> int:
         with open(log, "w") as f:
             f.write(f"$ {shlex.join(cmd)}\n")
             f.flush()
@@ -413,8 +472,10 @@ class Recipe:
                 return 127
             for line in proc.stdout:
                 f.write(line)
-                if not self.args.quiet:
-                    sys.stdout.write(line)
+                if not getattr(self.args, "quiet", False):
+                    with self._lock:
+                        sys.stdout.write(prefix + line)
+                        sys.stdout.flush()
             return proc.wait()
 
     def _write_marker(self, s: Step, cmd: list[str], seconds: float) -> None:
