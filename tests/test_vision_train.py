@@ -231,7 +231,7 @@ def test_ddp_feature_dump_covers_the_whole_split(tmp_path):
     out = torchrun("--dataset", "digits", "--limit-train", "50", "--limit-val", "37",
                    "--workers", "0", "--device", "cpu", "--mode", "teacher", "--epochs", "1",
                    "--batch-size", "16", "--output-dir", str(tmp_path), "--dump-features")
-    assert "img/s" in out and "eta:" in out
+    assert "img/s" in out and "eta:" in out and "| distributed: gloo, world size 2" in out
     assert FeatureSet.open(tmp_path / "features/train").num_samples == 50
     assert FeatureSet.open(tmp_path / "features/valid").num_samples == 37
     assert metrics(tmp_path / "metrics.jsonl")[0]["val_samples"] == 37
