@@ -51,7 +51,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +105,6 @@ class Step:
     outputs: list[Path]
     resume_dir: Path | None = None      # the training's own directory: resumed, or cleared when stale
     group: str | None = None            # consecutive steps of one group may run side by side
-    done: bool = field(default=False)
 
 
 #: why a step runs again although it has a marker (``Recipe.status``)
@@ -225,6 +224,7 @@ class Recipe:
         #: what the last run did, a record a step: name, command, seconds, start (from the run's
         #: start; None when skipped), skipped
         self.records: list[dict] = []
+        self.started_at: float | None = None  # time.perf_counter() when the last run began
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ commands
@@ -456,8 +456,9 @@ class Recipe:
                     print(f"{self.name}: error: {e}; re-run the same command to continue", file=sys.stderr, flush=True)
                 return 1
         ran = len(rerun)
-        print(f"[{self.name}] finished: {ran} steps run, {n - ran} skipped, "
-              f"{time.perf_counter() - t_all:.0f} s", flush=True)
+        tables = self.out / "tables"
+        print(f"[{self.name}] finished: {ran} steps run, {n - ran} skipped, {time.perf_counter() - t_all:.0f} s"
+              + (f"; tables in {tables}" if tables.is_dir() else ""), flush=True)
         return 0
 
     def _execute(self, cmd: list[str], log: Path, env: dict, prefix: str = "") -> int:
