@@ -78,11 +78,11 @@ def test_teacher_bf16_channels_last_on_cuda(teacher):
 def test_compiled_student_sweep_with_amp(teacher, tmp_path):
     """--compile (student and teacher) + --amp + --channels-last, two temperatures, features dumped."""
     run("--device", "cuda", "--mode", "student", "--model", "squeezenet1_1", "--teacher",
-        str(teacher / "checkpoint.pt"), "--temperature", "1", "4", "--epochs", "2", "--amp",
+        str(teacher / "checkpoint.pt"), "--temperature", "1", "4", "--epochs", "1", "--amp",
         "--channels-last", "--compile", "--output-dir", str(tmp_path), "--dump-features")
     for t in ("T1", "T4"):
         recs = records(tmp_path / t / "metrics.jsonl")
-        assert len(recs) == 2 and all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in recs)
+        assert len(recs) == 1 and all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in recs)
         assert FeatureSet.open(tmp_path / t / "features" / "train").num_samples == 256
     a, b = weights(tmp_path / "T1/checkpoint.pt"), weights(tmp_path / "T4/checkpoint.pt")
     assert not all(torch.equal(a[k], b[k]) for k in a)  # the temperature changed the student
