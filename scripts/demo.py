@@ -628,4 +628,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:  # e.g. --dry-run | head
+        sys.stderr.close()

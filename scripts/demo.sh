@@ -4,4 +4,4 @@
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/setup_env.sh"
 cd "$LSKD_ROOT"
-exec python scripts/demo.py "$@"
+exec "$LSKD_PYTHON" scripts/demo.py "$@"

@@ -13,8 +13,9 @@ Steps, in this order (``--steps`` picks; ``env`` always runs first):
                 torch.compile, the sweep's CUDA RNG streams, NCCL under torchrun, fairseq --fp16
   bench-vision  bench/vision_kd_throughput.py --compile (R50 -> R18, bf16, channels_last, 256 x 224²)
   bench-nmt     bench/nmt_kd_throughput.py --fp16 (transformer_iwslt_de_en, ls_kd vs fairseq's CE)
-  demo          scripts/demo.py --full --scale-epochs F (Fashion-MNIST and Bible data from --bundle
-                when given); its report, figures and logs are packed into demo_report.tar.gz
+  demo          ./scripts/demo.sh --full --scale-epochs F with this interpreter as it is
+                (LSKD_USE_CURRENT_PYTHON=1; Fashion-MNIST and Bible data from --bundle when given);
+                its report, figures and logs are packed into demo_report.tar.gz
 
 Each step has a time limit and its own log; a failed step does not stop the others. ``--budget S``
 starts no step that would not fit in S seconds from the start. OUT gets summary.md (a table: step,
@@ -45,12 +46,15 @@ class Step:
     limit: int            # seconds the step may run
     needs: int            # seconds to leave for it under --budget (it is not started with less)
     commands: list = field(default_factory=list)
+    env: dict = field(default_factory=dict)  # added to the environment of its commands
 
 
 def steps(args, out: Path, work: Path) -> dict[str, Step]:
     bundle = args.bundle
-    demo = [PY, "scripts/demo.py", "--full", "--scale-epochs", str(args.demo_scale), "--out", str(work / "demo"),
+    # the README's command, with this interpreter as it is (no venv: nothing can be installed here)
+    demo = ["bash", "scripts/demo.sh", "--full", "--scale-epochs", str(args.demo_scale), "--out", str(work / "demo"),
             "--jobs", str(args.jobs)]
+    demo_env = {"LSKD_USE_CURRENT_PYTHON": "1", "LSKD_NO_APT": "1", "PYTHON": PY}
     if bundle and (bundle / "fashion-mnist").is_dir():
         demo += ["--fashion-mnist", str(bundle / "fashion-mnist")]
     if bundle and (bundle / "bible-de-en").is_dir():
@@ -63,7 +67,7 @@ def steps(args, out: Path, work: Path) -> dict[str, Step]:
                                          "--json", str(out / "bench_vision.json")]]),
         Step("bench-nmt", 300, 120, [[PY, "bench/nmt_kd_throughput.py", "--fp16", "--repeats", "2",
                                       "--json", str(out / "bench_nmt.json")]]),
-        Step("demo", 3600, 240, [demo]),
+        Step("demo", 3600, 240, [demo], demo_env),
     ]}
 
 
@@ -114,7 +118,7 @@ def run_step(step: Step, env: dict, log_path: Path, limit: float) -> tuple[str, 
             left = limit - (time.perf_counter() - t0)
             log.write(f"$ {shlex.join(map(str, cmd))}\n")
             log.flush()
-            proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env={**env, **step.env}, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
             try:
                 out, _ = proc.communicate(timeout=max(1.0, left))
@@ -192,7 +196,8 @@ def main(argv=None) -> int:
     if args.dry_run:
         for name in chosen:
             for cmd in table[name].commands:
-                print(f"# {name} (limit {table[name].limit} s)\n{shlex.join(map(str, cmd))}")
+                env = " ".join(f"{k}={shlex.quote(v)}" for k, v in table[name].env.items())
+                print(f"# {name} (limit {table[name].limit} s)\n{env + ' ' if env else ''}{shlex.join(map(str, cmd))}")
         return 0
     (work / "logs").mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)

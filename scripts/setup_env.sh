@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Create .venv and install what is missing, idempotently. Sourced by demo.sh and test.sh;
 # can also be run on its own. Re-runs are cheap: a stamp records what was installed.
+# Exports LSKD_PYTHON, the interpreter the scripts then use.
 #
-#   LSKD_VENV       where the virtual environment lives (default: <repo>/.venv)
-#   LSKD_NO_APT=1   do not try to install Debian data packages (wordnet-base, Fashion-MNIST)
+#   LSKD_VENV                  where the virtual environment lives (default: <repo>/.venv)
+#   LSKD_NO_APT=1              do not try to install Debian data packages (wordnet-base, Fashion-MNIST)
+#   LSKD_USE_CURRENT_PYTHON=1  no venv, nothing installed: use $PYTHON (default python3) as it is,
+#                              e.g. a cluster's own PyTorch environment; it must already have
+#                              torch, torchvision, fairseq and the analysis stack (checked)
 set -euo pipefail
 
 LSKD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +27,23 @@ if [ ${#apt_pkgs[@]} -gt 0 ] && [ "${LSKD_NO_APT:-0}" != 1 ]; then
            "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${apt_pkgs[@]}" >/dev/null 2>&1; } \
       || echo "[setup] warning: could not install ${apt_pkgs[*]}; the steps that read them will say so" >&2
   fi
+fi
+
+if [ "${LSKD_USE_CURRENT_PYTHON:-0}" = 1 ]; then
+  LSKD_PYTHON="$(command -v "$PY" || true)"
+  [ -n "$LSKD_PYTHON" ] || { echo "[setup] error: LSKD_USE_CURRENT_PYTHON=1 but no $PY on PATH" >&2; exit 1; }
+  missing="$("$LSKD_PYTHON" -c '
+import importlib.util as u
+need = ["torch", "torchvision", "fairseq", "sacrebleu", "sacremoses", "sklearn", "matplotlib", "numpy"]
+print(" ".join(m for m in need if u.find_spec(m) is None))' 2>&1)" \
+    || { echo "[setup] error: LSKD_USE_CURRENT_PYTHON=1 but $LSKD_PYTHON does not run: $missing" >&2; exit 1; }
+  if [ -n "$missing" ]; then
+    echo "[setup] error: LSKD_USE_CURRENT_PYTHON=1 but $LSKD_PYTHON lacks: $missing (install them, or unset it to use .venv)" >&2
+    exit 1
+  fi
+  export PYTHONPATH="$LSKD_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+  export LSKD_ROOT LSKD_PYTHON
+  return 0 2>/dev/null || exit 0
 fi
 
 [ -x "$LSKD_VENV/bin/python" ] || { echo "[setup] creating $LSKD_VENV"; "$PY" -m venv "$LSKD_VENV"; }
@@ -46,4 +67,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] environment ready in $((SECONDS - t0)) s"
 fi
 export PATH="$LSKD_VENV/bin:$PATH"
-export LSKD_ROOT LSKD_VENV
+LSKD_PYTHON="$VPY"
+export LSKD_ROOT LSKD_VENV LSKD_PYTHON

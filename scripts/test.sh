@@ -3,4 +3,4 @@
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/setup_env.sh"
 cd "$LSKD_ROOT"
-exec python -m pytest -q "$@"
+exec "$LSKD_PYTHON" -m pytest -q "$@"

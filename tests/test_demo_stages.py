@@ -164,3 +164,28 @@ def test_prepared_data_replaces_the_data_stage_and_is_checked(tmp_path, capsys):
         main(["--full", "--dry-run", "--out", str(tmp_path / "f"), "--nmt-data", str(data)])
     with pytest.raises(SystemExit, match="no manifest.json and bin/"):
         main(["--full", "--dry-run", "--out", str(tmp_path / "f"), "--nmt-data", str(tmp_path / "nothing")])
+
+
+def test_demo_sh_with_the_current_python_installs_nothing_and_checks_it(tmp_path):
+    """LSKD_USE_CURRENT_PYTHON=1: no venv, the given interpreter as it is (a cluster's own
+    environment, or a GPU machine without internet); one clear line when it lacks a package."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable,
+               LSKD_VENV=str(tmp_path / "never"))
+    proc = subprocess.run(["bash", str(root / "scripts" / "demo.sh"), "--dry-run", "--out", str(tmp_path / "o")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# lskd recipe demo:") and not (tmp_path / "never").exists()
+    bare = tmp_path / "bare-python"  # the same interpreter without its site-packages
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    bare.chmod(0o755)
+    proc = subprocess.run(["bash", str(root / "scripts" / "demo.sh"), "--dry-run"], env={**env, "PYTHON": str(bare)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"[setup] error: LSKD_USE_CURRENT_PYTHON=1 but {bare} lacks: torch torchvision fairseq sacrebleu "
+        "sacremoses sklearn matplotlib numpy (install them, or unset it to use .venv)"]

@@ -18,7 +18,8 @@ def test_dry_run_lists_the_steps_and_takes_the_bundle_data(tmp_path, capsys):
     assert "-m cuda" in out and "tests/test_cuda.py" in out
     assert f"bench/vision_kd_throughput.py --compile --json {tmp_path / 'out' / 'bench_vision.json'}" in out
     assert "bench/nmt_kd_throughput.py --fp16" in out
-    demo = next(line for line in out.splitlines() if "scripts/demo.py" in line)
+    demo = next(line for line in out.splitlines() if "scripts/demo.sh" in line)
+    assert demo.startswith("LSKD_USE_CURRENT_PYTHON=1 LSKD_NO_APT=1 PYTHON=")
     assert "--full --scale-epochs 0.05" in demo and "--jobs 3" in demo
     assert f"--fashion-mnist {bundle / 'fashion-mnist'}" in demo and f"--nmt-data {bundle / 'bible-de-en'}" in demo
     assert not (tmp_path / "out").exists()
