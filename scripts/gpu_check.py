@@ -85,18 +85,20 @@ import nmt_plugin, shared_metrics, vision; print("lskd modules import")
 """
 
 
-def install_wheels(bundle: Path, site: Path, log) -> None:
+def install_wheels(bundle: Path, site: Path, log) -> str | None:
+    """Install the bundle's wheels into ``site``; None, or what went wrong in one line."""
     wheels = sorted((bundle / "wheels").glob("*.whl"))
     if not wheels:
-        raise SystemExit(f"gpu_check: error: no wheels in {bundle / 'wheels'} (make them with scripts/offline_bundle.py)")
+        return f"no wheels in {bundle / 'wheels'} (make them with scripts/offline_bundle.py)"
     cmd = [PY, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
            "--disable-pip-version-check", "--upgrade", "--target", str(site), *map(str, wheels)]
     log.write(f"$ {shlex.join(cmd)}\n")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log.write(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise SystemExit(f"gpu_check: error: installing the bundle's wheels failed: "
-                         f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+        tail = (proc.stderr or proc.stdout).strip().splitlines()
+        return f"installing the bundle's wheels failed: {tail[-1] if tail else 'pip exit ' + str(proc.returncode)}"
+    return None
 
 
 def child_env(site: Path | None) -> dict:
@@ -201,13 +203,16 @@ def main(argv=None) -> int:
         return 0
     (work / "logs").mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    site = None
+    site, results = None, []
     if args.bundle:
         site = args.site.resolve()
         with open(work / "logs" / "env.log", "w") as log:
-            install_wheels(args.bundle, site, log)
+            problem = install_wheels(args.bundle, site, log)
+        if problem:  # nothing can run without them: say so in the summary and stop
+            print(f"[gpu_check] env: {problem}", flush=True)
+            results.append({"step": "env", "status": "failed", "seconds": 0.0, "numbers": problem})
+            chosen = []
     env = child_env(site)
-    results = []
     for name in chosen:
         step = table[name]
         elapsed = time.perf_counter() - t_start
