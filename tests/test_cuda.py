@@ -77,7 +77,7 @@ def test_teacher_bf16_channels_last_on_cuda(teacher):
 
 def test_compiled_student_sweep_with_amp(teacher, tmp_path):
     """--compile (student and teacher) + --amp + --channels-last, two temperatures, features dumped."""
-    run("--device", "cuda", "--mode", "student", "--model", "squeezenet1_1", "--teacher",
+    run("--device", "cuda", "--mode", "student", "--model", "resnet18", "--teacher",
         str(teacher / "checkpoint.pt"), "--temperature", "1", "4", "--epochs", "1", "--amp",
         "--channels-last", "--compile", "--output-dir", str(tmp_path), "--dump-features")
     for t in ("T1", "T4"):
