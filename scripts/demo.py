@@ -74,6 +74,16 @@ PROFILES = {
              "nmt_max_tokens": 4096, "nmt_lr": "5e-4", "nmt_warmup_updates": 4000, "nmt_dropout": "0.3",
              "nmt_arch": ["--arch", "transformer_iwslt_de_en"], "nmt_device": ["--fp16"]},
 }
+# A plumbing check of the whole study in a few minutes on a CPU (the test suite runs it): 256/128
+# images at 16 px, one epoch each; the Gospel of Mark, a one-layer Transformer. Numbers mean nothing.
+PROFILES["tiny"] = {**PROFILES["quick"], "limit_train": 256, "limit_val": 128, "extra": ["--image-size", "16"],
+                    "teacher_epochs": 1, "teacher_lr_step": 1, "student_epochs": 1, "student_lr_step": 1,
+                    "batch_size": 64, "nmt_books": "41", "nmt_bpe": 500, "nmt_teacher_epochs": 1,
+                    "nmt_student_epochs": 1, "nmt_max_tokens": 1024,
+                    "nmt_arch": ["--arch", "transformer", "--encoder-layers", "1", "--decoder-layers", "1",
+                                 "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",
+                                 "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
+                                 "--encoder-attention-heads", "2", "--decoder-attention-heads", "2"]}
 
 
 # Schedule lengths that --scale-epochs multiplies (rounded up, at least 1 where not 0).
@@ -525,6 +535,8 @@ def write_report(study: Study, v: dict, wall: float, n: dict | None = None) -> P
              + ("Scaled down from the paper (90/200 epochs on ImageNet, IWSLT14 for translation) to fit a "
                 "2-core CPU: read the numbers as a small study, one seed, not a reproduction."
                 if study.profile_name == "quick" else "")
+             + ("The `tiny` profile checks that every stage runs and the report is whole; its numbers mean "
+                "nothing." if study.profile_name == "tiny" else "")
              + (f" Every schedule length of the `{study.profile_name}` profile (epochs, lr steps, warm-up) was "
                 f"multiplied by {study.scale_epochs:g} (`--scale-epochs`), rounded up: every number in this report is for "
                 "these shorter runs." if study.scale_epochs != 1 else "") + "\n",
@@ -586,8 +598,13 @@ def write_report(study: Study, v: dict, wall: float, n: dict | None = None) -> P
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--full", action="store_true", help="the full-fidelity profile (meant for a CUDA machine)")
-    ap.add_argument("--out", default=None, help="output directory (default runs/demo, runs/demo-full with --full)")
+    ap.add_argument("--full", action="store_true", help="the full-fidelity profile (meant for a CUDA machine): "
+                                                         "--profile full")
+    ap.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                    help="quick (default: a 2-core CPU, ~18 min), full (a CUDA machine), tiny (every stage in a few "
+                         "minutes on a CPU, a plumbing check)")
+    ap.add_argument("--out", default=None,
+                    help="output directory (default runs/demo, runs/demo-<profile> for the others)")
     ap.add_argument("--no-nmt", action="store_true", help="skip the translation half of the study")
     ap.add_argument("--jobs", type=int, default=None,
                     help="independent trainings run side by side, the CPU threads shared among them "
@@ -604,8 +621,10 @@ def main(argv=None) -> None:
                     help="print each training/evaluation stage, whether it would run and why, and its command; "
                          "run nothing")
     args = ap.parse_args(argv)
-    profile = "full" if args.full else "quick"
-    out = Path(args.out or ROOT / "runs" / ("demo-full" if args.full else "demo")).resolve()
+    if args.full and args.profile not in (None, "full"):
+        ap.error(f"--full and --profile {args.profile} contradict each other")
+    profile = "full" if args.full else (args.profile or "quick")
+    out = Path(args.out or ROOT / "runs" / ("demo" if profile == "quick" else f"demo-{profile}")).resolve()
     t0 = time.perf_counter()
     if args.jobs is not None and args.jobs < 1:
         ap.error("--jobs must be at least 1")

@@ -189,3 +189,16 @@ def test_demo_sh_with_the_current_python_installs_nothing_and_checks_it(tmp_path
     assert proc.stderr.strip().splitlines() == [
         f"[setup] error: LSKD_USE_CURRENT_PYTHON=1 but {bare} lacks: torch torchvision fairseq sacrebleu "
         "sacremoses sklearn matplotlib numpy (install them, or unset it to use .venv)"]
+
+
+def test_profile_flags(tmp_path, capsys):
+    import pytest
+    from scripts.demo import main
+
+    main(["--profile", "tiny", "--dry-run", "--out", str(tmp_path / "t")])
+    out = capsys.readouterr().out
+    teacher = next(line for line in out.splitlines() if "--mode teacher" in line)
+    assert "--limit-train 256" in teacher and "--image-size 16" in teacher and "--books 41" in out
+    with pytest.raises(SystemExit):
+        main(["--full", "--profile", "tiny", "--dry-run"])
+    assert "--full and --profile tiny contradict each other" in capsys.readouterr().err
