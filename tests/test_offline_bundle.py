@@ -14,7 +14,6 @@ def test_unknown_part_is_refused(tmp_path):
 
 
 def test_fashion_mnist_part_copies_the_four_files(tmp_path, capsys):
-    pytest.importorskip("numpy")
     import os
     if not all(os.path.isfile(f"{FASHION}/{f}") for f in FASHION_MNIST_FILES):
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
