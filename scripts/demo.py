@@ -362,6 +362,10 @@ def check_prepared_nmt_data(data: Path, profile: dict, command: str) -> None:
 
 
 # ------------------------------------------------------------------- the report
+def epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def pct(v) -> str:
     return "–" if v is None else f"{100 * v:.2f}"
 
@@ -494,8 +498,8 @@ def nmt_report(study: Study, n: dict) -> list[str]:
     bleu = read_bleu(study)
     parts = ["\n## Translation: BLEU (Table 7 layout)\n\n",
              f"Bible German→English ({'books ' + p['nmt_books'] if p['nmt_books'] else 'all books'}, "
-             f"chapter-disjoint splits, joint BPE {p['nmt_bpe']} merges), teachers {p['nmt_teacher_epochs']} epochs, "
-             f"students {p['nmt_student_epochs']} epochs, one seed; sacrebleu on detokenised test output, beam 5.\n\n",
+             f"chapter-disjoint splits, joint BPE {p['nmt_bpe']} merges), teachers {epochs(p['nmt_teacher_epochs'])}, "
+             f"students {epochs(p['nmt_student_epochs'])}, one seed; sacrebleu on detokenised test output, beam 5.\n\n",
              n["bleu_md"].strip() + "\n",
              "\n## Translation: diffusion index η(T1 = 1, T2 = 3)\n\n",
              "η in **percent**, decoder output features of training target tokens (teacher-forced, at most 300 per word); "
@@ -525,8 +529,8 @@ def write_report(study: Study, v: dict, wall: float, n: dict | None = None) -> P
              "\n## What ran\n\n",
              f"Profile `{study.profile_name}`: model {p['model']} on Fashion-MNIST "
              f"({p['limit_train'] or 60000} training / {p['limit_val'] or 10000} validation images), teachers "
-             f"{p['teacher_epochs']} epochs, students {p['student_epochs']} epochs, batch {p['batch_size']}, "
-             f"lr {p['lr']} (linear warm-up over {p['lr_warmup_epochs']} epoch(s), "
+             f"{epochs(p['teacher_epochs'])}, students {epochs(p['student_epochs'])}, batch {p['batch_size']}, "
+             f"lr {p['lr']} (linear warm-up over {epochs(p['lr_warmup_epochs'])}, "
              f"{'gradient norm clipped at ' + str(p['clip_grad_norm']) + ', ' if p['clip_grad_norm'] else ''}×0.1 every "
              f"{p['teacher_lr_step']}/{p['student_lr_step']} epochs), pure KD (β = 1), device {p['device']}. "
              f"Translation: {p['nmt_arch'][1] if p['nmt_arch'][1] != 'transformer' else 'a small Transformer'} "
