@@ -142,7 +142,9 @@ def test_fairseq_fp16_student_with_a_half_teacher(tmp_path_factory, tmp_path):
 
     t = toy(tmp_path_factory)
     args = [a for a in TINY if a != "--cpu"]
-    proc = fairseq("train", t["data"], *args, "--fp16", "--user-dir", PLUGIN, "--task", "kd_translation",
+    # a few updates an epoch: start the loss scale low (an overflowed update logs nothing)
+    proc = fairseq("train", t["data"], *args, "--fp16", "--fp16-init-scale", "4", "--max-epoch", "2",
+                   "--user-dir", PLUGIN, "--task", "kd_translation",
                    "--teacher-path", t["teacher"], "--kd-temperature", "2", "--criterion", "ls_kd",
                    "--save-dir", tmp_path / "student")
     text = proc.stdout + proc.stderr
@@ -150,4 +152,7 @@ def test_fairseq_fp16_student_with_a_half_teacher(tmp_path_factory, tmp_path):
     train = [r for r in json_logs(text) if "train_kd_loss" in r][-1]
     kd, kl, ent = (float(train["train_" + k]) for k in ("kd_loss", "kl", "teacher_entropy"))
     assert math.isfinite(kd) and kd == pytest.approx(kl + ent, abs=5e-3) and kl > -1e-3
+    valid = [r for r in json_logs(text) if "valid_kd_loss" in r][-1]
+    assert float(valid["valid_kd_loss"]) == pytest.approx(
+        float(valid["valid_kl"]) + float(valid["valid_teacher_entropy"]), abs=5e-3)
     assert (tmp_path / "student" / "checkpoint_best.pt").exists()
