@@ -29,9 +29,11 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,29 +113,44 @@ def child_env(site: Path | None) -> dict:
 
 
 def run_step(step: Step, env: dict, log_path: Path, limit: float) -> tuple[str, float, str]:
-    """(status, seconds, output) of the step's commands, run one after the other in the repo root."""
+    """(status, seconds, output) of the step's commands, run one after the other in the repo root.
+    Output goes line by line to the log and, prefixed, to stdout (what a killed run shows last);
+    a step still running after ``limit`` seconds is killed with its whole process group."""
     t0 = time.perf_counter()
-    text = []
+    text: list[str] = []
     status = "ok"
     with open(log_path, "a") as log:
         for cmd in step.commands:
-            left = limit - (time.perf_counter() - t0)
             log.write(f"$ {shlex.join(map(str, cmd))}\n")
             log.flush()
             proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env={**env, **step.env}, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                    stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+            killed = threading.Event()
+
+            def kill(proc=proc, killed=killed):
+                killed.set()
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+            timer = threading.Timer(max(1.0, limit - (time.perf_counter() - t0)), kill)
+            timer.start()
             try:
-                out, _ = proc.communicate(timeout=max(1.0, left))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                out, _ = proc.communicate()
+                for line in proc.stdout:
+                    log.write(line)
+                    log.flush()
+                    sys.stdout.write(f"[{step.name}] {line}")
+                    text.append(line)
+                rc = proc.wait()
+            finally:
+                timer.cancel()
+            sys.stdout.flush()
+            if killed.is_set():
                 status = f"timed out after {limit:.0f} s"
-            log.write(out)
-            text.append(out)
-            if status != "ok":
                 break
-            if proc.returncode != 0:
-                status = f"failed (exit {proc.returncode})"
+            if rc != 0:
+                status = f"failed (exit {rc})"
                 break
     return status, time.perf_counter() - t0, "".join(text)
 
@@ -227,10 +244,15 @@ def main(argv=None) -> int:
         results.append({"step": name, "status": status, "seconds": round(secs, 1),
                         "numbers": key_numbers(name, output, out)})
         print(f"[gpu_check] {name}: {status} in {secs:.0f} s. {results[-1]['numbers']}", flush=True)
-        if status != "ok":
-            print("\n".join(output.splitlines()[-15:]), flush=True)
         if name == "demo" and (work / "demo").is_dir():
             pack(out / "demo_report.tar.gz", work / "demo", ["report.md", "figures/*", "logs/*", "analysis/*"])
+        write_summary(out, work, results, t_start)  # after every step: a killed run keeps what it did
+    print("\n" + write_summary(out, work, results, t_start), flush=True)
+    return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+def write_summary(out: Path, work: Path, results: list[dict], t_start: float) -> str:
+    """OUT/summary.md, OUT/results.json and OUT/logs.tar.gz as they stand; returns the summary."""
     pack(out / "logs.tar.gz", work, ["logs/*"])
     rows = "\n".join(f"| {r['step']} | {r['status']} | {r['seconds']:.0f} | {r['numbers']} |" for r in results)
     summary = (f"# gpu_check ({time.strftime('%Y-%m-%d %H:%M')}, {time.perf_counter() - t_start:.0f} s)\n\n"
@@ -239,8 +261,7 @@ def main(argv=None) -> int:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(path)
-    print("\n" + summary, flush=True)
-    return 0 if all(r["status"] == "ok" for r in results) else 1
+    return summary
 
 
 if __name__ == "__main__":

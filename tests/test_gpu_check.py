@@ -40,3 +40,20 @@ def test_unknown_step_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--steps", "tests,benchmark", "--out", str(tmp_path)])
     assert "unknown step(s) benchmark" in capsys.readouterr().err
+
+
+def test_a_step_past_its_limit_is_killed_with_its_children(tmp_path, capsys):
+    import sys
+    import time
+
+    from scripts.gpu_check import Step, run_step
+
+    # a shell that starts a child; both must go when the limit passes
+    step = Step("slow", 60, 0, [["bash", "-c", "echo started; sleep 30 & wait"]])
+    t0 = time.perf_counter()
+    status, secs, output = run_step(step, {"PATH": "/usr/bin:/bin"}, tmp_path / "slow.log", limit=1.5)
+    assert status == "timed out after 2 s" and time.perf_counter() - t0 < 10
+    assert output == "started\n" and "started" in (tmp_path / "slow.log").read_text()
+    assert "[slow] started" in capsys.readouterr().out
+    ok = Step("ok", 60, 0, [[sys.executable, "-c", "print('a')"], [sys.executable, "-c", "raise SystemExit(4)"]])
+    assert run_step(ok, {}, tmp_path / "ok.log", limit=60)[:1] == ("failed (exit 4)",)
