@@ -29,16 +29,17 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from scripts.recipes.common import run_logged  # noqa: E402
+
 PY = sys.executable
 
 
@@ -123,34 +124,14 @@ def run_step(step: Step, env: dict, log_path: Path, limit: float) -> tuple[str, 
         for cmd in step.commands:
             log.write(f"$ {shlex.join(map(str, cmd))}\n")
             log.flush()
-            proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env={**env, **step.env}, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
-            killed = threading.Event()
-
-            def kill(proc=proc, killed=killed):
-                killed.set()
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-            timer = threading.Timer(max(1.0, limit - (time.perf_counter() - t0)), kill)
-            timer.start()
-            try:
-                for line in proc.stdout:
-                    log.write(line)
-                    log.flush()
-                    sys.stdout.write(f"[{step.name}] {line}")
-                    text.append(line)
-                rc = proc.wait()
-            finally:
-                timer.cancel()
-            sys.stdout.flush()
-            if killed.is_set():
+            done = run_logged(cmd, log, {**env, **step.env}, prefix=f"[{step.name}] ", keep=True,
+                              timeout=limit - (time.perf_counter() - t0))
+            text.append(done.output)
+            if done.killed:
                 status = f"timed out after {limit:.0f} s"
                 break
-            if rc != 0:
-                status = f"failed (exit {rc})"
+            if done.returncode != 0:
+                status = f"failed (exit {done.returncode})"
                 break
     return status, time.perf_counter() - t0, "".join(text)
 

@@ -40,12 +40,14 @@ entropy-matched temperature). They are read when the step starts; the dry run pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import glob
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -144,6 +146,56 @@ def _stable_word(word: str) -> str:
     if os.path.isabs(word) and os.path.basename(word) in ("torchrun", "fairseq-train"):
         return os.path.basename(word)
     return word
+
+
+@dataclass
+class Logged:
+    returncode: int
+    killed: bool   # by the timeout
+    output: str    # what it printed (only when asked to keep it)
+
+
+def run_logged(cmd: list[str], log, env: dict, prefix: str = "", echo: bool = True, timeout: float | None = None,
+               keep: bool = False, lock=None) -> Logged:
+    """Run ``cmd`` from the repository root, its stdout and stderr written line by line to the open
+    file ``log`` and, when ``echo``, to stdout with ``prefix`` (under ``lock`` if several run at
+    once). With ``timeout`` it runs in a process group of its own, killed whole after that many
+    seconds."""
+    try:
+        proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace",
+                                start_new_session=timeout is not None)
+    except OSError as e:
+        log.write(f"{e}\n")
+        return Logged(127, False, str(e))
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    timer = threading.Timer(max(1.0, timeout), kill) if timeout is not None else None
+    if timer:
+        timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            if keep:
+                lines.append(line)
+            if echo:
+                with lock or contextlib.nullcontext():
+                    sys.stdout.write(prefix + line)
+                    sys.stdout.flush()
+        rc = proc.wait()
+    finally:
+        if timer:
+            timer.cancel()
+    return Logged(rc, killed.is_set(), "".join(lines))
 
 
 def vision_checkpoint_exists(output_dir: Path) -> bool:
@@ -465,19 +517,8 @@ class Recipe:
         with open(log, "w") as f:
             f.write(f"$ {shlex.join(cmd)}\n")
             f.flush()
-            try:
-                proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, errors="replace")
-            except OSError as e:
-                f.write(f"{e}\n")
-                return 127
-            for line in proc.stdout:
-                f.write(line)
-                if not getattr(self.args, "quiet", False):
-                    with self._lock:
-                        sys.stdout.write(prefix + line)
-                        sys.stdout.flush()
-            return proc.wait()
+            return run_logged(cmd, f, env, prefix=prefix, echo=not getattr(self.args, "quiet", False),
+                              lock=self._lock).returncode
 
     def _write_marker(self, s: Step, cmd: list[str], seconds: float) -> None:
         m = self.marker(s)
