@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scripts.recipes.common import Recipe  # noqa: E402
+from scripts.recipes.common import Recipe, tool  # noqa: E402
 ALPHAS = (0.0, 0.1)
 TEMPERATURES = (1, 2, 3, 64)
 FASHION_TARGETS = ["T-shirt/top", "Pullover", "Coat", "Shirt", "Dress", "Sandal", "Sneaker", "Ankle boot"]
@@ -222,7 +222,7 @@ class Study:
 
     def fairseq_common(self, epochs: int, save_dir: Path) -> list[str]:
         p = self.p
-        return [console_script("fairseq-train"), str(self.nmt_data()), "--user-dir", "nmt_plugin",
+        return [tool("fairseq-train"), str(self.nmt_data()), "--user-dir", "nmt_plugin",
                 *p["nmt_arch"], "--share-all-embeddings", "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)",
                 "--lr", p["nmt_lr"], "--lr-scheduler", "inverse_sqrt", "--warmup-updates", str(p["nmt_warmup_updates"]),
                 "--dropout", p["nmt_dropout"], "--weight-decay", "0.0001",
@@ -338,13 +338,6 @@ class Study:
                             "start": t0 - self.t_start,
                             "command": "lskd-metrics (see the commands section)"})
         return res
-
-
-def console_script(name: str) -> str:
-    """A console script of this interpreter's environment (``fairseq-train``), else the one on PATH
-    (e.g. fairseq installed with ``pip install --target`` beside a system Python)."""
-    here = Path(sys.executable).parent / name
-    return str(here) if here.exists() else (shutil.which(name) or name)
 
 
 def check_prepared_nmt_data(data: Path, profile: dict, command: str) -> None:
