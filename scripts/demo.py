@@ -598,7 +598,7 @@ def main(argv=None) -> None:
     ap.add_argument("--full", action="store_true", help="the full-fidelity profile (meant for a CUDA machine): "
                                                          "--profile full")
     ap.add_argument("--profile", choices=sorted(PROFILES), default=None,
-                    help="quick (default: a 2-core CPU, ~18 min), full (a CUDA machine), tiny (every stage in a few "
+                    help="quick (default: a 2-core CPU, ~15 min), full (a CUDA machine), tiny (every stage in a few "
                          "minutes on a CPU, a plumbing check)")
     ap.add_argument("--out", default=None,
                     help="output directory (default runs/demo, runs/demo-<profile> for the others)")
