@@ -233,10 +233,7 @@ class Study:
     def run_nmt(self) -> None:
         p = self.p
         data = self.out / "nmt" / "data"
-        cmd = [sys.executable, "-m", "preprocess.bible", "--pair", "de-en", "--out", str(data),
-               "--bpe-merges", str(p["nmt_bpe"]), "--workers", "2"]
-        if p["nmt_books"]:
-            cmd += ["--books", p["nmt_books"]]
+        cmd = bible_command(p, data)
         if self.prepared_nmt_data is None:
             self.stage("nmt-data", cmd, [data / "manifest.json", self.nmt_data() / "dict.en.txt"], workdir=data)
         else:
@@ -338,6 +335,14 @@ class Study:
                             "start": t0 - self.t_start,
                             "command": "lskd-metrics (see the commands section)"})
         return res
+
+
+def bible_command(profile: dict, out: Path) -> list[str]:
+    """The command that prepares a profile's Bible de-en data in ``out`` (the demo's nmt-data stage;
+    scripts/offline_bundle.py runs the same)."""
+    cmd = [sys.executable, "-m", "preprocess.bible", "--pair", "de-en", "--out", str(out),
+           "--bpe-merges", str(profile["nmt_bpe"]), "--workers", "2"]
+    return cmd + (["--books", profile["nmt_books"]] if profile["nmt_books"] else [])
 
 
 def check_prepared_nmt_data(data: Path, profile: dict, command: str) -> None:

@@ -85,16 +85,11 @@ def fashion_mnist(dest: Path, source: Path) -> list[str]:
 
 def bible(dest: Path, profile: str) -> list[str]:
     """The demo profile's Bible data (its very preprocess command), keeping manifest.json and bin/."""
-    from scripts.demo import PROFILES
+    from scripts.demo import PROFILES, bible_command
 
-    p = PROFILES[profile]
     with tempfile.TemporaryDirectory(prefix="lskd_bible_") as tmp:
         work = Path(tmp) / "data"
-        cmd = [sys.executable, "-m", "preprocess.bible", "--pair", "de-en", "--out", work,
-               "--bpe-merges", str(p["nmt_bpe"]), "--workers", "2"]
-        if p["nmt_books"]:
-            cmd += ["--books", p["nmt_books"]]
-        run(cmd)
+        run(bible_command(PROFILES[profile], work))
         manifest = json.loads((work / "manifest.json").read_text())
         manifest["data_bin"] = "bin"  # relative: the folder travels
         shutil.rmtree(dest, ignore_errors=True)
