@@ -17,11 +17,13 @@ The teacher's logits come from the ``kd_translation`` task, which runs the froze
 teacher forcing on the same batch and puts them in ``sample["kd_teacher"]``.
 """
 
+import logging
 import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from fairseq import utils
 from fairseq.criterions import CRITERION_REGISTRY, FairseqCriterion, register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
@@ -29,6 +31,8 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
 from .errors import LskdConfigError
+
+logger = logging.getLogger(__name__)
 
 TEACHER_KEY = "kd_teacher"
 
@@ -95,6 +99,26 @@ def kd_token_terms(student_logits: torch.Tensor, temperature: float, teacher_log
     return cross, kl, entropy
 
 
+def can_project_outside_forward(model) -> bool:
+    """Whether ``model.decoder.output_layer`` may be called outside the model's forward.
+
+    Plain models and fairseq's ``legacy_ddp`` (which all-reduces every gradient after backward)
+    allow it, and so does torch's DDP (``--ddp-backend pytorch_ddp``) by default: its gradient
+    hooks fire for every parameter that gets a gradient. Not so with ``--find-unused-parameters``:
+    DDP then marks every parameter it cannot reach from the forward's output as unused, and an
+    output projection that is not tied to the embeddings is marked ready a second time when its
+    gradient arrives (a RuntimeError), nor under a sharded wrapper (FSDP), whose parameters are
+    only whole inside its forward.
+    """
+    while model is not None:
+        if isinstance(model, DistributedDataParallel) and model.find_unused_parameters:
+            return False
+        if "FullyShardedDataParallel" in type(model).__name__:
+            return False
+        model = model._modules.get("module")  # fairseq's proxy / timeout wrappers, DDP
+    return True
+
+
 def _register(name, dataclass):
     """Register once: a second import of this module (plugin also installed) is harmless."""
     def wrap(cls):
@@ -123,6 +147,15 @@ class LsKdCriterion(FairseqCriterion):
         self.report_accuracy = report_accuracy
         self.ignore_prefix_size = ignore_prefix_size
 
+    def _project_outside_forward(self, model) -> bool:
+        ok = can_project_outside_forward(model)  # a walk over at most a few wrappers
+        if not ok and not getattr(self, "_said_full_projection", False):
+            self._said_full_projection = True
+            logger.info("ls_kd: the model's DDP/FSDP wrapper needs the output projection inside its "
+                        "forward (--find-unused-parameters or sharding): projecting every target "
+                        "position, padding included")
+        return ok
+
     @property
     def temperature(self) -> float:
         return float(self.task.cfg.kd_temperature)
@@ -134,7 +167,9 @@ class LsKdCriterion(FairseqCriterion):
                 "criterion ls_kd got a batch without teacher outputs: use --task kd_translation")
         # The decoder's output features, projected to the vocabulary at the non-pad target
         # positions only (as the task does for the teacher): no [B, L, V] logits of padding.
-        features, extra = model(**sample["net_input"], features_only=True)
+        # Where a wrapper forbids that (see can_project_outside_forward), the whole forward.
+        project = self._project_outside_forward(model)
+        out, extra = model(**sample["net_input"], features_only=project)
         target = model.get_targets(sample, (None, extra))
         mask = teacher["mask"]  # [B, L] non-pad target positions; teacher rows follow it
         rows = {k: v for k, v in teacher.items() if k != "mask" and v is not None}
@@ -145,7 +180,8 @@ class LsKdCriterion(FairseqCriterion):
             rows = {k: v[sub] for k, v in rows.items()}
             mask = mask & keep
         flat = mask.flatten()
-        s_logits = model.decoder.output_layer(features.reshape(-1, features.size(-1))[flat])  # [N, V]
+        rows_out = out.reshape(-1, out.size(-1))[flat]
+        s_logits = model.decoder.output_layer(rows_out) if project else rows_out  # [N, V]
         tgt = target.reshape(-1)[flat]
         T = self.temperature
 

@@ -163,23 +163,51 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_process_cpu_distributed(toyset, tmp_path):
-    """fairseq's own DDP on CPU: two fairseq-train ranks, gloo, --distributed-world-size 2."""
+def _train_two_ranks(toyset, save, *extra, script=("-m", "fairseq_cli.train"), arch=TINY):
+    """Two fairseq-train ranks on CPU (gloo, --distributed-world-size 2); returns rank 0's output."""
     port = _free_port()
-    common = [PY, "-m", "fairseq_cli.train", str(toyset["data"]), *TINY, "--user-dir", PLUGIN,
+    common = [PY, *script, str(toyset["data"]), *arch, "--user-dir", PLUGIN,
               "--task", "kd_translation", "--teacher-path", str(toyset["teacher"]), "--kd-temperature", "2",
-              "--criterion", "ls_kd", "--save-dir", str(tmp_path / "ddp"), "--distributed-world-size", "2",
+              "--criterion", "ls_kd", "--save-dir", str(save), "--distributed-world-size", "2",
               "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-no-spawn",
-              "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp"]
+              "--distributed-backend", "gloo", *extra]
     procs = [subprocess.Popen(common + ["--distributed-rank", str(r)], cwd=REPO, env=env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
     outs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
-    logs = json_logs(outs[0])
-    train = [r for r in logs if "train_kd_loss" in r][-1]
+    return outs[0]
+
+
+def test_two_process_cpu_distributed(toyset, tmp_path):
+    """fairseq's own DDP on CPU: two fairseq-train ranks, gloo, --distributed-world-size 2."""
+    out = _train_two_ranks(toyset, tmp_path / "ddp", "--ddp-backend", "legacy_ddp")
+    train = [r for r in json_logs(out) if "train_kd_loss" in r][-1]
     assert float(train["train_kd_loss"]) == pytest.approx(
         float(train["train_kl"]) + float(train["train_teacher_entropy"]), abs=2e-3)
     assert (tmp_path / "ddp" / "checkpoint_best.pt").exists()
+
+
+def test_pytorch_ddp_matches_legacy_ddp(toyset, tmp_path):
+    """torch's DDP reducer (--ddp-backend pytorch_ddp, run on CPU by tests/fairseq_cpu_ddp.py)
+    averages the same gradients as fairseq's legacy_ddp, with ls_kd's output projection outside the
+    DDP forward, and with --find-unused-parameters (where ls_kd must project inside it: an untied
+    projection outside it is 'marked ready twice'). Untied output projection, so that it matters."""
+    untied = [a for a in TINY if a != "--share-all-embeddings"]
+    shim = (str(REPO / "tests" / "fairseq_cpu_ddp.py"),)
+    runs = {"legacy": ("--ddp-backend", "legacy_ddp"), "torch": ("--ddp-backend", "pytorch_ddp"),
+            "torch_unused": ("--ddp-backend", "pytorch_ddp", "--find-unused-parameters")}
+    outs, params = {}, {}
+    for name, extra in runs.items():
+        outs[name] = _train_two_ranks(toyset, tmp_path / name, *extra, script=shim, arch=untied)
+        state = torch.load(tmp_path / name / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+        params[name] = state["model"]
+    assert "decoder.output_projection.weight" in params["legacy"]
+    assert "projecting every target position" in outs["torch_unused"]
+    assert "projecting every target position" not in outs["torch"]
+    for name in ("torch", "torch_unused"):
+        assert params[name].keys() == params["legacy"].keys()
+        for key, ref in params["legacy"].items():
+            torch.testing.assert_close(params[name][key], ref, rtol=1e-4, atol=1e-5, msg=f"{name}: {key}")
 
 
 def test_second_copy_of_the_plugin_imports_cleanly(tmp_path):
