@@ -208,22 +208,28 @@ def torchrun(*argv, nproc=2):
 
 
 def test_two_process_ddp_equals_one_process(teacher, tmp_path):
-    """torchrun --nproc_per_node 2 with batch 32 each == one process with batch 64. squeezenet
+    """torchrun --nproc_per_node 2 with batch 32 each == one process with batch 64, for both
+    students of a 2-temperature sweep (one DDP wrapper per student, one teacher forward). squeezenet
     without dropout has no BatchNorm (per-process batch statistics would differ; SyncBatchNorm
     has no CPU kernels) and no random layer."""
     common = ["--mode", "student", "--model", "squeezenet1_1", "--model-arg", "dropout=0.0",
-              "--teacher", str(teacher / "checkpoint.pt"), "--temperature", "2", "--epochs", "2",
+              "--teacher", str(teacher / "checkpoint.pt"), "--temperature", "2", "4", "--epochs", "2",
               "--lr", "0.01", "--seed", "3", "--label-smoothing", "0.1", "--beta", "0.5"]
     torchrun(*DATA, *common, "--batch-size", "32", "--output-dir", str(tmp_path / "ddp"))
     run(*common, "--batch-size", "64", "--output-dir", str(tmp_path / "one"))
-    assert_same_weights(tmp_path / "ddp/T2/checkpoint.pt", tmp_path / "one/T2/checkpoint.pt",
-                        atol=1e-4)
-    a, b = metrics(tmp_path / "ddp/T2/metrics.jsonl"), metrics(tmp_path / "one/T2/metrics.jsonl")
-    for ra, rb in zip(a, b):
-        assert ra["val_samples"] == rb["val_samples"] == 101  # no padded sample counted twice
-        assert ra["train_samples"] == rb["train_samples"] == 128
-        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-4)
-        assert ra["val_loss"] == pytest.approx(rb["val_loss"], rel=1e-3)
+    for T in ("T2", "T4"):
+        assert_same_weights(tmp_path / f"ddp/{T}/checkpoint.pt", tmp_path / f"one/{T}/checkpoint.pt",
+                            atol=1e-4)
+        a, b = metrics(tmp_path / f"ddp/{T}/metrics.jsonl"), metrics(tmp_path / f"one/{T}/metrics.jsonl")
+        assert len(a) == len(b) == 2
+        for ra, rb in zip(a, b):
+            assert ra["val_samples"] == rb["val_samples"] == 101  # no padded sample counted twice
+            assert ra["train_samples"] == rb["train_samples"] == 128
+            assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-4)
+            assert ra["val_loss"] == pytest.approx(rb["val_loss"], rel=1e-3)
+    # the two temperatures really train different students
+    assert metrics(tmp_path / "one/T2/metrics.jsonl")[-1]["train_loss"] != pytest.approx(
+        metrics(tmp_path / "one/T4/metrics.jsonl")[-1]["train_loss"], rel=1e-3)
 
 
 def test_ddp_feature_dump_covers_the_whole_split(tmp_path):
