@@ -312,6 +312,7 @@ class FeatureSetWriter:
             raise FeatureSetError(f"{self.path}: already exists (pass overwrite=True to replace it)")
         self.overwrite = overwrite
         self.num_samples, self.dim, self.num_classes = num_samples, dim, K
+        self.dtype = np.dtype(dtype)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = _tmp_sibling(self.path)
         self.tmp.mkdir()
@@ -396,4 +397,39 @@ def write_feature_set(path, features, labels, head_weight, head_bias=None, meta=
                           dtype=dtype, logits=logits is not None, logits_dtype=logits_dtype,
                           overwrite=overwrite) as w:
         w.append(features, labels, logits)
+    return Path(path)
+
+
+def concatenate_feature_sets(parts, path, *, meta: dict | None = None, overwrite: bool = False,
+                             chunk_rows: int = 65536) -> Path:
+    """Write the rows of ``parts`` (feature-set directories, in order) as one set at ``path``.
+
+    The parts must agree on everything but their rows: classes, head weight and bias, feature
+    dimension and dtypes, and whether they have logits (as the shards of one model's dump do).
+    Rows are streamed in blocks and re-checked for finite values; ``meta`` defaults to the first
+    part's. Atomic like :class:`FeatureSetWriter`."""
+    sets = [FeatureSet.open(p) for p in parts]
+    if not sets:
+        raise FeatureSetError(f"{path}: no parts to concatenate")
+    first = sets[0]
+    logits_dtype = _npy_header(first.path / "logits.npy")[1] if first.has_logits else np.float16
+    for s in sets[1:]:
+        same = (s.classes == first.classes and s.dim == first.dim
+                and s.feature_dtype == first.feature_dtype and s.has_logits == first.has_logits
+                and np.array_equal(s.head_weight, first.head_weight)
+                and np.array_equal(s.head_bias, first.head_bias)
+                and (not s.has_logits or _npy_header(s.path / "logits.npy")[1] == logits_dtype))
+        if not same:
+            raise FeatureSetError(f"{s.path}: not a part of the same feature set as {first.path} "
+                                  "(classes, head, dimension, dtypes or logits differ)")
+    with FeatureSetWriter(path, num_samples=sum(s.num_samples for s in sets), dim=first.dim,
+                          head_weight=first.head_weight, head_bias=first.head_bias,
+                          meta=meta if meta is not None else first.meta, dtype=first.feature_dtype,
+                          logits=first.has_logits, logits_dtype=logits_dtype,
+                          overwrite=overwrite) as w:
+        for s in sets:
+            feats, logits = s.features, (s.logits if s.has_logits else None)
+            for a in range(0, s.num_samples, chunk_rows):
+                b = min(a + chunk_rows, s.num_samples)
+                w.append(feats[a:b], s.labels[a:b], None if logits is None else logits[a:b])
     return Path(path)

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from shared_metrics.featureset import FeatureSet, FeatureSetError, FeatureSetWriter, write_feature_set
+from shared_metrics.featureset import (FeatureSet, FeatureSetError, FeatureSetWriter,
+                                       concatenate_feature_sets, write_feature_set)
 
 
 def _write(tmp_path, name="fs", n=6, d=3, k=2, **kw):
@@ -118,3 +119,25 @@ def test_rows_of_skipped_classes_are_still_checked(tmp_path):
     fs = FeatureSet.open(path)
     with pytest.raises(FeatureSetError, match="row 2"):
         list(fs.iter_chunks(classes=[1]))
+
+
+def test_concatenate_keeps_rows_in_order_and_refuses_foreign_parts(tmp_path):
+    meta = {"classes": ["c0", "c1"], "task": "vision", "split": "train"}
+    x = np.arange(10 * 3, dtype=np.float16).reshape(10, 3) / 7
+    y = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 1])
+    z = np.arange(10 * 2, dtype=np.float32).reshape(10, 2) - 5
+    w = np.full((2, 3), 0.5)
+    for name, sl in (("p0", slice(0, 4)), ("p1", slice(4, 5)), ("p2", slice(5, 10))):
+        write_feature_set(tmp_path / name, x[sl], y[sl], w, None, dict(meta, part=name), logits=z[sl])
+    out = concatenate_feature_sets([tmp_path / p for p in ("p0", "p1", "p2")], tmp_path / "all",
+                                   meta=meta, chunk_rows=3)
+    fs = FeatureSet.open(out)
+    assert fs.feature_dtype == np.float16 and fs.meta == meta
+    np.testing.assert_array_equal(fs.features, x)  # exact: float16 in, float16 out
+    np.testing.assert_array_equal(fs.labels, y)
+    np.testing.assert_array_equal(fs.logits, z)
+    np.testing.assert_array_equal(fs.head_weight, w)
+    write_feature_set(tmp_path / "other", x[:2], y[:2], np.full((2, 3), 0.25), None, meta, logits=z[:2])
+    with pytest.raises(FeatureSetError, match="not a part of the same feature set"):
+        concatenate_feature_sets([tmp_path / "p0", tmp_path / "other"], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

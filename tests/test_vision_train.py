@@ -119,6 +119,15 @@ def test_sweep_student_equals_single_temperature_run(teacher, tmp_path):
     with pytest.raises(AssertionError):  # and the temperature does change the student
         assert_same_weights(tmp_path / "sweep/T1/checkpoint.pt",
                             tmp_path / "sweep/T4/checkpoint.pt")
+    for T in ("T1", "T4"):  # the sweep's one shared pass == a pass per student
+        dump_features.main(dump_features.get_args_parser().parse_args(
+            [str(tmp_path / "sweep" / T / "checkpoint.pt"), "--output", str(tmp_path / "alone" / T),
+             "--splits", "valid", "--limit-val", "101", "--workers", "0", "--device", "cpu"]))
+        a = FeatureSet.open(tmp_path / "alone" / T / "valid")
+        b = FeatureSet.open(tmp_path / "sweep" / T / "features/valid")
+        np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(a.logits, b.logits, rtol=1e-5, atol=1e-5)
+        assert np.array_equal(a.labels, b.labels) and a.meta == b.meta
     fs = FeatureSet.open(tmp_path / "sweep/T4/features/valid")
     assert fs.meta["temperature"] == 4.0 and fs.meta["alpha"] == 0.1
     assert fs.meta["model"] == "mobilenet_v2" and fs.dim == 1280
@@ -190,11 +199,11 @@ def test_divergence_stops_before_saving(tmp_path):
     assert not (tmp_path / "t/checkpoint.pt").exists()
 
 
-def torchrun(*argv, nproc=2):
+def torchrun(*argv, nproc=2, script="distill.py"):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
     proc = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-         "--standalone", os.path.join(ROOT, "vision", "distill.py"), *argv],
+         "--standalone", os.path.join(ROOT, "vision", script), *argv],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     try:
@@ -232,8 +241,10 @@ def test_two_process_ddp_equals_one_process(teacher, tmp_path):
         metrics(tmp_path / "one/T4/metrics.jsonl")[-1]["train_loss"], rel=1e-3)
 
 
-def test_ddp_feature_dump_covers_the_whole_split(tmp_path):
-    """Under DDP rank 0 dumps the full, unpadded splits while the other rank waits."""
+def test_ddp_feature_dump_covers_the_whole_split(tmp_path, capsys):
+    """Under DDP each rank dumps half of each split and rank 0 joins the halves; both ranks hold
+    the checkpointed model then (BatchNorm running statistics broadcast from rank 0), so the
+    dump and the logged validation equal one process's on the saved checkpoint."""
     out = torchrun("--dataset", "digits", "--limit-train", "50", "--limit-val", "37",
                    "--workers", "0", "--device", "cpu", "--mode", "teacher", "--epochs", "1",
                    "--batch-size", "16", "--output-dir", str(tmp_path), "--dump-features")
@@ -241,6 +252,35 @@ def test_ddp_feature_dump_covers_the_whole_split(tmp_path):
     assert FeatureSet.open(tmp_path / "features/train").num_samples == 50
     assert FeatureSet.open(tmp_path / "features/valid").num_samples == 37
     assert metrics(tmp_path / "metrics.jsonl")[0]["val_samples"] == 37
+    assert sorted(os.listdir(tmp_path / "features")) == ["train", "valid"]  # no part left
+    # each rank dumped half of each split; rank 0 joined them: the same as one process
+    dump_features.main(dump_features.get_args_parser().parse_args(
+        [str(tmp_path / "checkpoint.pt"), "--output", str(tmp_path / "alone"), "--limit-train", "50",
+         "--limit-val", "37", "--workers", "0", "--device", "cpu"]))
+    for split in ("train", "valid"):
+        a, b = FeatureSet.open(tmp_path / "alone" / split), FeatureSet.open(tmp_path / "features" / split)
+        np.testing.assert_allclose(a.features, b.features, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a.logits, b.logits, rtol=1e-4, atol=1e-5)
+        assert np.array_equal(a.labels, b.labels) and a.meta == b.meta
+    capsys.readouterr()
+    distill.main(distill.get_args_parser().parse_args(
+        ["--dataset", "digits", "--limit-train", "50", "--limit-val", "37", "--workers", "0",
+         "--device", "cpu", "--mode", "teacher", "--output-dir", str(tmp_path), "--test-only"]))
+    rec = metrics(tmp_path / "metrics.jsonl")[-1]
+    assert f"acc1 {rec['val_acc1']:.3f}" in capsys.readouterr().out
+
+
+def test_standalone_dump_under_torchrun(teacher, tmp_path):
+    """vision/dump_features.py under torchrun: two ranks, one slice each, joined by rank 0."""
+    out = torchrun(str(teacher / "checkpoint.pt"), "--output", str(tmp_path), "--limit-train", "128",
+                   "--limit-val", "101", "--workers", "0", "--device", "cpu", "--feature-dtype", "float32",
+                   script="dump_features.py")
+    assert "| distributed: gloo, world size 2" in out and "img/s" in out
+    assert sorted(os.listdir(tmp_path)) == ["train", "valid"]
+    for split in ("train", "valid"):
+        a, b = FeatureSet.open(tmp_path / split), FeatureSet.open(teacher / "features" / split)
+        np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)
+        assert np.array_equal(a.labels, b.labels) and a.meta == b.meta
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "efficientnet_b0"])

@@ -462,6 +462,7 @@ def main(args):
             for r, st in zip(active, train_stats):
                 lr = r.slot.optimizer.param_groups[0]["lr"]
                 r.scheduler.step()
+                utils.broadcast_buffers(r.module)  # every rank evaluates the checkpointed model
                 m = evaluate(r.module, val_loader, device, K, amp, mf)
                 rec = {"epoch": epoch, "mode": args.mode, "model": args.model,
                        "temperature": r.temperature, "alpha": alpha, "beta": args.beta,
@@ -472,16 +473,13 @@ def main(args):
                 utils.append_jsonl(os.path.join(r.out_dir, "metrics.jsonl"), rec)
                 utils.save_on_master(checkpoint(r, args, epoch + 1, classes, alpha),
                                      os.path.join(r.out_dir, "checkpoint.pt"))
-    if args.dump_features:
-        if utils.is_main_process():
-            done = start_epoch if args.test_only else max(start_epoch, args.epochs)
-            for r in runs:
-                meta = checkpoint(r, args, done, classes, alpha)
-                dump_all(r.module, ds, os.path.join(r.out_dir, "features"), num_classes=K,
-                         ckpt_meta=meta, dataset_name=args.dataset, device=device,
-                         batch_size=args.batch_size, workers=args.workers, autocast=amp,
-                         channels_last=args.channels_last, dtype=feature_dtype(args.feature_dtype))
-        utils.barrier()
+    if args.dump_features:  # every rank dumps a slice; all the students share one data pass
+        done = start_epoch if args.test_only else max(start_epoch, args.epochs)
+        dump_all([r.module for r in runs], ds, [os.path.join(r.out_dir, "features") for r in runs],
+                 num_classes=K, ckpt_metas=[checkpoint(r, args, done, classes, alpha) for r in runs],
+                 dataset_name=args.dataset, device=device, batch_size=args.batch_size,
+                 workers=args.workers, autocast=amp, channels_last=args.channels_last,
+                 dtype=feature_dtype(args.feature_dtype))
     if args.distributed:
         torch.distributed.destroy_process_group()
 

@@ -7,13 +7,15 @@ writes OUTPUT/features/train/ and OUTPUT/features/valid/: the input of the final
 global-pool output feeding the classifier), its weight and bias, the logits (float32, when N*K
 is at most 1e8 values), the labels, and meta.json. The train split is read with evaluation
 transforms (no augmentation). Dataset, image size and model come from the checkpoint unless
-given.
+given. Under ``torchrun --nproc_per_node N`` every process dumps a slice of each split and rank 0
+joins them (see :func:`dump_all`).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 
 if __package__ in (None, ""):  # run as a script: make `import vision.x` work
@@ -22,8 +24,10 @@ if __package__ in (None, ""):  # run as a script: make `import vision.x` work
 import numpy as np
 import torch
 
-from shared_metrics.featureset import FeatureSetError, FeatureSetWriter
+from shared_metrics.featureset import (FeatureSetError, FeatureSetWriter,
+                                       concatenate_feature_sets)
 from vision import data as vdata
+from vision import utils
 from vision.models import VisionError, find_head, model_from_checkpoint
 
 CREATED_BY = "lskd-vision 0.1.0"
@@ -43,56 +47,109 @@ def feature_meta(ckpt: dict, classes, split: str, dataset: str) -> dict:
 
 
 @torch.no_grad()
-def dump_split(model, dataset, path, *, num_classes: int, meta: dict, device, batch_size=256,
+def dump_split(models, dataset, paths, metas, *, num_classes: int, device, batch_size=256,
                workers=0, autocast=contextlib.nullcontext, channels_last=False,
-               dtype=None, overwrite=True):
-    """Run ``model`` (unwrapped, eval mode) over ``dataset`` in order and write a feature set.
+               dtype=None, overwrite=True, header="features", images_per_iter=None):
+    """Run every model of ``models`` (unwrapped; in eval mode while dumping) over ``dataset`` in
+    order and write one feature set per model at ``paths[i]`` with ``metas[i]``. The models
+    share each batch: one pass over the data for all the students of a sweep.
     dtype None ("auto"): float32, or float16 when the split has more than 2**28 feature values
     (1 GiB as float32, e.g. ImageNet train)."""
-    head = find_head(model, num_classes)
-    if dtype is None:
-        dtype = np.float16 if len(dataset) * head.in_features > AUTO_FP16_VALUES else np.float32
-    captured = []
-    hook = head.register_forward_hook(lambda m, inp, out: captured.append(inp[0]))
-    was_training = model.training
-    model.eval()
+    heads = [find_head(m, num_classes) for m in models]
     n = len(dataset)
+    captured = [[] for _ in models]
+    hooks = [h.register_forward_hook(lambda m, inp, out, c=c: c.append(inp[0]))
+             for h, c in zip(heads, captured)]
+    modes = [m.training for m in models]
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                          num_workers=workers, pin_memory=device.type == "cuda")
     mf = torch.channels_last if channels_last else torch.contiguous_format
-    bias = head.bias.detach().float().cpu().numpy() if head.bias is not None else None
-    try:
-        with FeatureSetWriter(path, num_samples=n, dim=head.in_features,
-                              head_weight=head.weight.detach().float().cpu().numpy(),
-                              head_bias=bias, meta=meta, dtype=dtype,
-                              logits=n * num_classes <= MAX_LOGIT_VALUES,
-                              logits_dtype=np.float32, overwrite=overwrite) as w:
-            for images, target in loader:
-                images = images.to(device, non_blocking=True, memory_format=mf)
-                captured.clear()
+    log = utils.MetricLogger()
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: [h.remove() for h in hooks])
+        stack.callback(lambda: [m.train(t) for m, t in zip(models, modes)])
+        writers = []
+        for head, path, meta in zip(heads, paths, metas):
+            dt = dtype or (np.float16 if n * head.in_features > AUTO_FP16_VALUES else np.float32)
+            bias = head.bias.detach().float().cpu().numpy() if head.bias is not None else None
+            writers.append(stack.enter_context(FeatureSetWriter(
+                path, num_samples=n, dim=head.in_features,
+                head_weight=head.weight.detach().float().cpu().numpy(), head_bias=bias, meta=meta,
+                dtype=dt, logits=n * num_classes <= MAX_LOGIT_VALUES, logits_dtype=np.float32,
+                overwrite=overwrite)))
+        for m in models:
+            m.eval()
+        per_iter = images_per_iter or batch_size
+        for images, target in log.log_every(loader, max(1, len(loader) // 10), header, per_iter):
+            images = images.to(device, non_blocking=True, memory_format=mf)
+            labels = target.numpy()
+            for model, cap, w, path in zip(models, captured, writers, paths):
+                cap.clear()
                 with autocast():
                     logits = model(images)
-                feats = captured[-1].float().flatten(1).cpu().numpy()
-                if np.dtype(dtype) == np.float16 and np.abs(feats).max(initial=0) > FP16_MAX:
+                feats = cap[-1].float().flatten(1).cpu().numpy()
+                if w.dtype == np.float16 and np.abs(feats).max(initial=0) > FP16_MAX:
                     raise VisionError(f"{path}: a feature exceeds the float16 range; "
                                       "dump with --feature-dtype float32")
-                w.append(feats, target.numpy(), logits.float().cpu().numpy())
-    finally:
-        hook.remove()
-        model.train(was_training)
-    return path
+                w.append(feats, labels, logits.float().cpu().numpy())
+    return paths
 
 
-def dump_all(model, datasets, out_dir, *, num_classes, ckpt_meta, dataset_name,
+def _part_path(final: str, rank: int, world: int) -> str:
+    head, tail = os.path.split(final)
+    return os.path.join(head, f".{tail}.part{rank:05d}-of-{world:05d}")
+
+
+def dump_all(models, datasets, out_dirs, *, num_classes, ckpt_metas, dataset_name,
              splits=("train", "valid"), **kw):
-    """Dump the train (eval transforms) and valid splits under out_dir/{train,valid}."""
+    """Dump the train (eval transforms) and valid splits of each model under
+    ``out_dirs[i]/{train,valid}``, one pass over each split for all the models.
+
+    Called by every process of a distributed run: each rank dumps a contiguous slice of the
+    split into hidden part sets beside the final ones, then rank 0 concatenates them in order
+    (the output directory must be shared by the ranks, as for --resume). A rank that fails makes
+    every rank fail, and nothing appears under the final names."""
+    rank, world = utils.get_rank(), utils.get_world_size()
     paths = []
     for split in splits:
         ds = datasets.train_eval if split == "train" else datasets.val
-        meta = feature_meta(ckpt_meta, datasets.classes, split, dataset_name)
-        paths.append(dump_split(model, ds, os.path.join(out_dir, SPLIT_DIRS[split]),
-                                num_classes=num_classes, meta=meta, **kw))
-        print(f"features: wrote {paths[-1]} ({len(ds)} samples)", flush=True)
+        finals = [os.path.join(d, SPLIT_DIRS[split]) for d in out_dirs]
+        metas = [feature_meta(m, datasets.classes, split, dataset_name) for m in ckpt_metas]
+        n = len(ds)
+        lo, hi = n * rank // world, n * (rank + 1) // world
+        header = f"features {split}"
+        if world == 1:
+            dump_split(models, ds, finals, metas, num_classes=num_classes, header=header, **kw)
+        else:
+            mine = [_part_path(f, rank, world) for f in finals]
+            error = None
+            try:
+                if hi > lo:
+                    dump_split(models, torch.utils.data.Subset(ds, range(lo, hi)), mine,
+                               [dict(m, part=f"{rank}/{world}") for m in metas],
+                               num_classes=num_classes, header=header,
+                               images_per_iter=kw.get("batch_size", 256) * world, **kw)
+            except Exception as e:  # every rank must reach the vote below, or the others hang
+                error = e
+            failed = int(utils.reduce_across_processes(float(error is not None), kw.get("device")).item())
+            if failed:
+                for p in mine:
+                    shutil.rmtree(p, ignore_errors=True)
+                if error is not None:
+                    raise error
+                raise VisionError(f"feature dump of the {split} split failed on {failed} other "
+                                  "rank(s); see their error")
+            if rank == 0:
+                bounds = [(n * r // world, n * (r + 1) // world) for r in range(world)]
+                for final, meta in zip(finals, metas):
+                    parts = [_part_path(final, r, world) for r, (a, b) in enumerate(bounds) if b > a]
+                    concatenate_feature_sets(parts, final, meta=meta, overwrite=kw.get("overwrite", True))
+                    for p in parts:
+                        shutil.rmtree(p, ignore_errors=True)
+            utils.barrier()
+        for final in finals:
+            print(f"features: wrote {final} ({n} samples)", flush=True)
+        paths += finals
     return paths
 
 
@@ -118,6 +175,7 @@ def get_args_parser():
     p.add_argument("--amp", action="store_true", help="bf16 autocast")
     p.add_argument("--feature-dtype", choices=("auto", "float16", "float32"), default="auto",
                    help="auto: float32, float16 above 2**28 values (default)")
+    p.add_argument("--dist-timeout", type=int, default=120, help="process-group timeout, minutes")
     return p
 
 
@@ -134,13 +192,16 @@ def main(args):
     if len(datasets.classes) != ckpt["num_classes"]:
         raise VisionError(f"{args.checkpoint} has {ckpt['num_classes']} classes, the data "
                           f"{len(datasets.classes)}")
-    device = torch.device(args.device)
+    utils.init_distributed_mode(args)
+    device = torch.device("cuda", args.gpu) if args.device == "cuda" else torch.device("cpu")
     model.to(device)
     amp = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp
            else contextlib.nullcontext)
-    dump_all(model, datasets, args.output, num_classes=ckpt["num_classes"], ckpt_meta=ckpt,
+    dump_all([model], datasets, [args.output], num_classes=ckpt["num_classes"], ckpt_metas=[ckpt],
              dataset_name=name, splits=args.splits, device=device, batch_size=args.batch_size,
              workers=args.workers, autocast=amp, dtype=feature_dtype(args.feature_dtype))
+    if args.distributed:
+        torch.distributed.destroy_process_group()
 
 
 def cli(argv=None):

@@ -75,6 +75,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_buffers(module, src: int = 0) -> None:
+    """Give every rank rank ``src``'s buffers (BatchNorm running statistics). DDP broadcasts them
+    only at the start of a training forward, so after an epoch's last step each rank holds its
+    own; evaluation and feature dumps must all see the model rank 0 checkpoints."""
+    if is_dist_avail_and_initialized() and get_world_size() > 1:
+        for buf in module.buffers():
+            dist.broadcast(buf, src)
+
+
 def reduce_across_processes(val, device=None):
     """Sum a number or tensor over all processes; returns a tensor."""
     t = val.detach().clone() if torch.is_tensor(val) else torch.tensor(val, dtype=torch.float64)
