@@ -13,6 +13,8 @@ Steps, in this order (``--steps`` picks; ``env`` always runs first):
                 torch.compile, the sweep's CUDA RNG streams, NCCL under torchrun, fairseq --fp16
   bench-vision  bench/vision_kd_throughput.py --compile (R50 -> R18, bf16, channels_last, 256 x 224²)
   bench-nmt     bench/nmt_kd_throughput.py --fp16 (transformer_iwslt_de_en, ls_kd vs fairseq's CE)
+  bench-dump    bench/vision_dump_throughput.py (a sweep's feature dump: one shared pass vs one per
+                student, 4 resnet18s over 2,048 real JPEGs at 224²)
   demo          ./scripts/demo.sh --full --scale-epochs F with this interpreter as it is
                 (LSKD_USE_CURRENT_PYTHON=1; Fashion-MNIST and Bible data from --bundle when given);
                 its report, figures and logs are packed into demo_report.tar.gz
@@ -70,6 +72,8 @@ def steps(args, out: Path, work: Path) -> dict[str, Step]:
                                          "--json", str(out / "bench_vision.json")]]),
         Step("bench-nmt", 300, 120, [[PY, "bench/nmt_kd_throughput.py", "--fp16", "--repeats", "2",
                                       "--json", str(out / "bench_nmt.json")]]),
+        Step("bench-dump", 240, 60, [[PY, "bench/vision_dump_throughput.py",
+                                      "--json", str(out / "bench_dump.json")]]),
         Step("demo", 3600, 240, [demo], demo_env),
     ]}
 
@@ -153,6 +157,10 @@ def key_numbers(name: str, output: str, out: Path) -> str:
         wps = r["rounds"][-1]
         return (f"ls_kd / CE {r['ratio_kd_over_ce']:.3f} (goal 0.75); target words/s "
                 f"CE {wps['ce']['wps']:.0f}, KD {wps['kd']['wps']:.0f}")
+    if name == "bench-dump" and (out / "bench_dump.json").exists():
+        r = json.loads((out / "bench_dump.json").read_text())
+        return (f"shared / per-student {r['ratio_shared_per_student']:.2f} (up to {r['students']}x); "
+                "student-img/s " + ", ".join(f"{k} {v:.0f}" for k, v in r["student_images_per_s"].items()))
     if name == "demo":
         m = re.search(r"\[demo\] report: (\S+)", output)
         return f"report {m.group(1)}" if m else ""
@@ -173,8 +181,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu-check", help="summary and results here")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "gpu-check-work",
                     help="trainings and logs here (default runs/gpu-check-work; OUT gets only the summary files)")
-    ap.add_argument("--steps", default="env,tests,bench-vision,bench-nmt",
-                    help="comma-separated: env, tests, bench-vision, bench-nmt, demo (default: all but demo)")
+    ap.add_argument("--steps", default="env,tests,bench-vision,bench-nmt,bench-dump",
+                    help="comma-separated: env, tests, bench-vision, bench-nmt, bench-dump, demo "
+                         "(default: all but demo)")
     ap.add_argument("--bundle", type=Path, default=None, help="an offline bundle (scripts/offline_bundle.py)")
     ap.add_argument("--site", type=Path, default=Path("/tmp/lskd-site"), help="where the bundle's wheels go")
     ap.add_argument("--budget", type=float, default=None, help="seconds in all; steps that would not fit are not started")

@@ -10,14 +10,15 @@ def test_dry_run_lists_the_steps_and_takes_the_bundle_data(tmp_path, capsys):
     bundle = tmp_path / "bundle"
     (bundle / "fashion-mnist").mkdir(parents=True)
     (bundle / "bible-de-en").mkdir()
-    assert main(["--dry-run", "--steps", "tests,bench-vision,bench-nmt,demo", "--bundle", str(bundle),
+    assert main(["--dry-run", "--steps", "tests,bench-vision,bench-nmt,bench-dump,demo", "--bundle", str(bundle),
                  "--out", str(tmp_path / "out"), "--demo-scale", "0.05", "--jobs", "3"]) == 0
     out = capsys.readouterr().out
     assert [line.split()[1] for line in out.splitlines() if line.startswith("# ")] == \
-        ["env", "tests", "bench-vision", "bench-nmt", "demo"]
+        ["env", "tests", "bench-vision", "bench-nmt", "bench-dump", "demo"]
     assert "-m cuda" in out and "tests/test_cuda.py" in out
     assert f"bench/vision_kd_throughput.py --compile --json {tmp_path / 'out' / 'bench_vision.json'}" in out
     assert "bench/nmt_kd_throughput.py --fp16" in out
+    assert f"bench/vision_dump_throughput.py --json {tmp_path / 'out' / 'bench_dump.json'}" in out
     demo = next(line for line in out.splitlines() if "scripts/demo.sh" in line)
     assert demo.startswith("LSKD_USE_CURRENT_PYTHON=1 LSKD_NO_APT=1 PYTHON=")
     assert "--full --scale-epochs 0.05" in demo and "--jobs 3" in demo
@@ -57,3 +58,15 @@ def test_a_step_past_its_limit_is_killed_with_its_children(tmp_path, capsys):
     assert "[slow] started" in capsys.readouterr().out
     ok = Step("ok", 60, 0, [[sys.executable, "-c", "print('a')"], [sys.executable, "-c", "raise SystemExit(4)"]])
     assert run_step(ok, {}, tmp_path / "ok.log", limit=60)[:1] == ("failed (exit 4)",)
+
+
+def test_dump_bench_numbers_in_the_summary(tmp_path):
+    """The bench's own JSON (written by a real CPU run of it) becomes the summary's line."""
+    from bench.vision_dump_throughput import main as bench
+    ratio = bench(["--device", "cpu", "--students", "2", "--images", "12", "--image-size", "32",
+                   "--batch-size", "4", "--workers", "0", "--rounds", "1", "--work", str(tmp_path / "jpg"),
+                   "--json", str(tmp_path / "bench_dump.json")])
+    from scripts.gpu_check import key_numbers
+    line = key_numbers("bench-dump", "", tmp_path)
+    assert line.startswith(f"shared / per-student {ratio:.2f} (up to 2x); student-img/s shared ")
+    assert len(list((tmp_path / "jpg" / "train").glob("c*/*.jpg"))) == 12
