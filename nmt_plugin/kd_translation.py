@@ -56,6 +56,11 @@ class KdTranslationConfig(TranslationConfig):
         metadata={"help": "distillation temperature T > 0 (p(T) = softmax(z/T)); the ls_kd "
                           "criterion reads it from the task"},
     )
+    teacher_data: Optional[str] = field(
+        default=None,
+        metadata={"help": "folder with the teacher's dict.SRC.txt and dict.TGT.txt, to check them "
+                          "against the data's (default: the data folder its checkpoint names)"},
+    )
     teacher_topk: int = field(
         default=0,
         metadata={"help": "keep only the teacher's k largest logits per token (its softmax is "
@@ -203,15 +208,22 @@ class KdTranslationTask(TranslationTask):
                 f"teacher {path} translates {tsrc}->{ttgt} but the data is {src}->{tgt}: "
                 f"its source and target dictionary do not line up with the data's")
         problems = []
-        tdata = utils.split_paths(_get(tcfg.task, "data") or "")
+        recorded = (utils.split_paths(_get(tcfg.task, "data") or "") or [None])[0]
+        tdata = self.cfg.teacher_data or recorded
         for side, lang, ours in (("source", src, self.src_dict), ("target", tgt, self.tgt_dict)):
-            f = os.path.join(tdata[0], f"dict.{lang}.txt") if tdata else None
-            if f and os.path.isfile(f):
-                diff = _dict_difference(ours, Dictionary.load(f))
-                if diff:
-                    problems.append(f"{side} dictionary differs ({f} vs the data's: {diff})")
-        # The weights themselves say how many symbols the teacher knows (also when its data
-        # directory is not on this machine).
+            f = os.path.join(tdata, f"dict.{lang}.txt") if tdata else None
+            if not (f and os.path.isfile(f)):
+                where = (f"--teacher-data {tdata} has no dict.{lang}.txt" if self.cfg.teacher_data else
+                         f"its checkpoint names the data folder {recorded}, which has no dict.{lang}.txt"
+                         if recorded else "its checkpoint names no data folder")
+                raise LskdConfigError(
+                    f"teacher {path}: cannot check its {side} dictionary against the data's ({where}); "
+                    f"pass --teacher-data DIR, the folder with the teacher's dict.{src}.txt and "
+                    f"dict.{tgt}.txt (the data folder itself if the teacher was trained on it)")
+            diff = _dict_difference(ours, Dictionary.load(f))
+            if diff:
+                problems.append(f"{side} dictionary differs ({f} vs the data's: {diff})")
+        # The weights themselves say how many symbols the teacher knows.
         sizes = (("source", "encoder.embed_tokens.weight", self.src_dict),
                  ("target", "decoder.output_projection.weight", self.tgt_dict),
                  ("target", "decoder.embed_tokens.weight", self.tgt_dict))

@@ -136,6 +136,34 @@ def test_dictionary_mismatch_refused(toyset, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_teacher_dictionary_checked_where_its_data_folder_moved(toyset, tmp_path):
+    """A checkpoint naming a data folder that is gone cannot be checked: refused, unless
+    --teacher-data gives the teacher's dictionaries; same-size dictionaries in another order are
+    caught there (the weights' row counts alone would pass them)."""
+    import shutil
+    from fairseq import checkpoint_utils
+    from omegaconf import OmegaConf
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(toyset["teacher"]))
+    cfg = OmegaConf.to_container(state["cfg"])
+    cfg["task"]["data"] = str(tmp_path / "gone")
+    moved = tmp_path / "moved.pt"
+    torch.save({**state, "cfg": cfg}, moved)
+    with pytest.raises(LskdConfigError, match=r"cannot check its source dictionary.*--teacher-data DIR"):
+        setup_kd(toyset["data"], moved)
+    setup_kd(toyset["data"], moved, "--teacher-data", str(toyset["data"]))  # the right folder: accepted
+    swapped = tmp_path / "swapped"
+    swapped.mkdir()
+    for lang in ("de", "en"):
+        lines = (toyset["data"] / f"dict.{lang}.txt").read_text().splitlines()
+        lines[0], lines[1] = lines[1], lines[0]
+        (swapped / f"dict.{lang}.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(LskdConfigError, match="source dictionary differs.*target dictionary differs"):
+        setup_kd(toyset["data"], moved, "--teacher-data", str(swapped))
+    shutil.rmtree(swapped)
+    with pytest.raises(LskdConfigError, match="--teacher-data .* has no dict.de.txt"):
+        setup_kd(toyset["data"], moved, "--teacher-data", str(swapped))
+
+
 def test_bad_teacher_checkpoints(toyset, tmp_path):
     with pytest.raises(LskdConfigError, match="not found"):
         setup_kd(toyset["data"], tmp_path / "missing.pt")
