@@ -37,10 +37,12 @@ def default_db() -> Path:
 
 
 def clean_verse(text: str) -> str:
-    """Verse text as plain prose: WEB's backtick apostrophes, editorial [brackets] and
-    markup-like characters removed, whitespace squeezed."""
+    """Verse text as plain prose: WEB's backtick apostrophes, editorial [brackets],
+    markup-like characters and the Synodal's "(14:55)" markers of another numbering (in about
+    9 % of its verses, none in the German or English texts) removed, whitespace squeezed."""
     text = text.replace("`", "'").replace("[", "").replace("]", "")
     text = re.sub(r"<[^>]*>", " ", text)
+    text = re.sub(r"\(\d+:\d+\)", " ", text)
     return re.sub(r"\s+", " ", text).strip()
 
 

@@ -68,10 +68,19 @@ def _collect(raw: Path, pairs: tuple[str, str]) -> dict[str, bytes]:
     return files
 
 
+def _lines(text: str) -> list[str]:
+    """Lines as grep and sed see them: split at "\\n" only (str.splitlines also splits at
+    U+2028, U+0085, form feeds, ..., which would shift every later sentence pair)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def train_lines(text: str) -> list[str]:
     """prepare-iwslt14.sh's grep/sed filter of train.tags.*."""
     out = []
-    for line in text.splitlines():
+    for line in _lines(text):
         if "<url>" in line or "<talkid>" in line or "<keywords>" in line:
             continue
         for tag in ("<title>", "</title>", "<description>", "</description>"):
@@ -83,7 +92,7 @@ def train_lines(text: str) -> list[str]:
 def xml_segments(text: str) -> list[str]:
     """The <seg id="N"> ... </seg> lines of an IWSLT xml file, ’ replaced by '."""
     out = []
-    for line in text.splitlines():
+    for line in _lines(text):
         if "<seg id" not in line:
             continue
         line = re.sub(r'<seg id="[0-9]*">\s*', "", line)

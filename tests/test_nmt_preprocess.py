@@ -114,3 +114,18 @@ def test_iwslt14_from_official_archive_layout(tmp_path):
 def test_iwslt14_missing_files(tmp_path):
     proc = run([PY, "-m", "preprocess.iwslt14", "--raw", tmp_path, "--out", tmp_path / "o"], check=False)
     assert proc.returncode != 0 and "train.tags.de-en" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_iwslt_lines_split_at_newlines_only():
+    """grep/sed split at "\\n" only: a U+2028, U+0085 or form feed inside a line stays in it
+    (str.splitlines would split there and shift every later sentence pair)."""
+    text = "<url>u</url>\nich sehe\u2028den hund .\r\ndas\x0cist gut .\nwir\x85gehen .\n"
+    assert iwslt14.train_lines(text) == ["ich sehe\u2028den hund .", "das\x0cist gut .", "wir\x85gehen ."]
+    xml = '<seg id="1"> a\u2028b </seg>\n<seg id="2"> c </seg>'
+    assert iwslt14.xml_segments(xml) == ["a\u2028b", "c"]
+
+
+def test_clean_verse_drops_synodal_numbering_markers():
+    assert bible.clean_verse("(14:55) и об опухоли, и о пятнах,") == "и об опухоли, и о пятнах,"
+    assert bible.clean_verse("в свой город. (24:36) И стали") == "в свой город. И стали"
+    assert bible.clean_verse("the [LORD] (see 3) said `yes`") == "the LORD (see 3) said 'yes'"
