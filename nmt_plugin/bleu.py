@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
+import hashlib
 import io
 import json
 import math
@@ -169,6 +171,15 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def data_fingerprint(data, split: str) -> str:
+    """The data folder and the size and mtime of its dictionaries and the split's files: a score
+    cached for one data set is not reused for another (or for a re-preprocessed one)."""
+    files = sorted(glob.glob(os.path.join(data, "dict.*.txt")) + glob.glob(os.path.join(data, f"{split}.*")))
+    stamp = [os.path.abspath(data)] + [f"{os.path.basename(f)}:{os.stat(f).st_mtime_ns}:{os.stat(f).st_size}"
+                                       for f in files]
+    return hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nmt_plugin.bleu",
                                  description="sacrebleu BLEU of fairseq translation checkpoints (beam 5, "
@@ -206,7 +217,8 @@ def main(argv=None) -> int:
             st = os.stat(ck) if os.path.isfile(ck) else None
             if st is None:
                 raise BleuError(f"checkpoint not found: {ck}")
-            keys[ck] = f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|{args.lenpen}"
+            keys[ck] = (f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|"
+                        f"{args.lenpen}|fp16={args.fp16}|{data_fingerprint(args.data, args.split)}")
         todo = [ck for ck in dict.fromkeys(args.checkpoints) if keys[ck] not in cache]
         jobs = max(1, min(args.jobs, len(todo)))
         if jobs > 1:

@@ -78,3 +78,29 @@ def test_table_mean_std():
     assert t[0] == "| α | teacher | T=1 | T=3 |"
     assert t[2] == "| 0 | – | 31.00 ± 1.41 (2) | – |"        # std of {30, 32} = sqrt(2)
     assert t[3] == "| 0.1 | 33.00 ± 0.00 (1) | 31.00 ± 0.00 (1) | 29.00 ± 0.00 (1) |"
+
+
+def test_table_cache_is_per_data_set(tmp_path, monkeypatch, capsys):
+    """A score cached for one --data folder is not reused for another, nor once the split's
+    files change (re-preprocessed); the same data again is served from the cache."""
+    from nmt_plugin import bleu
+    decoded = []
+
+    def fake_score(ck, data, split, **kw):
+        decoded.append(str(data))
+        return {"checkpoint": ck, "split": split, "bleu": float(len(decoded)), "sentences": 1,
+                "detail": "", "signature": "sig"}
+    monkeypatch.setattr(bleu, "score_checkpoint", fake_score)
+    monkeypatch.setattr(bleu, "checkpoint_info",
+                        lambda ck: {"role": "teacher", "alpha": 0.1, "temperature": None, "seed": 1})
+    ck = tmp_path / "ck.pt"
+    ck.write_bytes(b"x")
+    for d in ("A", "B"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "test.de-en.en.bin").write_bytes(b"1")
+    table = lambda d: bleu.main(["table", str(ck), "--data", str(tmp_path / d), "--out", str(tmp_path / "t")])  # noqa: E731
+    assert table("A") == table("B") == table("A") == 0
+    assert decoded == [str(tmp_path / "A"), str(tmp_path / "B")]
+    (tmp_path / "A" / "test.de-en.en.bin").write_bytes(b"22")  # re-preprocessed
+    assert table("A") == 0 and len(decoded) == 3
+    capsys.readouterr()
