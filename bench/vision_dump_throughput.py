@@ -81,8 +81,9 @@ def main(argv=None):
             t0 = time.perf_counter()
             make_imagefolder(work, args.images)
             print(f"wrote {args.images} JPEGs to {work} in {time.perf_counter() - t0:.1f} s", flush=True)
-        ds = vdata.build_datasets("imagefolder", work, args.image_size, "imagenet").train_eval
-        n, K = len(ds), len(ds.classes)
+        datasets = vdata.build_datasets("imagefolder", work, args.image_size, "imagenet")
+        ds, classes = datasets.train_eval, datasets.classes
+        n, K = len(ds), len(classes)
         models = []
         for s in range(args.students):
             torch.manual_seed(s)
@@ -92,7 +93,7 @@ def main(argv=None):
                   autocast=autocast, channels_last=channels_last, dtype=np.float16)
         out = stack.enter_context(tempfile.TemporaryDirectory(prefix="lskd-dump-out-"))
         paths = [os.path.join(out, f"s{s}") for s in range(args.students)]
-        metas = [{"classes": list(ds.classes), "task": "vision"} for _ in models]
+        metas = [{"classes": list(classes), "task": "vision"} for _ in models]
 
         def shared():
             dump_split(models, ds, paths, metas, **kw)

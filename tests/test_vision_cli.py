@@ -53,6 +53,14 @@ def cases(teacher, tmp):
         "dump no ckpt": ([DUMP, str(tmp / "none.pt"), "--output", str(tmp / "f")],
                          "none.pt not found"),
         "dump garbage": ([DUMP, __file__, "--output", str(tmp / "f")], "not a readable checkpoint"),
+        "gamma<=0": ([DISTILL, *DIGITS, "--lr-gamma", "-0.1"], "--lr-gamma must be a finite number > 0"),
+        "workers<0": ([DISTILL, *DIGITS, "--workers", "-1"], "--workers must be >= 0"),
+        "teacher alpha": ([*student, "--temperature", "2", "--teacher-alpha", "7"],
+                          "--teacher-alpha α must be in [0, 1)"),
+        "model arg value": ([DISTILL, *DIGITS, "--model", "mobilenet_v2", "--model-arg", "dropout=2"],
+                            "mobilenet_v2: bad --model-arg"),
+        "output is a file": ([DISTILL, *DIGITS, "--model", "resnet18", "--output-dir", __file__],
+                             "File exists"),
     }
 
 

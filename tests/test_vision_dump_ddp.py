@@ -44,8 +44,11 @@ class Net(torch.nn.Module):
         return self.fc(torch.tanh(self.body(x)))
 
 
-def _worker(rank, port, out, fail_on_rank, errors):
+def _worker(rank, port, out, fail_on_rank, errors, thresholds=None):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    if thresholds:  # float16 above / logits up to this many values, scaled down to the toy
+        from vision import dump_features
+        dump_features.AUTO_FP16_VALUES, dump_features.MAX_LOGIT_VALUES = thresholds
     try:
         models = [Net(1, fail_on_rank), Net(2)]
         dump_all(models, data(), [os.path.join(out, "m1"), os.path.join(out, "m2")], num_classes=3,
@@ -63,9 +66,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def run_two(out, fail_on_rank=None):
+def run_two(out, fail_on_rank=None, thresholds=None):
     errors = mp.Manager().dict()
-    mp.spawn(_worker, args=(_free_port(), str(out), fail_on_rank, errors), nprocs=2)
+    mp.spawn(_worker, args=(_free_port(), str(out), fail_on_rank, errors, thresholds), nprocs=2)
     return dict(errors)
 
 
@@ -96,3 +99,17 @@ def test_a_failing_rank_fails_both_and_leaves_nothing(tmp_path):
     for name in ("m1", "m2"):
         d = tmp_path / "ddp" / name
         assert not d.exists() or os.listdir(d) == []
+
+
+def test_dtype_and_logits_are_decided_on_the_whole_split(tmp_path):
+    """train: 11 x 5 features, 11 x 3 logits, slices of 5 and 6 rows. With float16 above 27
+    values and logits up to 16, a per-slice decision would give rank 0 float32 with logits and
+    rank 1 float16 without; on the whole split both ranks write float16 without logits."""
+    assert run_two(tmp_path / "ddp", thresholds=(27, 16)) == {}
+    fs = FeatureSet.open(tmp_path / "ddp" / "m1" / "train")
+    assert fs.num_samples == 11 and fs.feature_dtype == np.float16 and not fs.has_logits
+    x, _ = data().train_eval.tensors
+    net = Net(1)
+    with torch.no_grad():
+        h = torch.tanh(x @ net.body.weight.T + net.body.bias)
+    np.testing.assert_allclose(fs.features, h.numpy(), rtol=1e-3, atol=1e-3)  # float16 rounding

@@ -103,6 +103,27 @@ def test_standalone_dump_matches_and_test_only(teacher, tmp_path, capsys):
     assert f"test: acc1 {acc:.3f}" in capsys.readouterr().out
 
 
+def test_test_only_checks_the_architecture_and_dumps_what_was_trained(teacher, tmp_path):
+    """--test-only --dump-features records the checkpoint's α and seed, not this command's; a
+    checkpoint that does not fit the model these arguments build is a one-line error."""
+    import shutil
+    shutil.copy(teacher / "checkpoint.pt", tmp_path / "checkpoint.pt")
+    with pytest.raises(distill.VisionError, match="does not fit the model built from these arguments"):
+        run("--mode", "teacher", "--model", "resnet18", "--small-input", "--output-dir", str(tmp_path),
+            "--test-only")
+    run("--mode", "teacher", "--model", "resnet18", "--output-dir", str(tmp_path), "--test-only",
+        "--dump-features", "--seed", "5", "--feature-dtype", "float32")
+    fs = FeatureSet.open(tmp_path / "features" / "valid")
+    ref = FeatureSet.open(teacher / "features" / "valid")
+    assert fs.meta == ref.meta and fs.meta["alpha"] == 0.1 and fs.meta["seed"] == 0
+    np.testing.assert_allclose(fs.features, ref.features, rtol=1e-5, atol=1e-5)
+
+
+def test_grey_normalisation_does_not_depend_on_the_limits():
+    full, few = vdata.build_datasets("digits"), vdata.build_datasets("digits", limit_train=16)
+    assert len(few.train) == 16 and torch.equal(full.val[3][0], few.val[3][0])
+
+
 def test_sweep_student_equals_single_temperature_run(teacher, tmp_path):
     """mobilenet_v2 has dropout: each student keeps its own RNG stream, so the T=4 student of a
     T in {1, 4} sweep is the very student a T=4 run trains alone (same init, data, masks)."""
@@ -162,6 +183,11 @@ def test_resume_ends_where_an_uninterrupted_run_ends(teacher, tmp_path, monkeypa
     a = metrics(tmp_path / "straight/T2/metrics.jsonl")
     b = metrics(tmp_path / "stop/T2/metrics.jsonl")
     assert a == b and [r["lr"] for r in a] == [0.02, 0.01]
+    # a resume continues the same training: another loss or data is refused (more epochs are not)
+    with pytest.raises(distill.VisionError, match=r"trained with --beta 1.0 \(now 0.5\)"):
+        run(*common, "--epochs", "3", "--output-dir", str(tmp_path / "stop"), "--resume", "--beta", "0.5")
+    with pytest.raises(distill.VisionError, match=r"--limit-train 128 \(now 64\)"):
+        run(*common, "--epochs", "3", "--output-dir", str(tmp_path / "stop"), "--resume", "--limit-train", "64")
 
 
 @pytest.mark.parametrize("die_at,epochs", [(4, [2, 1]), (2, [1, None])])
@@ -329,6 +355,18 @@ def test_imagefolder_cub_recipe_channels_last(tmp_path):
     assert rec["train_samples"] == 18 and rec["val_samples"] == 9
     fs = FeatureSet.open(tmp_path / "out/features/train")
     assert fs.classes == ["001.Albatross", "002.Auklet", "003.Cowbird"] and fs.num_samples == 18
+    # augmentation draws depend on (seed, epoch, image) only, not on torch's global RNG (which
+    # is left as it was): every rank of a DDP run augments its own images independently
+    ds = vdata.build_datasets("imagefolder", str(tmp_path / "cub"), 32, "cub", limit_train=3)
+    assert [ds.train[i][1] for i in range(3)] == [0, 1, 2]  # spread over the class folders
+    ds.train.set_epoch(0, seed=3)
+    state = torch.get_rng_state()
+    a = ds.train[2][0]
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(123)
+    assert torch.equal(ds.train[2][0], a)
+    ds.train.set_epoch(1, seed=3)
+    assert not torch.equal(ds.train[2][0], a)
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(vdata.FASHION_MNIST_DIR,

@@ -4,7 +4,7 @@ scikit-learn's digits.
 Small grey images (Fashion-MNIST 28x28, digits 8x8) are adapted to the torchvision models by one
 rule: the single channel is replicated to 3 channels, and the images are resized once, bilinearly
 with antialiasing, to ``--image-size`` (default 32; use 8 with digits for the fastest tests).
-They are normalised with the training set's own pixel mean and std. Training augmentation is a
+They are normalised with the whole training split's own pixel mean and std. Training augmentation is a
 random crop with zero padding of size/8 pixels, plus a horizontal flip for Fashion-MNIST only
 (a flipped digit is not the same digit). Small images also want ``--small-input`` (see
 ``distill.adapt_small_input``): an ImageNet stem would shrink a 32 px image to 8 px at once.
@@ -82,6 +82,33 @@ def load_digits_split():
     return (x[tr], y[tr]), (x[va], y[va]), [str(i) for i in range(10)]
 
 
+def image_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one image's augmentation draws in one epoch."""
+    return ((seed * 1_000_003 + epoch) * 10_000_019 + index) % 2**63
+
+
+class PerImageSeeds(torch.utils.data.Dataset):
+    """A dataset whose transforms draw from torch's global RNG (torchvision's transforms), made to
+    draw from a generator seeded by (seed, epoch, index) only, as GreyImages does: each image is
+    augmented alike whatever the rank, the loader worker or the order, and every rank of a DDP
+    run draws independently (one global seed per epoch would give the k-th image of every rank
+    the same crop and flip)."""
+
+    def __init__(self, dataset):
+        self.dataset, self.epoch, self.seed = dataset, 0, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def set_epoch(self, epoch: int, seed: int = 0) -> None:
+        self.epoch, self.seed = epoch, seed
+
+    def __getitem__(self, i):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(image_seed(self.seed, self.epoch, i))
+            return self.dataset[i]
+
+
 # ----------------------------------------------------------------------------- grey datasets
 class GreyImages(torch.utils.data.Dataset):
     """uint8 grey images [N, H, W] resized once to size x size; items are normalised float
@@ -110,8 +137,7 @@ class GreyImages(torch.utils.data.Dataset):
     def __getitem__(self, i):
         img = (self.images[i].float() / 255.0 - self.mean) / self.std
         if self.train:
-            key = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + i
-            g = torch.Generator().manual_seed(key % 2**63)
+            g = torch.Generator().manual_seed(image_seed(self.seed, self.epoch, i))
             if self.pad:
                 p = self.pad
                 img = F.pad(img, (p, p, p, p))
@@ -134,17 +160,23 @@ def imagefolder_transforms(size: int, recipe: str):
     return T.Compose(train + tail), T.Compose(evaluate + tail)
 
 
-def _subset(ds, limit):
+def _spread_subset(ds, limit):
+    """``limit`` images spread evenly over ``ds`` (ImageFolder lists its files class by class:
+    the first N would keep only the first classes)."""
     if limit is None or limit >= len(ds):
         return ds
-    sub = torch.utils.data.Subset(ds, range(limit))
-    return sub
+    return torch.utils.data.Subset(ds, [i * len(ds) // limit for i in range(limit)])
 
 
 def build_datasets(name: str, data=None, image_size=None, recipe: str = "imagenet",
                    limit_train=None, limit_val=None):
     """Returns a namespace: train (augmented), train_eval (train split, eval transforms, for
-    feature dumps), val, classes, image_size."""
+    feature dumps), val, classes, image_size.
+
+    ``--limit-train/--limit-val N``: the first N images of the grey sets; N images spread evenly
+    over an ImageFolder's class-ordered files. The grey sets are normalised with the pixel mean
+    and std of the whole training split, whatever the limits (so a dump with other limits sees
+    the images as training saw them)."""
     if name not in DATASETS:
         raise VisionError(f"unknown dataset {name!r} (choose from {', '.join(DATASETS)})")
     size = image_size or DEFAULT_IMAGE_SIZE[name]
@@ -164,6 +196,9 @@ def build_datasets(name: str, data=None, image_size=None, recipe: str = "imagene
         if val.classes != train.classes:
             raise VisionError(f"{data}: train/ and val/ have different class folders")
         classes = list(train.classes)
+        train = PerImageSeeds(_spread_subset(train, limit_train))
+        train_eval = _spread_subset(train_eval, limit_train)
+        val = _spread_subset(val, limit_val)
     else:
         if name == "fashion-mnist":
             if data is not None and not os.path.isdir(data):
@@ -171,20 +206,18 @@ def build_datasets(name: str, data=None, image_size=None, recipe: str = "imagene
             (x_tr, y_tr), (x_va, y_va), classes = load_fashion_mnist(data)
         else:
             (x_tr, y_tr), (x_va, y_va), classes = load_digits_split()
-        if limit_train is not None:
-            x_tr, y_tr = x_tr[:limit_train], y_tr[:limit_train]
-        if limit_val is not None:
-            x_va, y_va = x_va[:limit_val], y_va[:limit_val]
         hist = np.bincount(x_tr.ravel(), minlength=256).astype(np.float64)  # no big temporaries
         levels = np.arange(256) / 255.0
         mean = float((hist * levels).sum() / hist.sum())
         std = float(np.sqrt((hist * (levels - mean) ** 2).sum() / hist.sum())) or 1.0
+        if limit_train is not None:
+            x_tr, y_tr = x_tr[:limit_train], y_tr[:limit_train]
+        if limit_val is not None:
+            x_va, y_va = x_va[:limit_val], y_va[:limit_val]
         flip = name == "fashion-mnist"
         train = GreyImages(x_tr, y_tr, size, mean, std, train=True, flip=flip)
         train_eval = GreyImages(x_tr, y_tr, size, mean, std, train=False)
         val = GreyImages(x_va, y_va, size, mean, std, train=False)
-    train, train_eval = _subset(train, limit_train), _subset(train_eval, limit_train)
-    val = _subset(val, limit_val)
     return SimpleNamespace(train=train, train_eval=train_eval, val=val, classes=classes,
                            image_size=size)
 

@@ -89,8 +89,9 @@ def get_args_parser(add_help=True):
                    help="imagefolder augmentations (cub adds rotation and colour jitter; lr 0.01)")
     g.add_argument("--image-size", type=int, help="train crop / resize size "
                    "(default 224 for imagefolder, 32 for the small grey sets)")
-    g.add_argument("--limit-train", type=int, metavar="N", help="use the first N training images")
-    g.add_argument("--limit-val", type=int, metavar="N", help="use the first N validation images")
+    g.add_argument("--limit-train", type=int, metavar="N", help="use N training images: the first N "
+                   "(grey sets), N spread evenly over the class folders (imagefolder)")
+    g.add_argument("--limit-val", type=int, metavar="N", help="use N validation images (as --limit-train)")
     g.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                    help="data-loading processes per process (default: min(8, CPUs))")
     g = p.add_argument_group("optimisation")
@@ -141,6 +142,12 @@ def check_args(args) -> None:
         raise VisionError(f"--clip-grad-norm must be > 0, got {args.clip_grad_norm:g}")
     if args.lr_warmup_epochs < 0:
         raise VisionError(f"--lr-warmup-epochs must be >= 0, got {args.lr_warmup_epochs}")
+    if not (args.lr_gamma > 0 and math.isfinite(args.lr_gamma)):
+        raise VisionError(f"--lr-gamma must be a finite number > 0, got {args.lr_gamma:g}")
+    if args.workers < 0:
+        raise VisionError(f"--workers must be >= 0, got {args.workers}")
+    if args.teacher_alpha is not None and not 0.0 <= args.teacher_alpha < 1.0:
+        raise VisionError(f"--teacher-alpha α must be in [0, 1), got {args.teacher_alpha:g}")
     if args.mode == "student":
         if not args.temperature:
             raise VisionError("--mode student needs --temperature T [T ...]")
@@ -338,8 +345,15 @@ def checkpoint(run, args, epoch, classes, alpha) -> dict:
             "rng": dict(run.slot.rng), "created_by": CREATED_BY}
 
 
-def restore(runs, args, full: bool) -> int:
-    """Load each run's checkpoint.pt and set ``r.start_epoch``; returns the earliest.
+#: What a --resume may not change: it would make one run of two trainings (the data, the model
+#: built, the loss). The epochs, lr and engineering flags may change.
+RESUME_FIXED = ("mode", "model", "dataset", "recipe", "image_size", "limit_train", "small_input",
+                "model_kwargs", "label_smoothing", "beta", "seed")
+
+
+def restore(runs, args, full: bool, alpha=None) -> int:
+    """Load each run's checkpoint.pt and set ``r.start_epoch``; returns the earliest. Each run
+    keeps the checkpoint's metadata in ``r.saved`` (what a --test-only dump records).
 
     The students of a sweep checkpoint one after the other, so a run killed in between leaves
     some an epoch ahead (or without any checkpoint yet, when killed in the first epoch): the
@@ -350,32 +364,52 @@ def restore(runs, args, full: bool) -> int:
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing and (not full or len(missing) == len(runs)):
         raise VisionError(f"no checkpoint to {'resume' if full else 'test'}: {missing[0]} not found")
+    now = plain_args(args)
     for r, path in zip(runs, paths):
         if path in missing:  # killed before this student's first save: it starts from scratch
-            r.start_epoch = 0
+            r.start_epoch, r.saved = 0, None
             continue
         ck = load_checkpoint(path)
         if ck.get("model_name") != args.model or ck.get("mode") != args.mode:
             raise VisionError(f"{path} is a {ck.get('mode')} {ck.get('model_name')}, "
                               f"not a {args.mode} {args.model}")
-        r.module.load_state_dict(ck["model"])
+        if full:
+            saved = ck.get("args", {})
+            changed = [f"--{k.replace('_', '-')} {saved[k]} (now {now.get(k)})" for k in RESUME_FIXED
+                       if k in saved and saved[k] != now.get(k)]
+            if ck.get("temperature") != r.temperature:
+                changed.append(f"temperature {ck.get('temperature')} (now {r.temperature})")
+            if alpha is not None and ck.get("alpha") is not None and ck["alpha"] != alpha:
+                changed.append(f"teacher α {ck['alpha']:g} (now {alpha:g})")
+            if changed:
+                raise VisionError(f"{path} was trained with {', '.join(changed)}: --resume continues "
+                                  "the same training; use another --output-dir for a new one")
+        try:
+            r.module.load_state_dict(ck["model"])
+        except RuntimeError as e:
+            first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+            raise VisionError(f"{path} does not fit the model built from these arguments "
+                              f"(--model-arg, --small-input, classes?): {first}") from None
         if full:
             r.slot.optimizer.load_state_dict(ck["optimizer"])
             r.scheduler.load_state_dict(ck["lr_scheduler"])
             r.slot.rng.update({k: v for k, v in ck["rng"].items() if k in r.slot.rng})
         r.start_epoch = int(ck["epoch"])
+        r.saved = {k: v for k, v in ck.items() if k not in ("model", "optimizer", "lr_scheduler", "rng")}
     return min(r.start_epoch for r in runs)
 
 
 def keep_metrics(path, epochs: int) -> None:
     """Keep the metrics.jsonl lines of the first ``epochs`` epochs (a resumed run redoes an
-    epoch that was logged but not checkpointed)."""
+    epoch that was logged but not checkpointed); rewritten atomically."""
     lines = []
     if epochs and os.path.exists(path):
         with open(path) as f:
             lines = [ln for ln in f if ln.strip() and json.loads(ln).get("epoch", 0) < epochs]
-    with open(path, "w") as f:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
         f.writelines(lines)
+    os.replace(tmp, path)
 
 
 def main(args):
@@ -421,7 +455,7 @@ def main(args):
         if have_ckpt or not args.pretrained:  # else: test the --pretrained weights
             start_epoch = restore(runs, args, full=False)
     elif args.resume:
-        start_epoch = restore(runs, args, full=True)
+        start_epoch = restore(runs, args, full=True, alpha=alpha)
         print(f"resumed from epoch {start_epoch} ({args.output_dir})")
     else:
         for r in runs:
@@ -475,8 +509,10 @@ def main(args):
                                      os.path.join(r.out_dir, "checkpoint.pt"))
     if args.dump_features:  # every rank dumps a slice; all the students share one data pass
         done = start_epoch if args.test_only else max(start_epoch, args.epochs)
+        metas = [r.saved if args.test_only and getattr(r, "saved", None) else  # what was trained
+                 checkpoint(r, args, done, classes, alpha) for r in runs]
         dump_all([r.module for r in runs], ds, [os.path.join(r.out_dir, "features") for r in runs],
-                 num_classes=K, ckpt_metas=[checkpoint(r, args, done, classes, alpha) for r in runs],
+                 num_classes=K, ckpt_metas=metas,
                  dataset_name=args.dataset, device=device, batch_size=args.batch_size,
                  workers=args.workers, autocast=amp, channels_last=args.channels_last,
                  dtype=feature_dtype(args.feature_dtype))
@@ -488,8 +524,7 @@ def cli(argv=None):
     args = get_args_parser().parse_args(argv)
     try:
         main(args)
-    except (VisionError, FeatureSetError, FileNotFoundError, NotADirectoryError,
-            PermissionError) as e:
+    except (VisionError, FeatureSetError, OSError) as e:  # OSError: missing, exists, not a dir, ...
         print(f"distill.py: error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
 

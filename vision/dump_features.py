@@ -49,14 +49,18 @@ def feature_meta(ckpt: dict, classes, split: str, dataset: str) -> dict:
 @torch.no_grad()
 def dump_split(models, dataset, paths, metas, *, num_classes: int, device, batch_size=256,
                workers=0, autocast=contextlib.nullcontext, channels_last=False,
-               dtype=None, overwrite=True, header="features", images_per_iter=None):
+               dtype=None, overwrite=True, header="features", images_per_iter=None,
+               split_size=None):
     """Run every model of ``models`` (unwrapped; in eval mode while dumping) over ``dataset`` in
     order and write one feature set per model at ``paths[i]`` with ``metas[i]``. The models
     share each batch: one pass over the data for all the students of a sweep.
     dtype None ("auto"): float32, or float16 when the split has more than 2**28 feature values
-    (1 GiB as float32, e.g. ImageNet train)."""
+    (1 GiB as float32, e.g. ImageNet train); logits when it has at most 1e8. Both are decided on
+    ``split_size`` (default: this dataset's size), the whole split when ``dataset`` is a slice,
+    so that every rank's slice is written alike."""
     heads = [find_head(m, num_classes) for m in models]
     n = len(dataset)
+    total = split_size or n
     captured = [[] for _ in models]
     hooks = [h.register_forward_hook(lambda m, inp, out, c=c: c.append(inp[0]))
              for h, c in zip(heads, captured)]
@@ -70,12 +74,12 @@ def dump_split(models, dataset, paths, metas, *, num_classes: int, device, batch
         stack.callback(lambda: [m.train(t) for m, t in zip(models, modes)])
         writers = []
         for head, path, meta in zip(heads, paths, metas):
-            dt = dtype or (np.float16 if n * head.in_features > AUTO_FP16_VALUES else np.float32)
+            dt = dtype or (np.float16 if total * head.in_features > AUTO_FP16_VALUES else np.float32)
             bias = head.bias.detach().float().cpu().numpy() if head.bias is not None else None
             writers.append(stack.enter_context(FeatureSetWriter(
                 path, num_samples=n, dim=head.in_features,
                 head_weight=head.weight.detach().float().cpu().numpy(), head_bias=bias, meta=meta,
-                dtype=dt, logits=n * num_classes <= MAX_LOGIT_VALUES, logits_dtype=np.float32,
+                dtype=dt, logits=total * num_classes <= MAX_LOGIT_VALUES, logits_dtype=np.float32,
                 overwrite=overwrite)))
         for m in models:
             m.eval()
@@ -98,6 +102,18 @@ def dump_split(models, dataset, paths, metas, *, num_classes: int, device, batch
 def _part_path(final: str, rank: int, world: int) -> str:
     head, tail = os.path.split(final)
     return os.path.join(head, f".{tail}.part{rank:05d}-of-{world:05d}")
+
+
+def _settle(error, leftovers, device, what: str) -> None:
+    """Every rank says whether ``what`` failed on it; if it failed anywhere, every rank removes
+    its ``leftovers`` and raises (its own error, or one naming how many other ranks failed)."""
+    failed = int(utils.reduce_across_processes(float(error is not None), device).item())
+    if failed:
+        for p in leftovers:
+            shutil.rmtree(p, ignore_errors=True)
+        if error is not None:
+            raise error
+        raise VisionError(f"{what} failed on {failed} other rank(s); see their error")
 
 
 def dump_all(models, datasets, out_dirs, *, num_classes, ckpt_metas, dataset_name,
@@ -127,26 +143,24 @@ def dump_all(models, datasets, out_dirs, *, num_classes, ckpt_metas, dataset_nam
                 if hi > lo:
                     dump_split(models, torch.utils.data.Subset(ds, range(lo, hi)), mine,
                                [dict(m, part=f"{rank}/{world}") for m in metas],
-                               num_classes=num_classes, header=header,
+                               num_classes=num_classes, header=header, split_size=n,
                                images_per_iter=kw.get("batch_size", 256) * world, **kw)
             except Exception as e:  # every rank must reach the vote below, or the others hang
                 error = e
-            failed = int(utils.reduce_across_processes(float(error is not None), kw.get("device")).item())
-            if failed:
-                for p in mine:
-                    shutil.rmtree(p, ignore_errors=True)
-                if error is not None:
-                    raise error
-                raise VisionError(f"feature dump of the {split} split failed on {failed} other "
-                                  "rank(s); see their error")
+            _settle(error, mine, kw.get("device"), f"the feature dump of the {split} split")
+            error, parts = None, []
             if rank == 0:
                 bounds = [(n * r // world, n * (r + 1) // world) for r in range(world)]
-                for final, meta in zip(finals, metas):
-                    parts = [_part_path(final, r, world) for r, (a, b) in enumerate(bounds) if b > a]
-                    concatenate_feature_sets(parts, final, meta=meta, overwrite=kw.get("overwrite", True))
-                    for p in parts:
-                        shutil.rmtree(p, ignore_errors=True)
-            utils.barrier()
+                try:
+                    for final, meta in zip(finals, metas):
+                        parts = [_part_path(final, r, world) for r, (a, b) in enumerate(bounds) if b > a]
+                        concatenate_feature_sets(parts, final, meta=meta, overwrite=kw.get("overwrite", True))
+                        for p in parts:
+                            shutil.rmtree(p, ignore_errors=True)
+                except Exception as e:
+                    error = e
+                    parts = [_part_path(f, r, world) for f in finals for r in range(world)]
+            _settle(error, parts, kw.get("device"), f"joining the {split} split's parts")
         for final in finals:
             print(f"features: wrote {final} ({n} samples)", flush=True)
         paths += finals
@@ -166,8 +180,9 @@ def get_args_parser():
     p.add_argument("--data", help="data path (default: the checkpoint's)")
     p.add_argument("--image-size", type=int, help="default: the checkpoint's")
     p.add_argument("--splits", nargs="+", choices=("train", "valid"), default=["train", "valid"])
-    p.add_argument("--limit-train", type=int, help="dump only the first N training samples")
-    p.add_argument("--limit-val", type=int, help="dump only the first N validation samples")
+    p.add_argument("--limit-train", type=int, help="dump only N training samples (the first N of a "
+                   "grey set, N spread evenly over an imagefolder's classes)")
+    p.add_argument("--limit-val", type=int, help="dump only N validation samples (as --limit-train)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
@@ -192,6 +207,10 @@ def main(args):
     if len(datasets.classes) != ckpt["num_classes"]:
         raise VisionError(f"{args.checkpoint} has {ckpt['num_classes']} classes, the data "
                           f"{len(datasets.classes)}")
+    if ckpt.get("classes") and list(ckpt["classes"]) != list(datasets.classes):
+        i = next(i for i, (a, b) in enumerate(zip(ckpt["classes"], datasets.classes)) if a != b)
+        raise VisionError(f"{args.checkpoint} has other classes than the data: class {i} is "
+                          f"{ckpt['classes'][i]!r} for the model, {datasets.classes[i]!r} in the data")
     utils.init_distributed_mode(args)
     device = torch.device("cuda", args.gpu) if args.device == "cuda" else torch.device("cpu")
     model.to(device)
@@ -208,7 +227,7 @@ def cli(argv=None):
     args = get_args_parser().parse_args(argv)
     try:
         main(args)
-    except (VisionError, FeatureSetError, FileNotFoundError) as e:
+    except (VisionError, FeatureSetError, OSError) as e:
         msg = " ".join(str(e).split())
         print(f"dump_features.py: error: {msg}", file=sys.stderr)
         sys.exit(2)

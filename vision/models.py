@@ -42,8 +42,8 @@ def build_model(name: str, num_classes: int, small_input: bool = False, model_kw
     try:
         model = torchvision.models.get_model(name, weights=None, num_classes=num_classes,
                                              **(model_kwargs or {}))
-    except TypeError as e:
-        raise VisionError(f"{name}: bad --model-arg ({e})") from None
+    except (TypeError, ValueError) as e:
+        raise VisionError(f"{name}: bad --model-arg ({' '.join(str(e).split())})") from None
     return adapt_small_input(model, name) if small_input else model
 
 
