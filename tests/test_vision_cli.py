@@ -54,6 +54,7 @@ def cases(teacher, tmp):
                          "none.pt not found"),
         "dump garbage": ([DUMP, __file__, "--output", str(tmp / "f")], "not a readable checkpoint"),
         "gamma<=0": ([DISTILL, *DIGITS, "--lr-gamma", "-0.1"], "--lr-gamma must be a finite number > 0"),
+        "digits with --data": ([DISTILL, *DIGITS, "--data", str(tmp / "d")], "drop --data"),
         "workers<0": ([DISTILL, *DIGITS, "--workers", "-1"], "--workers must be >= 0"),
         "teacher alpha": ([*student, "--temperature", "2", "--teacher-alpha", "7"],
                           "--teacher-alpha α must be in [0, 1)"),

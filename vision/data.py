@@ -205,6 +205,8 @@ def build_datasets(name: str, data=None, image_size=None, recipe: str = "imagene
                 raise FileNotFoundError(f"data path {data} not found")
             (x_tr, y_tr), (x_va, y_va), classes = load_fashion_mnist(data)
         else:
+            if data is not None:
+                raise VisionError("--dataset digits is scikit-learn's bundled set: drop --data")
             (x_tr, y_tr), (x_va, y_va), classes = load_digits_split()
         hist = np.bincount(x_tr.ravel(), minlength=256).astype(np.float64)  # no big temporaries
         levels = np.arange(256) / 255.0
