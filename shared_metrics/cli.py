@@ -61,6 +61,50 @@ def _same_classes(a: FeatureSet, b: FeatureSet) -> None:
                               f"({a.num_classes} vs {b.num_classes} classes, or another order)")
 
 
+def _same_samples(a: FeatureSet, b: FeatureSet) -> None:
+    """η compares one model's features at T1 with another's at T2 on the same samples."""
+    if a.num_samples != b.num_samples or not np.array_equal(a.labels, b.labels):
+        detail = (f"{a.num_samples} vs {b.num_samples} rows" if a.num_samples != b.num_samples else
+                  f"labels differ from row {int(np.argmax(a.labels != b.labels))}")
+        raise FeatureSetError(f"{a.path} and {b.path} are not the same samples ({detail}): "
+                              "give feature sets of one split dumped alike")
+    for key in ("split", "dataset"):
+        if a.meta.get(key) is not None and b.meta.get(key) is not None and a.meta[key] != b.meta[key]:
+            raise FeatureSetError(f"{a.path} and {b.path} are of different {key}s "
+                                  f"({a.meta[key]!r} vs {b.meta[key]!r})")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {text!r}")
+    return v
+
+
+def _hierarchy(spec: str, classes: list[str]):
+    """load_hierarchy, and a warning line for classes the hierarchy does not hold (a typo in a
+    JSON hierarchy would otherwise drop them from S1 and S2 silently)."""
+    h, nodes = load_hierarchy(spec, classes)
+    missing = [c for c, node in zip(classes, nodes) if node not in h]
+    if missing:
+        print(f"{PROG}: warning: {len(missing)} of {len(classes)} classes are not in the hierarchy "
+              f"{h.source} (e.g. {missing[0]!r}); they can be in neither S1 nor S2", file=sys.stderr)
+    return h, nodes
+
+
 def _pct(v):
     return None if v is None else 100.0 * v
 
@@ -103,6 +147,11 @@ def cmd_eta(args) -> None:
     ref = opened["train"][0]
     for b, a in opened.values():
         _same_classes(ref, b), _same_classes(ref, a)
+        _same_samples(b, a)
+        tb, ta = b.meta.get("temperature"), a.meta.get("temperature")
+        if tb is not None and ta is not None and float(tb) > float(ta):
+            raise UsageError(f"--before is at T = {tb:g} and --after at T = {ta:g}: η(T1, T2) takes the "
+                             "lower temperature first (--before T1, --after T2)")
 
     # Targets and their S1/S2.
     if args.sets:
@@ -115,9 +164,15 @@ def cmd_eta(args) -> None:
             raise UsageError("give --target NAME (with --similar/--dissimilar or --hierarchy), or --sets FILE.json")
         t = ref.class_index(args.target)
         s1, s2 = _class_list(ref, args.similar), _class_list(ref, args.dissimilar)
+        chosen = [name for name, on in (("--similar/--dissimilar", s1 or s2), ("--hierarchy", args.hierarchy),
+                                        ("--select-by-features", args.select_by_features)) if on]
+        if len(chosen) > 1:
+            raise UsageError(f"{' and '.join(chosen)} each choose S1/S2: give one")
+        if bool(s1) != bool(s2):
+            raise UsageError("give both --similar and --dissimilar")
         if not (s1 and s2):
             if args.hierarchy:
-                h, nodes = load_hierarchy(args.hierarchy, ref.classes)
+                h, nodes = _hierarchy(args.hierarchy, ref.classes)
                 s1, s2 = select_from_hierarchy(h, nodes, t, args.k, args.n, args.seed)
             elif args.select_by_features:
                 s1, s2 = select_from_features(class_centroids(ref), t)
@@ -158,7 +213,8 @@ def cmd_eta(args) -> None:
     keys = [f"{k}{sfx}" for sfx in [""] + (["_valid"] if len(opened) > 1 else [])
             for k in ("eta_similar", "eta_dissimilar")]
     if args.format == "csv":
-        _emit(args, payload, results, ["target"] + keys)
+        rows = [{"target": r["target"], **{f"{k} (fraction)": r[k] for k in keys}} for r in results]
+        _emit(args, payload, rows, ["target"] + [f"{k} (fraction)" for k in keys])
     else:
         named = [k.replace("eta_similar", "η S1").replace("eta_dissimilar", "η S2").replace("_valid", " valid")
                  + " (fraction)" for k in keys]
@@ -171,10 +227,18 @@ def cmd_entropy(args) -> None:
     sets = [_open(p) for p in args.features]
     result = {str(fs.path): {T.text: mean_entropy(fs.logits, T) for T in args.temperature} for fs in sets}
     payload = result[str(sets[0].path)] if len(sets) == 1 else result
-    rows = [{"T": T.text, **{f"{_label(fs)} (nats)": result[str(fs.path)][T.text] for fs in sets}}
+    labels = _unique_labels(sets)
+    rows = [{"T": T.text, **{f"{lab} (nats)": result[str(fs.path)][T.text] for fs, lab in zip(sets, labels)}}
             for T in args.temperature]
-    rows.append({"T": "max ln K", **{f"{_label(fs)} (nats)": float(np.log(fs.num_classes)) for fs in sets}})
+    rows.append({"T": "max ln K", **{f"{lab} (nats)": float(np.log(fs.num_classes))
+                                     for fs, lab in zip(sets, labels)}})
     _emit(args, payload, rows, list(rows[0]))
+
+
+def _unique_labels(sets) -> list[str]:
+    """Table column names: the sets' labels, with the path added where two would be the same."""
+    labels = [_label(fs) for fs in sets]
+    return [f"{lab} ({fs.path})" if labels.count(lab) > 1 else lab for fs, lab in zip(sets, labels)]
 
 
 def _label(fs: FeatureSet) -> str:
@@ -212,7 +276,7 @@ def cmd_similar(args) -> None:
     if not targets:
         raise UsageError("give --target NAME[,NAME...]")
     centroids = class_centroids(fs)
-    hier = load_hierarchy(args.hierarchy, fs.classes) if args.hierarchy else None
+    hier = _hierarchy(args.hierarchy, fs.classes) if args.hierarchy else None
     candidates = None
     if args.candidates is not None:
         try:
@@ -222,6 +286,8 @@ def cmd_similar(args) -> None:
         candidates = [i for i, c in enumerate(fs.classes) if pattern.fullmatch(c)]
         if len(candidates) < 3:
             raise UsageError(f"--candidates {args.candidates!r} matches {len(candidates)} classes; need at least 3")
+    if args.near + args.far > 1.0:
+        raise UsageError(f"--near {args.near:g} + --far {args.far:g} is over 1: S1 and S2 would overlap")
     rows, sets_out = [], {}
     for t in targets:
         require_classes_present(fs, [t])
@@ -264,7 +330,11 @@ def cmd_project(args) -> None:
     cols_k = sorted(dict.fromkeys(col_key(fs) for fs in sets), key=lambda k: (float(k[0]), k[1]))
     grid = [[None] * len(cols_k) for _ in rows_k]
     for fs in sets:
-        grid[rows_k.index(row_key(fs))][cols_k.index(col_key(fs))] = fs
+        i, j = rows_k.index(row_key(fs)), cols_k.index(col_key(fs))
+        if grid[i][j] is not None:
+            raise UsageError(f"{grid[i][j].path} and {fs.path} would share one panel (same model, α, role, "
+                             "temperature and split in meta.json): give one of them")
+        grid[i][j] = fs
     row_labels = [" ".join(x for x in (str(m or ""), f"α={a}" if a is not None else "", r) if x) for m, a, r in rows_k]
     col_labels = [" ".join(x for x in (f"T={float(t):g}" if t else "teacher", s) if x) for t, s in cols_k]
     out = Path(args.out)
@@ -354,14 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--hierarchy", help="choose S1/S2 from a hierarchy: a JSON file, 'wordnet' or 'fashion-mnist'")
     sp.add_argument("--select-by-features", action="store_true",
                     help="choose S1/S2 from the --before set's centroids (nearest 1%%, farthest 90%%)")
-    sp.add_argument("--k", type=int, default=4, help="hierarchy: number of similar classes (default 4)")
-    sp.add_argument("--n", type=int, default=20, help="hierarchy: number of dissimilar classes (default 20)")
+    sp.add_argument("--k", type=_positive_int, default=4, help="hierarchy: number of similar classes (default 4)")
+    sp.add_argument("--n", type=_positive_int, default=20, help="hierarchy: number of dissimilar classes (default 20)")
     sp.add_argument("--seed", type=int, default=0, help="seed for random choices and subsampling")
     sp.add_argument("--pairwise", action="store_true",
                     help="η_pairwise (Supp. J): mean pairwise feature distance instead of centroids")
     sp.add_argument("--projection", choices=("head", "none"), default="head",
                     help="η_pairwise: project onto the span of the classes' head rows (default) or not")
-    sp.add_argument("--max-per-class", type=int, default=500, help="η_pairwise: samples per class (default 500)")
+    sp.add_argument("--max-per-class", type=_positive_int, default=500,
+                    help="η_pairwise: samples per class (default 500)")
 
     sp = add("entropy", cmd_entropy, "mean entropy (nats) of softmax(logits/T) per temperature (Table 13)")
     sp.add_argument("--features", nargs="+", required=True, help="feature set(s) with logits.npy")
@@ -380,10 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--features", required=True, help="feature set whose centroids define feature space")
     sp.add_argument("--target", required=True, help="target class(es), comma-separated")
     sp.add_argument("--hierarchy", help="a JSON hierarchy, 'wordnet' or 'fashion-mnist'")
-    sp.add_argument("--k", type=int, default=4, help="hierarchy: similar classes (default 4)")
-    sp.add_argument("--n", type=int, default=20, help="hierarchy: dissimilar classes (default 20)")
-    sp.add_argument("--near", type=float, default=0.01, help="feature space: nearest fraction = S1 (default 0.01)")
-    sp.add_argument("--far", type=float, default=0.90, help="feature space: farthest fraction = S2 (default 0.9)")
+    sp.add_argument("--k", type=_positive_int, default=4, help="hierarchy: similar classes (default 4)")
+    sp.add_argument("--n", type=_positive_int, default=20, help="hierarchy: dissimilar classes (default 20)")
+    sp.add_argument("--near", type=_fraction, default=0.01, help="feature space: nearest fraction = S1 (default 0.01)")
+    sp.add_argument("--far", type=_fraction, default=0.90, help="feature space: farthest fraction = S2 (default 0.9)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--write-sets", help="write the chosen sets as an `eta --sets` JSON file")
     sp.add_argument("--candidates", metavar="REGEX",
@@ -395,7 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="feature sets; rows by model/α, columns by temperature/split from meta.json")
     sp.add_argument("--classes", required=True, help="three classes, e.g. Pullover,Coat,Sneaker")
     sp.add_argument("--out", required=True, help="PNG file to write")
-    sp.add_argument("--max-per-class", type=int, default=150, help="points per class (default 150, as the paper)")
+    sp.add_argument("--max-per-class", type=_positive_int, default=150,
+                    help="points per class (default 150, as the paper)")
     sp.add_argument("--seed", type=int, default=0)
 
     sp = add("soft-targets", cmd_soft_targets,

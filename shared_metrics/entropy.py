@@ -31,10 +31,14 @@ def softmax(z: np.ndarray, T: float = 1.0) -> np.ndarray:
 
 
 def _chunks(logits, chunk_rows: int = CHUNK_ROWS):
+    """float64 blocks of rows; a NaN/inf is an error naming its row (and file, for a memmap)."""
     for start in range(0, logits.shape[0], chunk_rows):
         block = np.asarray(logits[start:start + chunk_rows], np.float64)
-        if not np.isfinite(block).all():
-            raise ValueError(f"non-finite logit (NaN or inf) in rows {start}..{start + len(block) - 1}")
+        bad = ~np.isfinite(block)
+        if bad.any():
+            row = start + int(np.argwhere(bad)[0][0])
+            where = getattr(logits, "filename", None)
+            raise ValueError(f"{str(where) + ': ' if where else ''}non-finite logit (NaN or inf) in row {row}")
         yield block
 
 
@@ -56,6 +60,8 @@ def match_temperature(logits, entropy: float, *, lo: float = 1e-3, hi: float = 1
     bracketing root finder (Brent) applies."""
     K = logits.shape[1]
     entropy = float(entropy)
+    if not np.isfinite(entropy) or entropy < 0:
+        raise ValueError(f"the entropy to match must be a number >= 0 (nats), got {entropy:g}")
     f = lambda T: mean_entropy(logits, T) - entropy  # noqa: E731
     f_lo, f_hi = f(lo), f(hi)
     if f_hi < 0:

@@ -71,10 +71,13 @@ def _load_small(path: Path) -> np.ndarray:
         raise FeatureSetError(f"{path}: not a readable .npy file ({e})") from None
 
 
-def _require_finite(arr: np.ndarray, path: Path, row_offset: int = 0) -> None:
+def _require_finite(arr: np.ndarray, path: Path, row_offset: int = 0, rows=None) -> None:
+    """NaN/inf is an error naming the file row: ``row_offset`` + the block row, or ``rows[i]``
+    when the block holds the file rows ``rows``."""
     bad = ~np.isfinite(arr)
     if bad.any():
-        row = int(np.argwhere(bad)[0][0]) + row_offset
+        i = int(np.argwhere(bad)[0][0])
+        row = int(rows[i]) if rows is not None else i + row_offset
         raise FeatureSetError(f"{path}: non-finite value (NaN or inf) in row {row}")
 
 
@@ -247,7 +250,7 @@ class FeatureSet:
         if max_rows is not None and rows.size > max_rows:
             rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
         x = np.asarray(self.features[rows], dtype=np.float32)
-        _require_finite(x, self.path / "features.npy")
+        _require_finite(x, self.path / "features.npy", rows=rows)
         return x
 
 

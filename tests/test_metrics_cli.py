@@ -1,5 +1,6 @@
 """`lskd-metrics` end to end: the two documented calls, formats, and one-line errors."""
 import json
+from pathlib import Path
 import math
 import os
 import shutil
@@ -57,7 +58,8 @@ def test_eta_sets_table_with_valid_columns(eta_sets, tmp_path):
     assert lines[0] == "| target | η S1 (%) | η S2 (%) | η S1 valid (%) | η S2 valid (%) |"
     assert lines[2] == "| dog | -25.000 | 20.000 | -25.000 | 20.000 |"
     rc, out, _ = run(*args, "--format", "csv")
-    assert out.splitlines()[0] == "target,eta_similar,eta_dissimilar,eta_similar_valid,eta_dissimilar_valid"
+    assert out.splitlines()[0] == ("target,eta_similar (fraction),eta_dissimilar (fraction),"
+                                   "eta_similar_valid (fraction),eta_dissimilar_valid (fraction)")
     assert [float(v) for v in out.splitlines()[1].split(",")[1:]] == pytest.approx([-0.25, 0.2] * 2, abs=1e-6)
     rc, out, _ = run(*args, "--format", "json")
     assert [t["target"] for t in json.loads(out)["targets"]] == ["dog", "wolf"]
@@ -99,7 +101,7 @@ def test_other_commands_run(make_set, tmp_path):
     assert rc == 0 and json.loads(out)["targets"][0]["eta_similar"] == pytest.approx(0.0, abs=1e-12)
     # feature space among the classes whose names have no '/' or ' ' (8 of 10): S1, S2 never hold the others
     rc, out, err = run("similar", "--features", d, "--target", "Pullover", "--candidates", "[A-Za-z-]+",
-                       "--near", "0.2", "--write-sets", tmp_path / "c.json")
+                       "--near", "0.2", "--far", "0.7", "--write-sets", tmp_path / "c.json")
     sets = json.loads((tmp_path / "c.json").read_text())["Pullover"]
     assert rc == 0 and len(sets["similar"]) == 2 and len(sets["dissimilar"]) == 5, err
     assert not {"T-shirt/top", "Ankle boot"} & {*sets["similar"], *sets["dissimilar"]}
@@ -145,7 +147,7 @@ def test_bad_input_exits_with_one_line(make_set, eta_sets, tmp_path):
     # an empty class: 'truck' has no sample in this set
     empty = make_set("empty", np.array([[0, 0], [1, 0], [0, 2]], np.float32), [0, 1, 2],
                      classes=["dog", "wolf", "fox", "truck"])
-    _assert_one_line_error(*run("eta", "--before", empty, "--after", after, "--target", "dog",
+    _assert_one_line_error(*run("eta", "--before", empty, "--after", empty, "--target", "dog",
                                 "--similar", "wolf", "--dissimilar", "truck"), "'truck' has no samples")
     # classes that differ between the two sets
     other = make_set("other", np.zeros((4, 2)), [0, 1, 2, 3], classes=["a", "b", "c", "d"])
@@ -157,6 +159,67 @@ def test_bad_input_exits_with_one_line(make_set, eta_sets, tmp_path):
                            "not found")
     rc, out, err = run("entropy", "--features", before, "--temperature", "0")
     assert rc == 2 and "Traceback" not in err and "positive" in err
+
+
+def test_metric_inputs_that_would_give_a_silent_wrong_result(make_set, eta_sets, tmp_path):
+    before, after = eta_sets
+    pick = ["--target", "dog", "--similar", "wolf", "--dissimilar", "truck"]
+    # η needs the same samples at T1 and T2: other labels, or another split, are refused
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(after, shuffled)
+    y = np.load(shuffled / "labels.npy")
+    np.save(shuffled / "labels.npy", y[::-1].copy())
+    _assert_one_line_error(*run("eta", "--before", before, "--after", shuffled, *pick),
+                           "are not the same samples", "labels differ from row 0")
+    meta = json.loads((shuffled / "meta.json").read_text())
+    np.save(shuffled / "labels.npy", y)
+    train = tmp_path / "train"
+    shutil.copytree(before, train)
+    (train / "meta.json").write_text(json.dumps({**json.loads((train / "meta.json").read_text()), "split": "train"}))
+    for key, value in (("split", "valid"), ("temperature", 0.5)):
+        (shuffled / "meta.json").write_text(json.dumps({**meta, key: value}))
+        expected = "different splits" if key == "split" else "takes the lower temperature first"
+        _assert_one_line_error(*run("eta", "--before", train, "--after", shuffled, *pick), expected)
+    # S1/S2 chosen two ways at once, or half given
+    _assert_one_line_error(*run("eta", "--before", before, "--after", after, *pick, "--select-by-features"),
+                           "each choose S1/S2")
+    _assert_one_line_error(*run("eta", "--before", before, "--after", after, "--target", "dog",
+                                "--similar", "wolf", "--select-by-features"), "each choose S1/S2")
+    rc, out, err = run("eta", "--before", before, "--after", after, *pick, "--pairwise", "--max-per-class", "0")
+    assert rc == 2 and "must be a whole number >= 1" in err
+    # a NaN is reported at its file row, with its file
+    nan = tmp_path / "nan"
+    shutil.copytree(before, nan)
+    x, y = np.load(nan / "features.npy"), np.load(nan / "labels.npy")
+    row = int(np.flatnonzero(y == 1)[-1])  # the last 'wolf' row
+    x[row, 0] = np.nan
+    np.save(nan / "features.npy", x)
+    _assert_one_line_error(*run("project", "--features", nan, "--classes", "dog,wolf,truck",
+                                "--out", tmp_path / "p.png"), f"{nan / 'features.npy'}", f"row {row}")
+    logits = np.zeros((5, 2), np.float32)
+    inf = make_set("inf", np.zeros((5, 2)), [0, 1, 0, 1, 0], classes=["a", "b"], logits=logits)
+    logits[4, 1] = np.inf  # by hand: the writer itself refuses it
+    np.save(Path(inf) / "logits.npy", logits)
+    _assert_one_line_error(*run("entropy", "--features", inf, "--temperature", "1"),
+                           f"{inf}/logits.npy", "row 4")
+    _assert_one_line_error(*run("match-temperature", "--features", inf, "--entropy", "nan"),
+                           "must be a number >= 0")
+    # two sets that would share a column or a panel
+    a = make_set("seed1", np.zeros((3, 2)), [0, 1, 2], classes=["x", "y", "z"], logits=np.zeros((3, 3)),
+                 model="m", alpha=0.1, temperature=1)
+    b = make_set("seed2", np.ones((3, 2)), [0, 1, 2], classes=["x", "y", "z"],
+                 logits=np.array([[9, 0, 0], [0, 9, 0], [0, 0, 9]], np.float32), model="m", alpha=0.1, temperature=1)
+    rc, out, err = run("entropy", "--features", a, b, "--temperature", "1", "--format", "csv")
+    assert rc == 0 and len(out.splitlines()[0].split(",")) == 3, out  # T + one column per set
+    _assert_one_line_error(*run("project", "--features", a, b, "--classes", "x,y,z", "--out", tmp_path / "q.png"),
+                           "would share one panel")
+    _assert_one_line_error(*run("similar", "--features", a, "--target", "x", "--near", "0.5", "--far", "0.6"),
+                           "S1 and S2 would overlap")
+    # classes a JSON hierarchy does not hold are named on stderr, not dropped silently
+    hier = tmp_path / "h.json"
+    hier.write_text(json.dumps({"all": {"xy": ["x", "y"], "other": ["zz"]}}))
+    rc, out, err = run("similar", "--features", a, "--target", "x", "--hierarchy", hier)
+    assert "warning: 1 of 3 classes are not in the hierarchy" in err and "'z'" in err
 
 
 def test_metrics_do_not_import_torch():
