@@ -59,11 +59,19 @@ def require_classes_present(fs: FeatureSet, indices) -> None:
 
 
 def per_class_accuracy(fs: FeatureSet, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 accuracy of each class from logits.npy (Tables 17-19): (correct [K], count [K]).
+    """Top-1 accuracy of each class (Tables 17-19): (correct [K], count [K]).
 
+    From logits.npy; a set without it (ImageNet train: 1.28 M x 1000 logits are not dumped) is
+    scored from its features and head, logits = f W^T + b, block by block (the head is the model's
+    last layer, so this is the model's own prediction up to the features' float16 rounding).
     Accuracy of class k = correct[k] / count[k] (NaN where count is 0)."""
     correct = np.zeros(fs.num_classes, np.int64)
-    for _, y, block in fs.iter_chunks("logits", chunk_rows):
+    if fs.has_logits:
+        blocks = fs.iter_chunks("logits", chunk_rows)
+    else:
+        w, b = fs.head_weight.T.astype(np.float32), fs.head_bias.astype(np.float32)
+        blocks = ((start, y, f @ w + b) for start, y, f in fs.iter_chunks("features", chunk_rows))
+    for _, y, block in blocks:
         hit = block.argmax(axis=1) == y
         correct += np.bincount(y[hit], minlength=fs.num_classes)
     return correct, fs.label_counts()

@@ -79,8 +79,9 @@ def test_group_failure_names_the_stage_and_keeps_the_others(tmp_path, capsys):
     with pytest.raises(SystemExit, match="fix and re-run"):
         study.run()
     assert "step bad failed (exit 3)" in capsys.readouterr().err
-    assert (tmp_path / "study" / ".recipe" / "ok.json").exists()
-    assert not (tmp_path / "study" / ".recipe" / "bad.json").exists()
+    import json
+    assert json.loads((tmp_path / "study" / ".recipe" / "ok.json").read_text())["state"] == "finished"
+    assert json.loads((tmp_path / "study" / ".recipe" / "bad.json").read_text())["state"] == "started"
 
 
 def test_full_profile_dry_run_prints_the_cuda_commands_and_runs_nothing(tmp_path, capsys):

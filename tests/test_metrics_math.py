@@ -155,3 +155,16 @@ def test_per_class_accuracy(make_set):
     fs = FeatureSet.open(make_set("acc", np.zeros((5, 3)), labels, classes=["a", "b", "c"], logits=logits))
     correct, count = per_class_accuracy(fs, chunk_rows=2)
     assert correct.tolist() == [1, 0, 2] and count.tolist() == [2, 1, 2]
+    # without logits.npy (ImageNet train): scored from features and head, z = f W^T + b.
+    # Head: W = identity, b = (0, 0.5, 0); features = the logits above, so z = logits + b:
+    # row 1 (0, 1, 0) -> (0, 1.5, 0) still class 1; row 3 (1, 0, 0) -> (1, 0.5, 0) still class 0;
+    # row 4 (0, 0, 1) -> (0, 0.5, 1) still class 2: the same counts; and a row the bias flips:
+    feats = np.vstack([logits, [[0.4, 0, 0]]])  # -> (0.4, 0.5, 0): class 1, labelled 1: correct
+    path = make_set("nolog", feats, labels + [1], classes=["a", "b", "c"])
+    fs = FeatureSet.open(path)
+    np.save(fs.path / "head_weight.npy", np.eye(3, dtype=np.float32))
+    np.save(fs.path / "head_bias.npy", np.array([0, 0.5, 0], np.float32))
+    fs = FeatureSet.open(path)
+    assert not fs.has_logits
+    correct, count = per_class_accuracy(fs, chunk_rows=4)
+    assert correct.tolist() == [1, 1, 2] and count.tolist() == [2, 2, 2]

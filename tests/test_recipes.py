@@ -84,9 +84,10 @@ def test_imagenet_dry_run(imagefolder, tmp_path):
     assert {k.split("-")[1] for k in students} == {"resnet18", "resnet50"}
     assert sum("--seed 3" in c for c in students.values()) == 4
     similar = [c for k, c in cmds.items() if k.startswith("similar-")]
-    assert len(similar) == 6
+    assert len(similar) == 3  # one per seed: Table 12 on the plain ResNet-50 teacher's validation set
     for c in similar:
         assert all(w in c for w in WNIDS) and "--hierarchy wordnet --k 4 --n 20" in c and "--write-sets" in c
+        assert re.search(r"--features \S*/teachers/a0_s\d/features/valid ", c), c
     etas = [c for k, c in cmds.items() if k.startswith("eta-")]
     assert len(etas) == 12 and all("--sets" in c and "--before-valid" in c and "--after-valid" in c for c in etas)
     assert any("/T1/features/train" in c and "/T3/features/train" in c for c in etas)   # Table 3
@@ -95,15 +96,15 @@ def test_imagenet_dry_run(imagefolder, tmp_path):
     assert proj and all("--classes n02113799,n02113712,n04347754" in c for c in proj)
     assert "scripts.recipes.tables vision-accuracy" in cmds["table-accuracy"]
     assert "table-eta-resnet18" in cmds and "table-eta-resnet50" in cmds
-    # Tables 17-19: per-class validation accuracy of the 3 + 10 classes, per student sweep
+    # Tables 17-19: per-class train and validation accuracy of the 3 + 10 classes, per student sweep
     acc = {k: c for k, c in cmds.items() if k.startswith("accuracy-")}
     assert len(acc) == 12 and "accuracy-resnet18-a0.1-s2" in acc
     for c in acc.values():
         words = shlex.split(c)
         classes = words[words.index("--classes") + 1].split(",")
         assert sorted(classes) == sorted(WNIDS + ["n02113799", "n02113712", "n04347754"])
-        assert "shared_metrics accuracy" in c and "--format json" in c and "/features/train" not in c
-        assert all(f"/T{T}/features/valid " in c for T in (1, 2, 3, 64))
+        assert "shared_metrics accuracy" in c and "--format json" in c
+        assert all(f"/T{T}/features/{sp} " in c for T in (1, 2, 3, 64) for sp in ("train", "valid"))
     table = shlex.split(cmds["table-per-class-accuracy"])
     assert table.count("--set") == 3 and all(c.split()[-1] in table for c in acc.values())
     sets = dict(zip(table[table.index("--set") + 1::3], table[table.index("--set") + 2::3]))
@@ -137,8 +138,8 @@ def test_imagenet_bad_input(args, message, imagefolder):
 def test_cub_dry_run(imagefolder, tmp_path):
     weights = tmp_path / "r50.pth"
     weights.write_bytes(b"")
-    cmds = commands(recipe("cub", "--data", imagefolder, "--pretrained", weights, "--out", tmp_path / "o",
-                           "--nproc", "2", "--dry-run").stdout)
+    cmds = commands(recipe("cub", "--data", imagefolder, "--pretrained", weights, "--pretrained-r18", weights,
+                           "--pretrained-mbv2", weights, "--out", tmp_path / "o", "--nproc", "2", "--dry-run").stdout)
     teachers = [c for k, c in cmds.items() if k.startswith("teacher-")]
     assert len(teachers) == 9 and sum("--label-smoothing 0.2 " in c for c in teachers) == 3
     for c in teachers + [c for k, c in cmds.items() if k.startswith("students-")]:
@@ -168,9 +169,16 @@ def test_cub_dry_run(imagefolder, tmp_path):
     assert "scripts.recipes.tables per-class-accuracy" in table and table.count("/accuracy/per_class_") == 21
 
 
-def test_cub_needs_pretrained(imagefolder):
+def test_cub_needs_pretrained(imagefolder, tmp_path):
     p = recipe("cub", "--data", imagefolder, "--dry-run", check=False)
     assert p.returncode == 2 and "--pretrained is required" in p.stderr and "Traceback" not in p.stderr
+    weights = tmp_path / "r50.pth"
+    weights.write_bytes(b"")
+    p = recipe("cub", "--data", imagefolder, "--pretrained", weights, "--dry-run", check=False)
+    assert p.returncode == 2 and "--pretrained-r18 is required" in p.stderr and "Traceback" not in p.stderr
+    p = recipe("cub", "--data", imagefolder, "--pretrained", weights, "--students-from-scratch", "--dry-run")
+    students = [c for k, c in commands(p.stdout).items() if k.startswith("students-resnet18")]
+    assert students and not any("--pretrained" in c for c in students)
 
 
 def test_iwslt_dry_run(tmp_path):
@@ -179,8 +187,9 @@ def test_iwslt_dry_run(tmp_path):
     out = recipe("iwslt", "--raw-de-en", raw, "--raw-en-ru", raw, "--out", tmp_path / "o", "--nproc", "2",
                  "--dry-run").stdout
     cmds = commands(out)
-    assert "--src de --tgt en" in cmds["data-de-en"] and "--src en --tgt ru" in cmds["data-en-ru"]
-    for pair in ("de-en", "en-ru"):
+    # the paper's directions: English->German, English->Russian
+    assert "--src en --tgt de" in cmds["data-en-de"] and "--src en --tgt ru" in cmds["data-en-ru"]
+    for pair in ("en-de", "en-ru"):
         teachers = [c for k, c in cmds.items() if k.startswith(f"teacher-{pair}-")]
         students = [c for k, c in cmds.items() if k.startswith(f"student-{pair}-")]
         assert len(teachers) == 6 and len(students) == 24
@@ -193,6 +202,11 @@ def test_iwslt_dry_run(tmp_path):
                    for c in students) == 6
         assert "nmt_plugin.bleu table" in cmds[f"table-bleu-{pair}"]
         assert cmds[f"table-bleu-{pair}"].count("checkpoint_best.pt") == 30
+    for bad, message in ((["--pairs", "de-en", "de-en"], "de-en is given twice"),
+                         (["--nproc", "32"], "use at most 16 processes")):
+        p = recipe("iwslt", "--raw-de-en", raw, "--raw-en-ru", raw, "--out", tmp_path / "o", *bad, "--dry-run",
+                   check=False)
+        assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
 # ----------------------------------------------------------------------------- the runner
@@ -210,10 +224,40 @@ def test_runner_resumes_and_stops_on_failure(tmp_path, capsys):
     assert r.run() == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "step two failed (exit 3)" in err[0]
-    assert (out / ".recipe" / "one.json").is_file() and not (out / ".recipe" / "two.json").exists()
+    assert json.loads((out / ".recipe" / "one.json").read_text())["state"] == "finished"
+    assert json.loads((out / ".recipe" / "two.json").read_text())["state"] == "started"  # interrupted
     assert "boom" in (out / ".recipe" / "logs" / "two.log").read_text()
     assert r.run() == 1
     assert (out / "one.txt").read_text() == "x"  # finished step not run again
+
+
+def test_runner_interrupted_step_with_a_changed_command_starts_afresh(tmp_path, capsys):
+    """An interrupted training resumes with its own command; with another command (here: another
+    loss weight) its directory is cleared first, not resumed under the new marker. Another
+    --nproc is the same training: a finished one is kept."""
+    out = tmp_path / "out"
+    r = make_recipe(tmp_path)
+    train = out / "train"
+    r.add("train", [sys.executable, "-c", "import sys; sys.exit(7)", "--beta", "1", "--batch-size", "256"],
+          [train / "done"], resume_dir=train)
+    assert r.run() == 1
+    (train).mkdir(parents=True)
+    (train / "checkpoint_last.pt").write_bytes(b"beta=1")
+    assert r.status(r.steps[0], set()) == (False, None)           # same command: resumes
+    r2 = make_recipe(tmp_path)
+    r2.add("train", [sys.executable, "-c", "import sys; sys.exit(7)", "--beta", "0.5", "--batch-size", "256"],
+           [train / "done"], resume_dir=train)
+    assert r2.status(r2.steps[0], set()) == (False, "command changed")
+    r2.run()
+    assert not (train / "checkpoint_last.pt").exists()          # cleared, not resumed
+    capsys.readouterr()
+    # the same vision training on 1 and on 4 processes is one step
+    one, four = make_recipe(tmp_path), make_recipe(tmp_path)
+    four.args.nproc = 4
+    for rec, batch in ((one, 256), (four, 64)):
+        rec.add("v", rec.vision("--batch-size", batch, "--output-dir", out / "v"), [out / "v" / "x"])
+    assert one.command_text(one.steps[0]) == four.command_text(four.steps[0])
+    assert "torchrun" in " ".join(four.steps[0].cmd) and "--batch-size 256" in four.command_text(four.steps[0])
 
 
 def test_runner_resume_flag_and_deferred(tmp_path, capsys):
@@ -392,7 +436,7 @@ def test_imagenet_toy_runs_and_resumes(tmp_path):
     t0 = time.perf_counter()
     p = recipe("imagenet", "--toy", "--out", out, "--quiet")
     first = time.perf_counter() - t0
-    assert "23 steps run, 0 skipped" in p.stdout
+    assert "22 steps run, 0 skipped" in p.stdout
     acc = (out / "tables" / "accuracy.md").read_text()
     assert "± " in acc and "Teacher: resnet50" in acc and "α = 0.1" in acc and "T = 64" in acc
     rows = list(csv.DictReader(open(out / "tables" / "accuracy.csv")))
@@ -402,33 +446,34 @@ def test_imagenet_toy_runs_and_resumes(tmp_path):
         eta = (out / "tables" / f"eta_{model}.md").read_text()
         assert "η S1 train (%)" in eta and "η S2 valid (%)" in eta and "Pullover" in eta and "±" in eta
         assert "eta_similar_mean" in (out / "tables" / f"eta_{model}.csv").read_text().splitlines()[0]
-    assert (out / "figures" / "projection_resnet18.png").stat().st_size > 1000
-    sets = json.loads((out / "eta" / "sets_resnet18_s1.json").read_text())
+    assert (out / "figures" / "projection_resnet18_s1.png").stat().st_size > 1000
+    sets = json.loads((out / "eta" / "sets_s1.json").read_text())
     assert sets["Coat"]["similar"] and sets["Coat"]["dissimilar"]
     check_per_class_table(out)
 
     t0 = time.perf_counter()
     again = recipe("imagenet", "--toy", "--out", out, "--quiet")
-    assert "0 steps run, 23 skipped" in again.stdout and again.stdout.count("done, skipped") == 23
+    assert "0 steps run, 22 skipped" in again.stdout and again.stdout.count("done, skipped") == 22
     assert time.perf_counter() - t0 < first / 3
     dry = recipe("imagenet", "--toy", "--out", out, "--dry-run").stdout
-    assert dry.count("(done)") == 23 and "--resume" in dry
+    assert dry.count("(done)") == 22 and "--resume" in dry
 
     # a lost table is rebuilt alone, the training is not repeated
     (out / "tables" / "accuracy.md").unlink()
     third = recipe("imagenet", "--toy", "--out", out, "--quiet")
-    assert "1 steps run, 22 skipped" in third.stdout and (out / "tables" / "accuracy.md").exists()
+    assert "1 steps run, 21 skipped" in third.stdout and (out / "tables" / "accuracy.md").exists()
 
     # a changed command (here: another S1/S2 draw) marks that step and what reads it stale, nothing else
-    marker = out / ".recipe" / "similar-resnet18-s1.json"
+    marker = out / ".recipe" / "similar-s1.json"
     rec = json.loads(marker.read_text())
     marker.write_text(json.dumps({**rec, "command": rec["command"].replace("--seed 0", "--seed 5")}))
     lab = labels(recipe("imagenet", "--toy", "--out", out, "--dry-run").stdout)
-    assert lab["similar-resnet18-s1"] == "stale: command changed"
-    assert lab["eta-resnet18-a0.1-s1"] == "stale: similar-resnet18-s1 re-runs"
+    assert lab["similar-s1"] == "stale: command changed"
+    assert lab["eta-resnet18-a0.1-s1"] == "stale: similar-s1 re-runs"
     assert lab["table-eta-resnet18"].startswith("stale: ")
     assert {k for k, v in lab.items() if v != "done"} == {
-        "similar-resnet18-s1", "eta-resnet18-a0.1-s1", "eta-resnet18-a0-s1", "table-eta-resnet18"}
+        "similar-s1", *(f"eta-{m}-{a}-s1" for m in ("resnet18", "resnet50") for a in ("a0.1", "a0")),
+        "table-eta-resnet18", "table-eta-resnet50"}
 
 
 def check_per_class_table(out: Path) -> None:
@@ -456,6 +501,6 @@ def check_per_class_table(out: Path) -> None:
     section = md.split(f"## Student {meta['model']}, teacher α = {meta['alpha']:g}: η targets")[1].split("##")[0]
     table = {r[0]: r for r in ([x.strip() for x in ln.strip("|").split("|")]
                                for ln in section.splitlines() if ln.startswith("| "))}
-    col = table["class"].index(f"T = {meta['temperature']:g} (%)")
+    col = table["class"].index(f"T = {meta['temperature']:g} valid (%)")  # train and valid columns
     assert table["Coat"][col] == f"{100 * acc['Coat']:.3f} ± 0.000 (1)"
     assert table["Average"][col] == f"{100 * average:.3f} ± 0.000 (1)"

@@ -111,8 +111,11 @@ class Step:
 
 #: why a step runs again although it has a marker (``Recipe.status``)
 CHANGED = "command changed"
-#: marker format: 2 records the unresolved command (``Recipe.command_text``); 1 had the resolved one
-MARKER_VERSION = 2
+#: marker format: 3 records the command as one process would run it (``Recipe.command_text``) and
+#: is written as "started" before the step runs; 2 recorded the unresolved command as run; 1 had
+#: the resolved one
+MARKER_VERSION = 3
+STARTED = "started"
 
 
 def _exists(path: Path) -> bool:
@@ -328,11 +331,39 @@ class Recipe:
     def marker(self, step: Step) -> Path:
         return self.out / ".recipe" / f"{step.name}.json"
 
-    def command_text(self, step: Step) -> str:
+    def command_text(self, step: Step, canonical: bool = True) -> str:
         """The step's command as its marker records it: shell-quoted, Deferred values unresolved
-        (``$(python -m scripts.recipes.tables get FILE KEY)``), no ``--resume``."""
-        return " ".join(c.shell("python") if isinstance(c, Deferred) else shlex.quote(_stable_word(c))
-                        for c in step.cmd)
+        (``$(python -m scripts.recipes.tables get FILE KEY)``), no ``--resume``; ``canonical``: as
+        one process would run it (see ``_one_process``)."""
+        words = [(c.shell("python"), True) if isinstance(c, Deferred) else (_stable_word(c), False)
+                 for c in step.cmd]
+        if canonical:
+            words = self._one_process(words)
+        return " ".join(w if deferred else shlex.quote(w) for w, deferred in words)
+
+    def _one_process(self, words: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+        """What --nproc changes put back as one process runs it: no torchrun launcher, no
+        --distributed-world-size, a distributed step's per-process --batch-size / --max-tokens as
+        the global amount. The same training on another number of GPUs is the same step: it is
+        not judged changed, so its finished outputs are not deleted and redone."""
+        texts = [w for w, _ in words]
+        distributed = texts[:1] == ["torchrun"] or "--distributed-world-size" in texts
+        if texts[:1] == ["torchrun"] and "vision/distill.py" in texts:
+            words = [("python", False)] + words[texts.index("vision/distill.py"):]
+        out, i = [], 0
+        while i < len(words):
+            w, deferred = words[i]
+            nxt = words[i + 1][0] if i + 1 < len(words) else ""
+            if not deferred and w == "--distributed-world-size":
+                i += 2
+                continue
+            if distributed and not deferred and w in ("--batch-size", "--max-tokens") and nxt.isdigit():
+                out += [(w, False), (str(int(nxt) * getattr(self.args, "nproc", 1)), False)]
+                i += 2
+                continue
+            out.append(words[i])
+            i += 1
+        return out
 
     def read_marker(self, step: Step) -> dict | None:
         try:
@@ -344,6 +375,8 @@ class Recipe:
     def same_command(self, step: Step, rec: dict) -> bool:
         if rec.get("version") == MARKER_VERSION:
             return rec.get("command") == self.command_text(step)
+        if rec.get("version") == 2:
+            return rec.get("command") == self.command_text(step, canonical=False)
         # a marker of the first runner recorded the resolved command (and --resume where added)
         try:
             ran = shlex.join([c.resolve() if isinstance(c, Deferred) else c for c in step.cmd])
@@ -352,9 +385,10 @@ class Recipe:
         return rec.get("command") in (ran, ran + " --resume")
 
     def is_done(self, step: Step) -> bool:
-        """Marker with the same command and every output there (dependencies aside: see status)."""
+        """Finished marker with the same command and every output there (dependencies aside: see status)."""
         rec = self.read_marker(step)
-        return rec is not None and self.same_command(step, rec) and all(_exists(o) for o in step.outputs)
+        return (rec is not None and rec.get("state") != STARTED and self.same_command(step, rec)
+                and all(_exists(o) for o in step.outputs))
 
     def dependencies(self, step: Step) -> list[str]:
         """Names of the earlier steps whose outputs or resume_dir ``step``'s command reads (module docstring)."""
@@ -395,6 +429,8 @@ class Recipe:
         upstream = [d for d in self.dependencies(step) if d in rerun]
         if upstream:
             return False, f"{upstream[0]} re-runs"
+        if rec.get("state") == STARTED:  # interrupted with this very command: it resumes
+            return False, None
         return all(_exists(o) for o in step.outputs), None
 
     def resolved(self, step: Step) -> list[str]:
@@ -467,7 +503,7 @@ class Recipe:
                     cleared = s.resume_dir is not None and s.resume_dir.exists()
                     print(f"{tag}: stale ({why}), re-runs{f'; cleared {s.resume_dir}' if cleared else ''}", flush=True)
                     self.clear(s)
-                self.marker(s).unlink(missing_ok=True)   # a failure now leaves an interrupted step
+                self._write_marker(s, None, None)   # "started": an interrupted step knows its command
                 todo.append(s)
             rerun.update(s.name for s in todo)
             if not todo:
@@ -520,13 +556,17 @@ class Recipe:
             return run_logged(cmd, f, env, prefix=prefix, echo=not getattr(self.args, "quiet", False),
                               lock=self._lock).returncode
 
-    def _write_marker(self, s: Step, cmd: list[str], seconds: float) -> None:
+    def _write_marker(self, s: Step, cmd: list[str] | None, seconds: float | None) -> None:
+        """The step's marker: "started" (``cmd`` None) before it runs, then finished."""
         m = self.marker(s)
         tmp = m.with_name(m.name + ".tmp")
-        tmp.write_text(json.dumps({"step": s.name, "version": MARKER_VERSION, "command": self.command_text(s),
-                                   "ran": shlex.join(cmd), "seconds": round(seconds, 3),
-                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                   "outputs": [str(o) for o in s.outputs]}, indent=1))
+        rec = {"step": s.name, "version": MARKER_VERSION, "command": self.command_text(s)}
+        if cmd is None:
+            rec.update(state=STARTED, started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        else:
+            rec.update(state="finished", ran=shlex.join(cmd), seconds=round(seconds, 3),
+                       finished=time.strftime("%Y-%m-%dT%H:%M:%S"), outputs=[str(o) for o in s.outputs])
+        tmp.write_text(json.dumps(rec, indent=1))
         os.replace(tmp, m)
 
 
@@ -558,7 +598,7 @@ def add_projection_figures(r: Recipe, fig_dir: Path, classes, seed, teacher_sets
     teachers (``teacher_sets``: their feature sets, train and valid), then one per student model
     (``student_sets``: {model: feature sets of its students across teacher α and T})."""
     for name, sets in {"teachers": teacher_sets, **student_sets}.items():
-        png = fig_dir / f"projection_{name}.png"
+        png = fig_dir / f"projection_{name}_s{seed}.png"  # the seed in the name: another seed's is another file
         r.add(f"projection-{name}-s{seed}",
               r.metrics("project", "--features", *sets, "--classes", ",".join(classes), "--out", png,
                         "--format", "json", "-o", png.with_suffix(".json")),

@@ -3,7 +3,7 @@
 Figure 4 (projection) and per-class accuracy in the layout of Tables 17–19.
 
     python scripts/recipes/cub.py --data /data/cub --pretrained r50_imagenet.pth \\
-        [--pretrained-r18 r18_imagenet.pth] [--pretrained-mbv2 mbv2_imagenet.pth] --nproc 4
+        --pretrained-r18 r18_imagenet.pth --pretrained-mbv2 mbv2_imagenet.pth --nproc 4
     python scripts/recipes/cub.py ... --dry-run        # print every command
     python scripts/recipes/cub.py --toy                # tiny CPU run on built-in data
 
@@ -39,8 +39,8 @@ Steps, for every seed s (3 by default; the paper repeats 3 times, MobileNetV2 2 
    split, one table per student model and teacher α).
 
 Where the paper leaves something open: weight decay 1e-4; the final-epoch accuracy; students
-start from ImageNet weights like the teacher (Shen et al. fine-tune every CUB model) — without
---pretrained-r18 / --pretrained-mbv2 those students train from scratch and the recipe says so;
+start from ImageNet weights like the teacher (Shen et al. fine-tune every CUB model), so
+--pretrained-r18 and --pretrained-mbv2 are required (``--students-from-scratch`` opts out);
 the student seed equals its teacher's seed; matched students are trained for every student model
 (the paper shows ResNet-50/18 at T ≈ 1.48 and ResNet-18/MobileNetV2 at T ≈ 5.64); the projection
 figure is drawn for every student model (the paper shows ResNet-18) and for the α = 0.2 teacher too.
@@ -57,7 +57,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Deferred, Recipe,  # noqa: E402
+from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Deferred, Recipe, RecipeError,  # noqa: E402
                                     add_common_args, add_per_class_accuracy, add_projection_figures, alpha_tag,
                                     fmt, imagefolder_data, main, require_path, schedule_args)
 
@@ -97,8 +97,9 @@ def build(args) -> Recipe:
                                    ("mobilenet_v2", "--pretrained-mbv2", args.pretrained_mbv2)):
             if value is not None:
                 pretrained[model] = require_path(value, flag, "weights file")
-            elif not args.dry_run:
-                print(f"cub.py: note: no {flag}: {model} students train from scratch", file=sys.stderr)
+            elif not args.students_from_scratch:
+                raise RecipeError(f"{flag} is required: the paper (after Shen et al.) fine-tunes every CUB "
+                                  f"model from ImageNet weights; or pass --students-from-scratch")
     eng = ["--amp", "--channels-last"] if args.amp else []
 
     def init(model):
@@ -206,6 +207,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--pretrained", type=Path, help="ImageNet ResNet-50 weights (teachers, ResNet-50 students)")
     ap.add_argument("--pretrained-r18", type=Path, help="ImageNet ResNet-18 weights for the ResNet-18 students")
     ap.add_argument("--pretrained-mbv2", type=Path, help="ImageNet MobileNetV2 weights for the MobileNetV2 students")
+    ap.add_argument("--students-from-scratch", action="store_true",
+                    help="allow ResNet-18 / MobileNetV2 students without --pretrained-r18 / --pretrained-mbv2 "
+                         "(they then train from scratch, unlike the paper)")
     add_common_args(ap, "runs/cub")
     return ap
 
