@@ -30,25 +30,37 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared_metrics.featureset import FeatureSetWriter  # noqa: E402
+from shared_metrics.featureset import FeatureSet, FeatureSetError, FeatureSetWriter  # noqa: E402
 from shared_metrics.selection import imagenet_wnids, load_hierarchy, select_from_hierarchy  # noqa: E402
 
 TARGETS = ["n02099849", "n02099429", "n02099267", "n02099601", "n02099712",   # retrievers (Table 3, A)
            "n01728572", "n01728920", "n01729322", "n01737021", "n01734418"]   # snakes (Table 3, B)
 
 
+LABEL_SEED = 0   # both sets hold the same samples (labels), as η requires; features differ by seed
+
+
 def write_set(path: Path, rows: int, dim: int, seed: int, centers: np.ndarray, chunk: int = 65536) -> None:
-    rng = np.random.default_rng(seed)
+    rng, label_rng = np.random.default_rng(seed), np.random.default_rng(LABEL_SEED)
     K = centers.shape[0]
     W = rng.standard_normal((K, dim), dtype=np.float32) / np.sqrt(dim)
     meta = {"classes": imagenet_wnids(), "task": "vision", "model": "synthetic", "seed": seed,
-            "created_by": "bench/eta_scale.py"}
+            "label_seed": LABEL_SEED, "created_by": "bench/eta_scale.py"}
     with FeatureSetWriter(path, num_samples=rows, dim=dim, head_weight=W, meta=meta, overwrite=True) as w:
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
-            y = rng.integers(0, K, n)
+            y = label_rng.integers(0, K, n)
             x = centers[y] + rng.standard_normal((n, dim), dtype=np.float32)
             w.append(x.astype(np.float16), y)
+
+
+def reusable(path: Path, rows: int, dim: int) -> bool:
+    """A set left by an earlier run of this size and layout (else it is written again)."""
+    try:
+        fs = FeatureSet.open(path)
+    except FeatureSetError:
+        return False
+    return fs.num_samples == rows and fs.dim == dim and fs.meta.get("label_seed") == LABEL_SEED
 
 
 
@@ -78,7 +90,7 @@ def main() -> None:
     centers = np.random.default_rng(0).standard_normal((1000, args.dim), dtype=np.float32) * 2
     t0 = time.perf_counter()
     for name, seed in (("T1", 1), ("T2", 2)):
-        if not (work / name / "meta.json").exists():
+        if not reusable(work / name, args.rows, args.dim):
             write_set(work / name, args.rows, args.dim, seed, centers)
     gb = sum((work / n / "features.npy").stat().st_size for n in ("T1", "T2")) / 1e9
     print(f"data: 2 sets x {args.rows:,} x {args.dim} float16 = {gb:.2f} GB "

@@ -54,7 +54,9 @@ def main(argv=None):
     p.add_argument("--device", choices=("cuda", "cpu"),
                    default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--students", type=int, default=4)
-    p.add_argument("--images", type=int, default=2048)
+    p.add_argument("--images", type=int, default=8192,
+                   help="JPEGs to write and read (default 8192: many batches per loader worker, so a "
+                        "pass measures steady decoding, not worker start-up)")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))

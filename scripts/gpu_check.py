@@ -14,7 +14,7 @@ Steps, in this order (``--steps`` picks; ``env`` always runs first):
   bench-vision  bench/vision_kd_throughput.py --compile (R50 -> R18, bf16, channels_last, 256 x 224²)
   bench-nmt     bench/nmt_kd_throughput.py --fp16 (transformer_iwslt_de_en, ls_kd vs fairseq's CE)
   bench-dump    bench/vision_dump_throughput.py (a sweep's feature dump: one shared pass vs one per
-                student, 4 resnet18s over 2,048 real JPEGs at 224²)
+                student, 4 resnet18s over 8,192 real JPEGs at 224²)
   demo          ./scripts/demo.sh --full --scale-epochs F with this interpreter as it is
                 (LSKD_USE_CURRENT_PYTHON=1; Fashion-MNIST and Bible data from --bundle when given);
                 its report, figures and logs are packed into demo_report.tar.gz
@@ -27,6 +27,7 @@ files, so they are easy to copy off a remote machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -34,6 +35,7 @@ import shlex
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,15 +67,16 @@ def steps(args, out: Path, work: Path) -> dict[str, Step]:
     if bundle and (bundle / "bible-de-en").is_dir():
         demo += ["--nmt-data", str(bundle / "bible-de-en")]
     return {s.name: s for s in [
+        # needs: about what the step takes (estimates), so a started step is not killed by --budget
         Step("env", 120, 30, [[PY, "-c", ENV_REPORT]]),
-        Step("tests", 420, 120, [[PY, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
-                                  "tests/test_cuda.py"]]),
-        Step("bench-vision", 360, 150, [[PY, "bench/vision_kd_throughput.py", "--compile",
+        Step("tests", 420, 270, [[PY, "-m", "pytest", "-v", "-m", "cuda", "-p", "no:cacheprovider",
+                                  "tests/test_cuda.py"]]),   # -v: each result printed as it ends
+        Step("bench-vision", 360, 240, [[PY, "bench/vision_kd_throughput.py", "--compile",
                                          "--json", str(out / "bench_vision.json")]]),
-        Step("bench-nmt", 300, 120, [[PY, "bench/nmt_kd_throughput.py", "--fp16", "--repeats", "2",
+        Step("bench-nmt", 300, 150, [[PY, "bench/nmt_kd_throughput.py", "--fp16", "--repeats", "2",
                                       "--json", str(out / "bench_nmt.json")]]),
-        Step("bench-dump", 240, 60, [[PY, "bench/vision_dump_throughput.py",
-                                      "--json", str(out / "bench_dump.json")]]),
+        Step("bench-dump", 240, 100, [[PY, "bench/vision_dump_throughput.py",
+                                       "--json", str(out / "bench_dump.json")]]),
         Step("demo", 3600, 240, [demo], demo_env),
     ]}
 
@@ -87,6 +90,7 @@ if torch.cuda.is_available():
     print("device", torch.cuda.get_device_name(0), f"{p.total_memory / 2**30:.0f} GiB", p.multi_processor_count, "SMs")
     print("nccl", ".".join(map(str, torch.cuda.nccl.version())), "bf16", torch.cuda.is_bf16_supported())
 import torchvision; print("torchvision", torchvision.__version__)
+import pytest; print("pytest", pytest.__version__)
 import fairseq; print("fairseq", fairseq.__version__)
 import nmt_plugin, shared_metrics, vision; print("lskd modules import")
 """
@@ -178,7 +182,9 @@ def pack(tar_path: Path, folder: Path, patterns: list[str]) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu-check", help="summary and results here")
+    device_out = os.environ.get("OUT")  # set by the device tool: what is written there comes back
+    ap.add_argument("--out", type=Path, default=Path(device_out) if device_out else ROOT / "runs" / "gpu-check",
+                    help="summary and results here (default: $OUT when set, else runs/gpu-check)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "gpu-check-work",
                     help="trainings and logs here (default runs/gpu-check-work; OUT gets only the summary files)")
     ap.add_argument("--steps", default="env,tests,bench-vision,bench-nmt,bench-dump",
@@ -186,7 +192,9 @@ def main(argv=None) -> int:
                          "(default: all but demo)")
     ap.add_argument("--bundle", type=Path, default=None, help="an offline bundle (scripts/offline_bundle.py)")
     ap.add_argument("--site", type=Path, default=Path("/tmp/lskd-site"), help="where the bundle's wheels go")
-    ap.add_argument("--budget", type=float, default=None, help="seconds in all; steps that would not fit are not started")
+    ap.add_argument("--budget", type=float, default=570.0 if device_out else None,
+                    help="seconds in all; steps that would not fit are not started (default: 570 when $OUT "
+                         "is set, i.e. inside the device tool's 10-minute command; else none)")
     ap.add_argument("--demo-scale", type=float, default=0.1, help="the demo's --scale-epochs (default 0.1)")
     ap.add_argument("--jobs", type=int, default=4, help="the demo's --jobs: trainings side by side on the GPU (default 4)")
     ap.add_argument("--dry-run", action="store_true", help="print the steps' commands, run nothing")
@@ -230,7 +238,8 @@ def main(argv=None) -> int:
             print(f"[gpu_check] {name}: not started, {left:.0f} s of the budget left", flush=True)
             continue
         print(f"[gpu_check] {name} ...", flush=True)
-        status, secs, output = run_step(step, env, work / "logs" / f"{name}.log", min(step.limit, left - 5))
+        with packing_logs(out, work):  # a run killed from outside keeps this step's log so far
+            status, secs, output = run_step(step, env, work / "logs" / f"{name}.log", min(step.limit, left - 5))
         results.append({"step": name, "status": status, "seconds": round(secs, 1),
                         "numbers": key_numbers(name, output, out)})
         print(f"[gpu_check] {name}: {status} in {secs:.0f} s. {results[-1]['numbers']}", flush=True)
@@ -239,6 +248,26 @@ def main(argv=None) -> int:
         write_summary(out, work, results, t_start)  # after every step: a killed run keeps what it did
     print("\n" + write_summary(out, work, results, t_start), flush=True)
     return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+@contextlib.contextmanager
+def packing_logs(out: Path, work: Path, every: float = 20.0):
+    """Re-pack OUT/logs.tar.gz every ``every`` seconds while a step runs."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(every):
+            try:
+                pack(out / "logs.tar.gz", work, ["logs/*"])
+            except OSError:
+                pass
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def write_summary(out: Path, work: Path, results: list[dict], t_start: float) -> str:

@@ -7,7 +7,8 @@
 Run it where PyPI is reachable (this project's setup already installed). It writes:
 
   wheels/         fairseq-fixed and the few packages a stock CUDA PyTorch image lacks (hydra-core,
-                  omegaconf, antlr4-python3-runtime, bitarray, cffi, pycparser, sacremoses), as
+                  omegaconf, antlr4-python3-runtime, bitarray, cffi, pycparser, sacremoses; pytest
+                  and its pure-Python dependencies for the CUDA tests), as
                   wheels for --python-version (default 3.12) on manylinux x86-64; antlr4 has no
                   wheel on PyPI and is built here (pure Python). torch, torchvision, numpy,
                   sacrebleu, scikit-learn, matplotlib are expected on the GPU machine already.
@@ -33,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 # Binary wheels from PyPI (name==version where the project pins it; the others: the newest).
 WHEELS = ["fairseq-fixed==0.12.3.1", "hydra-core==1.3.2", "omegaconf==2.3.0", "bitarray", "cffi", "pycparser",
-          "sacremoses"]
+          "sacremoses",
+          "pytest", "pluggy", "iniconfig", "packaging"]  # gpu_check's tests step (pytest is not preinstalled there)
 SDIST_WHEELS = ["antlr4-python3-runtime==4.9.3"]  # no wheel on PyPI: built here (pure Python)
 MANYLINUX = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64"]

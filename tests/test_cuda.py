@@ -38,6 +38,17 @@ def weights(path):
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
+@pytest.fixture(autouse=True)
+def restore_determinism():
+    """distill.main(--deterministic) switches torch's deterministic mode on for the process: put it
+    back after each test, so the later tests (compile, bf16) run as they would alone."""
+    mode, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    yield
+    torch.use_deterministic_algorithms(mode, warn_only=warn)
+    torch.backends.cudnn.benchmark = benchmark
+
+
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     """A resnet18 teacher (α = 0.1) trained on the GPU with bf16 autocast and channels_last."""
