@@ -198,6 +198,7 @@ def test_iwslt_dry_run(tmp_path):
             assert "fairseq-train" in c and "--arch transformer_iwslt_de_en --share-all-embeddings" in c
             assert "--lr 5e-4" in c and "--dropout 0.3" in c and "--weight-decay 0 " in c
             assert "--max-tokens 2048" in c and "--distributed-world-size 2" in c
+            assert "--best-checkpoint-metric nll_loss" in c
         assert sum("--task kd_translation" in c and "--kd-temperature 64 " in c and "--criterion ls_kd" in c
                    for c in students) == 6
         assert "nmt_plugin.bleu table" in cmds[f"table-bleu-{pair}"]

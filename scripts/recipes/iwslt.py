@@ -26,8 +26,11 @@ betas (0.9, 0.98), inverse-sqrt schedule with 4,000 warm-up updates, no gradient
 differences from that example: the data has one joined dictionary (joint BPE, as the toolkit's
 preprocessing makes it), so the Transformer shares all embeddings (``--share-all-embeddings``; the
 example has two dictionaries and ``--share-decoder-input-output-embed``), and the best checkpoint is
-chosen by validation loss (the example decodes the validation set for BLEU each epoch). Training
-length is not given: 50 epochs (--max-epoch, overridable).
+chosen by validation NLL of the data (``--best-checkpoint-metric nll_loss``; the example decodes
+the validation set for BLEU each epoch): the training loss itself is not comparable across runs
+(label-smoothed for the α = 0.1 teachers, T²·H(p_t, p_s) for the students: at T = 64 the best
+"loss" is the epoch closest to a nearly flat teacher). Training length is not given: 50 epochs
+(--max-epoch, overridable).
 With --nproc N, fairseq runs N GPU processes and each gets --max-tokens 4096/N, so an update still
 holds 4,096 tokens as in the paper (N at most 16: a process needs room for a long sentence). β = 1
 (pure KD, the toolkit's reading of the paper; Shen et al. mixed in the hard labels for NMT without
@@ -95,6 +98,7 @@ def build(args) -> Recipe:
     dist = ["--distributed-world-size", str(args.nproc)] if args.nproc > 1 else []
     max_tokens = 1000 if args.toy else MAX_TOKENS // args.nproc
     common = [*model, *optim, "--max-tokens", str(max_tokens), "--max-epoch", str(1 if args.toy else args.max_epoch),
+              "--best-checkpoint-metric", "nll_loss",   # comparable across α and T (docstring)
               "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "100", *dist]
     if args.amp:
         common.append("--fp16")
