@@ -227,7 +227,8 @@ def test_pytorch_ddp_matches_legacy_ddp(toyset, tmp_path):
     outs, params = {}, {}
     for name, extra in runs.items():
         outs[name] = _train_two_ranks(toyset, tmp_path / name, *extra, script=shim, arch=untied)
-        state = torch.load(tmp_path / name / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+        from fairseq import checkpoint_utils
+        state = checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / name / "checkpoint_last.pt"))
         params[name] = state["model"]
     assert "decoder.output_projection.weight" in params["legacy"]
     assert "projecting every target position" in outs["torch_unused"]
