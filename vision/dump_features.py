@@ -61,17 +61,16 @@ def dump_split(models, dataset, paths, metas, *, num_classes: int, device, batch
     heads = [find_head(m, num_classes) for m in models]
     n = len(dataset)
     total = split_size or n
-    captured = [[] for _ in models]
-    hooks = [h.register_forward_hook(lambda m, inp, out, c=c: c.append(inp[0]))
-             for h, c in zip(heads, captured)]
-    modes = [m.training for m in models]
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                          num_workers=workers, pin_memory=device.type == "cuda")
     mf = torch.channels_last if channels_last else torch.contiguous_format
     log = utils.MetricLogger()
-    with contextlib.ExitStack() as stack:
-        stack.callback(lambda: [h.remove() for h in hooks])
-        stack.callback(lambda: [m.train(t) for m, t in zip(models, modes)])
+    captured = [[] for _ in models]
+    with contextlib.ExitStack() as stack:  # hooks removed, modes restored, half-written sets removed
+        for head, cap in zip(heads, captured):
+            stack.callback(head.register_forward_hook(lambda m, inp, out, c=cap: c.append(inp[0])).remove)
+        for m in models:
+            stack.callback(m.train, m.training)
         writers = []
         for head, path, meta in zip(heads, paths, metas):
             dt = dtype or (np.float16 if total * head.in_features > AUTO_FP16_VALUES else np.float32)
