@@ -47,7 +47,7 @@ from shared_metrics.featureset import FeatureSetError
 from vision import data as vdata
 from vision import kd, utils
 from vision.dump_features import CREATED_BY, dump_all, feature_dtype
-from vision.models import (build_model, find_head, load_checkpoint, load_pretrained,
+from vision.models import (build_model, check_checkpoint_classes, find_head, load_checkpoint, load_pretrained,
                            model_from_checkpoint)
 from vision.utils import VisionError
 
@@ -281,13 +281,7 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
 # ----------------------------------------------------------------------------- set-up
 def load_teacher(args, num_classes, classes, device):
     model, ckpt = model_from_checkpoint(args.teacher, args.teacher_model)
-    if ckpt["num_classes"] != num_classes:
-        raise VisionError(f"teacher {args.teacher} has {ckpt['num_classes']} classes but the "
-                          f"{args.dataset} data has {num_classes}")
-    if ckpt.get("classes") and list(ckpt["classes"]) != list(classes):
-        i = next(i for i, (t, d) in enumerate(zip(ckpt["classes"], classes)) if t != d)
-        raise VisionError(f"teacher {args.teacher} has other classes than the {args.dataset} data: class {i} "
-                          f"is {ckpt['classes'][i]!r} for the teacher, {classes[i]!r} in the data")
+    check_checkpoint_classes(f"teacher {args.teacher}", ckpt, classes, args.dataset, role="teacher")
     alpha = ckpt.get("alpha", args.teacher_alpha)
     if args.teacher_alpha is not None and alpha != args.teacher_alpha:
         raise VisionError(f"--teacher-alpha {args.teacher_alpha:g} contradicts the teacher "
@@ -484,7 +478,7 @@ def main(args):
     else:
         for epoch in range(start_epoch, args.epochs):
             sampler.set_epoch(epoch)
-            torch.manual_seed((args.seed * 1_000_003 + epoch) % 2**63)  # augmentation stream
+            torch.manual_seed((args.seed * 1_000_003 + epoch) % 2**63)  # loader worker seeds (augmentation is per image)
             if hasattr(ds.train, "set_epoch"):  # the grey sets: per-image augmentation seeds
                 ds.train.set_epoch(epoch, args.seed)
             active = [r for r in runs if r.start_epoch <= epoch]  # all, unless catching up

@@ -28,7 +28,7 @@ from shared_metrics.featureset import (FeatureSetError, FeatureSetWriter,
                                        concatenate_feature_sets)
 from vision import data as vdata
 from vision import utils
-from vision.models import VisionError, find_head, model_from_checkpoint
+from vision.models import VisionError, check_checkpoint_classes, find_head, model_from_checkpoint
 
 CREATED_BY = "lskd-vision 0.1.0"
 MAX_LOGIT_VALUES = 100_000_000  # logits.npy (float32) only when N * K is at most this
@@ -203,13 +203,7 @@ def main(args):
         name, args.data or (cargs.get("data") if name == cargs.get("dataset") else None),
         args.image_size or cargs.get("image_size"), cargs.get("recipe", "imagenet"),
         args.limit_train, args.limit_val)
-    if len(datasets.classes) != ckpt["num_classes"]:
-        raise VisionError(f"{args.checkpoint} has {ckpt['num_classes']} classes, the data "
-                          f"{len(datasets.classes)}")
-    if ckpt.get("classes") and list(ckpt["classes"]) != list(datasets.classes):
-        i = next(i for i, (a, b) in enumerate(zip(ckpt["classes"], datasets.classes)) if a != b)
-        raise VisionError(f"{args.checkpoint} has other classes than the data: class {i} is "
-                          f"{ckpt['classes'][i]!r} for the model, {datasets.classes[i]!r} in the data")
+    check_checkpoint_classes(str(args.checkpoint), ckpt, datasets.classes, name)
     utils.init_distributed_mode(args)
     device = torch.device("cuda", args.gpu) if args.device == "cuda" else torch.device("cpu")
     model.to(device)

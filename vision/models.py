@@ -47,6 +47,17 @@ def build_model(name: str, num_classes: int, small_input: bool = False, model_kw
     return adapt_small_input(model, name) if small_input else model
 
 
+def check_checkpoint_classes(what: str, ckpt: dict, classes, dataset: str, role: str = "model") -> None:
+    """A checkpoint (``what``: e.g. "teacher PATH"; ``role``: "teacher", "model") must have the
+    data's classes, in its order."""
+    if ckpt["num_classes"] != len(classes):
+        raise VisionError(f"{what} has {ckpt['num_classes']} classes but the {dataset} data has {len(classes)}")
+    if ckpt.get("classes") and list(ckpt["classes"]) != list(classes):
+        i = next(i for i, (a, b) in enumerate(zip(ckpt["classes"], classes)) if a != b)
+        raise VisionError(f"{what} has other classes than the {dataset} data: class {i} is "
+                          f"{ckpt['classes'][i]!r} for the {role}, {classes[i]!r} in the data")
+
+
 def find_head(model: nn.Module, num_classes: int) -> nn.Linear:
     """The classifier: the last nn.Linear producing num_classes outputs (model.fc,
     model.classifier[-1], model.heads.head, ...). Its input is the penultimate feature."""
