@@ -1,3 +1,5 @@
+import socket
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,13 @@ def around(centroids, spread=0.5):
     feats = np.concatenate([c + off, c - off])
     labels = np.concatenate([np.arange(len(c)), np.arange(len(c))])
     return feats, labels
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a test's own torch.distributed / fairseq rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture

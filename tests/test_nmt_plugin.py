@@ -1,5 +1,4 @@
 """kd_translation + ls_kd inside fairseq: a tiny Transformer on a toy corpus (CPU)."""
-import socket
 import subprocess
 
 import pytest
@@ -7,6 +6,7 @@ import torch
 
 import nmt_plugin  # noqa: F401
 from nmt_plugin.errors import LskdConfigError
+from conftest import free_port
 from nmt_toy import PLUGIN, PY, REPO, TINY, env, fairseq, json_logs, toy
 
 
@@ -185,15 +185,9 @@ def test_bad_teacher_checkpoints(toyset, tmp_path):
         setup_kd(toyset["data"], "")
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _train_two_ranks(toyset, save, *extra, script=("-m", "fairseq_cli.train"), arch=TINY):
     """Two fairseq-train ranks on CPU (gloo, --distributed-world-size 2); returns rank 0's output."""
-    port = _free_port()
+    port = free_port()
     common = [PY, *script, str(toyset["data"]), *arch, "--user-dir", PLUGIN,
               "--task", "kd_translation", "--teacher-path", str(toyset["teacher"]), "--kd-temperature", "2",
               "--criterion", "ls_kd", "--save-dir", str(save), "--distributed-world-size", "2",

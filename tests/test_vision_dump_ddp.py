@@ -2,7 +2,6 @@
 each rank dumps a slice, rank 0 joins them in order; a failure on one rank fails both and leaves
 nothing under the final names."""
 import os
-import socket
 import sys
 from types import SimpleNamespace
 
@@ -15,6 +14,7 @@ import torch.multiprocessing as mp  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from conftest import free_port  # noqa: E402
 from shared_metrics.featureset import FeatureSet  # noqa: E402
 from vision.dump_features import dump_all  # noqa: E402
 
@@ -60,15 +60,9 @@ def _worker(rank, port, out, fail_on_rank, errors, thresholds=None):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_two(out, fail_on_rank=None, thresholds=None):
     errors = mp.Manager().dict()
-    mp.spawn(_worker, args=(_free_port(), str(out), fail_on_rank, errors, thresholds), nprocs=2)
+    mp.spawn(_worker, args=(free_port(), str(out), fail_on_rank, errors, thresholds), nprocs=2)
     return dict(errors)
 
 
