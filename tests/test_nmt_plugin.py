@@ -123,6 +123,25 @@ def test_fairseq_train_kd_end_to_end(toyset, tmp_path):
     assert "BLEU" in gen.stdout + gen.stderr
 
 
+def test_half_precision_training_on_cpu(toyset, tmp_path):
+    """fairseq's --memory-efficient-fp16 runs on CPU (its --fp16 optimizer needs CUDA), so the half
+    path of --fp16 on a GPU is exercised here: the teacher is moved to float16 with the student,
+    the criterion takes half logits, and its terms match an fp32 run's on the same first batch."""
+    def first_update(*extra):
+        proc = fairseq("train", toyset["data"], *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
+                       "--teacher-path", toyset["teacher"], "--kd-temperature", "2", "--criterion", "ls_kd",
+                       "--max-update", "1", "--save-dir", tmp_path / ("x" + "".join(extra)), *extra)
+        out = proc.stdout + proc.stderr
+        return out, [r for r in json_logs(out) if "kd_loss" in r and "num_updates" in r][0]
+    out16, half = first_update("--memory-efficient-fp16")
+    _, full = first_update()
+    assert "teacher placed on cpu as torch.float16" in out16
+    assert "loss_scale" in half and "loss_scale" not in full
+    for k in ("loss", "nll_loss", "kd_loss", "kl", "teacher_entropy"):
+        assert float(half[k]) == pytest.approx(float(full[k]), rel=1e-2, abs=2e-3), k
+    assert float(half["kd_loss"]) == pytest.approx(float(half["kl"]) + float(half["teacher_entropy"]), abs=2e-3)
+
+
 def test_dictionary_mismatch_refused(toyset, tmp_path):
     with pytest.raises(LskdConfigError, match="dictionary"):
         setup_kd(toyset["other_data"], toyset["teacher"])
