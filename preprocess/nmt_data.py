@@ -115,6 +115,24 @@ def apply_bpe(codes_path: Path, lines: Sequence[str]) -> list[str]:
     return [bpe.process_line(line) for line in lines]
 
 
+def whole_word_types(lines: Iterable[str], min_share: float = 0.5, separator: str = "@@") -> set[str]:
+    """Token types of a BPE-segmented text (subword-nmt's ``@@ `` convention) that stand as a whole
+    word in at least ``min_share`` of their occurrences: not ending in ``@@`` and not following a
+    token that does. A word-final piece (``ing`` of ``go@@ ing``) looks like a word in a
+    dictionary but is not one; this tells them apart from the text itself."""
+    whole: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for line in lines:
+        continued = False  # the previous token ended in @@: this one finishes a word
+        for tok in line.split():
+            total[tok] = total.get(tok, 0) + 1
+            piece = tok.endswith(separator)
+            if not piece and not continued:
+                whole[tok] = whole.get(tok, 0) + 1
+            continued = piece
+    return {t for t, n in whole.items() if n >= min_share * total[t]}
+
+
 # ---------------------------------------------------------------------- files
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,14 +32,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scripts.recipes.common import Recipe, tool  # noqa: E402
+from scripts.recipes.common import Recipe, feature_set_files, tool  # noqa: E402
 ALPHAS = (0.0, 0.1)
 TEMPERATURES = (1, 2, 3, 64)
 FASHION_TARGETS = ["T-shirt/top", "Pullover", "Coat", "Shirt", "Dress", "Sandal", "Sneaker", "Ankle boot"]
 PROJECTION_CLASSES = "Pullover,Coat,Sneaker"
 SOFT_TARGET_CLASS, SOFT_TARGET_SIMILAR = "Pullover", "Coat,Shirt,T-shirt/top,Dress"
 NMT_NUM_TARGETS = 8
-NMT_CANDIDATES = "[a-z]{3,}"  # S1/S2 among whole words of 3+ letters: no BPE pieces, no punctuation
+# S1/S2 and targets among words of 3+ letters (no punctuation) that stand as whole words in most of
+# their occurrences in the BPE'd training text (a word-final piece like 'ing' of 'go@@ ing' does not)
+NMT_CANDIDATES = "[a-z]{3,}"
 FUNCTION_WORDS = set("the and that for not but his her him they them their you your this with from have has had "
                      "was were are who which what when then there these those will shall into unto out all "
                      "one also".split())
@@ -128,6 +130,7 @@ class Study:
         self.prepared_nmt_data = nmt_data  # None: the study prepares the Bible data itself
         self.dry_run = dry_run
         self.t_start = time.perf_counter()
+        self.invocation = "python scripts/demo.py"  # how the study was started (main() sets the flags)
         self.jobs = jobs or self.p["jobs"]
         self.recipe = Recipe(argparse.Namespace(out=out, dry_run=dry_run, quiet=False, jobs=self.jobs), "demo")
         self.recipe.logs = out / "logs"
@@ -196,8 +199,8 @@ class Study:
                                                   "--epochs", str(p["teacher_epochs"]),
                                                   "--lr-step", str(p["teacher_lr_step"]),
                                                   "--output-dir", str(self.teacher_dir(a))],
-                          [self.teacher_dir(a) / "checkpoint.pt", self.feats(a, None, "train") / "meta.json",
-                           self.feats(a, None, "valid") / "meta.json"], workdir=self.teacher_dir(a))
+                          [self.teacher_dir(a) / "checkpoint.pt", *feature_set_files(self.feats(a, None, "train")),
+                           *feature_set_files(self.feats(a, None, "valid"))], workdir=self.teacher_dir(a))
                     for a in ALPHAS])
         self.group([Stage(f"vision-students-{fmt_alpha(a)}",
                           self.vision_common() + ["--mode", "student", "--teacher",
@@ -206,7 +209,8 @@ class Study:
                                                   "--epochs", str(p["student_epochs"]),
                                                   "--lr-step", str(p["student_lr_step"]),
                                                   "--output-dir", str(self.student_dir(a, 1).parent)],
-                          [self.feats(a, T, s) / "meta.json" for T in TEMPERATURES for s in ("train", "valid")],
+                          [f for T in TEMPERATURES for s in ("train", "valid")
+                           for f in feature_set_files(self.feats(a, T, s))],
                           workdir=self.student_dir(a, 1).parent)
                     for a in ALPHAS])
 
@@ -228,6 +232,9 @@ class Study:
                 "--dropout", p["nmt_dropout"], "--weight-decay", "0.0001",
                 "--max-tokens", str(p["nmt_max_tokens"]), "--max-epoch", str(epochs), "--seed", "1", "--num-workers", "0",
                 "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "50",
+                # checkpoint_best by validation NLL, as the IWSLT recipe: the loss (label-smoothed CE,
+                # T²·H(p_t, p_s) for students) is not comparable across α and T
+                "--best-checkpoint-metric", "nll_loss",
                 "--save-dir", str(save_dir), *p["nmt_device"]]
 
     def run_nmt(self) -> None:
@@ -262,7 +269,7 @@ class Study:
                            str(self.nmt_student(a, T) / "checkpoint_best.pt"), "--data", str(self.nmt_data()),
                            "--split", "train", "--skip-special", "--max-per-type", "300", "--overwrite",
                            "--out", str(self.nmt_feats(a, T)), *(["--cpu"] if p["nmt_device"] == ["--cpu"] else [])],
-                          [self.nmt_feats(a, T) / "meta.json"], workdir=self.nmt_feats(a, T))
+                          feature_set_files(self.nmt_feats(a, T)), workdir=self.nmt_feats(a, T))
                     for a in ALPHAS for T in (1, 3)])
 
     def nmt_feats(self, a: float, T) -> Path:
@@ -271,21 +278,26 @@ class Study:
     def analyse_nmt(self) -> dict:
         t0 = time.perf_counter()
         res: dict = {"bleu_md": Path(f"{self.out / 'nmt' / 'bleu'}.md").read_text(), "eta": {}}
-        # Target words: the most frequent whole words (letters only, not BPE pieces, not function
-        # words) among the training tokens; S1/S2 from feature space (nearest 1 %, farthest 90 %)
-        # of the T = 1 student.
+        # Target words: the most frequent whole words (letters only, mostly not BPE pieces, not
+        # function words) among the training tokens; S1/S2 from feature space (nearest 1 %,
+        # farthest 90 %) of the T = 1 student, among the same kind of words.
         ref = self.nmt_feats(0.1, 1)
         classes = json.loads((ref / "meta.json").read_text())["classes"]
         import numpy as np  # the feature-set contract: labels.npy indexes meta.json classes
+        from preprocess.nmt_data import read_lines, whole_word_types
+        whole = whole_word_types(read_lines(self.nmt_data().parent / "text" / "train.en"))
+        words_file = self.out / "analysis" / "nmt_whole_words.txt"
+        words_file.parent.mkdir(parents=True, exist_ok=True)
+        words_file.write_text("".join(c + "\n" for c in classes if c in whole and re.fullmatch(NMT_CANDIDATES, c)))
         counts = np.bincount(np.load(ref / "labels.npy"), minlength=len(classes))
-        words = [i for i in np.argsort(-counts, kind="stable")
-                 if classes[i].isalpha() and len(classes[i]) > 2 and classes[i] not in FUNCTION_WORDS]
+        words = [i for i in np.argsort(-counts, kind="stable") if classes[i] in whole
+                 and re.fullmatch(NMT_CANDIDATES, classes[i]) and classes[i] not in FUNCTION_WORDS]
         targets = [classes[i] for i in words[:NMT_NUM_TARGETS] if counts[i] >= 20]
         res["targets"] = targets
         for a in ALPHAS:
             sets = self.out / "analysis" / f"nmt_sets_{fmt_alpha(a)}.json"
             self.metrics("similar", "--features", self.nmt_feats(a, 1), "--target", ",".join(targets),
-                         "--candidates", NMT_CANDIDATES, "--write-sets", sets)
+                         "--candidates", NMT_CANDIDATES, "--candidate-list", words_file, "--write-sets", sets)
             res["eta"][a] = self.metrics("eta", "--before", self.nmt_feats(a, 1), "--after", self.nmt_feats(a, 3),
                                          "--sets", sets)["targets"]
         self.stages.append({"name": "nmt-analysis", "seconds": time.perf_counter() - t0, "skipped": False,
@@ -381,10 +393,25 @@ def shown(command: str) -> str:
     return re.sub(r"(?<!\S)/\S*/(fairseq-train)(?!\S)", r"\1", command)
 
 
+def git_commit() -> str:
+    """The checkout's commit, marked when it has uncommitted changes to tracked files."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=30)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def versions() -> dict:
     from importlib import metadata
 
-    out = {"python": platform.python_version(), "machine": f"{platform.machine()}, {platform.system()}"}
+    out = {"lskd commit": git_commit(), "python": platform.python_version(),
+           "machine": f"{platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs"}
     for dist in ("lskd", "torch", "torchvision", "fairseq-fixed", "numpy", "scikit-learn", "matplotlib"):
         try:
             out[dist] = metadata.version(dist)
@@ -501,9 +528,10 @@ def nmt_report(study: Study, n: dict) -> list[str]:
              n["bleu_md"].strip() + "\n",
              "\n## Translation: diffusion index η(T1 = 1, T2 = 3)\n\n",
              "η in **percent**, decoder output features of training target tokens (teacher-forced, at most 300 per word); "
-             "S1/S2 from feature space (nearest 1 %, farthest 90 % of the other whole words of 3+ letters — "
-             "no BPE pieces, no punctuation — by centroid distance in the T = 1 student); targets: the most "
-             "frequent content words.\n"]
+             "S1/S2 from feature space (nearest 1 %, farthest 90 % of the other words of 3+ letters that stand "
+             "as whole words in most of their occurrences in the BPE'd training text — no word-final BPE pieces, "
+             "no punctuation — by centroid distance in the T = 1 student); targets: the most frequent such "
+             "content words.\n"]
     for a in ALPHAS:
         parts += [f"\n**Students of the α = {a:g} teacher**\n\n",
                   md_table(["target", "S1", "S2 size", "η S1", "η S2", "diffusion"],
@@ -513,8 +541,14 @@ def nmt_report(study: Study, n: dict) -> list[str]:
     return parts, nmt_verdict(n, bleu)
 
 
+def threads_per_job(jobs: int) -> int:
+    """OMP_NUM_THREADS the runner gives each of ``jobs`` side-by-side stages (recipes/common.py)."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def write_report(study: Study, v: dict, wall: float, n: dict | None = None) -> Path:
     p = study.p
+    setup_seconds = os.environ.get("LSKD_SETUP_SECONDS", "")  # set by scripts/demo.sh
     T_cols = [f"T={T}" for T in TEMPERATURES]
     nmt_parts, nmt_lines = nmt_report(study, n) if n else ([], [])
     parts = [f"# lskd study report ({study.profile_name} profile)\n\n",
@@ -581,13 +615,20 @@ def write_report(study: Study, v: dict, wall: float, n: dict | None = None) -> P
               "(target, its group, the rest; Figure 2 layout):\n\n",
               "![soft targets](figures/soft_targets_fashion.png)\n",
               "\n## Stages and wall time\n\n\n",
-              "Start: seconds after this invocation began; stages with overlapping spans ran side by side.\n\n",
+              "Start: seconds after this invocation began; stages with overlapping spans ran side by side"
+              + (f", up to {study.jobs} at a time, each with OMP_NUM_THREADS = {os.cpu_count()} CPUs ÷ the "
+                 f"number running together ({threads_per_job(study.jobs)} with {study.jobs})"
+                 if study.jobs > 1 else "") + ".\n\n",
               md_table(["stage", "start (s)", "seconds", "note"],
-                       [[s["name"], "–" if s.get("skipped") else f"{s['start']:.0f}", f"{s['seconds']:.0f}",
-                         "skipped (done before; its time then)" if s.get("skipped") else ""]
-                        for s in study.stages]),
-              f"\nTotal wall time of this invocation: {wall:.0f} s.\n",
-              "\n## Commands\n\nRun from the repository root in its `.venv`.\n\n```\n",
+                       ([["setup (`scripts/setup_env.sh`)", "–", setup_seconds, "before this invocation"]]
+                        if setup_seconds else [])
+                       + [[s["name"], "–" if s.get("skipped") else f"{s['start']:.0f}", f"{s['seconds']:.0f}",
+                           "skipped (done before; its time then)" if s.get("skipped") else ""]
+                          for s in study.stages]),
+              f"\nTotal wall time of this invocation: {wall:.0f} s"
+              + (f" (plus {setup_seconds} s of setup before it)" if setup_seconds else "") + ".\n",
+              "\n## Commands\n\nRun from the repository root in its `.venv`; the study itself was started as\n\n"
+              f"```\n{study.invocation}\n```\n\nand ran these:\n\n```\n",
               *[shown(s["command"]) + "\n" for s in study.stages if "lskd-metrics (" not in s["command"]],
               *[shown(c) + "\n" for c in study.metric_commands], "```\n",
               "\n## Versions\n\n\n", md_table(["component", "version"], [[k, val] for k, val in versions().items()])]
@@ -635,6 +676,8 @@ def main(argv=None) -> None:
     study = Study(out, profile, args.jobs, dry_run=args.dry_run, scale_epochs=args.scale_epochs,
                   fashion_mnist=args.fashion_mnist and args.fashion_mnist.resolve(),
                   nmt_data=args.nmt_data and args.nmt_data.resolve())
+    study.invocation = " ".join(["./scripts/demo.sh" if os.environ.get("LSKD_SETUP_SECONDS") is not None
+                                 else "python scripts/demo.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     study.run_vision()
     if not args.no_nmt:
         study.run_nmt()

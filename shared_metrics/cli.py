@@ -51,6 +51,17 @@ def _class_list(fs: FeatureSet, text: str | None) -> list[int]:
     return [fs.class_index(c.strip()) for c in text.split(",") if c.strip()]
 
 
+def _class_names_file(path: str, fs: FeatureSet) -> list[int]:
+    """Class indices of the names in a text file, one per line (names may hold commas); blank lines
+    are skipped, an unknown name is an error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = [line.rstrip("\n") for line in f]
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read the class list ({e.__class__.__name__}: {e})") from None
+    return [fs.class_index(n) for n in names if n.strip()]
+
+
 def _open(path) -> FeatureSet:
     return FeatureSet.open(path)
 
@@ -286,6 +297,13 @@ def cmd_similar(args) -> None:
         candidates = [i for i, c in enumerate(fs.classes) if pattern.fullmatch(c)]
         if len(candidates) < 3:
             raise UsageError(f"--candidates {args.candidates!r} matches {len(candidates)} classes; need at least 3")
+    if args.candidate_list is not None:
+        listed = _class_names_file(args.candidate_list, fs)
+        candidates = listed if candidates is None else [i for i in candidates if i in set(listed)]
+        if len(candidates) < 3:
+            raise UsageError(f"--candidate-list {args.candidate_list}"
+                             f"{' with --candidates' if args.candidates is not None else ''} leaves "
+                             f"{len(candidates)} classes; need at least 3")
     if args.near + args.far > 1.0:
         raise UsageError(f"--near {args.near:g} + --far {args.far:g} is over 1: S1 and S2 would overlap")
     rows, sets_out = [], {}
@@ -459,7 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--write-sets", help="write the chosen sets as an `eta --sets` JSON file")
     sp.add_argument("--candidates", metavar="REGEX",
                     help="feature space: draw S1/S2 only from classes whose whole name matches this regular "
-                         "expression (e.g. '[a-z]{3,}' for whole words of a BPE vocabulary)")
+                         "expression (e.g. '[a-z]{3,}': letters only; a BPE vocabulary's word-final pieces "
+                         "match too, see --candidate-list)")
+    sp.add_argument("--candidate-list", metavar="FILE",
+                    help="feature space: draw S1/S2 only from the classes named in FILE, one per line (e.g. "
+                         "the tokens that stand as whole words in the BPE text); with --candidates, both apply")
 
     sp = add("project", cmd_project, "projection figure of three classes (Supp. E; grid = Figure 1 layout)")
     sp.add_argument("--features", nargs="+", required=True,

@@ -54,6 +54,8 @@ def test_report_is_whole_and_links_its_figures(tiny):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
     assert "(figures/projection_fashion.png)" in report and "(figures/soft_targets_fashion.png)" in report
     assert "its numbers mean nothing" in report and str(ROOT) not in report
+    assert f"python scripts/demo.py --profile tiny --jobs 2 --out {tiny}\n" in report   # how it was started
+    assert re.search(r"^\| lskd commit \| [0-9a-f]{12}", report, re.M)
 
 
 def test_accuracy_table_agrees_with_the_trainers_own_evaluation(tiny):
@@ -83,3 +85,29 @@ def test_rerun_skips_every_stage_and_rewrites_the_report(tiny):
     proc = demo(tiny)
     assert "[demo] finished: 0 steps run, 20 skipped" in proc.stdout
     assert (tiny / "report.md").stat().st_mtime_ns > before
+
+
+def test_translation_eta_words_are_whole_words_not_bpe_pieces(tiny):
+    """Targets, S1 and S2 of the translation η: letters only, and standing alone (not after an
+    '@@' piece, not one itself) in most of their occurrences in the BPE'd training targets."""
+    alone, seen = {}, {}
+    for line in (tiny / "nmt" / "data" / "text" / "train.en").read_text().splitlines():
+        toks = line.split()
+        for prev, tok in zip([""] + toks, toks):
+            seen[tok] = seen.get(tok, 0) + 1
+            alone[tok] = alone.get(tok, 0) + (not prev.endswith("@@") and not tok.endswith("@@"))
+    sets = json.loads((tiny / "analysis" / "nmt_sets_a0.json").read_text())
+    assert sets
+    for target, s in sets.items():
+        for word in (target, *s["similar"], *s["dissimilar"]):
+            assert re.fullmatch("[a-z]{3,}", word) and 2 * alone[word] >= seen[word], word
+
+
+def test_a_feature_set_missing_an_array_is_dumped_again(tiny):
+    """A stage's feature sets count as whole only with all their files: one deleted by hand sends
+    the stage back (the trainer resumes from its last checkpoint and dumps), not the analysis."""
+    lost = tiny / "vision" / "students_a0" / "T2" / "features" / "valid" / "features.npy"
+    lost.unlink()
+    proc = demo(tiny)
+    assert "[demo] finished: 1 steps run, 19 skipped" in proc.stdout, proc.stdout[-2000:]
+    assert lost.is_file()

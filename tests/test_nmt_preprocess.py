@@ -7,7 +7,7 @@ import tarfile
 
 from nmt_toy import PY, run
 from preprocess import bible, iwslt14
-from preprocess.nmt_data import clean_corpus, moses_tokenize
+from preprocess.nmt_data import clean_corpus, moses_tokenize, whole_word_types
 
 
 def test_clean_corpus_like_moses():
@@ -129,3 +129,12 @@ def test_clean_verse_drops_synodal_numbering_markers():
     assert bible.clean_verse("(14:55) и об опухоли, и о пятнах,") == "и об опухоли, и о пятнах,"
     assert bible.clean_verse("в свой город. (24:36) И стали") == "в свой город. И стали"
     assert bible.clean_verse("the [LORD] (see 3) said `yes`") == "the LORD (see 3) said 'yes'"
+
+
+def test_whole_word_types_leave_out_word_final_bpe_pieces():
+    lines = ["go@@ ing home , go@@ ing out",        # 'ing' only ever finishes a word
+             "the sing@@ er is sing@@ ing",         # 'ing' again; 'sing@@' is a piece
+             "ing ing home er"]                     # 'ing' twice alone: 2 of 5 whole; 'er' 1 of 2
+    got = whole_word_types(lines)
+    assert got == {"home", ",", "out", "the", "is", "er"}
+    assert whole_word_types(lines, min_share=0.4) == got | {"ing"}

@@ -206,6 +206,13 @@ def vision_checkpoint_exists(output_dir: Path) -> bool:
     return (output_dir / "checkpoint.pt").is_file() or bool(glob.glob(str(output_dir / "T*" / "checkpoint.pt")))
 
 
+def feature_set_files(d: Path, logits: bool = False) -> list[Path]:
+    """The files that make a dumped feature set whole (DESIGN.md contract), as step outputs: a set
+    missing one of them is dumped again, not read half."""
+    names = ["meta.json", "features.npy", "labels.npy", "head_weight.npy", "head_bias.npy"]
+    return [Path(d) / n for n in names + (["logits.npy"] if logits else [])]
+
+
 def tool(name: str) -> str:
     """A console script of this environment (``torchrun``, ``fairseq-train``), else from PATH."""
     here = Path(PY).parent / name

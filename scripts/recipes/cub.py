@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Deferred, Recipe, RecipeError,  # noqa: E402
                                     add_common_args, add_per_class_accuracy, add_projection_figures, alpha_tag,
-                                    fmt, imagefolder_data, main, require_path, schedule_args)
+                                    feature_set_files, fmt, imagefolder_data, main, require_path, schedule_args)
 
 ALPHAS = (0.0, 0.1, 0.2)
 TEMPERATURES = (1, 2, 3, 64)
@@ -122,7 +122,8 @@ def build(args) -> Recipe:
                   r.vision("--mode", "teacher", "--model", TEACHER_MODEL, *init(TEACHER_MODEL),
                            "--label-smoothing", fmt(alpha), *data, *sched, *batch, *VISION_OPTIM,
                            "--seed", seed, *eng, "--dump-features", "--output-dir", d),
-                  [d / "checkpoint.pt", d / "features" / "train" / "logits.npy", d / "features" / "valid" / "meta.json"],
+                  [d / "checkpoint.pt", *feature_set_files(d / "features" / "train", logits=True),
+                   *feature_set_files(d / "features" / "valid")],
                   resume_dir=d)
     # 2. students
     for seed in args.seeds:
@@ -135,8 +136,10 @@ def build(args) -> Recipe:
                                "--temperature", *map(str, TEMPERATURES), "--beta", "1",
                                *data, *sched, *batch, *VISION_OPTIM, "--seed", seed, *eng,
                                "--dump-features", "--output-dir", d),
-                      [d / f"T{T}" / f for T in TEMPERATURES
-                       for f in ("checkpoint.pt", "features/train/logits.npy", "features/valid/logits.npy")],
+                      [f for T in TEMPERATURES
+                       for f in (d / f"T{T}" / "checkpoint.pt",
+                                 *feature_set_files(d / f"T{T}" / "features" / "train", logits=True),
+                                 *feature_set_files(d / f"T{T}" / "features" / "valid", logits=True))],
                       resume_dir=d)
     # 3. entropy of the teachers' targets and the entropy-matched temperatures
     ana = out / "analysis"

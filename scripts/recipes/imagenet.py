@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts.recipes.common import (TOY_VISION, VISION_OPTIM, Recipe, add_common_args,  # noqa: E402
                                     add_per_class_accuracy, add_projection_figures, alpha_tag,
-                                    fmt, imagefolder_data, main, schedule_args)
+                                    feature_set_files, fmt, imagefolder_data, main, schedule_args)
 
 ALPHAS = (0.0, 0.1)
 TEMPERATURES = (1, 2, 3, 64)
@@ -131,7 +131,7 @@ def build(args) -> Recipe:
                   r.vision("--mode", "teacher", "--model", TEACHER_MODEL, "--label-smoothing", fmt(alpha),
                            *data, *teacher_sched, *batch, *optim, "--seed", seed, *eng,
                            "--dump-features", "--output-dir", d),
-                  [d / "checkpoint.pt", feats(d, "train") / "meta.json", feats(d, "valid") / "meta.json"],
+                  [d / "checkpoint.pt", *feature_set_files(feats(d, "train")), *feature_set_files(feats(d, "valid"))],
                   resume_dir=d)
     # 2. students: one sweep over T per (teacher α, student model, seed)
     for seed in args.seeds:
@@ -144,7 +144,8 @@ def build(args) -> Recipe:
                                "--temperature", *map(str, TEMPERATURES), "--beta", "1",
                                *data, *student_sched, *batch, *optim, "--seed", seed, *eng,
                                "--dump-features", "--output-dir", d),
-                      [d / f"T{T}" / "features" / s / "meta.json" for T in TEMPERATURES for s in ("train", "valid")],
+                      [f for T in TEMPERATURES for s in ("train", "valid")
+                       for f in feature_set_files(d / f"T{T}" / "features" / s)],
                       resume_dir=d)
     # 3. S1/S2 from the hierarchy, then η (train + valid) per seed
     eta_dir = out / "eta"
