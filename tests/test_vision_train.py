@@ -194,7 +194,7 @@ def test_resume_ends_where_an_uninterrupted_run_ends(teacher, tmp_path, monkeypa
 def test_sweep_killed_between_student_checkpoints_catches_up(teacher, tmp_path, monkeypatch, die_at, epochs):
     """The students of a sweep save one after the other: killed in between, one student is an
     epoch ahead; --resume trains the one behind alone and ends where the straight sweep ends."""
-    common = ["--mode", "student", "--model", "resnet18", "--small-input", "--image-size", "8",
+    common = ["--mode", "student", "--model", "resnet18",  # the teacher's 32 px images
               "--teacher", str(teacher / "checkpoint.pt"), "--temperature", "1", "4",
               "--batch-size", "32", "--lr", "0.02", "--epochs", "2"]
     run(*common, "--output-dir", str(tmp_path / "straight"))
@@ -419,6 +419,41 @@ def test_teacher_with_other_class_names_is_refused(teacher, tmp_path):
     with pytest.raises(distill.VisionError, match=r"class 3 is 'three' for the teacher, '3' in the data"):
         run("--mode", "student", "--model", "resnet18", "--teacher", str(tmp_path / "renamed.pt"),
             "--temperature", "2", "--epochs", "1", "--output-dir", str(tmp_path / "s"))
+
+
+def test_teacher_trained_on_other_images_is_refused(teacher, tmp_path):
+    """The teacher learned from 32 px digits: a student fed 8 px images is refused before any
+    work (the teacher would score near chance on them); other limits, epochs, lr or batch size
+    change nothing the teacher sees, and are accepted."""
+    common = ["--mode", "student", "--model", "resnet18", "--teacher", str(teacher / "checkpoint.pt"),
+              "--temperature", "2", "--epochs", "1"]
+    with pytest.raises(distill.VisionError, match=r"checkpoint.pt was trained with --image-size 32 "
+                                                  r"\(this run: 8\)"):
+        run(*common, "--image-size", "8", "--small-input", "--output-dir", str(tmp_path / "s8"))
+    assert not (tmp_path / "s8").exists()
+    run(*common, "--limit-train", "32", "--limit-val", "20", "--lr", "0.05", "--batch-size", "16",
+        "--output-dir", str(tmp_path / "ok"))
+    rec = metrics(tmp_path / "ok/T2/metrics.jsonl")[0]
+    assert rec["train_samples"] == 32 and rec["val_samples"] == 20
+
+
+def test_dump_of_a_plain_state_dict_with_model(teacher, tmp_path):
+    """A .pt holding only a state dict (as torchvision's weights): --model names the architecture,
+    the classes come from the data; the features are the full checkpoint's."""
+    torch.save(weights(teacher / "checkpoint.pt"), tmp_path / "plain.pt")
+    argv = [str(tmp_path / "plain.pt"), "--output", str(tmp_path / "f"), "--dataset", "digits",
+            "--splits", "valid", "--limit-val", "101", "--workers", "0", "--device", "cpu",
+            "--feature-dtype", "float32"]
+    with pytest.raises(distill.VisionError, match=r"plain state dict: say which model it is \(--model NAME\)"):
+        dump_features.main(dump_features.get_args_parser().parse_args(argv))
+    dump_features.main(dump_features.get_args_parser().parse_args([*argv, "--model", "resnet18"]))
+    a, b = FeatureSet.open(tmp_path / "f/valid"), FeatureSet.open(teacher / "features/valid")
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(a.labels, b.labels) and a.classes == b.classes
+    assert a.meta["model"] == "resnet18" and a.meta["alpha"] is None  # a state dict records no α
+    with pytest.raises(distill.VisionError, match="was trained without --small-input"):
+        dump_features.main(dump_features.get_args_parser().parse_args(
+            [str(teacher / "checkpoint.pt"), "--small-input", *argv[1:]]))
 
 
 def test_lr_warmup_rises_linearly_per_iteration_then_follows_the_steps(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vision.utils import VisionError
+from vision.utils import VisionError, check_at_least
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -179,6 +179,9 @@ def build_datasets(name: str, data=None, image_size=None, recipe: str = "imagene
     the images as training saw them)."""
     if name not in DATASETS:
         raise VisionError(f"unknown dataset {name!r} (choose from {', '.join(DATASETS)})")
+    for dest, value in (("image_size", image_size), ("limit_train", limit_train),
+                        ("limit_val", limit_val)):  # x[:-3] would silently drop the last 3
+        check_at_least(dest, value, 1)
     size = image_size or DEFAULT_IMAGE_SIZE[name]
     if name == "imagefolder":
         from torchvision.datasets import ImageFolder

@@ -47,8 +47,8 @@ from shared_metrics.featureset import FeatureSetError
 from vision import data as vdata
 from vision import kd, utils
 from vision.dump_features import CREATED_BY, dump_all, feature_dtype
-from vision.models import (build_model, check_checkpoint_classes, find_head, load_checkpoint, load_pretrained,
-                           model_from_checkpoint)
+from vision.models import (build_model, check_checkpoint_classes, checkpoint_meta, find_head,
+                           load_checkpoint, load_pretrained, model_from_checkpoint, state_dict_of)
 from vision.utils import VisionError
 
 DEFAULTS = {  # (mode) -> epochs, lr_step
@@ -144,8 +144,6 @@ def check_args(args) -> None:
         raise VisionError(f"--lr-warmup-epochs must be >= 0, got {args.lr_warmup_epochs}")
     if not (args.lr_gamma > 0 and math.isfinite(args.lr_gamma)):
         raise VisionError(f"--lr-gamma must be a finite number > 0, got {args.lr_gamma:g}")
-    if args.workers < 0:
-        raise VisionError(f"--workers must be >= 0, got {args.workers}")
     if args.teacher_alpha is not None and not 0.0 <= args.teacher_alpha < 1.0:
         raise VisionError(f"--teacher-alpha α must be in [0, 1), got {args.teacher_alpha:g}")
     if args.mode == "student":
@@ -160,14 +158,15 @@ def check_args(args) -> None:
             raise VisionError("--mode student needs --teacher CKPT")
     elif args.temperature or args.teacher:
         raise VisionError("--temperature and --teacher only apply to --mode student")
-    for name in ("epochs", "batch_size", "lr_step", "image_size", "limit_train", "limit_val"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise VisionError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    if args.lr is not None and args.lr <= 0:
-        raise VisionError(f"--lr must be > 0, got {args.lr:g}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise VisionError("--device cuda: no CUDA device is available (use --device cpu)")
+    utils.check_data_args(args)  # the data and loader flags, as vision/dump_features.py checks them
+    for name in ("epochs", "lr_step"):
+        utils.check_at_least(name, getattr(args, name), 1)
+    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
+        raise VisionError(f"--lr must be a finite number > 0, got {args.lr:g}")
+    if not 0.0 <= args.momentum < 1.0:
+        raise VisionError(f"--momentum must be in [0, 1), got {args.momentum:g}")
+    if not (args.weight_decay >= 0 and math.isfinite(args.weight_decay)):
+        raise VisionError(f"--weight-decay must be a finite number >= 0, got {args.weight_decay:g}")
     if args.sync_bn and args.device != "cuda":
         raise VisionError("--sync-bn needs --device cuda (SyncBatchNorm has no CPU kernels)")
     if args.resume and args.test_only:
@@ -279,9 +278,40 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
 
 
 # ----------------------------------------------------------------------------- set-up
+#: What a checkpoint's args record of the input pipeline (vision/data.py builds the transforms
+#: and the grey sets' resizing and normalisation from these): a teacher must be fed the images
+#: it learned from. --limit-*, --epochs, --lr, --data (a moved copy), ... may differ; so may
+#: --small-input (the teacher is rebuilt with its own stem; it does not change the images).
+TEACHER_INPUTS = ("dataset", "image_size", "recipe")
+
+
+def check_teacher_inputs(what: str, saved: dict, args) -> None:
+    """Refuse a teacher whose checkpoint ``saved`` args record another input pipeline than this
+    run's ``args`` (after build_datasets resolved args.image_size). Nothing to compare for a plain
+    state dict (no args) or an older checkpoint without a field."""
+    def size(a):
+        s = a.get("image_size")
+        return s or vdata.DEFAULT_IMAGE_SIZE.get(a.get("dataset"))
+    now = vars(args)
+    diffs = []
+    for key in TEACHER_INPUTS:
+        if key not in saved:
+            continue
+        if key == "recipe" and args.dataset != "imagefolder":
+            continue  # the grey sets have one pipeline whatever the recipe
+        then_v, now_v = (size(saved), size(now)) if key == "image_size" else (saved[key], now[key])
+        if then_v != now_v:
+            diffs.append(f"--{key.replace('_', '-')} {then_v} (this run: {now_v})")
+    if diffs:
+        raise VisionError(f"{what} was trained with {', '.join(diffs)}: it would see other images "
+                          "than it learned from; give this run the teacher's data flags")
+
+
 def load_teacher(args, num_classes, classes, device):
-    model, ckpt = model_from_checkpoint(args.teacher, args.teacher_model)
+    model, ckpt = model_from_checkpoint(args.teacher, args.teacher_model, num_classes=num_classes,
+                                        flag="--teacher-model")
     check_checkpoint_classes(f"teacher {args.teacher}", ckpt, classes, args.dataset, role="teacher")
+    check_teacher_inputs(f"teacher {args.teacher}", ckpt["args"], args)
     alpha = ckpt.get("alpha", args.teacher_alpha)
     if args.teacher_alpha is not None and alpha != args.teacher_alpha:
         raise VisionError(f"--teacher-alpha {args.teacher_alpha:g} contradicts the teacher "
@@ -363,12 +393,18 @@ def restore(runs, args, full: bool, alpha=None) -> int:
         if path in missing:  # killed before this student's first save: it starts from scratch
             r.start_epoch, r.saved = 0, None
             continue
-        ck = load_checkpoint(path)
+        ck = checkpoint_meta(path, load_checkpoint(path))
+        if not ck:
+            raise VisionError(f"{path}: not a checkpoint of distill.py (a plain state dict?)")
+        lacking = [k for k in ("epoch", *(("optimizer", "lr_scheduler", "rng") if full else ()))
+                   if ck.get(k) is None]
+        if lacking:
+            raise VisionError(f"{path}: the checkpoint lacks {', '.join(lacking)}")
         if ck.get("model_name") != args.model or ck.get("mode") != args.mode:
             raise VisionError(f"{path} is a {ck.get('mode')} {ck.get('model_name')}, "
                               f"not a {args.mode} {args.model}")
         if full:
-            saved = ck.get("args", {})
+            saved = ck.get("args") or {}
             changed = [f"--{k.replace('_', '-')} {saved[k]} (now {now.get(k)})" for k in RESUME_FIXED
                        if k in saved and saved[k] != now.get(k)]
             if ck.get("temperature") != r.temperature:
@@ -379,7 +415,7 @@ def restore(runs, args, full: bool, alpha=None) -> int:
                 raise VisionError(f"{path} was trained with {', '.join(changed)}: --resume continues "
                                   "the same training; use another --output-dir for a new one")
         try:
-            r.module.load_state_dict(ck["model"])
+            r.module.load_state_dict(state_dict_of(ck, path))
         except RuntimeError as e:
             first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
             raise VisionError(f"{path} does not fit the model built from these arguments "

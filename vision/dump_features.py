@@ -7,8 +7,9 @@ writes OUTPUT/features/train/ and OUTPUT/features/valid/: the input of the final
 global-pool output feeding the classifier), its weight and bias, the logits (float32, when N*K
 is at most 1e8 values), the labels, and meta.json. The train split is read with evaluation
 transforms (no augmentation). Dataset, image size and model come from the checkpoint unless
-given. Under ``torchrun --nproc_per_node N`` every process dumps a slice of each split and rank 0
-joins them (see :func:`dump_all`).
+given; a plain state dict (e.g. torchvision weights) needs --model NAME and --dataset (its classes
+are the data's). Under ``torchrun --nproc_per_node N`` every process dumps a slice of each split
+and rank 0 joins them (see :func:`dump_all`).
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from shared_metrics.featureset import (FeatureSetError, FeatureSetWriter,
                                        concatenate_feature_sets)
 from vision import data as vdata
 from vision import utils
-from vision.models import VisionError, check_checkpoint_classes, find_head, model_from_checkpoint
+from vision.models import (VisionError, check_checkpoint_classes, checkpoint_meta, find_head,
+                           load_checkpoint, model_from_checkpoint, model_name_of)
 
 CREATED_BY = "lskd-vision 0.1.0"
 MAX_LOGIT_VALUES = 100_000_000  # logits.npy (float32) only when N * K is at most this
@@ -173,7 +175,12 @@ def feature_dtype(name: str):
 def get_args_parser():
     p = argparse.ArgumentParser(prog="dump_features.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="a checkpoint.pt written by vision/distill.py")
+    p.add_argument("checkpoint", help="a checkpoint.pt written by vision/distill.py, or a plain "
+                   "state dict (e.g. torchvision weights) with --model and --dataset")
+    p.add_argument("--model", metavar="NAME", help="the architecture of a plain state dict "
+                   "(default: the checkpoint's; its classes are the data's)")
+    p.add_argument("--small-input", action="store_true", default=None,
+                   help="a plain state dict of a --small-input model (default: the checkpoint's)")
     p.add_argument("--output", required=True, help="directory that gets train/ and valid/")
     p.add_argument("--dataset", choices=vdata.DATASETS, help="default: the checkpoint's")
     p.add_argument("--data", help="data path (default: the checkpoint's)")
@@ -194,8 +201,11 @@ def get_args_parser():
 
 
 def main(args):
-    model, ckpt = model_from_checkpoint(args.checkpoint)
-    cargs = ckpt.get("args", {})
+    utils.check_data_args(args)  # the checks vision/distill.py makes of the same flags
+    loaded = load_checkpoint(args.checkpoint)
+    meta = checkpoint_meta(args.checkpoint, loaded)
+    model_name_of(args.checkpoint, meta, args.model, "--model")  # before the data is read
+    cargs = meta.get("args") or {}
     name = args.dataset or cargs.get("dataset")
     if name is None:
         raise VisionError("the checkpoint does not say its dataset: pass --dataset")
@@ -203,6 +213,10 @@ def main(args):
         name, args.data or (cargs.get("data") if name == cargs.get("dataset") else None),
         args.image_size or cargs.get("image_size"), cargs.get("recipe", "imagenet"),
         args.limit_train, args.limit_val)
+    model, ckpt = model_from_checkpoint(args.checkpoint, args.model, args.small_input,
+                                        num_classes=len(datasets.classes), flag="--model",
+                                        ckpt=loaded)
+    del loaded
     check_checkpoint_classes(str(args.checkpoint), ckpt, datasets.classes, name)
     utils.init_distributed_mode(args)
     device = torch.device("cuda", args.gpu) if args.device == "cuda" else torch.device("cpu")

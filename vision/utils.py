@@ -16,6 +16,31 @@ class VisionError(Exception):
     """Bad input or state that the CLIs report as one line (no traceback)."""
 
 
+# ----------------------------------------------------------------------------- argument checks
+def flag_name(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def check_at_least(dest: str, value, minimum: int) -> None:
+    """``--dest`` (None: not given) must be an integer >= minimum."""
+    if value is not None and value < minimum:
+        raise VisionError(f"{flag_name(dest)} must be >= {minimum}, got {value}")
+
+
+#: the data and loader flags that vision/distill.py and vision/dump_features.py share, and the
+#: least value each may take (None: not given)
+DATA_FLAGS_MIN = {"image_size": 1, "limit_train": 1, "limit_val": 1, "batch_size": 1,
+                  "workers": 0, "dist_timeout": 1}
+
+
+def check_data_args(args) -> None:
+    """The checks both entry points make of their shared flags (one-line VisionErrors)."""
+    for dest, minimum in DATA_FLAGS_MIN.items():
+        check_at_least(dest, getattr(args, dest, None), minimum)
+    if getattr(args, "device", None) == "cuda" and not torch.cuda.is_available():
+        raise VisionError("--device cuda: no CUDA device is available (use --device cpu)")
+
+
 # ----------------------------------------------------------------------------- distributed
 def init_distributed_mode(args) -> None:
     """Read torchrun's environment; set args.distributed/rank/world_size/gpu. Under torchrun a
