@@ -30,10 +30,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-PLUGIN_DIR = str(Path(__file__).resolve().parent)
+from . import PLUGIN_DIR
+from .errors import LskdConfigError
 
 
-class BleuError(ValueError):
+class BleuError(LskdConfigError):
     pass
 
 
@@ -107,7 +108,21 @@ def detok_bleu(hyps: list[str], refs: list[str], lang: str):
     return bleu.corpus_score(d_h, [d_r]), bleu.get_signature()
 
 
-def score_checkpoint(checkpoint: str, data: str, split: str = "test", **kw) -> dict:
+def check_fits_data(checkpoint: str, data: str, checkpoint_data: str | None = None) -> None:
+    """Refuse (LskdConfigError) a checkpoint whose dictionaries are not those fairseq-generate
+    reads from ``data``: it would translate with the wrong words, silently (see
+    kd_translation.check_data_dictionaries; ``checkpoint_data`` = --checkpoint-data)."""
+    from fairseq.tasks.translation import TranslationConfig
+    from .kd_translation import check_data_dictionaries, load_checkpoint_state, setup_translation_data
+    state, cfg = load_checkpoint_state(checkpoint)
+    task = setup_translation_data(TranslationConfig(data=data))  # as fairseq-generate --task translation
+    check_data_dictionaries(task, checkpoint, cfg, state["model"], who="checkpoint",
+                            dict_dir=checkpoint_data, dict_flag="--checkpoint-data")
+
+
+def score_checkpoint(checkpoint: str, data: str, split: str = "test", checkpoint_data: str | None = None,
+                     **kw) -> dict:
+    check_fits_data(checkpoint, data, checkpoint_data)
     hyps, refs = generate(checkpoint, data, split, **kw)
     score, sig = detok_bleu(hyps, refs, _target_lang(data, split))
     return {"checkpoint": os.path.abspath(checkpoint), "split": split, "bleu": round(score.score, 2),
@@ -117,17 +132,8 @@ def score_checkpoint(checkpoint: str, data: str, split: str = "test", **kw) -> d
 # ---------------------------------------------------------------------- table
 def checkpoint_info(checkpoint: str) -> dict:
     """α, T, seed and role of a checkpoint, from its saved config."""
-    import nmt_plugin  # noqa: F401  (safe globals, task registration)
-    from fairseq import checkpoint_utils
-    from .kd_translation import _get, teacher_alpha
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
-    except Exception as e:
-        raise BleuError(f"{checkpoint}: not a readable fairseq checkpoint ({type(e).__name__})") from None
-    cfg = state.get("cfg")
-    if cfg is None:
-        from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-        cfg = convert_namespace_to_omegaconf(state["args"])
+    from .kd_translation import _get, load_checkpoint_state, teacher_alpha
+    _, cfg = load_checkpoint_state(checkpoint)
     crit, task = _get(cfg, "criterion"), _get(cfg, "task")
     seed = _get(_get(cfg, "common"), "seed")
     if _get(crit, "_name") == "ls_kd":
@@ -189,6 +195,9 @@ def main(argv=None) -> int:
         p = sub.add_parser(name, help=hlp)
         p.add_argument("checkpoints", nargs="+" if name == "table" else 1, help="fairseq checkpoint(s)")
         p.add_argument("--data", required=True, help="binarised data dir (fairseq-preprocess output)")
+        p.add_argument("--checkpoint-data", default=None,
+                       help="folder with the dict.*.txt the checkpoint(s) were trained with, to check "
+                            "--data's against (default: the data folder each checkpoint's config names)")
         p.add_argument("--split", default="test", help="split to translate (default test)")
         p.add_argument("--beam", type=int, default=5, help="beam size (default 5)")
         p.add_argument("--lenpen", type=float, default=1.0, help="length penalty (default 1)")
@@ -201,7 +210,8 @@ def main(argv=None) -> int:
             p.add_argument("--jobs", type=int, default=1,
                            help="checkpoints decoded side by side (CPU threads shared among them; default 1)")
     args = ap.parse_args(argv)
-    kw = dict(beam=args.beam, max_tokens=args.max_tokens, cpu=args.cpu, fp16=args.fp16, lenpen=args.lenpen)
+    kw = dict(beam=args.beam, max_tokens=args.max_tokens, cpu=args.cpu, fp16=args.fp16, lenpen=args.lenpen,
+              checkpoint_data=args.checkpoint_data)
     try:
         if args.cmd == "score":
             r = score_checkpoint(args.checkpoints[0], args.data, args.split, **kw)
@@ -254,7 +264,7 @@ def main(argv=None) -> int:
                             r["checkpoint"]])
             _write_atomic(Path(f"{args.out}.csv"), buf.getvalue())
             _write_atomic(Path(f"{args.out}.md"), table + f"\n\nsacrebleu signature: {signature}\n")
-    except BleuError as e:
+    except LskdConfigError as e:  # BleuError included
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

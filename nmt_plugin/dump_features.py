@@ -13,6 +13,7 @@ target tokens.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -79,6 +80,9 @@ def main(argv=None) -> int:
                     "feature set (features, labels = target token ids, head = output projection).")
     ap.add_argument("checkpoint", help="fairseq checkpoint (teacher or ls_kd student)")
     ap.add_argument("--data", default=None, help="binarised data dir (default: the one in the checkpoint)")
+    ap.add_argument("--checkpoint-data", default=None,
+                    help="folder with the dict.*.txt the checkpoint was trained with, to check --data's "
+                         "against (default: the data folder its config names)")
     ap.add_argument("--split", default="valid", help="train, valid or test (default valid)")
     ap.add_argument("--out", required=True, type=Path, help="output feature-set directory")
     ap.add_argument("--max-per-type", type=int, default=0,
@@ -108,38 +112,38 @@ def run(args) -> int:
 
     from . import kd_translation  # noqa: F401  (registers the task; safe-globals for torch.load)
     from .errors import LskdConfigError
-    from .kd_translation import _first_line, _get
+    from .kd_translation import (_first_line, _get, check_data_dictionaries, load_checkpoint_state,
+                                 setup_translation_data)
     from fairseq import checkpoint_utils, utils
-    from fairseq.tasks.translation import TranslationTask
+    from omegaconf import open_dict
     from shared_metrics.featureset import FeatureSetError, FeatureSetWriter
 
-    if not os.path.isfile(args.checkpoint):
-        raise LskdConfigError(f"checkpoint not found: {args.checkpoint}")
     if args.max_per_type < 0 or args.max_tokens < 1:
         raise LskdConfigError("--max-per-type must be >= 0 and --max-tokens >= 1")
     if args.out.exists() and not args.overwrite:
         raise LskdConfigError(f"{args.out} already exists (pass --overwrite to replace it)")
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(args.checkpoint)
-        cfg = state["cfg"] if state.get("cfg") is not None else None
-        if cfg is None:
-            from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-            cfg = convert_namespace_to_omegaconf(state["args"])
-    except Exception as e:
-        raise LskdConfigError(f"{args.checkpoint} is not a readable fairseq checkpoint ({_first_line(e)})") from None
-    task_cfg = cfg.task
+    state, cfg = load_checkpoint_state(args.checkpoint)
+    # a copy: cfg.task keeps what the checkpoint was trained on (its data folder, its languages)
+    task_cfg = copy.deepcopy(cfg.task)
     data = args.data or _get(task_cfg, "data")
-    if not data or not os.path.isdir(utils.split_paths(data)[0]):
-        raise LskdConfigError(f"data directory not found: {data} (pass --data DATA_BIN)")
-    from omegaconf import open_dict
+    if not data:
+        raise LskdConfigError(f"{args.checkpoint} names no data folder (pass --data DATA_BIN)")
     with open_dict(task_cfg):
         task_cfg.data = data
+    task = setup_translation_data(task_cfg)  # plain translation: no teacher is loaded
+    check_data_dictionaries(task, args.checkpoint, cfg, state["model"], who="checkpoint",
+                            dict_dir=args.checkpoint_data, dict_flag="--checkpoint-data")
     try:
-        task = TranslationTask.setup_task(task_cfg)  # plain translation: no teacher is loaded
         task.load_dataset(args.split)
     except FileNotFoundError as e:
         raise LskdConfigError(f"split {args.split!r} not found in {data} ({e})") from None
-    models, _ = checkpoint_utils.load_model_ensemble([args.checkpoint], task=task, state=state)
+    except Exception as e:
+        raise LskdConfigError(f"cannot read split {args.split!r} of {data} ({_first_line(e)})") from None
+    try:
+        models, _ = checkpoint_utils.load_model_ensemble([args.checkpoint], task=task, state=state)
+    except Exception as e:
+        raise LskdConfigError(f"checkpoint {args.checkpoint}: cannot build its model on {data} "
+                              f"({_first_line(e)})") from None
     model = models[0]
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     model.eval().to(device)

@@ -89,28 +89,34 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def load_teacher_state(path: Optional[str]):
-    """(state, cfg) of a fairseq checkpoint, or a one-line LskdConfigError saying what is wrong."""
-    if not path:
-        raise LskdConfigError("--task kd_translation needs --teacher-path CKPT (the frozen teacher)")
+def load_checkpoint_state(path: str, who: str = "checkpoint"):
+    """(state, cfg) of a fairseq checkpoint, or a one-line LskdConfigError saying what is wrong
+    (``who`` names it in the message: "checkpoint", "teacher checkpoint")."""
     if not os.path.exists(path):
-        raise LskdConfigError(f"teacher checkpoint not found: {path}")
+        raise LskdConfigError(f"{who} not found: {path}")
     if not os.path.isfile(path):
-        raise LskdConfigError(f"teacher checkpoint {path} is not a file")
+        raise LskdConfigError(f"{who} {path} is not a file")
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as e:  # torch/pickle/zip errors come in many types
-        raise LskdConfigError(f"teacher checkpoint {path} is not a readable fairseq checkpoint "
+        raise LskdConfigError(f"{who} {path} is not a readable fairseq checkpoint "
                               f"({_first_line(e)})") from None
     if not isinstance(state, dict) or "model" not in state:
-        raise LskdConfigError(f"teacher checkpoint {path} has no model weights (not a fairseq checkpoint)")
+        raise LskdConfigError(f"{who} {path} has no model weights (not a fairseq checkpoint)")
     if state.get("args") is not None:
         cfg = convert_namespace_to_omegaconf(state["args"])
     elif state.get("cfg") is not None:
         cfg = state["cfg"]
     else:
-        raise LskdConfigError(f"teacher checkpoint {path} has no training config (not a fairseq checkpoint)")
+        raise LskdConfigError(f"{who} {path} has no training config (not a fairseq checkpoint)")
     return state, cfg
+
+
+def load_teacher_state(path: Optional[str]):
+    """(state, cfg) of the teacher checkpoint, or a one-line LskdConfigError."""
+    if not path:
+        raise LskdConfigError("--task kd_translation needs --teacher-path CKPT (the frozen teacher)")
+    return load_checkpoint_state(path, "teacher checkpoint")
 
 
 def teacher_alpha(path: Optional[str]) -> Optional[float]:
@@ -126,16 +132,81 @@ def teacher_alpha(path: Optional[str]) -> Optional[float]:
     return 0.0 if _get(crit, "_name") == "cross_entropy" else None
 
 
-def _dict_difference(ours: Dictionary, theirs: Dictionary) -> Optional[str]:
+def _dict_difference(ours: Dictionary, theirs: Dictionary, who: str = "teacher") -> Optional[str]:
     if ours.symbols == theirs.symbols:
         return None
     n = min(len(ours), len(theirs))
     i = next((i for i in range(n) if ours.symbols[i] != theirs.symbols[i]), n)
     if i < n:
-        where = f"first difference at index {i}: teacher {theirs.symbols[i]!r}, data {ours.symbols[i]!r}"
+        where = f"first difference at index {i}: {who} {theirs.symbols[i]!r}, data {ours.symbols[i]!r}"
     else:
         where = "one is a prefix of the other"
-    return f"teacher {len(theirs)} symbols, data {len(ours)}; {where}"
+    return f"{who} {len(theirs)} symbols, data {len(ours)}; {where}"
+
+
+def check_data_dictionaries(task, path: str, ckpt_cfg, weights, who: str = "teacher",
+                            dict_dir: Optional[str] = None, dict_flag: str = "--teacher-data") -> None:
+    """Refuse (LskdConfigError) a checkpoint whose dictionaries are not ``task``'s (the data's).
+
+    The checkpoint's own dictionaries are the dict.*.txt of ``dict_dir`` (its ``dict_flag``
+    option), else of the data folder its config names: a checkpoint whose dictionaries cannot be
+    read is refused, since the weights' row counts alone cannot tell two orders of the same
+    words apart. ``who`` names the checkpoint in the messages ("teacher", "checkpoint")."""
+    src, tgt = task.cfg.source_lang, task.cfg.target_lang
+    tsrc, ttgt = _get(ckpt_cfg.task, "source_lang"), _get(ckpt_cfg.task, "target_lang")
+    if tsrc and ttgt and (tsrc, ttgt) != (src, tgt):
+        raise LskdConfigError(
+            f"{who} {path} translates {tsrc}->{ttgt} but the data is {src}->{tgt}: "
+            f"its source and target dictionary do not line up with the data's")
+    problems = []
+    recorded = (utils.split_paths(_get(ckpt_cfg.task, "data") or "") or [None])[0]
+    cdata = dict_dir or recorded
+    for side, lang, ours in (("source", src, task.src_dict), ("target", tgt, task.tgt_dict)):
+        f = os.path.join(cdata, f"dict.{lang}.txt") if cdata else None
+        if not (f and os.path.isfile(f)):
+            where = (f"{dict_flag} {cdata} has no dict.{lang}.txt" if dict_dir else
+                     f"its checkpoint names the data folder {recorded}, which has no dict.{lang}.txt"
+                     if recorded else "its checkpoint names no data folder")
+            raise LskdConfigError(
+                f"{who} {path}: cannot check its {side} dictionary against the data's ({where}); "
+                f"pass {dict_flag} DIR, the folder with the {who}'s dict.{src}.txt and "
+                f"dict.{tgt}.txt (the data folder itself if the {who} was trained on it)")
+        try:
+            theirs = Dictionary.load(f)
+        except Exception as e:
+            raise LskdConfigError(f"{who} {path}: cannot read {f} ({_first_line(e)})") from None
+        diff = _dict_difference(ours, theirs, who)
+        if diff:
+            problems.append(f"{side} dictionary differs ({f} vs the data's: {diff})")
+    # The weights themselves say how many symbols the checkpoint knows.
+    sizes = (("source", "encoder.embed_tokens.weight", task.src_dict),
+             ("target", "decoder.output_projection.weight", task.tgt_dict),
+             ("target", "decoder.embed_tokens.weight", task.tgt_dict))
+    for side, key, ours in sizes:
+        w = weights.get(key)
+        if w is not None and w.shape[0] != len(ours) and not any(p.startswith(side) for p in problems):
+            problems.append(f"{side} dictionary differs (the {who}'s {key} has {w.shape[0]} "
+                            f"rows, the data's {side} dictionary {len(ours)} symbols)")
+    if problems:
+        raise LskdConfigError(f"{who} {path}: " + "; ".join(problems))
+
+
+def setup_translation_data(cfg, setup=None, **kwargs):
+    """``setup(cfg, **kwargs)`` (default TranslationTask.setup_task: reads the data folder's
+    dictionaries and language pair), with a missing or unreadable data folder reported as a
+    one-line LskdConfigError naming it instead of fairseq's traceback."""
+    paths = [p for p in utils.split_paths(cfg.data or "") if p]
+    if not paths:
+        raise LskdConfigError("no data directory given (the first argument: the fairseq-preprocess output)")
+    for p in paths:
+        if not os.path.isdir(p):
+            raise LskdConfigError(f"data directory not found: {p}")
+    try:
+        return (setup or TranslationTask.setup_task)(cfg, **kwargs)
+    except LskdConfigError:
+        raise
+    except Exception as e:
+        raise LskdConfigError(f"cannot read the translation data in {paths[0]} ({_first_line(e)})") from None
 
 
 @register_task("kd_translation", dataclass=KdTranslationConfig)
@@ -156,7 +227,7 @@ class KdTranslationTask(TranslationTask):
             raise LskdConfigError(f"--kd-temperature must be a number > 0, got {T}")
         if cfg.teacher_topk is None or cfg.teacher_topk < 0:
             raise LskdConfigError(f"--teacher-topk must be >= 0 (0 = full vocabulary), got {cfg.teacher_topk}")
-        task = super().setup_task(cfg, **kwargs)
+        task = setup_translation_data(cfg, super().setup_task, **kwargs)
         if cfg.teacher_topk >= len(task.tgt_dict):
             raise LskdConfigError(f"--teacher-topk {cfg.teacher_topk} is not smaller than the target "
                                   f"vocabulary ({len(task.tgt_dict)}); use 0 for the full vocabulary")
@@ -173,7 +244,7 @@ class KdTranslationTask(TranslationTask):
         if "translation" not in task_name:
             raise LskdConfigError(f"teacher {path} is not a translation model "
                                   f"(trained with task {task_name or 'unknown'!r})")
-        self._check_teacher_dictionaries(path, tcfg, state["model"])
+        check_data_dictionaries(self, path, tcfg, state["model"], dict_dir=self.cfg.teacher_data)
         try:
             teacher = models.build_model(tcfg.model, self, from_checkpoint=True)
         except LskdConfigError:
@@ -199,41 +270,6 @@ class KdTranslationTask(TranslationTask):
         logger.info(f"teacher {path}: {type(teacher).__name__} ({_get(tcfg.model, 'arch', '?')}), "
                     f"{n:,} parameters, frozen; T = {self.cfg.kd_temperature}, "
                     f"top-k = {self.cfg.teacher_topk or 'full vocabulary'}")
-
-    def _check_teacher_dictionaries(self, path, tcfg, weights) -> None:
-        src, tgt = self.cfg.source_lang, self.cfg.target_lang
-        tsrc, ttgt = _get(tcfg.task, "source_lang"), _get(tcfg.task, "target_lang")
-        if tsrc and ttgt and (tsrc, ttgt) != (src, tgt):
-            raise LskdConfigError(
-                f"teacher {path} translates {tsrc}->{ttgt} but the data is {src}->{tgt}: "
-                f"its source and target dictionary do not line up with the data's")
-        problems = []
-        recorded = (utils.split_paths(_get(tcfg.task, "data") or "") or [None])[0]
-        tdata = self.cfg.teacher_data or recorded
-        for side, lang, ours in (("source", src, self.src_dict), ("target", tgt, self.tgt_dict)):
-            f = os.path.join(tdata, f"dict.{lang}.txt") if tdata else None
-            if not (f and os.path.isfile(f)):
-                where = (f"--teacher-data {tdata} has no dict.{lang}.txt" if self.cfg.teacher_data else
-                         f"its checkpoint names the data folder {recorded}, which has no dict.{lang}.txt"
-                         if recorded else "its checkpoint names no data folder")
-                raise LskdConfigError(
-                    f"teacher {path}: cannot check its {side} dictionary against the data's ({where}); "
-                    f"pass --teacher-data DIR, the folder with the teacher's dict.{src}.txt and "
-                    f"dict.{tgt}.txt (the data folder itself if the teacher was trained on it)")
-            diff = _dict_difference(ours, Dictionary.load(f))
-            if diff:
-                problems.append(f"{side} dictionary differs ({f} vs the data's: {diff})")
-        # The weights themselves say how many symbols the teacher knows.
-        sizes = (("source", "encoder.embed_tokens.weight", self.src_dict),
-                 ("target", "decoder.output_projection.weight", self.tgt_dict),
-                 ("target", "decoder.embed_tokens.weight", self.tgt_dict))
-        for side, key, ours in sizes:
-            w = weights.get(key)
-            if w is not None and w.shape[0] != len(ours) and not any(p.startswith(side) for p in problems):
-                problems.append(f"{side} dictionary differs (the teacher's {key} has {w.shape[0]} "
-                                f"rows, the data's {side} dictionary {len(ours)} symbols)")
-        if problems:
-            raise LskdConfigError(f"teacher {path}: " + "; ".join(problems))
 
     def _teacher_for(self, model):
         if self.teacher is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,32 @@ def toy(tmp_path_factory) -> dict:
         teacher = train_teacher(data, root / "teacher")
         _CACHE.update(root=root, data=data, teacher=teacher, other_data=other)
     return _CACHE
+
+
+def swapped_dictionaries(data: Path, dest: Path) -> Path:
+    """A copy of the binarised data whose dictionaries list the same words in another order (the
+    first two words of each swapped): the same sizes, so only a symbol-by-symbol check tells."""
+    shutil.copytree(data, dest)
+    for lang in ("de", "en"):
+        lines = (dest / f"dict.{lang}.txt").read_text().splitlines()
+        lines[0], lines[1] = lines[1], lines[0]
+        (dest / f"dict.{lang}.txt").write_text("\n".join(lines) + "\n")
+    return dest
+
+
+def moved_checkpoint(ckpt: Path, dest: Path, **fields) -> Path:
+    """A copy of a checkpoint with fields of its saved config changed, e.g. {"task.data": DIR}."""
+    import torch
+    import nmt_plugin  # noqa: F401  (torch's safe globals for fairseq checkpoints)
+    from fairseq import checkpoint_utils
+    from omegaconf import OmegaConf
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(ckpt))
+    cfg = OmegaConf.to_container(state["cfg"])
+    for key, value in fields.items():
+        group, name = key.split(".")
+        cfg[group][name] = value
+    torch.save({**state, "cfg": cfg}, dest)
+    return dest
 
 
 def json_logs(text: str) -> list[dict]:

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from nmt_toy import PY, run, toy, toy_student
+from nmt_toy import PY, moved_checkpoint, run, swapped_dictionaries, toy, toy_student
 from shared_metrics.featureset import FeatureSet
 
 
@@ -52,6 +52,60 @@ def test_dump_features_student_capped(tmp_path_factory, tmp_path):
     # a second run refuses to overwrite
     proc = run([PY, "-m", "nmt_plugin.dump_features", student, "--out", out, "--cpu"], check=False)
     assert proc.returncode != 0 and proc.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def _error_line(capsys) -> str:
+    """The one line a command printed to stderr (fairseq's own log lines aside)."""
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:") or "Traceback" in l]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_dump_features_refuses_data_that_does_not_fit_the_checkpoint(toyset, tmp_path, capsys):
+    """--data whose dictionaries are not the checkpoint's: one line, exit 2, nothing written; same-size
+    dictionaries in another order included (their meta classes would name the wrong rows)."""
+    from nmt_plugin import dump_features
+    teacher, out = toyset["teacher"], tmp_path / "feats"
+
+    def dump(data, *extra):
+        return dump_features.main([str(teacher), "--data", str(data), "--out", str(out), "--cpu", *map(str, extra)])
+    swapped = swapped_dictionaries(toyset["data"], tmp_path / "swapped")
+    assert dump(swapped) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"error: checkpoint {teacher}: source dictionary differs (") and not out.exists()
+    assert "first difference at index 4" in line and "; target dictionary differs (" in line
+    assert dump(toyset["other_data"]) == 2  # another size: was fairseq's "size mismatch" traceback
+    assert re.search(r"source dictionary differs .*checkpoint (\d+) symbols, data (?!\1)\d+", _error_line(capsys))
+    (tmp_path / "empty").mkdir()
+    assert dump(tmp_path / "empty") == 2
+    assert _error_line(capsys) == (f"error: cannot read the translation data in {tmp_path / 'empty'} "
+                                   "(Exception: Could not infer language pair, please provide it explicitly)")
+    # the checkpoint's data folder is gone: its dictionaries come from --checkpoint-data
+    moved = moved_checkpoint(teacher, tmp_path / "moved.pt", **{"task.data": str(tmp_path / "gone")})
+    teacher = moved
+    assert dump(toyset["data"]) == 2
+    assert "cannot check its source dictionary" in _error_line(capsys)
+    assert dump(toyset["data"], "--checkpoint-data", toyset["data"]) == 0
+    from fairseq.data import Dictionary
+    assert FeatureSet.open(out).meta["classes"] == Dictionary.load(str(toyset["data"] / "dict.en.txt")).symbols
+    capsys.readouterr()
+
+
+def test_bleu_refuses_data_that_does_not_fit_the_checkpoint(toyset, tmp_path, monkeypatch, capsys):
+    """fairseq-generate would translate with the data's dictionaries: a same-size one in another
+    order gave a silently wrong BLEU, another size a "size mismatch" dump."""
+    from nmt_plugin import bleu
+
+    def decode(*a, **kw):
+        raise AssertionError("decoded with dictionaries that do not fit")
+    monkeypatch.setattr(bleu, "generate", decode)
+    swapped = swapped_dictionaries(toyset["data"], tmp_path / "swapped")
+    for data in (swapped, toyset["other_data"]):
+        assert bleu.main(["score", str(toyset["teacher"]), "--data", str(data), "--cpu"]) == 2
+        line = _error_line(capsys)
+        assert line.startswith(f"error: checkpoint {toyset['teacher']}: source dictionary differs"), line
+    assert bleu.main(["table", str(toyset["teacher"]), "--data", str(swapped), "--cpu"]) == 2
+    assert "target dictionary differs" in _error_line(capsys)
 
 
 def test_bleu_score_and_table(toyset, tmp_path_factory, tmp_path):

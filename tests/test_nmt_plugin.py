@@ -1,13 +1,16 @@
 """kd_translation + ls_kd inside fairseq: a tiny Transformer on a toy corpus (CPU)."""
+import os
+import shutil
 import subprocess
 
 import pytest
 import torch
 
-import nmt_plugin  # noqa: F401
+import nmt_plugin
 from nmt_plugin.errors import LskdConfigError
 from conftest import free_port
-from nmt_toy import PLUGIN, PY, REPO, TINY, env, fairseq, json_logs, toy
+from nmt_toy import (PLUGIN, PY, REPO, TINY, env, fairseq, json_logs, moved_checkpoint, swapped_dictionaries,
+                     toy)
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,10 @@ def setup_kd(data, teacher, *extra):
     from fairseq import options, tasks, utils
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, [str(data), *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
+    # the folder of the nmt_plugin imported above: another copy's (the repository's, where an installed
+    # copy was imported) would be refused by fairseq as "not globally unique"
+    args = options.parse_args_and_arch(parser, [str(data), *TINY, "--user-dir", nmt_plugin.PLUGIN_DIR,
+                                                "--task", "kd_translation",
                                                 "--teacher-path", str(teacher), "--criterion", "ls_kd", *extra])
     cfg = convert_namespace_to_omegaconf(args)
     utils.import_user_module(cfg.common)
@@ -155,27 +161,30 @@ def test_dictionary_mismatch_refused(toyset, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_missing_or_unreadable_data_folder_refused(toyset, tmp_path):
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(LskdConfigError, match=f"^data directory not found: {missing}$"):
+        setup_kd(missing, toyset["teacher"])
+    (tmp_path / "empty").mkdir()  # no binarised files: fairseq cannot even tell the language pair
+    with pytest.raises(LskdConfigError, match=r"^cannot read the translation data in .*empty "
+                                              r"\(Exception: Could not infer language pair"):
+        setup_kd(tmp_path / "empty", toyset["teacher"])
+    proc = fairseq("train", missing, *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
+                   "--teacher-path", toyset["teacher"], "--criterion", "ls_kd", "--save-dir", tmp_path / "s",
+                   check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"error: data directory not found: {missing}"
+
+
 def test_teacher_dictionary_checked_where_its_data_folder_moved(toyset, tmp_path):
     """A checkpoint naming a data folder that is gone cannot be checked: refused, unless
     --teacher-data gives the teacher's dictionaries; same-size dictionaries in another order are
     caught there (the weights' row counts alone would pass them)."""
-    import shutil
-    from fairseq import checkpoint_utils
-    from omegaconf import OmegaConf
-    state = checkpoint_utils.load_checkpoint_to_cpu(str(toyset["teacher"]))
-    cfg = OmegaConf.to_container(state["cfg"])
-    cfg["task"]["data"] = str(tmp_path / "gone")
-    moved = tmp_path / "moved.pt"
-    torch.save({**state, "cfg": cfg}, moved)
+    moved = moved_checkpoint(toyset["teacher"], tmp_path / "moved.pt", **{"task.data": str(tmp_path / "gone")})
     with pytest.raises(LskdConfigError, match=r"cannot check its source dictionary.*--teacher-data DIR"):
         setup_kd(toyset["data"], moved)
     setup_kd(toyset["data"], moved, "--teacher-data", str(toyset["data"]))  # the right folder: accepted
-    swapped = tmp_path / "swapped"
-    swapped.mkdir()
-    for lang in ("de", "en"):
-        lines = (toyset["data"] / f"dict.{lang}.txt").read_text().splitlines()
-        lines[0], lines[1] = lines[1], lines[0]
-        (swapped / f"dict.{lang}.txt").write_text("\n".join(lines) + "\n")
+    swapped = swapped_dictionaries(toyset["data"], tmp_path / "swapped")
     with pytest.raises(LskdConfigError, match="source dictionary differs.*target dictionary differs"):
         setup_kd(toyset["data"], moved, "--teacher-data", str(swapped))
     shutil.rmtree(swapped)
@@ -191,13 +200,7 @@ def test_bad_teacher_checkpoints(toyset, tmp_path):
     with pytest.raises(LskdConfigError, match="not a readable fairseq checkpoint"):
         setup_kd(toyset["data"], junk)
     # a checkpoint of another task (hand-edited copy of the teacher)
-    from fairseq import checkpoint_utils
-    state = checkpoint_utils.load_checkpoint_to_cpu(str(toyset["teacher"]))
-    from omegaconf import OmegaConf
-    cfg = OmegaConf.to_container(state["cfg"])
-    cfg["task"]["_name"] = "language_modeling"
-    lm = tmp_path / "lm.pt"
-    torch.save({**state, "cfg": cfg}, lm)
+    lm = moved_checkpoint(toyset["teacher"], tmp_path / "lm.pt", **{"task._name": "language_modeling"})
     with pytest.raises(LskdConfigError, match="not a translation model"):
         setup_kd(toyset["data"], lm)
     with pytest.raises(LskdConfigError, match="teacher-path"):
@@ -264,3 +267,48 @@ def test_second_copy_of_the_plugin_imports_cleanly(tmp_path):
             % str(tmp_path))
     proc = subprocess.run([PY, "-c", code], cwd=REPO, env=env(), capture_output=True, text=True)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_same_named_copy_of_the_plugin_ahead_on_the_path(toyset, tmp_path):
+    """Another folder named nmt_plugin ahead of the repository on the path (an installed copy):
+    fairseq-train --user-dir REPO/nmt_plugin trains; a process that imported the copy sets the task
+    up (setup_kd above) with --user-dir nmt_plugin.PLUGIN_DIR, where the repository's folder is
+    refused by fairseq as "not globally unique"; and dump_features / bleu load a checkpoint whose
+    saved --user-dir is a folder that is gone (fairseq never reads it when loading a checkpoint)."""
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "nmt_plugin", site / "nmt_plugin", ignore=shutil.ignore_patterns("__pycache__"))
+    e = env()
+    e["PYTHONPATH"] = str(site) + os.pathsep + e["PYTHONPATH"]
+
+    def py(*args):
+        return subprocess.run([PY, *map(str, args)], cwd=tmp_path, env=e, capture_output=True, text=True)
+
+    repo_dir = str(REPO / "nmt_plugin")
+    code = f"""
+import argparse, sys
+sys.path.insert(0, {str(REPO / "tests")!r})
+import nmt_plugin
+assert nmt_plugin.__file__.startswith({str(site)!r}), nmt_plugin.__file__
+import test_nmt_plugin
+task, crit, cfg = test_nmt_plugin.setup_kd({str(toyset["data"])!r}, {str(toyset["teacher"])!r})
+assert type(task).__module__ == "nmt_plugin.kd_translation" and task.teacher is not None
+from fairseq import utils
+try:  # (after setup_kd: fairseq remembers a folder it tried, and then skips it silently)
+    utils.import_user_module(argparse.Namespace(user_dir={repo_dir!r}))
+    raise SystemExit("fairseq accepted a second folder named nmt_plugin")
+except ImportError as e:
+    assert "not globally unique" in str(e), e
+print("ok")
+"""
+    proc = py("-c", code)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+    proc = py("-m", "fairseq_cli.train", toyset["data"], *TINY, "--user-dir", repo_dir, "--task", "kd_translation",
+              "--teacher-path", toyset["teacher"], "--criterion", "ls_kd", "--max-update", "1", "--no-save",
+              "--save-dir", tmp_path / "s")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    moved = moved_checkpoint(toyset["teacher"], tmp_path / "moved.pt",
+                             **{"common.user_dir": str(tmp_path / "old_checkout" / "nmt_plugin")})
+    proc = py("-m", "nmt_plugin.dump_features", moved, "--out", tmp_path / "feats", "--cpu")
+    assert proc.returncode == 0 and (tmp_path / "feats").is_dir(), proc.stderr[-2000:]
+    proc = py("-m", "nmt_plugin.bleu", "score", moved, "--data", toyset["data"], "--cpu", "--beam", "1")
+    assert proc.returncode == 0 and "BLEU = " in proc.stdout, proc.stderr[-2000:]
