@@ -111,7 +111,7 @@ def main(argv=None):
         return kd.Slot(torch.compile(m) if compiled else m, sgd(m), T, cuda=device.type == "cuda")
 
     def ours_fn(slots, t):
-        acc = [torch.zeros(2, device=device) for _ in slots]
+        acc = [torch.zeros(len(kd.TALLY), device=device) for _ in slots]
         def step():
             outs = kd.train_step(slots, x, y, teacher=t, autocast=autocast)
             kd.tally(acc, outs, y)

@@ -140,8 +140,8 @@ def test_teacher_mode_step_is_label_smoothed_ce():
     x, y = torch.randn(4, 6), torch.tensor([0, 1, 2, 0])
     expected = F.cross_entropy(m(x), y, label_smoothing=0.2).item()
     slot = kd.Slot(m, torch.optim.SGD(m.parameters(), lr=0.0))
-    (loss, logits), = kd.train_step([slot], x, y, label_smoothing=0.2)
-    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    (loss, logits, terms), = kd.train_step([slot], x, y, label_smoothing=0.2)
+    assert loss.item() == pytest.approx(expected, rel=1e-6) and terms is None
 
 
 def test_step_under_bf16_autocast_keeps_a_float32_loss():
@@ -150,13 +150,14 @@ def test_step_under_bf16_autocast_keeps_a_float32_loss():
     m = nn.Sequential(nn.Linear(6, 3))
     slots = [kd.Slot(m, torch.optim.SGD(m.parameters(), lr=0.1), 2.0)]
     amp = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
-    (loss, logits), = kd.train_step(slots, torch.randn(4, 6), torch.tensor([0, 1, 2, 0]),
-                                    teacher=teacher, autocast=amp)
+    (loss, logits, terms), = kd.train_step(slots, torch.randn(4, 6), torch.tensor([0, 1, 2, 0]),
+                                           teacher=teacher, autocast=amp)
     assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
     assert torch.isfinite(loss) and m[0].weight.dtype == torch.float32
-    acc = [torch.zeros(2)]
-    kd.tally(acc, [(loss, logits)], torch.tensor([0, 1, 2, 0]))
+    acc = [torch.zeros(len(kd.TALLY))]
+    kd.tally(acc, [(loss, logits, terms)], torch.tensor([0, 1, 2, 0]))
     assert acc[0][0].item() == pytest.approx(4 * loss.item(), rel=1e-6)
+    assert acc[0][3].item() == pytest.approx(4 * terms[1].item(), rel=1e-6) and terms.dtype == torch.float32
 
 
 @pytest.mark.parametrize("clip, expected", [
@@ -171,3 +172,21 @@ def test_clip_grad_norm_scales_the_step_to_the_given_norm(clip, expected):
     slot = kd.Slot(m, torch.optim.SGD(m.parameters(), lr=1.0))
     kd.train_step([slot], torch.tensor([[3.0, 4.0]]), torch.tensor([0]), clip_grad_norm=clip)
     torch.testing.assert_close(m.weight.detach(), torch.tensor(expected), rtol=1e-6, atol=1e-7)
+
+
+def test_step_logs_kl_and_teacher_entropy_at_the_students_temperature():
+    """Teacher logits [2 ln 3, 0] at T = 2 give p_t = [3/4, 1/4]; a zero student gives p_s = [1/2, 1/2]:
+    H(p_t) = -(3/4 ln 3/4 + 1/4 ln 1/4), H(p_t, p_s) = ln 2, KL = ln 2 - H(p_t), loss = T² ln 2."""
+    t = nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        t.weight.copy_(torch.tensor([[2 * math.log(3.0)], [0.0]]))
+    s = nn.Linear(1, 2, bias=False)
+    nn.init.zeros_(s.weight)
+    slot = kd.Slot(s, torch.optim.SGD(s.parameters(), lr=0.0), 2.0)
+    x, y = torch.ones(2, 1), torch.tensor([0, 1])
+    outs = kd.train_step([slot], x, y, teacher=kd.FrozenTeacher(t))
+    acc = [torch.zeros(len(kd.TALLY))]
+    kd.tally(acc, outs, y)
+    h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    expected = [2 * 4 * math.log(2), 1.0, 2 * (math.log(2) - h), 2 * h]   # sums over the 2 samples
+    torch.testing.assert_close(acc[0], torch.tensor(expected), rtol=1e-6, atol=1e-7)

@@ -481,6 +481,11 @@ def test_compiled_sweep_on_cpu_matches_eager(teacher, tmp_path):
     for t in ("T1", "T2"):
         e, c = (metrics(tmp_path / d / t / "metrics.jsonl")[-1] for d in ("eager", "compiled"))
         assert c["train_loss"] == pytest.approx(e["train_loss"], rel=1e-2)
+        # the logged KD terms (nats, no T²): kd_loss = kl + teacher entropy, and at β = 1 loss = T²·kd_loss
+        T2 = float(t[1:]) ** 2
+        assert e["train_kd_loss"] == pytest.approx(e["train_kl"] + e["train_teacher_entropy"], rel=1e-6)
+        assert e["train_loss"] == pytest.approx(T2 * e["train_kd_loss"], rel=1e-5)
+        assert c["train_teacher_entropy"] == pytest.approx(e["train_teacher_entropy"], rel=1e-3)
         # (validation loss is left out: after 4 steps eval-mode BatchNorm makes it ~100 and chaotic)
         e_w, c_w = weights(tmp_path / "eager" / t / "checkpoint.pt"), weights(tmp_path / "compiled" / t / "checkpoint.pt")
         assert e_w.keys() == c_w.keys()
@@ -489,3 +494,4 @@ def test_compiled_sweep_on_cpu_matches_eager(teacher, tmp_path):
         fs = FeatureSet.open(tmp_path / "compiled" / t / "features" / "valid")
         logits = np.asarray(fs.features, np.float64) @ fs.head_weight.T.astype(np.float64) + fs.head_bias
         np.testing.assert_allclose(logits, np.asarray(fs.logits, np.float64), rtol=1e-3, atol=1e-3)
+    assert "train_kl" not in metrics(teacher / "metrics.jsonl")[-1]  # no KD terms for a teacher

@@ -238,8 +238,9 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
     slots = [r.slot for r in runs]
     logger = utils.MetricLogger()
     n_img = args.batch_size * args.world_size
-    win = [torch.zeros(2, device=device) for _ in runs]  # loss*n, correct since last print
-    tot = np.zeros((len(runs), 2))
+    width = len(kd.TALLY)
+    win = [torch.zeros(width, device=device) for _ in runs]  # kd.TALLY sums since the last print
+    tot = np.zeros((len(runs), width))
     win_n = tot_n = 0
     t0 = time.time()
     warmup_iters = args.lr_warmup_epochs * len(loader)
@@ -262,7 +263,7 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
             vals = torch.stack(win).cpu().numpy()
             tot += vals
             tot_n += win_n
-            for r, (ls, c) in zip(runs, vals):
+            for r, (ls, c, *_) in zip(runs, vals):
                 logger.update(n=win_n, **{f"lr{r.tag}": r.slot.optimizer.param_groups[0]["lr"],
                                  f"loss{r.tag}": ls / win_n, f"acc1{r.tag}": 100.0 * c / win_n})
             for w in win:
@@ -271,10 +272,15 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
     elapsed = time.time() - t0
     totals = utils.reduce_across_processes(
         torch.tensor(np.concatenate([tot.ravel(), [tot_n]]), dtype=torch.float64), device).cpu()
-    tot, n = totals[:-1].view(len(runs), 2).numpy(), float(totals[-1])
-    return [{"train_loss": ls / max(n, 1), "train_acc1": 100.0 * c / max(n, 1),
-             "train_samples": int(n), "img_s": n / elapsed, "epoch_time_s": elapsed}
-            for ls, c in tot]
+    tot, n = totals[:-1].view(len(runs), width).numpy(), float(totals[-1])
+    out = []
+    for r, (ls, c, kl, ent) in zip(runs, tot):
+        rec = {"train_loss": ls / max(n, 1), "train_acc1": 100.0 * c / max(n, 1)}
+        if r.slot.temperature is not None:  # KD terms at the student's T, nats, without T² (as fairseq's ls_kd logs)
+            rec.update(train_kd_loss=(kl + ent) / max(n, 1), train_kl=kl / max(n, 1),
+                       train_teacher_entropy=ent / max(n, 1))
+        out.append({**rec, "train_samples": int(n), "img_s": n / elapsed, "epoch_time_s": elapsed})
+    return out
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -533,7 +539,9 @@ def main(args):
                        "lr": lr, **st, **m, "teacher_val_acc1": teacher_acc}
                 print(f"Epoch: [{epoch}]{r.tag} acc1 {m['val_acc1']:.3f}  acc5 "
                       f"{m['val_acc5']:.3f}  val loss {m['val_loss']:.4f}  "
-                      f"train loss {st['train_loss']:.4f}  {st['img_s']:.1f} img/s")
+                      f"train loss {st['train_loss']:.4f}  "
+                      + (f"kl {st['train_kl']:.4f}  H(p_t) {st['train_teacher_entropy']:.4f}  "
+                         if "train_kl" in st else "") + f"{st['img_s']:.1f} img/s")
                 utils.append_jsonl(os.path.join(r.out_dir, "metrics.jsonl"), rec)
                 utils.save_on_master(checkpoint(r, args, epoch + 1, classes, alpha),
                                      os.path.join(r.out_dir, "checkpoint.pt"))

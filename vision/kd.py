@@ -100,7 +100,9 @@ def train_step(slots, images, target, *, teacher=None, beta: float = 1.0,
     Teacher mode (``teacher is None``): CE with label smoothing. Student mode: ONE teacher
     forward, then each student in turn (forward, KD loss at its T, backward, optimizer step).
     ``clip_grad_norm``: each student's gradient is scaled to at most this global L2 norm.
-    Returns ``[(loss, logits)]`` per slot, detached and left on the device (no host sync)."""
+    Returns ``[(loss, logits, terms)]`` per slot, detached and left on the device (no host sync);
+    ``terms`` = [KL(p_t ‖ p_s), H(p_t)] at the student's T (batch means, nats, no T²; None for a
+    teacher), for the logs."""
     t_logits = None
     if teacher is not None:
         with autocast():
@@ -119,14 +121,25 @@ def train_step(slots, images, target, *, teacher=None, beta: float = 1.0,
             if clip_grad_norm:
                 nn.utils.clip_grad_norm_(slot.model.parameters(), clip_grad_norm)
             slot.optimizer.step()
-        out.append((loss.detach(), logits.detach()))
+        terms = None
+        if t_logits is not None:
+            with torch.no_grad():
+                k = kd_terms(logits, t_logits, slot.temperature)
+                terms = torch.stack((k["kl"], k["teacher_entropy"]))
+        out.append((loss.detach(), logits.detach(), terms))
     return out
 
 
+#: What ``tally`` adds up per slot (sums over samples; the trainer divides by their number).
+TALLY = ("loss", "correct", "kl", "teacher_entropy")
+
+
 def tally(acc, outs, target) -> None:
-    """Add (loss * n, correct top-1) of each slot's step into ``acc`` (one device tensor of
-    shape [2] per slot), without a host sync; the trainer reads it at print time only."""
+    """Add (loss·n, correct top-1, KL·n, H(p_t)·n) of each slot's step into ``acc`` (one device
+    tensor of shape [len(TALLY)] per slot; the KD terms stay 0 for a teacher), without a host
+    sync; the trainer reads it at print time only."""
     n = target.size(0)
-    for a, (loss, logits) in zip(acc, outs):
-        a += torch.stack((loss.float() * n, (logits.argmax(1) == target).sum().float()))
+    for a, (loss, logits, terms) in zip(acc, outs):
+        kd = terms.float() * n if terms is not None else loss.new_zeros(2, dtype=torch.float32)
+        a += torch.cat((torch.stack((loss.float() * n, (logits.argmax(1) == target).sum().float())), kd))
 
