@@ -103,6 +103,18 @@ def scaled_profile(profile: dict, factor: float) -> dict:
     return out
 
 
+def last_valid_value(log: Path, key: str) -> float | None:
+    """``key``'s value on the last "valid on 'valid' subset" line of a fairseq-train log (simple
+    format), or None where there is none."""
+    value = None
+    if log.is_file():
+        for line in log.read_text(errors="replace").splitlines():
+            m = re.search(rf"\| {re.escape(key)} ([-+0-9.eE]+)", line) if "valid on 'valid' subset" in line else None
+            if m:
+                value = float(m.group(1))
+    return value
+
+
 def fmt_alpha(a: float) -> str:
     return f"a{a:g}"
 
@@ -300,6 +312,11 @@ class Study:
                          "--candidates", NMT_CANDIDATES, "--candidate-list", words_file, "--write-sets", sets)
             res["eta"][a] = self.metrics("eta", "--before", self.nmt_feats(a, 1), "--after", self.nmt_feats(a, 3),
                                          "--sets", sets)["targets"]
+        # The teachers' mean entropy at each T over the validation target tokens: ls_kd logs it with
+        # every validation (teacher_entropy, bits like fairseq's losses); it does not depend on the student.
+        res["entropy"] = {a: {T: last_valid_value(self.recipe.logs / f"nmt-student-{fmt_alpha(a)}-T{T:g}.log",
+                                                  "teacher_entropy") for T in TEMPERATURES} for a in ALPHAS}
+        res["vocabulary"] = len(classes)
         self.stages.append({"name": "nmt-analysis", "seconds": time.perf_counter() - t0, "skipped": False,
                             "start": t0 - self.t_start,
                             "command": "lskd-metrics (see the commands section)"})
@@ -538,6 +555,14 @@ def nmt_report(study: Study, n: dict) -> list[str]:
                            [[r["target"], ", ".join(r["similar"]), len(r["dissimilar"]), pct(r["eta_similar"]),
                              pct(r["eta_dissimilar"]), "yes" if r["systematic_diffusion"] else "no"]
                             for r in n["eta"][a]])]
+    nats = {a: {T: None if b is None else b * math.log(2) for T, b in n["entropy"][a].items()} for a in ALPHAS}
+    parts += ["\n## Translation: smoothness of the teachers' targets (Table 13 layout)\n\n",
+              "Mean entropy of the teacher's softmax(z/T) over the validation target tokens (teacher-forced), nats "
+              f"(maximum ln {n['vocabulary']} = {math.log(n['vocabulary']):.3f}); `ls_kd` logs it as `teacher_entropy` "
+              "in bits with each validation, converted here.\n\n",
+              md_table(["teacher α", *[f"T={T}" for T in TEMPERATURES]],
+                       [[f"{a:g}", *["–" if nats[a][T] is None else f"{nats[a][T]:.3f}" for T in TEMPERATURES]]
+                        for a in ALPHAS])]
     return parts, nmt_verdict(n, bleu)
 
 

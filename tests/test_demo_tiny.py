@@ -4,6 +4,7 @@ re-run skips every stage."""
 import csv
 import itertools
 import json
+import math
 import os
 import re
 import subprocess
@@ -17,7 +18,8 @@ SECTIONS = ["## Verdict", "### Vision (Fashion-MNIST)", "### Translation (Bible 
             "## Accuracy (Table 2 layout)", "## Diffusion index η(T1 = 1, T2 = 3) (Table 3 layout)",
             "## Smoothness of the teachers' targets (Table 13 layout)",
             "## Per-class accuracy of the η targets (Tables 17–19 layout)", "## Translation: BLEU (Table 7 layout)",
-            "## Translation: diffusion index η(T1 = 1, T2 = 3)", "## Figures", "## Stages and wall time",
+            "## Translation: diffusion index η(T1 = 1, T2 = 3)",
+            "## Translation: smoothness of the teachers' targets (Table 13 layout)", "## Figures", "## Stages and wall time",
             "## Commands", "## Versions"]
 
 
@@ -111,3 +113,17 @@ def test_a_feature_set_missing_an_array_is_dumped_again(tiny):
     proc = demo(tiny)
     assert "[demo] finished: 1 steps run, 19 skipped" in proc.stdout, proc.stdout[-2000:]
     assert lost.is_file()
+
+
+def test_translation_entropy_table_is_the_logged_teacher_entropy_in_nats(tiny):
+    """Each cell: the last validation's teacher_entropy (bits) of that student's log, times ln 2."""
+    rows = table_rows((tiny / "report.md").read_text(),
+                      "## Translation: smoothness of the teachers' targets (Table 13 layout)")
+    assert [r[0] for r in rows] == ["0", "0.1"]
+    for row, tag in zip(rows, ("a0", "a0.1")):
+        for cell, T in zip(row[1:], (1, 2, 3, 64)):
+            lines = [ln for ln in (tiny / "logs" / f"nmt-student-{tag}-T{T}.log").read_text().splitlines()
+                     if "valid on 'valid' subset" in ln]
+            bits = float(lines[-1].split("| teacher_entropy ")[1].split()[0])
+            assert float(cell) == pytest.approx(bits * math.log(2), abs=1e-3), (tag, T)
+        assert float(row[1]) <= float(row[2]) <= float(row[3]) <= float(row[4]) and row[1] != row[4]  # softer with T
