@@ -165,6 +165,8 @@ def check_data_dictionaries(task, path: str, ckpt_cfg, weights, who: str = "teac
         f = os.path.join(cdata, f"dict.{lang}.txt") if cdata else None
         if not (f and os.path.isfile(f)):
             where = (f"{dict_flag} {cdata} has no dict.{lang}.txt" if dict_dir else
+                     f"its checkpoint names the data folder {recorded}, which no longer exists"
+                     if recorded and not os.path.isdir(recorded) else
                      f"its checkpoint names the data folder {recorded}, which has no dict.{lang}.txt"
                      if recorded else "its checkpoint names no data folder")
             raise LskdConfigError(

@@ -211,8 +211,10 @@ class Study:
                                                   "--epochs", str(p["teacher_epochs"]),
                                                   "--lr-step", str(p["teacher_lr_step"]),
                                                   "--output-dir", str(self.teacher_dir(a))],
-                          [self.teacher_dir(a) / "checkpoint.pt", *feature_set_files(self.feats(a, None, "train")),
-                           *feature_set_files(self.feats(a, None, "valid"))], workdir=self.teacher_dir(a))
+                          # with logits: the analysis reads them (entropy, soft targets, stability, accuracy)
+                          [self.teacher_dir(a) / "checkpoint.pt",
+                           *feature_set_files(self.feats(a, None, "train"), logits=True),
+                           *feature_set_files(self.feats(a, None, "valid"), logits=True)], workdir=self.teacher_dir(a))
                     for a in ALPHAS])
         self.group([Stage(f"vision-students-{fmt_alpha(a)}",
                           self.vision_common() + ["--mode", "student", "--teacher",
@@ -222,7 +224,7 @@ class Study:
                                                   "--lr-step", str(p["student_lr_step"]),
                                                   "--output-dir", str(self.student_dir(a, 1).parent)],
                           [f for T in TEMPERATURES for s in ("train", "valid")
-                           for f in feature_set_files(self.feats(a, T, s))],
+                           for f in feature_set_files(self.feats(a, T, s), logits=True)],
                           workdir=self.student_dir(a, 1).parent)
                     for a in ALPHAS])
 

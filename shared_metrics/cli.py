@@ -52,14 +52,19 @@ def _class_list(fs: FeatureSet, text: str | None) -> list[int]:
 
 
 def _class_names_file(path: str, fs: FeatureSet) -> list[int]:
-    """Class indices of the names in a text file, one per line (names may hold commas); blank lines
-    are skipped, an unknown name is an error."""
+    """Class indices of the names in a text file, one per line (names may hold commas), each once;
+    blank lines are skipped, a name not in meta.json's classes is an error (a line of digits too:
+    these are names, not indices)."""
     try:
         with open(path, encoding="utf-8") as f:
             names = [line.rstrip("\n") for line in f]
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: cannot read the class list ({e.__class__.__name__}: {e})") from None
-    return [fs.class_index(n) for n in names if n.strip()]
+    index = {c: i for i, c in enumerate(fs.classes)}
+    unknown = next((n for n in names if n.strip() and n not in index), None)
+    if unknown is not None:
+        raise UsageError(f"{path}: unknown class {unknown!r} (not in {fs.path}/meta.json 'classes')")
+    return list(dict.fromkeys(index[n] for n in names if n.strip()))
 
 
 def _open(path) -> FeatureSet:
@@ -299,7 +304,8 @@ def cmd_similar(args) -> None:
             raise UsageError(f"--candidates {args.candidates!r} matches {len(candidates)} classes; need at least 3")
     if args.candidate_list is not None:
         listed = _class_names_file(args.candidate_list, fs)
-        candidates = listed if candidates is None else [i for i in candidates if i in set(listed)]
+        allowed = set(listed)
+        candidates = listed if candidates is None else [i for i in candidates if i in allowed]
         if len(candidates) < 3:
             raise UsageError(f"--candidate-list {args.candidate_list}"
                              f"{' with --candidates' if args.candidates is not None else ''} leaves "

@@ -203,3 +203,20 @@ def test_profile_flags(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--full", "--profile", "tiny", "--dry-run"])
     assert "--full and --profile tiny contradict each other" in capsys.readouterr().err
+
+
+def test_vision_stages_are_done_only_with_every_array_the_analysis_reads(tmp_path):
+    """Each vision stage lists every file of each feature set it dumps, logits included (entropy, soft
+    targets, stability and accuracy read them): a set missing one sends its stage back."""
+    from scripts.demo import Study
+
+    study = Study(tmp_path / "s", "quick", dry_run=True)
+    study.run_vision()
+    whole = {"meta.json", "features.npy", "labels.npy", "head_weight.npy", "head_bias.npy", "logits.npy"}
+    for step in study.recipe.steps:
+        sets = {}
+        for p in step.outputs:
+            if p.parent.parent.name == "features":
+                sets.setdefault(p.parent, set()).add(p.name)
+        assert len(sets) == (2 if "teacher" in step.name else 8), step.name   # train + valid (x 4 students)
+        assert all(names == whole for names in sets.values()), step.name

@@ -108,11 +108,12 @@ def test_translation_eta_words_are_whole_words_not_bpe_pieces(tiny):
 def test_a_feature_set_missing_an_array_is_dumped_again(tiny):
     """A stage's feature sets count as whole only with all their files: one deleted by hand sends
     the stage back (the trainer resumes from its last checkpoint and dumps), not the analysis."""
-    lost = tiny / "vision" / "students_a0" / "T2" / "features" / "valid" / "features.npy"
-    lost.unlink()
-    proc = demo(tiny)
-    assert "[demo] finished: 1 steps run, 19 skipped" in proc.stdout, proc.stdout[-2000:]
-    assert lost.is_file()
+    for lost in (tiny / "vision" / "students_a0" / "T2" / "features" / "valid" / "features.npy",
+                 tiny / "vision" / "students_a0.1" / "T3" / "features" / "valid" / "logits.npy"):  # read by accuracy
+        lost.unlink()
+        proc = demo(tiny)
+        assert "[demo] finished: 1 steps run, 19 skipped" in proc.stdout, proc.stdout[-2000:]
+        assert lost.is_file()
 
 
 def test_translation_entropy_table_is_the_logged_teacher_entropy_in_nats(tiny):

@@ -111,7 +111,7 @@ def test_other_commands_run(make_set, tmp_path):
                            "matches 1 classes")
     # a class list (names with '/' and ' ' allowed): S1 and S2 only from it; with --candidates, both apply
     listed = tmp_path / "words.txt"
-    listed.write_text("T-shirt/top\nAnkle boot\n\nCoat\nBag\nSneaker\nTrouser\n")
+    listed.write_text("T-shirt/top\nAnkle boot\n\nCoat\nBag\nSneaker\nTrouser\nCoat\n")   # Coat twice: once
     # sizes: S1 = ceil(0.25 m), S2 = min(ceil(0.75 m), m - |S1|) of the m allowed classes
     for extra, allowed, n1, n2 in (((), {"T-shirt/top", "Ankle boot", "Coat", "Bag", "Sneaker", "Trouser"}, 2, 4),
                                    (("--candidates", "[A-Za-z-]+"), {"Coat", "Bag", "Sneaker", "Trouser"}, 1, 3)):
@@ -121,9 +121,10 @@ def test_other_commands_run(make_set, tmp_path):
         assert rc == 0, err
         assert len(sets["similar"]) == n1 and len(sets["dissimilar"]) == n2, sets
         assert {*sets["similar"], *sets["dissimilar"]} <= allowed
-    listed.write_text("Coat\nParka\n")
-    _assert_one_line_error(*run("similar", "--features", d, "--target", "Pullover", "--candidate-list", listed),
-                           "unknown class 'Parka'")
+    for text, bad in (("Coat\nParka\n", "Parka"), ("Coat\nBag\n5\n", "5")):   # names only, not indices
+        listed.write_text(text)
+        _assert_one_line_error(*run("similar", "--features", d, "--target", "Pullover", "--candidate-list", listed),
+                               f"unknown class '{bad}'")
     _assert_one_line_error(*run("similar", "--features", d, "--target", "Pullover", "--candidate-list",
                                 tmp_path / "nowhere.txt"), "cannot read the class list")
     rc, out, err = run("stability", "--features", d, "--format", "markdown")

@@ -495,3 +495,18 @@ def test_compiled_sweep_on_cpu_matches_eager(teacher, tmp_path):
         logits = np.asarray(fs.features, np.float64) @ fs.head_weight.T.astype(np.float64) + fs.head_bias
         np.testing.assert_allclose(logits, np.asarray(fs.logits, np.float64), rtol=1e-3, atol=1e-3)
     assert "train_kl" not in metrics(teacher / "metrics.jsonl")[-1]  # no KD terms for a teacher
+
+
+def test_teacher_alpha_fills_in_where_the_checkpoint_records_none(teacher, tmp_path):
+    """A checkpoint with α = None (a student of a plain state dict, later used as a teacher) takes
+    --teacher-alpha; one that records α refuses a different --teacher-alpha."""
+    ck = torch.load(teacher / "checkpoint.pt", map_location="cpu", weights_only=True)
+    torch.save(dict(ck, alpha=None), tmp_path / "unknown_alpha.pt")
+    common = ("--mode", "student", "--model", "resnet18", "--temperature", "2", "--epochs", "1",
+              "--batch-size", "64", "--limit-train", "64", "--limit-val", "32")
+    run(*common, "--teacher", str(tmp_path / "unknown_alpha.pt"), "--teacher-alpha", "0.1",
+        "--output-dir", str(tmp_path / "s"))
+    assert metrics(tmp_path / "s" / "T2" / "metrics.jsonl")[-1]["alpha"] == 0.1
+    with pytest.raises(distill.VisionError, match=r"--teacher-alpha 0.2 contradicts the teacher checkpoint's α = 0.1"):
+        run(*common, "--teacher", str(teacher / "checkpoint.pt"), "--teacher-alpha", "0.2",
+            "--output-dir", str(tmp_path / "s2"))

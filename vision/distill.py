@@ -276,7 +276,7 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
     out = []
     for r, (ls, c, kl, ent) in zip(runs, tot):
         rec = {"train_loss": ls / max(n, 1), "train_acc1": 100.0 * c / max(n, 1)}
-        if r.slot.temperature is not None:  # KD terms at the student's T, nats, without T² (as fairseq's ls_kd logs)
+        if r.slot.temperature is not None:  # KD terms at the student's T, nats, without T² (ls_kd logs the same terms in bits)
             rec.update(train_kd_loss=(kl + ent) / max(n, 1), train_kl=kl / max(n, 1),
                        train_teacher_entropy=ent / max(n, 1))
         out.append({**rec, "train_samples": int(n), "img_s": n / elapsed, "epoch_time_s": elapsed})
@@ -285,10 +285,12 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
 
 # ----------------------------------------------------------------------------- set-up
 #: What a checkpoint's args record of the input pipeline (vision/data.py builds the transforms
-#: and the grey sets' resizing and normalisation from these): a teacher must be fed the images
-#: it learned from. --limit-*, --epochs, --lr, --data (a moved copy), ... may differ; so may
-#: --small-input (the teacher is rebuilt with its own stem; it does not change the images).
-TEACHER_INPUTS = ("dataset", "image_size", "recipe")
+#: and the grey sets' resizing and normalisation from these): a teacher must be fed images like
+#: those it learned from (kind, resolution, normalisation). --limit-*, --epochs, --lr, --data (a
+#: moved copy), ... may differ; so may --small-input (the teacher is rebuilt with its own stem)
+#: and --recipe (it only adds training augmentation: rotation and colour jitter for cub; the
+#: resolution and normalisation are the same).
+TEACHER_INPUTS = ("dataset", "image_size")
 
 
 def check_teacher_inputs(what: str, saved: dict, args) -> None:
@@ -303,8 +305,6 @@ def check_teacher_inputs(what: str, saved: dict, args) -> None:
     for key in TEACHER_INPUTS:
         if key not in saved:
             continue
-        if key == "recipe" and args.dataset != "imagefolder":
-            continue  # the grey sets have one pipeline whatever the recipe
         then_v, now_v = (size(saved), size(now)) if key == "image_size" else (saved[key], now[key])
         if then_v != now_v:
             diffs.append(f"--{key.replace('_', '-')} {then_v} (this run: {now_v})")
@@ -318,8 +318,10 @@ def load_teacher(args, num_classes, classes, device):
                                         flag="--teacher-model")
     check_checkpoint_classes(f"teacher {args.teacher}", ckpt, classes, args.dataset, role="teacher")
     check_teacher_inputs(f"teacher {args.teacher}", ckpt["args"], args)
-    alpha = ckpt.get("alpha", args.teacher_alpha)
-    if args.teacher_alpha is not None and alpha != args.teacher_alpha:
+    alpha = ckpt.get("alpha")  # None: not recorded (e.g. a student of a plain state dict)
+    if alpha is None:
+        alpha = args.teacher_alpha
+    elif args.teacher_alpha is not None and alpha != args.teacher_alpha:
         raise VisionError(f"--teacher-alpha {args.teacher_alpha:g} contradicts the teacher "
                           f"checkpoint's α = {alpha:g}")
     teacher = kd.FrozenTeacher(model.to(device))
