@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scripts.recipes.common import Recipe, feature_set_files, tool  # noqa: E402
+from scripts.recipes.common import Recipe, feature_set_files, threads_per_job, tool  # noqa: E402
 ALPHAS = (0.0, 0.1)
 TEMPERATURES = (1, 2, 3, 64)
 FASHION_TARGETS = ["T-shirt/top", "Pullover", "Coat", "Shirt", "Dress", "Sandal", "Sneaker", "Ankle boot"]
@@ -566,11 +566,6 @@ def nmt_report(study: Study, n: dict) -> list[str]:
                        [[f"{a:g}", *["–" if nats[a][T] is None else f"{nats[a][T]:.3f}" for T in TEMPERATURES]]
                         for a in ALPHAS])]
     return parts, nmt_verdict(n, bleu)
-
-
-def threads_per_job(jobs: int) -> int:
-    """OMP_NUM_THREADS the runner gives each of ``jobs`` side-by-side stages (recipes/common.py)."""
-    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 def write_report(study: Study, v: dict, wall: float, n: dict | None = None) -> Path:

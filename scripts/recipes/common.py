@@ -206,6 +206,11 @@ def vision_checkpoint_exists(output_dir: Path) -> bool:
     return (output_dir / "checkpoint.pt").is_file() or bool(glob.glob(str(output_dir / "T*" / "checkpoint.pt")))
 
 
+def threads_per_job(jobs: int) -> int:
+    """OMP_NUM_THREADS of each of ``jobs`` steps running side by side: the CPUs shared among them."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def feature_set_files(d: Path, logits: bool = False) -> list[Path]:
     """The files that make a dumped feature set whole (DESIGN.md contract), as step outputs: a set
     missing one of them is dumped again, not read half."""
@@ -518,7 +523,7 @@ class Recipe:
             jobs = min(self.jobs, len(todo))
             step_env = dict(env)
             if jobs > 1:  # the CPU threads shared among the side-by-side steps
-                threads = str(max(1, (os.cpu_count() or 1) // jobs))
+                threads = str(threads_per_job(jobs))
                 step_env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
 
             def one(s: Step) -> str | None:
