@@ -3,14 +3,15 @@
 # for the tests and for trying the workflow's SLURM profile on one machine. Needs root: slurmd
 # starts each job as the user who submitted it. Nothing is written to /etc and nothing listens
 # beyond 127.0.0.1; all state (slurm.conf, munge key and socket, spool, logs, pid files) lives in
-# one directory.
+# one directory, plus the link /run/slurm/conf to it (see slurm.conf.in). One such cluster per machine.
 #
-#   scripts/slurm/cluster.sh up      install slurm-wlm and munge if missing (root + apt-get), start
-#                                    the daemons, wait until sinfo shows the node idle; up twice is fine
-#   scripts/slurm/cluster.sh down    cancel what is queued, stop the daemons by their PIDs, remove the
-#                                    state directory
-#   scripts/slurm/cluster.sh status  sinfo and the daemons' PIDs (exit 1 when not up)
-#   scripts/slurm/cluster.sh env     print `export SLURM_CONF=...`: eval "$(scripts/slurm/cluster.sh env)"
+#   scripts/slurm/cluster.sh install  install slurm-wlm and munge if missing (root + apt-get)
+#   scripts/slurm/cluster.sh up       install, start the daemons, wait until sinfo shows the node
+#                                     idle; up twice is fine
+#   scripts/slurm/cluster.sh down     cancel what is queued, stop the daemons by their PIDs, remove
+#                                     the state directory
+#   scripts/slurm/cluster.sh status   sinfo and the daemons' PIDs (exit 1 when not up)
+#   scripts/slurm/cluster.sh env      print `export SLURM_CONF=...`: eval "$(scripts/slurm/cluster.sh env)"
 #
 #   LSKD_SLURM_DIR      state directory (default /tmp/lskd-slurm)
 #   LSKD_SLURM_PORT     slurmctld's port (default 16817, not SLURM's 6817, so a real cluster's
@@ -25,6 +26,7 @@ PORT="${LSKD_SLURM_PORT:-16817}"
 TIMEOUT="${LSKD_SLURM_TIMEOUT:-60}"
 CONF="$STATE/slurm.conf"
 MARKER="$STATE/.lskd-slurm"   # down removes only a directory that up made
+RUNCONF=/run/slurm/conf       # link to STATE: where commands look for slurm.conf without SLURM_CONF
 export SLURM_CONF="$CONF"
 
 die() { echo "[slurm] error: $*" >&2; exit 2; }
@@ -126,6 +128,9 @@ stop_daemons() {
   # slurmd and slurmctld together (each takes ~2 s to exit), then munged, which signs their messages
   terminate "$STATE/run/slurmd.pid" "$STATE/run/slurmctld.pid"
   terminate "$STATE/munge/munged.pid"
+  if [ "$(readlink "$RUNCONF" 2>/dev/null)" = "$STATE" ]; then
+    rm -f "$RUNCONF"; rmdir /run/slurm 2>/dev/null || true
+  fi
   return 0
 }
 
@@ -136,6 +141,9 @@ up() {
   local t0=$SECONDS
   [ ! -e "$STATE" ] || [ -e "$MARKER" ] || die "$STATE exists and was not made by this script; set LSKD_SLURM_DIR to a new directory"
   stop_daemons; rm -rf "$STATE"   # what a half-started or crashed cluster left
+  [ ! -e /etc/slurm/slurm.conf ] || die "/etc/slurm/slurm.conf exists: commands inside jobs would read it instead of this cluster's configuration"
+  [ ! -e "$RUNCONF" ] || [ "$(readlink "$RUNCONF")" = "$STATE" ] \
+    || die "$RUNCONF exists: another (configless) SLURM runs on this machine"
   local p
   for p in "$PORT" $((PORT + 1)); do
     ! port_busy "$p" || die "port $p is in use (another SLURM?); set LSKD_SLURM_PORT to a free one (it uses that port and the next)"
@@ -174,6 +182,11 @@ up() {
       -e "s|@MEM_MB@|$mem_mb|g" -e "s|@CTLD_PORT@|$PORT|g" -e "s|@SLURMD_PORT@|$((PORT + 1))|g" \
       -e "s|@SRUN_PORTS@|$((PORT + 2))-$((PORT + 101))|g" "$HERE/slurm.conf.in" > "$CONF.tmp"
   mv "$CONF.tmp" "$CONF"
+  # Commands find slurm.conf through SLURM_CONF, then /etc/slurm, then /run/slurm/conf (where a
+  # configless slurmd links its copy). Jobs need the last: the SLURM executor plugin runs each
+  # job's srun without SLURM_CONF (it drops all SLURM_* variables).
+  mkdir -p /run/slurm
+  ln -sfn "$STATE" "$RUNCONF"
 
   slurmctld -f "$CONF" || { show_logs; stop_daemons; die "slurmctld did not start"; }
   slurmd -f "$CONF" -N localhost || { show_logs; stop_daemons; die "slurmd did not start"; }
@@ -202,9 +215,10 @@ status() {
 }
 
 case "${1:-}" in
+  install) [ "$(id -u)" = 0 ] || die "needs root to install slurm-wlm and munge"; install_packages ;;
   up) up ;;
   down) down ;;
   status) status ;;
   env) echo "export SLURM_CONF=$CONF" ;;
-  *) die "usage: $0 up|down|status|env (got '${1:-}')" ;;
+  *) die "usage: $0 install|up|down|status|env (got '${1:-}')" ;;
 esac
