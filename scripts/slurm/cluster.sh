@@ -37,11 +37,12 @@ case "$PORT" in ''|*[!0-9]*) die "LSKD_SLURM_PORT must be a port number, got '$P
 case "$TIMEOUT" in ''|*[!0-9]*) die "LSKD_SLURM_TIMEOUT must be whole seconds, got '$TIMEOUT'";; esac
 case "$STATE" in /*) ;; *) die "LSKD_SLURM_DIR must be an absolute path, got '$STATE'";; esac
 
-# name of the pid file -> PID when that process is alive, else nothing
+# pid file -> its PID while that process runs and is the daemon the file is named after (not a
+# later process that reuses the number), else nothing
 alive() {
   local pid
   pid="$(cat "$1" 2>/dev/null || true)"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(basename "$1" .pid)" ] && echo "$pid"
   return 0
 }
 pidfiles=("$STATE/run/slurmd.pid" "$STATE/run/slurmctld.pid" "$STATE/munge/munged.pid")
@@ -142,8 +143,12 @@ up() {
   [ ! -e "$STATE" ] || [ -e "$MARKER" ] || die "$STATE exists and was not made by this script; set LSKD_SLURM_DIR to a new directory"
   stop_daemons; rm -rf "$STATE"   # what a half-started or crashed cluster left
   [ ! -e /etc/slurm/slurm.conf ] || die "/etc/slurm/slurm.conf exists: commands inside jobs would read it instead of this cluster's configuration"
-  [ ! -e "$RUNCONF" ] || [ "$(readlink "$RUNCONF")" = "$STATE" ] \
-    || die "$RUNCONF exists: another (configless) SLURM runs on this machine"
+  local other
+  other="$(readlink "$RUNCONF" 2>/dev/null || true)"
+  if [ -e "$RUNCONF" ] && [ "$other" != "$STATE" ]; then
+    [ -e "$other/.lskd-slurm" ] && die "this script's cluster in $other runs already (one per machine: LSKD_SLURM_DIR=$other $0 down)"
+    die "$RUNCONF exists: another (configless) SLURM runs on this machine"
+  fi
   local p
   for p in "$PORT" $((PORT + 1)); do
     ! port_busy "$p" || die "port $p is in use (another SLURM?); set LSKD_SLURM_PORT to a free one (it uses that port and the next)"
