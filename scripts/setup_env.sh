@@ -34,7 +34,8 @@ if [ "${LSKD_USE_CURRENT_PYTHON:-0}" = 1 ]; then
   [ -n "$LSKD_PYTHON" ] || { echo "[setup] error: LSKD_USE_CURRENT_PYTHON=1 but no $PY on PATH" >&2; exit 1; }
   missing="$("$LSKD_PYTHON" -c '
 import importlib.util as u
-need = ["torch", "torchvision", "fairseq", "sacrebleu", "sacremoses", "sklearn", "matplotlib", "numpy", "snakemake"]
+need = ["torch", "torchvision", "fairseq", "sacrebleu", "sacremoses", "sklearn", "matplotlib", "numpy",
+        "snakemake", "snakemake_executor_plugin_slurm"]
 print(" ".join(m for m in need if u.find_spec(m) is None))' 2>&1)" \
     || { echo "[setup] error: LSKD_USE_CURRENT_PYTHON=1 but $LSKD_PYTHON does not run: $missing" >&2; exit 1; }
   if [ -n "$missing" ]; then
@@ -61,7 +62,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing torch, torchvision (from local disk where available)"
   "${pip[@]}" torch==2.14.1 torchvision==0.29.1 cython numpy setuptools wheel 2> >(grep -v "is ignored" >&2)
   # 2. fairseq-fixed (compiled once, then served from pip's wheel cache) and the rest.
-  echo "[setup] installing fairseq-fixed and the analysis stack (first time: a few minutes)"
+  echo "[setup] installing fairseq-fixed, the analysis stack and Snakemake (first time: a few minutes)"
   "${pip[@]}" --no-build-isolation -e "$LSKD_ROOT[train,test,workflow]" 2> >(grep -v "is ignored" >&2)
   echo "$want" > "$stamp"
   echo "[setup] environment ready in $((SECONDS - t0)) s"

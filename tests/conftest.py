@@ -38,3 +38,11 @@ def make_set(tmp_path):
         return write_feature_set(tmp_path / name, features, labels, W, bias,
                                  {"classes": classes, "task": "vision", **meta}, logits=logits)
     return _make
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A one-node SLURM cluster on localhost for the session (tests/slurm_cluster.py): skips
+    without root or the Debian packages, fails instead under CI=true; stopped by PID at the end."""
+    from slurm_cluster import slurm_cluster_session
+    yield from slurm_cluster_session()
