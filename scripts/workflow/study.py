@@ -1,11 +1,12 @@
-"""The demo study's configuration, paths and commands, shared by the Snakefile and the report.
+"""The studies' configuration, paths and commands, shared by the Snakefile and the report.
 
-A study size is a YAML file under ``scripts/workflow/config/`` (``tiny``, ``quick``, ``full``):
-every hyper-parameter lives there, this module only checks the values and turns them into the
+A study is a YAML file under ``scripts/workflow/config/``: a size of the demo (``tiny``, ``quick``,
+``full``) or a paper recipe (``imagenet``, ``cub``, ``iwslt``, each with a ``-toy`` overlay): every
+hyper-parameter lives there, this module only checks the values and turns them into the
 trainers' command lines. Paths are relative to the study's output directory, which is Snakemake's
 working directory (``snakemake --directory OUT``).
 
-    python scripts/workflow/study.py check CONFIG.yaml [key=value ...]   # one line and exit 2 if bad
+    python scripts/workflow/study.py check CONFIG.yaml [MORE.yaml ...] [key=value ...]   # one line and exit 2 if bad
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 SIZES = ("tiny", "quick", "full")
+RECIPES = ("imagenet", "cub", "iwslt")
 # Schedule lengths that `scale_epochs` multiplies (rounded up, at least 1 where not 0).
 SCHEDULE_KEYS = (("vision", "teacher_epochs"), ("vision", "teacher_lr_step"), ("vision", "student_epochs"),
                  ("vision", "student_lr_step"), ("vision", "lr_warmup_epochs"), ("nmt", "teacher_epochs"),
@@ -35,13 +37,26 @@ class ConfigError(ValueError):
 
 
 # ------------------------------------------------------------------------------- configuration
-def load(size_or_file: str, overrides: dict | None = None) -> dict:
-    """The checked configuration of a study size (``quick``) or YAML file, with ``overrides``
+def load(size_or_file, overrides: dict | None = None) -> dict:
+    """The checked configuration of a study (``quick``, ``imagenet``, ``imagenet-toy``) or YAML file, or
+    of a list of them merged in order (as Snakemake merges its --configfile files), with ``overrides``
     (Snakemake's ``--config key=value``; dotted keys reach nested values) applied."""
-    path = CONFIG_DIR / f"{size_or_file}.yaml" if size_or_file in SIZES else Path(size_or_file)
-    if not path.is_file():
-        raise ConfigError(f"unknown study size {size_or_file!r} (choose from {', '.join(SIZES)} or give a YAML file)")
-    return check(undot({**yaml.safe_load(path.read_text()), **(overrides or {})}))
+    cfg = {}
+    for name in [size_or_file] if isinstance(size_or_file, str) else size_or_file:
+        path = CONFIG_DIR / f"{name}.yaml" if (CONFIG_DIR / f"{name}.yaml").is_file() else Path(name)
+        if not path.is_file():
+            raise ConfigError(f"unknown study {name!r} (choose from {', '.join(SIZES + RECIPES)} or give a YAML file)")
+        cfg = merge(cfg, yaml.safe_load(path.read_text()))
+    return check(merge(cfg, undot(overrides or {})))
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """``extra`` merged into ``base`` recursively (mappings key by key, anything else replaced), as
+    Snakemake merges a second --configfile into the first."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out.get(key) if isinstance(out.get(key), dict) else {}, value) if isinstance(value, dict) else value
+    return out
 
 
 def undot(cfg: dict) -> dict:
@@ -60,28 +75,38 @@ def undot(cfg: dict) -> dict:
     return out
 
 
-def check(cfg: dict) -> dict:
-    """A copy of ``cfg`` with its schedules scaled by ``scale_epochs``, or ConfigError naming the bad value."""
-    cfg = copy.deepcopy(cfg)
-    def need(cond: bool, what: str) -> None:
-        if not cond:
-            raise ConfigError(what)
+def need(cond: bool, what: str) -> None:
+    if not cond:
+        raise ConfigError(what)
 
-    for key in ("size", "alphas", "temperatures", "seeds", "eta", "vision", "nmt"):
+
+def check_grid(cfg: dict) -> None:
+    """What every study shares: α in [0, 1), each T a finite number > 0, distinct seeds >= 0."""
+    for key in ("alphas", "temperatures", "seeds"):
         need(key in cfg, f"config: no {key!r}")
     for a in cfg["alphas"]:
         need(isinstance(a, (int, float)) and 0 <= a < 1, f"config: alpha must be in [0, 1), got {a!r}")
-    need(0 in cfg["alphas"] or 0.0 in cfg["alphas"], "config: alphas must include 0 (the plain teacher)")
-    need(len(cfg["alphas"]) == 2, f"config: two alphas (plain and smoothed teacher), got {cfg['alphas']}")
     for T in cfg["temperatures"]:
         need(isinstance(T, (int, float)) and math.isfinite(T) and T > 0,
              f"config: temperature must be a finite number > 0, got {T!r}")
+    need(cfg["seeds"] and all(isinstance(s, int) and s >= 0 for s in cfg["seeds"])
+         and len(set(cfg["seeds"])) == len(cfg["seeds"]), f"config: seeds must be distinct integers >= 0, got {cfg['seeds']}")
+
+
+def check(cfg: dict) -> dict:
+    """A copy of ``cfg`` with its schedules scaled by ``scale_epochs``, or ConfigError naming the bad value."""
+    cfg = copy.deepcopy(cfg)
+    if cfg.get("study", "demo") != "demo":
+        return check_recipe(cfg)
+    for key in ("size", "eta", "vision", "nmt"):
+        need(key in cfg, f"config: no {key!r}")
+    check_grid(cfg)
+    need(0 in cfg["alphas"] or 0.0 in cfg["alphas"], "config: alphas must include 0 (the plain teacher)")
+    need(len(cfg["alphas"]) == 2, f"config: two alphas (plain and smoothed teacher), got {cfg['alphas']}")
     need(1 in cfg["temperatures"], "config: temperatures must include 1 (the verdicts compare against T = 1)")
     T1, T2 = cfg["eta"]["T1"], cfg["eta"]["T2"]
     need(T1 in cfg["temperatures"] and T2 in cfg["temperatures"] and T1 < T2,
          f"config: eta needs T1 < T2 among the temperatures, got T1 = {T1}, T2 = {T2}")
-    need(cfg["seeds"] and all(isinstance(s, int) and s >= 0 for s in cfg["seeds"])
-         and len(set(cfg["seeds"])) == len(cfg["seeds"]), f"config: seeds must be distinct integers >= 0, got {cfg['seeds']}")
     scale = cfg.get("scale_epochs", 1)
     need(isinstance(scale, (int, float)) and 0 < scale <= 1, f"config: scale_epochs must be in (0, 1], got {scale!r}")
     for part, key in SCHEDULE_KEYS:
@@ -92,6 +117,47 @@ def check(cfg: dict) -> dict:
     need(isinstance(cfg.get("threads_per_job", 1), int) and cfg.get("threads_per_job", 1) >= 1,
          "config: threads_per_job must be an integer >= 1")
     cfg["nmt"]["arch"] = [str(w) for w in cfg["nmt"]["arch"]]
+    return cfg
+
+
+def check_recipe(cfg: dict) -> dict:
+    """A paper recipe's configuration (config/{imagenet,cub,iwslt}.yaml), or ConfigError naming the bad value."""
+    name = cfg["study"]
+    need(name in RECIPES, f"config: unknown study {name!r} (choose from demo, {', '.join(RECIPES)})")
+    check_grid(cfg)
+    gpus = cfg.get("gpus_per_training")
+    need(isinstance(gpus, int) and gpus >= 0, f"config: gpus_per_training must be an integer >= 0, got {gpus!r}")
+    if cfg.get("dataset") == "imagefolder" or cfg.get("corpus") == "iwslt14":
+        what = "the raw IWSLT14 archive or folder" if name == "iwslt" else "an ImageFolder root with train/ and val/"
+        need(cfg.get("data"), f"{name} needs its data, {what}: ./scripts/recipe.sh {name} --data PATH (or --toy)")
+        for data in cfg["data"].values() if isinstance(cfg["data"], dict) else [cfg["data"]]:
+            need(Path(data).exists(), f"{name}: data {data} not found")
+            need(name == "iwslt" or all((Path(data) / d).is_dir() for d in ("train", "val")),
+                 f"{name}: data {data}: expected ImageFolder train/ and val/ folders inside")
+    if name == "iwslt":
+        for pair in cfg["pairs"]:
+            need(pair in ("de-en", "en-de", "en-ru", "ru-en"), f"config: pair {pair} is not one of de-en, en-de, en-ru, ru-en")
+        need(len(set(cfg["pairs"])) == len(cfg["pairs"]), f"config: a pair is given twice in {cfg['pairs']}")
+        per_gpu = cfg["max_tokens"] // max(1, min(gpus, cfg.get("local_gpus") or gpus))
+        need(per_gpu >= cfg["min_tokens_per_gpu"], f"config: gpus_per_training {gpus} leaves each GPU {per_gpu} of the "
+             f"{cfg['max_tokens']} tokens an update (fewer than {cfg['min_tokens_per_gpu']})")
+        need(0 <= cfg["kd_beta"] <= 1, f"config: kd_beta must be in [0, 1], got {cfg['kd_beta']!r}")
+        return cfg
+    for n, what in ((gpus, "gpus_per_training"), (min(gpus, cfg.get("local_gpus") or gpus), "--gpus")):
+        need(cfg["batch_size"] % max(1, n) == 0, f"config: {what} {n} does not divide the global batch of {cfg['batch_size']}")
+    for model, alphas in cfg["students"].items():
+        need(set(alphas) <= set(cfg["alphas"]), f"config: students.{model}: teachers {alphas} not all among alphas {cfg['alphas']}")
+    for model, (t1, t2) in cfg.get("eta", {}).items():
+        need(model in cfg["students"] and {t1, t2} <= set(cfg["temperatures"]) and t1 < t2,
+             f"config: eta.{model}: a student model with T1 < T2 among the temperatures, got {[t1, t2]}")
+    for ref in cfg.get("match", {}).get("reference_temperatures", []):
+        need(isinstance(ref, (int, float)) and ref > 0, f"config: match: reference temperature must be > 0, got {ref!r}")
+    models = dict.fromkeys([cfg["teacher"]["model"], *cfg["students"]]) if "pretrained" in cfg else {}
+    for model in [m for m in models if m not in cfg.get("from_scratch", [])]:
+        weights = cfg["pretrained"].get(model)
+        need(weights, f"{name}: no ImageNet weights for {model} (the paper, after Shen et al., fine-tunes every CUB "
+             f"model): ./scripts/recipe.sh {name} --pretrained {model}=FILE, or list it in from_scratch")
+        need(Path(weights).is_file(), f"{name}: pretrained.{model}: {weights} not found")
     return cfg
 
 
@@ -195,6 +261,59 @@ def fairseq_command(cfg: dict, data: str, epochs: int, save_dir: str, seed: int)
         "--best-checkpoint-metric", "nll_loss", "--save-dir", save_dir, *n["device_flags"]]]
 
 
+def fmt(x) -> str:
+    """A number as a command line takes it: 0.0 -> 0, 0.10 -> 0.1, 5e-4 -> 0.0005."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def launcher(gpus: int, script: str) -> list[str]:
+    """``torchrun --nproc_per_node N --standalone SCRIPT`` for a training on N > 1 GPUs, else the interpreter."""
+    head = [tool("torchrun"), "--nproc_per_node", str(gpus), "--standalone"] if gpus > 1 else [sys.executable]
+    return head + [script]
+
+
+def paper_vision_command(cfg: dict, role: str, model: str, seed, gpus: int) -> list[str]:
+    """vision/distill.py for one training of a vision recipe (``role``: teacher or student) on ``gpus``
+    GPUs (the rule's resources), the recipe's global batch split over them."""
+    s, data = cfg[role], ["--dataset", cfg["dataset"]]
+    if cfg["dataset"] == "imagefolder":
+        data += ["--data", cfg["data"], "--recipe", cfg["augmentation"]]
+    if cfg["batch_size"] % max(1, gpus):
+        raise ConfigError(f"{gpus} GPUs do not divide the global batch of {cfg['batch_size']}")
+    weights = (cfg.get("pretrained") or {}).get(model)
+    return [fmt(c) for c in launcher(gpus, f"{ROOT}/vision/distill.py") + [
+        "--mode", role, "--model", model, *(["--pretrained", weights] if weights else []), *data,
+        "--epochs", s["epochs"], "--lr", s["lr"], "--lr-step", s["lr_step"], "--lr-gamma", cfg["lr_gamma"],
+        "--batch-size", cfg["batch_size"] // max(1, gpus), "--momentum", cfg["momentum"],
+        "--weight-decay", cfg["weight_decay"], "--seed", seed, *cfg["flags"]]]
+
+
+def paper_fairseq_command(cfg: dict, pair: str, save_dir: str, seed, gpus: int) -> list[str]:
+    """fairseq-train for one translation of the IWSLT recipe on ``gpus`` GPUs (the rule's resources):
+    fairseq spawns one process a GPU, each with max_tokens / gpus tokens a batch."""
+    c = cfg
+    return [fmt(x) for x in [
+        tool("fairseq-train"), f"data/{pair}/bin", "--user-dir", ROOT / "nmt_plugin", "--arch", c["arch"],
+        *c["arch_flags"], "--share-all-embeddings", "--dropout", c["dropout"], "--optimizer", "adam",
+        "--adam-betas", c["adam_betas"], "--clip-norm", c["clip_norm"], "--lr", c["lr"], "--lr-scheduler",
+        "inverse_sqrt", "--warmup-updates", c["warmup_updates"], "--weight-decay", c["weight_decay"],
+        "--max-tokens", c["max_tokens"] // max(1, gpus), "--max-epoch", c["max_epoch"],
+        "--best-checkpoint-metric", "nll_loss", "--no-epoch-checkpoints", "--log-format", "simple",
+        "--log-interval", "100", "--seed", seed, "--save-dir", save_dir,
+        *(["--distributed-world-size", gpus] if gpus > 1 else []), *c["flags"]]]
+
+
+def paper_data_command(cfg: dict, pair: str) -> list[str]:
+    """The command that prepares one translation direction's data in data/PAIR (IWSLT14, or the toy's Bible)."""
+    src, tgt = pair.split("-")
+    if cfg["corpus"] == "bible":
+        cmd = [sys.executable, "-m", "preprocess.bible", "--pair", pair, "--max-chapters", cfg["bible_chapters"]]
+    else:
+        raw = cfg["data"][pair] if isinstance(cfg["data"], dict) else cfg["data"]
+        cmd = [sys.executable, "-m", "preprocess.iwslt14", "--raw", raw, "--src", src, "--tgt", tgt]
+    return [str(c) for c in cmd + ["--bpe-merges", cfg["bpe_merges"], "--out", f"data/{pair}"]]
+
+
 def bible_command(cfg: dict, out: str) -> list[str]:
     """The command that prepares the study's Bible de-en data in ``out``."""
     n = cfg["nmt"]
@@ -246,8 +365,8 @@ def nmt_targets(features: Path, train_text: Path, n: int, out_json: Path, out_wo
 
 
 def main(argv: list[str]) -> int:
-    """``check CONFIG key=value ...``: one line and exit 2 if the configuration with those overrides
-    cannot run; else print the overrides as a YAML config file (nested, for Snakemake's second
+    """``check CONFIG [CONFIG ...] key=value ...``: one line and exit 2 if the configuration (the files
+    merged in order) with those overrides cannot run; else print the overrides as a YAML config file (nested, for Snakemake's second
     --configfile, which it merges into the first recursively), nothing when there are none. ``nmt-targets ...``: see
     nmt_targets (the workflow's rule)."""
     if len(argv) == 6 and argv[0] == "nmt-targets":
@@ -256,8 +375,9 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "check":
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
         return 2
+    files = [a for a in argv[1:] if "=" not in a]
     overrides = {}
-    for item in argv[2:]:
+    for item in argv[1 + len(files):]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             print(f"[study] error: expected key=value, got {item!r}", file=sys.stderr)
@@ -268,7 +388,7 @@ def main(argv: list[str]) -> int:
             print(f"[study] error: {key}: not a YAML value ({str(e).splitlines()[0]})", file=sys.stderr)
             return 2
     try:
-        load(argv[1], overrides)
+        load(files, overrides)
         if overrides:
             print(yaml.safe_dump(undot(overrides), sort_keys=False), end="")
     except (ConfigError, KeyError, TypeError) as e:
