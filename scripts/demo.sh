@@ -26,50 +26,25 @@
 #   -- ARGS         passed to snakemake as they are, e.g. -- --executor slurm --profile
 #                   scripts/workflow/profiles/slurm (see scripts/workflow/README.md)
 set -euo pipefail
-setup_start=$SECONDS
-started=$(date +%s.%N)
-invocation="./scripts/demo.sh${*:+ $*}"
-size=quick out="" jobs="" dry=() config=() extra=()
-die() { echo "[demo] error: $*" >&2; exit 2; }
-while [ $# -gt 0 ]; do
+name=demo
+source "$(dirname "${BASH_SOURCE[0]}")/workflow/run.sh"   # the flags shared with recipe.sh; run_study
+size=quick gpus=1   # one GPU job at a time (the full size's trainings use one each)
+own_flag() {
   case "$1" in
-    --size) [ $# -ge 2 ] || die "--size needs a value"; size=$2; shift 2 ;;
-    --full) size=full; shift ;;
+    --size) [ $# -ge 2 ] || die "--size needs a value"; size=$2; used=2 ;;
+    --full) size=full; used=1 ;;
     --profile) die "--profile is now --size (tiny, quick, full); Snakemake's own --profile goes after --" ;;
-    --out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift 2 ;;
-    --jobs) [ $# -ge 2 ] || die "--jobs needs a number"; jobs=$2; shift 2 ;;
-    --dry-run|-n) dry=(--dry-run --printshellcmds); shift ;;
-    --scale-epochs) [ $# -ge 2 ] || die "--scale-epochs needs a value"; config+=("scale_epochs=$2"); shift 2 ;;
+    --scale-epochs) [ $# -ge 2 ] || die "--scale-epochs needs a value"; config+=("scale_epochs=$2"); used=2 ;;
     --fashion-mnist) [ $# -ge 2 ] || die "--fashion-mnist needs a directory"
-                     config+=("fashion_mnist=$(realpath -m "$2")"); shift 2 ;;
-    --nmt-data) [ $# -ge 2 ] || die "--nmt-data needs a directory"; config+=("nmt_data=$(realpath -m "$2")"); shift 2 ;;
-    --no-nmt) config+=("nmt.enabled=false"); shift ;;
-    --set) [ $# -ge 2 ] && [[ "$2" == *=* ]] || die "--set needs KEY=VALUE"; config+=("$2"); shift 2 ;;
-    --unlock) dry=(--unlock); shift ;;
-    --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown flag $1 (see --help)" ;;
+                     config+=("fashion_mnist=$(realpath -m "$2")"); used=2 ;;
+    --nmt-data) [ $# -ge 2 ] || die "--nmt-data needs a directory"; config+=("nmt_data=$(realpath -m "$2")"); used=2 ;;
+    --no-nmt) config+=("nmt.enabled=false"); used=1 ;;
+    *) return 1 ;;
   esac
-done
-case "$jobs" in ''|*[!0-9]*|0) [ -z "$jobs" ] || die "--jobs must be a whole number >= 1, got $jobs" ;; esac
-
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/setup_env.sh"
-cd "$LSKD_ROOT"
-configfile="scripts/workflow/config/$size.yaml"
-[ -f "$configfile" ] || die "unknown --size $size (choose from: $(cd scripts/workflow/config && ls *.yaml | sed 's/\.yaml//' | tr '\n' ' '))"
-out="$(realpath -m "${out:-runs/$([ "$size" = quick ] && echo demo || echo "demo-$size")}")"
-# one line and exit 2 if the configuration is bad; else the flags' values as a second config file
-overrides="$("$LSKD_PYTHON" scripts/workflow/study.py check "$configfile" ${config[@]+"${config[@]}"})"
-configfiles=("$configfile")
-if [ -n "$overrides" ]; then
-  mkdir -p "$out"
-  printf '# the values of the last ./scripts/demo.sh flags (--set, --scale-epochs, ...), over %s\n%s\n' \
-    "$configfile" "$overrides" > "$out/config-overrides.yaml"
-  configfiles+=("$out/config-overrides.yaml")
-fi
-
-export LSKD_SETUP_SECONDS=$((SECONDS - setup_start)) LSKD_STUDY_STARTED=$started LSKD_INVOCATION=$invocation
-export LSKD_CORES=${jobs:-$(nproc)}
-exec "$LSKD_PYTHON" -m snakemake --snakefile scripts/workflow/Snakefile --configfile "${configfiles[@]}" \
-  --directory "$out" --cores "$LSKD_CORES" --resources gpu=1 \
-  --rerun-incomplete ${dry[@]+"${dry[@]}"} ${extra[@]+"${extra[@]}"}
+}
+parse_flags "$@"
+[ -f "$root/scripts/workflow/config/$size.yaml" ] && grep -q '^size:' "$root/scripts/workflow/config/$size.yaml" ||
+  die "unknown --size $size (choose from: $(cd "$root/scripts/workflow/config" && grep -l '^size:' *.yaml | sed 's/\.yaml//' | tr '\n' ' '))"
+configfiles=("scripts/workflow/config/$size.yaml")
+default_out=runs/$([ "$size" = quick ] && echo demo || echo "demo-$size")
+run_study
