@@ -42,7 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scripts.recipes.common import run_logged  # noqa: E402
+from scripts.run_logged import run_logged  # noqa: E402
 
 PY = sys.executable
 

@@ -49,6 +49,7 @@ case "${1:-}" in
   *) die "unknown recipe $1 (choose from: imagenet cub iwslt)" ;;
 esac
 parse_flags "$@"
+case " ${extra[*]-} " in *" --profile"*|*" --workflow-profile"*|*" --executor"*) gpus="" ;; esac   # a cluster: no local cap
 [ -z "$gpus" ] || config+=("local_gpus=$gpus")   # checked: the batch splits over the GPUs a training gets
 configfiles=("scripts/workflow/config/$recipe.yaml" ${toy:+"scripts/workflow/config/$recipe$toy.yaml"})
 default_out=runs/$recipe$toy

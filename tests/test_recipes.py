@@ -1,59 +1,78 @@
-"""scripts/recipes: the dry runs carry the paper's hyper-parameters, the runner is resumable, re-runs
-exactly the steps whose command changed and their dependants, and fails cleanly, and the ImageNet
-recipe runs for real at toy size (about a minute on 2 CPU cores)."""
+"""The paper recipes as Snakemake rules (scripts/recipe.sh, scripts/workflow/rules/{imagenet,cub,iwslt}.smk):
+the dry runs carry the paper's hyper-parameters, bad input is one line before Snakemake starts, the
+tables module computes mean ± std, and the ImageNet recipe runs for real at toy size (about a minute
+and a half on 2 CPU cores), after which a re-run does nothing."""
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
 import time
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = REPO / "scripts" / "recipes"
 sys.path.insert(0, str(REPO))
 
-from scripts.recipes.common import Deferred, Recipe  # noqa: E402
 from scripts.recipes import tables  # noqa: E402
 
+# recipe.sh with this interpreter as it is: no venv, nothing installed (the set-up has its own test)
+ENV = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable)
 WNIDS = ["n02099849", "n02099429", "n02099267", "n02099601", "n02099712",
          "n01728572", "n01728920", "n01729322", "n01737021", "n01734418"]
+FIGURE1 = ["n02113799", "n02113712", "n04347754"]
 
 
-def recipe(name: str, *args, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(RECIPES / f"{name}.py"), *map(str, args)],
-                          cwd=REPO, capture_output=True, text=True)
+def recipe(*args, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "recipe.sh"), *map(str, args)], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{name} {args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(f"recipe.sh {args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
-STEP_LINE = re.compile(r"# (\S+)(?: \((done|stale: .+)\))?$")
-
-
-def commands(stdout: str) -> dict[str, str]:
-    """{step name: command} of a dry run (the line after the step's comment and any ``rm -rf``)."""
-    out, name = {}, None
+def jobs(stdout: str) -> dict[str, list[dict]]:
+    """{rule: [{"cmd": its shell command, "resources": {...}, "wildcards": {...}}, ...]} of a ``-n -p`` run."""
+    out: dict[str, list[dict]] = {}
+    job = None
     for line in stdout.splitlines():
-        m = STEP_LINE.match(line)
-        if m and not line.startswith("# lskd recipe"):
-            name = m.group(1)
-        elif name and not line.startswith(("#", "rm -rf ")):
-            out[name], name = line, None
+        if m := re.fullmatch(r"(?:local)?rule (\w+):", line):
+            job = {"cmd": None, "resources": {}, "wildcards": {}}
+            out.setdefault(m.group(1), []).append(job)
+        elif job is not None and (m := re.fullmatch(r"    (resources|wildcards): (.*)", line)):
+            job[m.group(1)] = dict(kv.split("=", 1) for kv in m.group(2).split(", "))
+        elif job is not None and line.startswith("Shell command: "):
+            job["cmd"] = line[len("Shell command: "):]
     return out
 
 
-def labels(stdout: str) -> dict[str, str]:
-    """{step name: "" | "done" | "stale: ..."} of a dry run."""
-    return {m.group(1): m.group(2) or "" for m in map(STEP_LINE.match, stdout.splitlines())
-            if m and not m.group(0).startswith("# lskd recipe")}
+def cmds(stdout: str, rule: str) -> list[str]:
+    return [j["cmd"] for j in jobs(stdout).get(rule, [])]
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """{rule: count} from the "Job stats:" table Snakemake prints before it runs (or dry-runs) jobs."""
+    lines = stdout.splitlines()
+    if "Job stats:" not in lines:
+        return {}
+    counts = {}
+    for line in lines[lines.index("Job stats:") + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def flag(cmd: str, name: str) -> str:
+    words = shlex.split(cmd)
+    return words[words.index(name) + 1]
 
 
 @pytest.fixture
@@ -65,48 +84,51 @@ def imagefolder(tmp_path) -> Path:
 
 # ----------------------------------------------------------------------------- dry runs
 def test_imagenet_dry_run(imagefolder, tmp_path):
-    cmds = commands(recipe("imagenet", "--data", imagefolder, "--out", tmp_path / "o", "--nproc", "4",
-                           "--dry-run").stdout)
-    teachers = {k: v for k, v in cmds.items() if k.startswith("teacher-")}
-    assert len(teachers) == 6  # α ∈ {0, 0.1} x 3 seeds
-    assert sum("--label-smoothing 0.1 " in c for c in teachers.values()) == 3
-    assert sum("--label-smoothing 0 " in c for c in teachers.values()) == 3
-    for c in teachers.values():
-        assert "torchrun --nproc_per_node 4" in c and "--mode teacher --model resnet50" in c
-        assert "--epochs 90 --lr 0.1 --lr-step 30" in c and "--batch-size 64" in c  # 256 / 4
-        assert "--dataset imagefolder" in c and f"--data {imagefolder}" in c and "--dump-features" in c
-    students = {k: v for k, v in cmds.items() if k.startswith("students-")}
-    assert len(students) == 12  # 2 models x 2 α x 3 seeds
-    for c in students.values():
-        assert "torchrun --nproc_per_node 4" in c
-        assert "--temperature 1 2 3 64" in c and "--epochs 200 --lr 0.1 --lr-step 80" in c
-        assert "--dump-features" in c and "--beta 1" in c
-    assert {k.split("-")[1] for k in students} == {"resnet18", "resnet50"}
-    assert sum("--seed 3" in c for c in students.values()) == 4
-    similar = [c for k, c in cmds.items() if k.startswith("similar-")]
-    assert len(similar) == 3  # one per seed: Table 12 on the plain ResNet-50 teacher's validation set
+    """The paper's ImageNet grid (Supp., ImageNet-1K paragraph): ResNet-50 teachers 90 epochs, lr 0.1
+    x0.1 every 30; students 200 epochs, lr 0.1 x0.1 every 80; batch 256 = 4 GPUs x 64; 3 seeds."""
+    out = recipe("imagenet", "--data", imagefolder, "--out", tmp_path / "o", "--gpus", "4", "--dry-run").stdout
+    assert not (tmp_path / "o" / "teachers").exists()                     # nothing ran
+    assert "reason: Missing output files" in out                           # -n says why
+    teachers = jobs(out)["teacher"]
+    assert len(teachers) == 6                                               # α ∈ {0, 0.1} x 3 seeds
+    assert sorted(flag(j["cmd"], "--label-smoothing") for j in teachers) == ["0"] * 3 + ["0.1"] * 3
+    for j in teachers:
+        c = j["cmd"]
+        assert "torchrun --nproc_per_node 4 --standalone" in c and "--mode teacher --model resnet50" in c
+        assert "--epochs 90 --lr 0.1 --lr-step 30 --lr-gamma 0.1" in c and "--batch-size 64 " in c   # 256 / 4
+        assert "--momentum 0.9" in c and "--dataset imagefolder" in c and f"--data {imagefolder} --recipe imagenet" in c
+        assert "--dump-features" in c and j["resources"]["gpu"] == "4" and j["resources"]["runtime"] == "2880"
+    students = jobs(out)["students"]
+    assert len(students) == 12                                              # 2 models x 2 α x 3 seeds
+    for j in students:
+        c = j["cmd"]
+        assert "torchrun --nproc_per_node 4 --standalone" in c and "--batch-size 64 " in c
+        assert "--temperature 1 2 3 64 --beta 1" in c and "--epochs 200 --lr 0.1 --lr-step 80" in c
+        assert f"--teacher teachers/a{j['wildcards']['alpha']}_s{j['wildcards']['seed']}/model.pt" in c
+    assert {j["wildcards"]["model"] for j in students} == {"resnet18", "resnet50"}
+    assert sum("--seed 3 " in j["cmd"] for j in students) == 4
+    similar = cmds(out, "similar")
+    assert len(similar) == 3   # one per seed: Table 12 on the plain ResNet-50 teacher's validation set
     for c in similar:
-        assert all(w in c for w in WNIDS) and "--hierarchy wordnet --k 4 --n 20" in c and "--write-sets" in c
-        assert re.search(r"--features \S*/teachers/a0_s\d/features/valid ", c), c
-    etas = [c for k, c in cmds.items() if k.startswith("eta-")]
-    assert len(etas) == 12 and all("--sets" in c and "--before-valid" in c and "--after-valid" in c for c in etas)
-    assert any("/T1/features/train" in c and "/T3/features/train" in c for c in etas)   # Table 3
-    assert any("/T64/features/train" in c for c in etas)                                 # Table 4
-    proj = [c for k, c in cmds.items() if k.startswith("projection-")]
-    assert proj and all("--classes n02113799,n02113712,n04347754" in c for c in proj)
-    assert "scripts.recipes.tables vision-accuracy" in cmds["table-accuracy"]
-    assert "table-eta-resnet18" in cmds and "table-eta-resnet50" in cmds
+        assert flag(c, "--target").split(",") == WNIDS and "--hierarchy wordnet --k 4 --n 20 --seed 0" in c
+        assert re.search(r"--features teachers/a0_s\d/features/valid ", c) and "--write-sets" in c
+    etas = jobs(out)["eta"]
+    assert len(etas) == 12 and all("--sets eta/sets_s" in j["cmd"] and "--before-valid" in j["cmd"] for j in etas)
+    t1_t2 = {j["wildcards"]["model"]: (flag(j["cmd"], "--before"), flag(j["cmd"], "--after")) for j in etas}
+    assert t1_t2["resnet18"][0].endswith("/T1/features/train") and t1_t2["resnet18"][1].endswith("/T3/features/train")
+    assert t1_t2["resnet50"][1].endswith("/T64/features/train")                  # Table 4: T2 = 64
+    projection = cmds(out, "projection")
+    assert len(projection) == 3 and all(flag(c, "--classes") == ",".join(FIGURE1) for c in projection)
+    assert "scripts.recipes.tables vision-accuracy" in cmds(out, "accuracy_table")[0]
+    assert len(cmds(out, "eta_table")) == 2
     # Tables 17-19: per-class train and validation accuracy of the 3 + 10 classes, per student sweep
-    acc = {k: c for k, c in cmds.items() if k.startswith("accuracy-")}
-    assert len(acc) == 12 and "accuracy-resnet18-a0.1-s2" in acc
-    for c in acc.values():
-        words = shlex.split(c)
-        classes = words[words.index("--classes") + 1].split(",")
-        assert sorted(classes) == sorted(WNIDS + ["n02113799", "n02113712", "n04347754"])
-        assert "shared_metrics accuracy" in c and "--format json" in c
+    accuracy = cmds(out, "per_class_accuracy")
+    assert len(accuracy) == 12
+    for c in accuracy:
+        assert sorted(flag(c, "--classes").split(",")) == sorted(WNIDS + FIGURE1) and "--format json" in c
         assert all(f"/T{T}/features/{sp} " in c for T in (1, 2, 3, 64) for sp in ("train", "valid"))
-    table = shlex.split(cmds["table-per-class-accuracy"])
-    assert table.count("--set") == 3 and all(c.split()[-1] in table for c in acc.values())
+    table = shlex.split(cmds(out, "per_class_table")[0])
+    assert table.count("--set") == 3 and sum("accuracy/per_class_" in w for w in table) == 12
     sets = dict(zip(table[table.index("--set") + 1::3], table[table.index("--set") + 2::3]))
     assert sets["Figure 1 classes (Table 17)"] == \
         "n02113799=standard_poodle,n02113712=miniature_poodle,n04347754=submarine"
@@ -114,293 +136,131 @@ def test_imagenet_dry_run(imagefolder, tmp_path):
     assert "n01734418=king_snake" in sets["snakes (Table 19)"]
 
 
-def test_imagenet_single_process_and_seeds(imagefolder, tmp_path):
-    cmds = commands(recipe("imagenet", "--data", imagefolder, "--out", tmp_path / "o", "--seeds", "7",
-                           "--dry-run").stdout)
-    train = [c for k, c in cmds.items() if k.startswith(("teacher-", "students-"))]
-    assert len(train) == 6 and all("torchrun" not in c and " vision/distill.py " in c for c in train)
-    assert all("--batch-size 256" in c and "--seed 7" in c for c in train)
+def test_imagenet_one_gpu_runs_one_process_per_training(imagefolder, tmp_path):
+    out = recipe("imagenet", "--data", imagefolder, "--out", tmp_path / "o", "--gpus", "1", "--set", "seeds=[7]",
+                 "--dry-run").stdout
+    train = cmds(out, "teacher") + cmds(out, "students")
+    assert len(train) == 6 and all("torchrun" not in c and "/vision/distill.py " in c for c in train)
+    assert all("--batch-size 256 " in c and "--seed 7 " in c for c in train)
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "--data is required"),
-    (["--data", "/nonexistent/imagenet"], "not found"),
-    (["--nproc", "3"], "does not divide"),
+    ([], "[study] error: imagenet needs its data, an ImageFolder root with train/ and val/: "
+         "./scripts/recipe.sh imagenet --data PATH (or --toy)"),
+    (["--data", "/nonexistent/imagenet"], "[study] error: imagenet: data /nonexistent/imagenet not found"),
+    (["--data", "IMAGEFOLDER", "--gpus", "3"], "[study] error: config: --gpus 3 does not divide the global batch of 256"),
+    (["--toy", "--set", "alphas=[0,1]"], "[study] error: config: alpha must be in [0, 1), got 1"),
+    (["--toy", "--set", "temperatures=[1,-2]"], "[study] error: config: temperature must be a finite number > 0, got -2"),
+    (["--toy", "--gpus", "x"], "[recipe] error: --gpus needs a whole number >= 1"),
 ])
-def test_imagenet_bad_input(args, message, imagefolder):
-    if args == ["--nproc", "3"]:
-        args = ["--data", imagefolder, *args]
-    p = recipe("imagenet", *args, "--dry-run", check=False)
-    assert p.returncode == 2
-    assert message in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+def test_imagenet_bad_input_is_one_line_before_anything_runs(args, message, imagefolder, tmp_path):
+    args = [str(imagefolder) if a == "IMAGEFOLDER" else a for a in args]
+    p = recipe("imagenet", *args, "--dry-run", "--out", tmp_path / "o", check=False)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [message], p.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "[recipe] error: name the recipe first: ./scripts/recipe.sh imagenet|cub|iwslt ... (see --help)"),
+    (["mnist"], "[recipe] error: unknown recipe mnist (choose from: imagenet cub iwslt)"),
+    (["cub", "--pretrained", "resnet18"], "[recipe] error: --pretrained needs MODEL=FILE"),
+])
+def test_recipe_sh_bad_input(args, message):
+    p = recipe(*args, check=False)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [message], p.stderr
 
 
 def test_cub_dry_run(imagefolder, tmp_path):
-    weights = tmp_path / "r50.pth"
+    """Supp., fine-grained paragraph: 200 epochs, lr 0.01 x0.1 every 80, batch 256 = 2 GPUs x 128,
+    teachers α ∈ {0, 0.1, 0.2} fine-tuned from ImageNet weights; Tables 13-16's matched students."""
+    weights = tmp_path / "w.pth"
     weights.write_bytes(b"")
-    cmds = commands(recipe("cub", "--data", imagefolder, "--pretrained", weights, "--pretrained-r18", weights,
-                           "--pretrained-mbv2", weights, "--out", tmp_path / "o", "--nproc", "2", "--dry-run").stdout)
-    teachers = [c for k, c in cmds.items() if k.startswith("teacher-")]
+    out = recipe("cub", "--data", imagefolder, *[a for m in ("resnet50", "resnet18", "mobilenet_v2")
+                                                 for a in ("--pretrained", f"{m}={weights}")],
+                 "--out", tmp_path / "o", "--gpus", "2", "--dry-run").stdout
+    teachers, students = cmds(out, "teacher"), {(j["wildcards"]["model"], j["wildcards"]["alpha"], j["wildcards"]["seed"]): j["cmd"]
+                                                for j in jobs(out)["students"]}
     assert len(teachers) == 9 and sum("--label-smoothing 0.2 " in c for c in teachers) == 3
-    for c in teachers + [c for k, c in cmds.items() if k.startswith("students-")]:
-        assert "--recipe cub" in c and "--epochs 200 --lr 0.01 --lr-step 80" in c and "--batch-size 128" in c
-    assert all(f"--pretrained {weights}" in c for c in teachers)
-    students = {k: c for k, c in cmds.items() if k.startswith("students-")}
-    assert "students-mobilenet_v2-a0.2-s1" in students and "students-resnet18-a0.2-s1" not in students
+    for c in teachers + list(students.values()):
+        assert "--recipe cub" in c and "--epochs 200 --lr 0.01 --lr-step 80" in c and "--batch-size 128 " in c
+        assert "torchrun --nproc_per_node 2 " in c and f"--pretrained {weights} " in c
+    assert ("mobilenet_v2", "0.2", "1") in students and ("resnet18", "0.2", "1") not in students
     assert len(students) == 3 * (2 + 2 + 3)
-    assert all("--temperature 1 2 3 64" in c for c in students.values())
-    assert "--temperature 1 2 3 64" in cmds["entropy-s1"]
-    assert "--reference-temperature 3" in cmds["match-T3-s2"] and "/a0.1_s2/features/train" in cmds["match-T3-s2"]
-    matched = cmds["matched-mobilenet_v2-s1"]
-    assert "scripts.recipes.tables get" in matched and "match_T1_s1.json temperature" in matched
-    assert {"table-accuracy", "table-entropy", "table-counterexamples"} <= set(cmds)
-    assert all("--dump-features" in c for c in students.values())   # projection + per-class accuracy
+    assert all("--temperature 1 2 3 64 --beta 1" in c and "--dump-features" in c for c in students.values())
+    entropy = cmds(out, "entropy")
+    assert len(entropy) == 3 and all("--temperature 1 2 3 64 " in c and c.count("/features/train") == 3 for c in entropy)
+    match = {(j["wildcards"]["ref"], j["wildcards"]["seed"]): j["cmd"] for j in jobs(out)["match_temperature"]}
+    assert len(match) == 9 and "--reference-temperature 3 " in match[("3", "2")]
+    assert "--features teachers/a0_s2/features/train --reference teachers/a0.1_s2/features/train" in match[("3", "2")]
+    # the matched temperature is read from match_temperature's output when the job starts: unknown yet
+    matched = jobs(out)["matched_student"]
+    assert len(matched) == 3 * 3 * 2 and all(j["cmd"].endswith("--temperature <TBD>") for j in matched)
+    assert {j["wildcards"]["ref"] for j in matched} == {"1", "3"} and all("--teacher teachers/a0_s" in j["cmd"] for j in matched)
+    assert {"accuracy_table", "entropy_table", "counterexamples_table", "per_class_table"} <= set(jobs(out))
     # Figure 4: Loggerhead / Great Grey Shrike (similar), Black-footed Albatross (dissimilar)
-    proj = {k: c for k, c in cmds.items() if k.startswith("projection-")}
-    assert set(proj) == {f"projection-{m}-s1" for m in ("teachers", "resnet18", "resnet50", "mobilenet_v2")}
-    assert all("--classes 111.Loggerhead_Shrike,112.Great_Grey_Shrike,001.Black_footed_Albatross" in c
-               for c in proj.values())
-    assert proj["projection-teachers-s1"].count("/features/") == 6              # 3 α x train, valid
-    assert proj["projection-mobilenet_v2-s1"].count("/features/train") == 12    # 3 α x 4 T
-    acc = {k: c for k, c in cmds.items() if k.startswith("accuracy-")}
-    assert len(acc) == 3 * (2 + 2 + 3)
-    assert all(c.count("/features/train") == 4 and c.count("/features/valid") == 4 for c in acc.values())
-    table = cmds["table-per-class-accuracy"]
-    assert "scripts.recipes.tables per-class-accuracy" in table and table.count("/accuracy/per_class_") == 21
+    projection = {j["wildcards"]["name"]: j["cmd"] for j in jobs(out)["projection"]}
+    assert set(projection) == {"teachers", "resnet18", "resnet50", "mobilenet_v2"}
+    assert all(flag(c, "--classes") == "111.Loggerhead_Shrike,112.Great_Grey_Shrike,001.Black_footed_Albatross"
+               for c in projection.values())
+    assert projection["teachers"].count("/features/") == 6               # 3 α x train, valid
+    assert projection["mobilenet_v2"].count("/features/train") == 12     # 3 α x 4 T
+    accuracy = cmds(out, "per_class_accuracy")
+    assert len(accuracy) == 21 and all(c.count("/features/train") == 4 and c.count("/features/valid") == 4 for c in accuracy)
+    assert cmds(out, "per_class_table")[0].count("accuracy/per_class_") == 21
 
 
-def test_cub_needs_pretrained(imagefolder, tmp_path):
-    p = recipe("cub", "--data", imagefolder, "--dry-run", check=False)
-    assert p.returncode == 2 and "--pretrained is required" in p.stderr and "Traceback" not in p.stderr
+def test_cub_needs_pretrained_weights(imagefolder, tmp_path):
     weights = tmp_path / "r50.pth"
     weights.write_bytes(b"")
-    p = recipe("cub", "--data", imagefolder, "--pretrained", weights, "--dry-run", check=False)
-    assert p.returncode == 2 and "--pretrained-r18 is required" in p.stderr and "Traceback" not in p.stderr
-    p = recipe("cub", "--data", imagefolder, "--pretrained", weights, "--students-from-scratch", "--dry-run")
-    students = [c for k, c in commands(p.stdout).items() if k.startswith("students-resnet18")]
-    assert students and not any("--pretrained" in c for c in students)
+    p = recipe("cub", "--data", imagefolder, "--dry-run", check=False)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "[study] error: cub: no ImageNet weights for resnet50 (the paper, after Shen et al., fine-tunes every CUB "
+        "model): ./scripts/recipe.sh cub --pretrained resnet50=FILE, or list it in from_scratch"]
+    p = recipe("cub", "--data", imagefolder, "--pretrained", f"resnet50={weights}", "--dry-run", check=False)
+    assert p.returncode == 2 and "no ImageNet weights for resnet18" in p.stderr
+    p = recipe("cub", "--data", imagefolder, "--pretrained", f"resnet50={weights}", "--gpus", "1",
+               "--set", "from_scratch=[resnet18,mobilenet_v2]", "--dry-run", "--out", tmp_path / "o")
+    students = {j["wildcards"]["model"]: j["cmd"] for j in jobs(p.stdout)["students"]}
+    assert "--pretrained" not in students["resnet18"] and f"--pretrained {weights} " in students["resnet50"]
 
 
 def test_iwslt_dry_run(tmp_path):
+    """Supp., NMT paragraph: Adam, lr 0.0005, dropout 0.3, weight decay 0, 4096 tokens an update (2 GPUs
+    x 2048), English->German and English->Russian."""
     raw = tmp_path / "raw"
     raw.mkdir()
-    out = recipe("iwslt", "--raw-de-en", raw, "--raw-en-ru", raw, "--out", tmp_path / "o", "--nproc", "2",
+    out = recipe("iwslt", "--data", raw, "--out", tmp_path / "o", "--gpus", "2", "--set", "gpus_per_training=2",
                  "--dry-run").stdout
-    cmds = commands(out)
-    # the paper's directions: English->German, English->Russian
-    assert "--src en --tgt de" in cmds["data-en-de"] and "--src en --tgt ru" in cmds["data-en-ru"]
+    data = {j["wildcards"]["pair"]: j["cmd"] for j in jobs(out)["iwslt_data"]}
+    assert f"--raw {raw} --src en --tgt de --bpe-merges 10000" in data["en-de"] and "--src en --tgt ru" in data["en-ru"]
     for pair in ("en-de", "en-ru"):
-        teachers = [c for k, c in cmds.items() if k.startswith(f"teacher-{pair}-")]
-        students = [c for k, c in cmds.items() if k.startswith(f"student-{pair}-")]
+        teachers = [j["cmd"] for j in jobs(out)["iwslt_teacher"] if j["wildcards"]["pair"] == pair]
+        students = [j["cmd"] for j in jobs(out)["iwslt_student"] if j["wildcards"]["pair"] == pair]
         assert len(teachers) == 6 and len(students) == 24
-        assert sum("--criterion label_smoothed_cross_entropy --label-smoothing 0.1 " in c for c in teachers) == 3
+        assert sum(c.endswith("--criterion label_smoothed_cross_entropy --label-smoothing 0.1") for c in teachers) == 3
         for c in teachers + students:
-            assert "fairseq-train" in c and "--arch transformer_iwslt_de_en --share-all-embeddings" in c
-            assert "--lr 5e-4" in c and "--dropout 0.3" in c and "--weight-decay 0 " in c
-            assert "--max-tokens 2048" in c and "--distributed-world-size 2" in c
-            assert "--best-checkpoint-metric nll_loss" in c
+            assert "fairseq-train data/" + pair + "/bin" in c
+            assert "--arch transformer_iwslt_de_en --share-all-embeddings --dropout 0.3 --optimizer adam" in c
+            assert "--lr 0.0005 " in c and "--weight-decay 0 " in c and "--adam-betas '(0.9, 0.98)'" in c
+            assert "--max-tokens 2048 " in c and "--distributed-world-size 2" in c   # 4096 tokens an update
+            assert "--best-checkpoint-metric nll_loss" in c and "--max-epoch 50 " in c
         assert sum("--task kd_translation" in c and "--kd-temperature 64 " in c and "--criterion ls_kd" in c
                    for c in students) == 6
-        assert "nmt_plugin.bleu table" in cmds[f"table-bleu-{pair}"]
-        assert cmds[f"table-bleu-{pair}"].count("checkpoint_best.pt") == 30
-    for bad, message in ((["--pairs", "de-en", "de-en"], "de-en is given twice"),
-                         (["--nproc", "32"], "use at most 16 processes")):
-        p = recipe("iwslt", "--raw-de-en", raw, "--raw-en-ru", raw, "--out", tmp_path / "o", *bad, "--dry-run",
-                   check=False)
-        assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr, p.stderr
+        bleu = [j["cmd"] for j in jobs(out)["bleu_table"] if j["wildcards"]["pair"] == pair][0]
+        assert "nmt_plugin.bleu table" in bleu and bleu.count("model.pt") == 30
+    for bad, message in ((["--set", "pairs=[de-en,de-en]"], "a pair is given twice in ['de-en', 'de-en']"),
+                         (["--set", "gpus_per_training=32"], "gpus_per_training 32 leaves each GPU 128 of the 4096 "
+                                                             "tokens an update (fewer than 256)"),
+                         (["--set", "kd_beta=2"], "kd_beta must be in [0, 1], got 2")):
+        p = recipe("iwslt", "--data", raw, "--out", tmp_path / "o", *bad, "--dry-run", check=False)
+        assert p.returncode == 2 and p.stderr.strip().splitlines() == [f"[study] error: config: {message}"], p.stderr
 
 
-# ----------------------------------------------------------------------------- the runner
-def make_recipe(tmp_path, dry_run=False) -> Recipe:
-    args = Namespace(out=tmp_path / "out", dry_run=dry_run, quiet=True, toy=False, nproc=1, seeds=[1])
-    return Recipe(args, "unit")
-
-
-def test_runner_resumes_and_stops_on_failure(tmp_path, capsys):
-    out = tmp_path / "out"
-    r = make_recipe(tmp_path)
-    py = sys.executable
-    r.add("one", [py, "-c", f"open({str(out / 'one.txt')!r}, 'a').write('x')"], [out / "one.txt"])
-    r.add("two", [py, "-c", "import sys; print('boom'); sys.exit(3)"], [out / "two.txt"])
-    assert r.run() == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "step two failed (exit 3)" in err[0]
-    assert json.loads((out / ".recipe" / "one.json").read_text())["state"] == "finished"
-    assert json.loads((out / ".recipe" / "two.json").read_text())["state"] == "started"  # interrupted
-    assert "boom" in (out / ".recipe" / "logs" / "two.log").read_text()
-    assert r.run() == 1
-    assert (out / "one.txt").read_text() == "x"  # finished step not run again
-
-
-def test_runner_interrupted_step_with_a_changed_command_starts_afresh(tmp_path, capsys):
-    """An interrupted training resumes with its own command; with another command (here: another
-    loss weight) its directory is cleared first, not resumed under the new marker. Another
-    --nproc is the same training: a finished one is kept."""
-    out = tmp_path / "out"
-    r = make_recipe(tmp_path)
-    train = out / "train"
-    r.add("train", [sys.executable, "-c", "import sys; sys.exit(7)", "--beta", "1", "--batch-size", "256"],
-          [train / "done"], resume_dir=train)
-    assert r.run() == 1
-    (train).mkdir(parents=True)
-    (train / "checkpoint_last.pt").write_bytes(b"beta=1")
-    assert r.status(r.steps[0], set()) == (False, None)           # same command: resumes
-    r2 = make_recipe(tmp_path)
-    r2.add("train", [sys.executable, "-c", "import sys; sys.exit(7)", "--beta", "0.5", "--batch-size", "256"],
-           [train / "done"], resume_dir=train)
-    assert r2.status(r2.steps[0], set()) == (False, "command changed")
-    r2.run()
-    assert not (train / "checkpoint_last.pt").exists()          # cleared, not resumed
-    capsys.readouterr()
-    # the same vision training on 1 and on 4 processes is one step
-    one, four = make_recipe(tmp_path), make_recipe(tmp_path)
-    four.args.nproc = 4
-    for rec, batch in ((one, 256), (four, 64)):
-        rec.add("v", rec.vision("--batch-size", batch, "--output-dir", out / "v"), [out / "v" / "x"])
-    assert one.command_text(one.steps[0]) == four.command_text(four.steps[0])
-    assert "torchrun" in " ".join(four.steps[0].cmd) and "--batch-size 256" in four.command_text(four.steps[0])
-
-
-def test_runner_resume_flag_and_deferred(tmp_path, capsys):
-    out = tmp_path / "out"
-    (out / "sweep" / "T3").mkdir(parents=True)
-    (out / "vals.json").write_text(json.dumps({"temperature": 1.481375}))
-    r = make_recipe(tmp_path, dry_run=True)
-    r.add("sweep", [sys.executable, "vision/distill.py", "--output-dir", out / "sweep"], [out / "x"],
-          resume_dir=out / "sweep")
-    r.add("matched", ["echo", "--temperature", Deferred(out / "vals.json", "temperature")], [out / "y"])
-    r.run()
-    text = capsys.readouterr().out
-    assert "--resume" not in text and "scripts.recipes.tables get" in text
-    (out / "sweep" / "T3" / "checkpoint.pt").write_bytes(b"")
-    r.run()
-    assert "--resume" in capsys.readouterr().out
-    assert r.resolved(r.steps[1])[-1] == "1.481375"
-
-
-#: a fake step: ``NAME LOG DST TEXT [SRC ...]`` writes TEXT + the SRC files (globs) to DST, logs NAME
-FAKE = ("import glob, pathlib, sys; name, log, dst, text, *src = sys.argv[1:]; "
-        "p = pathlib.Path(dst); p.parent.mkdir(parents=True, exist_ok=True); "
-        "p.write_text(text + ''.join(pathlib.Path(f).read_text() for s in src for f in sorted(glob.glob(s)))); "
-        "open(log, 'a').write(name + ' ')")
-
-
-def fake_recipe(tmp_path, dry_run=False, a="A", d="D") -> Recipe:
-    """a -> b -> d (resume_dir train/) -> e (reads train/*.txt); c unrelated."""
-    out = tmp_path / "out"
-    r = make_recipe(tmp_path, dry_run)
-
-    def step(name, dst, text, *src, resume_dir=None):
-        r.add(name, [sys.executable, "-c", FAKE, name, out / "ran.log", dst, text, *src], [dst], resume_dir=resume_dir)
-    step("a", out / "a.txt", a)
-    step("b", out / "b.txt", "B", out / "a.txt")
-    step("c", out / "c.txt", "C")
-    step("d", out / "train" / "d.txt", d, out / "b.txt", resume_dir=out / "train")
-    step("e", out / "e.txt", "E", out / "train" / "*.txt")
-    return r
-
-
-def ran(tmp_path) -> list[str]:
-    """Steps run since the last call."""
-    log = tmp_path / "out" / "ran.log"
-    names = log.read_text().split() if log.exists() else []
-    log.unlink(missing_ok=True)
-    return names
-
-
-def test_runner_dependencies(tmp_path):
-    r = make_recipe(tmp_path)
-    out = r.out
-    r.add("teacher", ["train", "--output-dir", out / "t"], [out / "t" / "checkpoint.pt"], resume_dir=out / "t")
-    r.add("students", ["train", "--teacher", out / "t" / "checkpoint.pt"], [out / "s" / "T*" / "ckpt"],
-          resume_dir=out / "s")
-    r.add("match", ["m", out / "t" / "features" / "train", "-o", out / "m.json"], [out / "m.json"])
-    r.add("matched", ["train", "--temperature", Deferred(out / "m.json", "temperature")], [out / "x"])
-    r.add("glob", ["g", f"--in={out}/s/T3/ckpt"], [out / "g"])
-    r.add("table", ["tab", "--students", out / "s", "--teachers", out / "t"], [out / "tab.md"])
-    r.add("other", ["o", out / "tx", "vision/distill.py", "(0.9, 0.98)", "--data", tmp_path, "--all", out],
-          [out / "o"])
-    assert [r.dependencies(s) for s in r.steps] == [
-        [], ["teacher"], ["teacher"], ["match"], ["students"], ["teacher", "students"], []]
-    # the marker's command: Deferred unresolved, the interpreter by name
-    r.add("py", [sys.executable, "x.py", Deferred(out / "m.json", "temperature")], [out / "y"])
-    assert r.command_text(r.steps[-1]) == f"python x.py $(python -m scripts.recipes.tables get {out}/m.json temperature)"
-
-
-def test_runner_reruns_changed_steps_and_dependants(tmp_path, capsys):
-    out = tmp_path / "out"
-    assert fake_recipe(tmp_path).run() == 0
-    assert ran(tmp_path) == ["a", "b", "c", "d", "e"]
-    assert (out / "e.txt").read_text() == "EDBA"
-    marker = json.loads((out / ".recipe" / "b.json").read_text())
-    assert marker["command"].startswith("python -c ") and str(out / "a.txt") in marker["command"]
-
-    # unchanged: everything skipped
-    capsys.readouterr()
-    assert fake_recipe(tmp_path).run() == 0
-    assert ran(tmp_path) == [] and "0 steps run, 5 skipped" in capsys.readouterr().out
-
-    # a's command changes: the dry run labels a and its dependants and deletes nothing
-    (out / "train" / "old-checkpoint").write_text("")
-    assert fake_recipe(tmp_path, dry_run=True, a="A2").run() == 0
-    dry = capsys.readouterr().out
-    assert labels(dry) == {"a": "stale: command changed", "b": "stale: a re-runs", "c": "done",
-                           "d": "stale: b re-runs", "e": "stale: d re-runs"}
-    assert f"rm -rf -- {out / 'train'}" in dry and dry.count("rm -rf") == 1
-    assert (out / "train" / "old-checkpoint").exists() and (out / ".recipe" / "a.json").exists()
-    assert ran(tmp_path) == []
-    # ... and the real run re-runs exactly those, with a one-line reason each
-    assert fake_recipe(tmp_path, a="A2").run() == 0
-    assert ran(tmp_path) == ["a", "b", "d", "e"]
-    text = capsys.readouterr().out
-    assert "a: stale (command changed), re-runs" in text and "b: stale (a re-runs), re-runs" in text
-    assert (out / "e.txt").read_text() == "EDBA2"
-    assert fake_recipe(tmp_path, a="A2").run() == 0 and ran(tmp_path) == []
-
-
-def test_runner_clears_resume_dir_only_when_stale(tmp_path, capsys):
-    out = tmp_path / "out"
-    assert fake_recipe(tmp_path).run() == 0
-    ran(tmp_path)
-    sentinel = out / "train" / "checkpoint.pt"
-
-    # interrupted (no marker): the training directory is kept, so the step can resume
-    sentinel.write_text("")
-    (out / ".recipe" / "d.json").unlink()
-    assert fake_recipe(tmp_path).run() == 0
-    assert ran(tmp_path) == ["d", "e"] and sentinel.exists()
-    # outputs missing (marker intact, same command): re-run in place, nothing cleared
-    (out / "train" / "d.txt").unlink()
-    assert fake_recipe(tmp_path).run() == 0
-    assert ran(tmp_path) == ["d", "e"] and sentinel.exists()
-    assert "d: stale" not in capsys.readouterr().out
-
-    # its own command changed: cleared before it runs (no resuming another configuration)
-    assert fake_recipe(tmp_path, d="D2").run() == 0
-    assert ran(tmp_path) == ["d", "e"] and not sentinel.exists() and (out / "train" / "d.txt").exists()
-    assert f"d: stale (command changed), re-runs; cleared {out / 'train'}" in capsys.readouterr().out
-    # an upstream step re-ran: cleared too, or it would --resume a run trained from the old inputs
-    sentinel.write_text("")
-    assert fake_recipe(tmp_path, a="A3", d="D2").run() == 0
-    assert ran(tmp_path) == ["a", "b", "d", "e"] and not sentinel.exists()
-    assert (out / "e.txt").read_text() == "ED2BA3"
-
-
-def test_runner_accepts_first_version_markers(tmp_path):
-    out = tmp_path / "out"
-    assert fake_recipe(tmp_path).run() == 0
-    ran(tmp_path)
-    r = fake_recipe(tmp_path)
-    for s in r.steps:   # as the first runner wrote them: the resolved command
-        (out / ".recipe" / f"{s.name}.json").write_text(json.dumps({"step": s.name, "command": shlex.join(s.cmd)}))
-    assert r.run() == 0 and ran(tmp_path) == []
-    assert fake_recipe(tmp_path, a="A2").run() == 0 and ran(tmp_path) == ["a", "b", "d", "e"]
-
-
+# ----------------------------------------------------------------------------- tables
 def test_tables_mean_std(tmp_path):
-    assert tables.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0, 3)
+    assert tables.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0, 3)    # mean 2, sample std sqrt((1 + 0 + 1) / 2) = 1
     assert tables.cell([0.5]) == "0.500 ± 0.000 (1)"
-    assert tables.main(["get", str(tmp_path / "missing.json"), "x"]) == 2
+    assert tables.main(["eta", "--inputs", str(tmp_path / "missing.json"), "--out", str(tmp_path / "t")]) == 2
 
 
 def test_tables_per_class_accuracy(tmp_path):
@@ -432,20 +292,24 @@ def test_tables_per_class_accuracy(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the toy run
-def test_imagenet_toy_runs_and_resumes(tmp_path):
+def test_imagenet_toy_runs_and_a_rerun_does_nothing(tmp_path):
     out = tmp_path / "toy"
     t0 = time.perf_counter()
-    p = recipe("imagenet", "--toy", "--out", out, "--quiet")
+    p = recipe("imagenet", "--toy", "--out", out, "--jobs", "2")
     first = time.perf_counter() - t0
-    assert "22 steps run, 0 skipped" in p.stdout
+    # 2 teachers, 4 sweeps, 1 similar, 4 η, 3 projections, 4 per-class accuracies, 4 tables, all
+    assert job_counts(p.stdout + p.stderr) == {"teacher": 2, "students": 4, "similar": 1, "eta": 4, "projection": 3,
+                                               "per_class_accuracy": 4, "accuracy_table": 1, "eta_table": 2,
+                                               "per_class_table": 1, "all": 1}
     acc = (out / "tables" / "accuracy.md").read_text()
     assert "± " in acc and "Teacher: resnet50" in acc and "α = 0.1" in acc and "T = 64" in acc
     rows = list(csv.DictReader(open(out / "tables" / "accuracy.csv")))
     assert {"top1_mean", "top1_std", "top5_mean", "top5_std", "n"} <= set(rows[0])
     assert len(rows) == 2 * (2 + 2 * 4)  # per student model: 2 teachers + 2 α x 4 T
-    for model in ("resnet18", "resnet50"):
+    for model, (t1, t2) in (("resnet18", (1, 3)), ("resnet50", (1, 64))):
         eta = (out / "tables" / f"eta_{model}.md").read_text()
-        assert "η S1 train (%)" in eta and "η S2 valid (%)" in eta and "Pullover" in eta and "±" in eta
+        assert f"T1 = {t1} → T2 = {t2}" in eta and "η S1 train (%)" in eta and "η S2 valid (%)" in eta
+        assert "Pullover" in eta and "±" in eta
         assert "eta_similar_mean" in (out / "tables" / f"eta_{model}.csv").read_text().splitlines()[0]
     assert (out / "figures" / "projection_resnet18_s1.png").stat().st_size > 1000
     sets = json.loads((out / "eta" / "sets_s1.json").read_text())
@@ -453,28 +317,16 @@ def test_imagenet_toy_runs_and_resumes(tmp_path):
     check_per_class_table(out)
 
     t0 = time.perf_counter()
-    again = recipe("imagenet", "--toy", "--out", out, "--quiet")
-    assert "0 steps run, 22 skipped" in again.stdout and again.stdout.count("done, skipped") == 22
+    again = recipe("imagenet", "--toy", "--out", out, "--jobs", "2")
+    assert "Nothing to be done" in again.stdout + again.stderr
     assert time.perf_counter() - t0 < first / 3
-    dry = recipe("imagenet", "--toy", "--out", out, "--dry-run").stdout
-    assert dry.count("(done)") == 22 and "--resume" in dry
-
-    # a lost table is rebuilt alone, the training is not repeated
+    # a lost table is rebuilt alone, nothing is trained again
     (out / "tables" / "accuracy.md").unlink()
-    third = recipe("imagenet", "--toy", "--out", out, "--quiet")
-    assert "1 steps run, 21 skipped" in third.stdout and (out / "tables" / "accuracy.md").exists()
-
-    # a changed command (here: another S1/S2 draw) marks that step and what reads it stale, nothing else
-    marker = out / ".recipe" / "similar-s1.json"
-    rec = json.loads(marker.read_text())
-    marker.write_text(json.dumps({**rec, "command": rec["command"].replace("--seed 0", "--seed 5")}))
-    lab = labels(recipe("imagenet", "--toy", "--out", out, "--dry-run").stdout)
-    assert lab["similar-s1"] == "stale: command changed"
-    assert lab["eta-resnet18-a0.1-s1"] == "stale: similar-s1 re-runs"
-    assert lab["table-eta-resnet18"].startswith("stale: ")
-    assert {k for k, v in lab.items() if v != "done"} == {
-        "similar-s1", *(f"eta-{m}-{a}-s1" for m in ("resnet18", "resnet50") for a in ("a0.1", "a0")),
-        "table-eta-resnet18", "table-eta-resnet50"}
+    assert job_counts(recipe("imagenet", "--toy", "--out", out, "--dry-run").stdout) == {"accuracy_table": 1, "all": 1}
+    # another S1/S2 draw re-runs what reads the sets (params changed), nothing else
+    changed = recipe("imagenet", "--toy", "--out", out, "--dry-run", "--set", "similar.seed=5").stdout
+    assert job_counts(changed) == {"similar": 1, "eta": 4, "eta_table": 2, "accuracy_table": 1, "all": 1}
+    assert "Params have changed since last execution" in changed
 
 
 def check_per_class_table(out: Path) -> None:

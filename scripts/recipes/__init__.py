@@ -1,1 +1,1 @@
-"""The paper-experiment recipes: imagenet.py, cub.py, iwslt.py (see common.py for the runner)."""
+"""The paper recipes' tables (tables.py); the recipes themselves are Snakemake rules, scripts/workflow/rules/."""

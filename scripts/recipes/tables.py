@@ -1,11 +1,11 @@
-"""Tables with mean ± std over seeds, from what the recipes' steps wrote (the last step of each recipe).
+"""Tables with mean ± std over seeds, from what the paper recipes' jobs wrote (the workflow's table rules,
+scripts/workflow/rules/{paper_vision,imagenet,cub}.smk, run it).
 
     python -m scripts.recipes.tables vision-accuracy --teachers DIR --students DIR --out PREFIX
     python -m scripts.recipes.tables eta --inputs ETA.json ... [--agreement SIMILAR.json ...] --out PREFIX
     python -m scripts.recipes.tables entropy --inputs ENTROPY.json ... [--match MATCH.json ...] --out PREFIX
     python -m scripts.recipes.tables counterexamples --match MATCH.json ... --students DIR --matched DIR --out PREFIX
     python -m scripts.recipes.tables per-class-accuracy --inputs ACC.json ... [--set NAME CLASS[=LABEL],...] --out PREFIX
-    python -m scripts.recipes.tables get FILE.json KEY          # one value, for a later command line
 
 Each table command writes PREFIX.md (cells ``mean ± std (n)``, std = sample std over seeds, 0 for
 one seed) and PREFIX.csv (one row per cell with ``*_mean``, ``*_std`` and ``n`` columns).
@@ -56,16 +56,6 @@ def read_json(path) -> dict:
         raise TableError(f"{path} not found") from None
     except json.JSONDecodeError as e:
         raise TableError(f"{path}: not JSON ({e})") from None
-
-
-def get_value(path, key: str) -> str:
-    """``key`` (dotted) of a JSON file, as text a command line can take (floats in full precision)."""
-    v = read_json(path)
-    for part in key.split("."):
-        if not isinstance(v, dict) or part not in v:
-            raise KeyError(f"no {key!r} in {path}")
-        v = v[part]
-    return repr(v) if isinstance(v, float) else str(v)
 
 
 def mean_std(vals) -> tuple[float, float, int]:
@@ -416,13 +406,6 @@ def cmd_per_class_accuracy(a) -> None:
 
 
 # ----------------------------------------------------------------------------- CLI
-def cmd_get(a) -> None:
-    try:
-        print(get_value(a.file, a.key))
-    except KeyError as e:
-        raise TableError(str(e).strip("'\"")) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m scripts.recipes.tables", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -463,11 +446,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     for p in (sub.choices[c] for c in ("vision-accuracy", "eta", "entropy", "counterexamples", "per-class-accuracy")):
         p.add_argument("--out", type=Path, required=True, help="write OUT.md and OUT.csv")
-
-    p = sub.add_parser("get", help="print one value of a JSON file (dotted key)")
-    p.add_argument("file", type=Path)
-    p.add_argument("key")
-    p.set_defaults(func=cmd_get)
     return ap
 
 

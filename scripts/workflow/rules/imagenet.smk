@@ -22,10 +22,11 @@ rule similar:
     params:
         feats=lambda w: f"teachers/a{fmt(SIM['features_alpha'])}_s{w.seed}/features/valid",
         targets=",".join(names(config["targets"])),
+        sets=quote(["--hierarchy", SIM["hierarchy"], "--k", SIM["k"], "--n", SIM["n"], "--seed", SIM["seed"]]),
     log: "logs/similar_s{seed}.log"
     shell:
-        METRICS + " similar --features {params.feats} --target {params.targets:q} --hierarchy {SIM[hierarchy]} "
-        "--k {SIM[k]} --n {SIM[n]} --seed {SIM[seed]} --write-sets {output.sets} --format json -o {output.json}"
+        METRICS + " similar --features {params.feats} --target {params.targets:q} {params.sets} "
+        "--write-sets {output.sets} --format json -o {output.json}"
 
 
 def eta_sets(w):
