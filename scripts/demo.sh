@@ -28,7 +28,7 @@
 set -euo pipefail
 name=demo
 source "$(dirname "${BASH_SOURCE[0]}")/workflow/run.sh"   # the flags shared with recipe.sh; run_study
-size=quick gpus=1   # one GPU job at a time (the full size's trainings use one each)
+size=quick resources=(gpu=1)   # one GPU job at a time (the full size's trainings use one each)
 own_flag() {
   case "$1" in
     --size) [ $# -ge 2 ] || die "--size needs a value"; size=$2; used=2 ;;

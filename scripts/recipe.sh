@@ -17,9 +17,9 @@
 #                   over config/RECIPE.yaml), no --data; it checks the plumbing, its numbers mean nothing
 #   --out DIR       the output directory (Snakemake's --directory; default runs/RECIPE[-toy])
 #   --jobs N        jobs side by side (Snakemake's --cores; default: the CPU count)
-#   --gpus N        this machine's GPUs (default: as many as nvidia-smi lists): at most N in use at once,
-#                   a training on at most N (Snakemake's --resources gpu=N; the batch is split over the
-#                   GPUs a training gets). Without GPUs, no limit: a training asks for the config's
+#   --gpus N        this machine's GPUs (default: as many as nvidia-smi lists): one training at a time on
+#                   at most N of them (Snakemake's --resources gpu=N gpu_jobs=1; the batch is split over
+#                   the GPUs a training gets). Without GPUs, no limit: a training asks for the config's
 #                   gpus_per_training, as a dry run or a cluster job shows it
 #   --dry-run       Snakemake's -n -p: every job that would run, why, and its command; runs nothing
 #   --set KEY=VALUE any value of the config (dotted keys for nested ones, e.g. --set seeds=[1]
@@ -50,7 +50,9 @@ case "${1:-}" in
 esac
 parse_flags "$@"
 case " ${extra[*]-} " in *" --profile"*|*" --workflow-profile"*|*" --executor"*) gpus="" ;; esac   # a cluster: no local cap
-[ -z "$gpus" ] || config+=("local_gpus=$gpus")   # checked: the batch splits over the GPUs a training gets
+if [ -n "$gpus" ]; then   # Snakemake gives local jobs no GPUs of their own: one GPU training at a time
+  config+=("local_gpus=$gpus") resources=("gpu=$gpus" gpu_jobs=1)   # (checked: the batch splits over them)
+fi
 configfiles=("scripts/workflow/config/$recipe.yaml" ${toy:+"scripts/workflow/config/$recipe$toy.yaml"})
 default_out=runs/$recipe$toy
 run_study

@@ -5,7 +5,7 @@
 # calls run_study, which never returns.
 setup_start=$SECONDS started=$(date +%s.%N) invocation="./scripts/$name.sh${*:+ $*}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-out="" jobs="" gpus="" dry=() config=() extra=() configfiles=() default_out=""
+out="" jobs="" dry=() config=() extra=() configfiles=() default_out="" resources=()
 die() { echo "[$name] error: $*" >&2; exit 2; }
 
 parse_flags() {
@@ -41,6 +41,6 @@ run_study() {
   export LSKD_SETUP_SECONDS=$((SECONDS - setup_start)) LSKD_STUDY_STARTED=$started LSKD_INVOCATION=$invocation
   export LSKD_CORES=${jobs:-$(nproc)}
   exec "$LSKD_PYTHON" -m snakemake --snakefile scripts/workflow/Snakefile --configfile "${configfiles[@]}" \
-    --directory "$out" --cores "$LSKD_CORES" ${gpus:+--resources "gpu=$gpus"} \
+    --directory "$out" --cores "$LSKD_CORES" ${resources[@]+--resources "${resources[@]}"} \
     --rerun-incomplete ${dry[@]+"${dry[@]}"} ${extra[@]+"${extra[@]}"}
 }

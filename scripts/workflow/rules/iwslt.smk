@@ -7,7 +7,8 @@ from study import fmt  # noqa: E402
 ALPHAS = [fmt(a) for a in config["alphas"]]
 TEMPS = [fmt(T) for T in config["temperatures"]]
 LOG = "{ROOT}/scripts/workflow/logged.sh {log}"
-TRAINING = {"gpu": config["gpus_per_training"], "runtime": config["runtime_minutes"]}
+TRAINING = {"gpu": config["gpus_per_training"], "runtime": config["runtime_minutes"],
+            "gpu_jobs": int(config["gpus_per_training"] > 0)}   # see rules/paper_vision.smk, training()
 TEACHER, STUDENT = "nmt/{pair}/teacher_a{alpha}_s{seed}", "nmt/{pair}/student_a{alpha}_T{T}_s{seed}"
 
 

@@ -10,7 +10,7 @@ TEMPS = [fmt(T) for T in config["temperatures"]]
 SEEDS = config["seeds"]
 SPLITS = ["train", "valid"]
 STUDENTS = {model: [fmt(a) for a in alphas] for model, alphas in config["students"].items()}
-SWEEPS = [f"students/{m}_a{a}_s{s}" for s in SEEDS for m, alphas in STUDENTS.items() for a in alphas]
+SWEEPS = [f"{m}_a{a}_s{s}" for s in SEEDS for m, alphas in STUDENTS.items() for a in alphas]  # students/<sweep>/
 LOG = "{ROOT}/scripts/workflow/logged.sh {log}"
 METRICS = LOG + " {PY} -m shared_metrics"
 TABLES = LOG + " {PY} -m scripts.recipes.tables"
@@ -28,7 +28,10 @@ def names(classes, label=False):
 
 
 def training(part):
-    return {"gpu": config["gpus_per_training"], "runtime": config[part]["runtime_minutes"]}
+    """A training's resources: its GPUs, its time limit (minutes) and, on GPUs, one of the trainings that
+    recipe.sh runs one at a time on one machine (--resources gpu_jobs=1)."""
+    gpus = config["gpus_per_training"]
+    return {"gpu": gpus, "runtime": config[part]["runtime_minutes"], "gpu_jobs": int(gpus > 0)}
 
 
 rule teacher:
@@ -101,7 +104,7 @@ rule projection:
 rule accuracy_table:
     input:
         expand("teachers/a{alpha}_s{seed}/model.pt", alpha=ALPHAS, seed=SEEDS),
-        [f"{d}/T{T}/features/valid/meta.json" for d in SWEEPS for T in TEMPS],
+        [f"students/{sweep}/T{T}/features/valid/meta.json" for sweep in SWEEPS for T in TEMPS],
     output:
         md="tables/accuracy.md",
         csv="tables/accuracy.csv",
@@ -114,7 +117,7 @@ rule accuracy_table:
 
 rule per_class_table:
     input:
-        [f"accuracy/per_class_{d.split('/')[1]}.json" for d in SWEEPS],
+        expand("accuracy/per_class_{sweep}.json", sweep=SWEEPS),
     output:
         md="tables/per_class_accuracy.md",
         csv="tables/per_class_accuracy.csv",
