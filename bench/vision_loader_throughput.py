@@ -2,24 +2,29 @@
 (``vision/distill.py --backend pil|tensor``), per loader worker count, measured in one run.
 
     python bench/vision_loader_throughput.py                          # 512 JPEGs, workers 0 1 2
-    python bench/vision_loader_throughput.py --workers 0 4 8 16 --images 4096 --json loader.json
+    python bench/vision_loader_throughput.py --workers 0 8 16 --images 2048 --json loader.json
 
 Real JPEGs: the script writes an ImageFolder of --images 500 x 375 JPEGs (about an ImageNet
 photo; smooth random colour gradients plus noise, saved by PIL at quality 90) in a temporary
 directory, and reads its train split through vision.data.build_datasets (the trainer's
 ImageFolder, transforms and per-image augmentation seeds) with the DataLoader the trainer makes
-(a DistributedSampler, --batch-size, --workers, pinned memory on CUDA). A pass is one epoch,
-timed from the loader's creation (worker start-up included, as in training) to the last batch
-on the device. The backends alternate in --rounds rounds (the same epoch for both, so the same
-crops); the median round is reported.
+(a DistributedSampler, --batch-size, --workers, pinned memory on CUDA), the batches moved to
+--device. The backends alternate in --rounds rounds (the same epoch for both, so the same crops);
+the median round is reported.
+
+images/s is the steady rate of an epoch: the images after the first max(1, W) batches over the
+time from the first batch to the last (W workers start together, so when the first batch
+arrives about W are done). Worker start-up, which an ImageNet epoch amortises over 1.28M
+images, is reported apart (startup_s: loader creation to the first batch).
 
 --threads (default 1) is torch's intra-op thread count in the main process, which decodes when
 --workers is 0; a loader worker always runs one (PyTorch sets it), so every column is per core
-but the 0-worker one also shows the main process's own cost.
+but the 0-worker one also carries the main process's own work.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -53,15 +58,28 @@ def natural_image(rng: np.random.Generator, width: int = WIDTH, height: int = HE
     return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
 
 
+def _write_one(job) -> None:
+    path, seed, i = job
+    natural_image(np.random.default_rng([seed, i])).save(path, quality=90)
+
+
 def make_imagefolder(root: str, n: int, classes: int = 8, seed: int = 0) -> None:
-    """n JPEGs in train/c00 ... (and one a class in val/), quality 90."""
-    rng = np.random.default_rng(seed)
+    """n JPEGs in train/c00 ... (and one a class in val/), quality 90; image i is drawn from
+    the generator seeded (seed, i), so the files do not depend on how many processes write them."""
     classes = min(classes, n)  # every class folder in train/ and val/ alike
-    for split, count in (("train", n), ("val", classes)):
+    jobs = []
+    for split, count, offset in (("train", n, 0), ("val", classes, n)):
         for i in range(count):
             d = os.path.join(root, split, f"c{i % classes:02d}")
             os.makedirs(d, exist_ok=True)
-            natural_image(rng).save(os.path.join(d, f"{i:06d}.jpg"), quality=90)
+            jobs.append((os.path.join(d, f"{i:06d}.jpg"), seed, offset + i))
+    procs = min(len(jobs) // 64 + 1, os.cpu_count() or 1)
+    if procs == 1:
+        for job in jobs:
+            _write_one(job)
+    else:
+        with concurrent.futures.ProcessPoolExecutor(procs) as pool:
+            list(pool.map(_write_one, jobs, chunksize=32))
 
 
 def train_loader(train, batch_size: int, workers: int, pin: bool, seed: int = 0):
@@ -71,18 +89,25 @@ def train_loader(train, batch_size: int, workers: int, pin: bool, seed: int = 0)
                                                 num_workers=workers, pin_memory=pin)
 
 
-def one_pass(train, epoch: int, batch_size: int, workers: int, device) -> float:
-    """Seconds of one epoch of the trainer's loader, the batches moved to ``device``."""
+def one_pass(train, epoch: int, batch_size: int, workers: int, device) -> tuple[float, float]:
+    """(steady images/s, start-up seconds) of one epoch of the trainer's loader."""
     train.set_epoch(epoch, 0)  # what the trainer calls each epoch: per-image augmentation seeds
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
     sampler, loader = train_loader(train, batch_size, workers, pin=device.type == "cuda")
     sampler.set_epoch(epoch)
-    for images, target in loader:
+    skip = max(1, workers)  # batches made (about) by the time the first one arrives
+    seen, t_first = 0, None
+    for k, (images, target) in enumerate(loader):
         images = images.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
+        if k == 0:
+            sync()
+            t_first = time.perf_counter()
+        if k >= skip:
+            seen += len(target)
+    sync()
+    return seen / (time.perf_counter() - t_first), t_first - t0
 
 
 def write_json(path: str, obj) -> None:
@@ -114,6 +139,10 @@ def main(argv=None) -> dict:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if min(args.workers) < 0:
         p.error(f"--workers must be >= 0, got {min(args.workers)}")
+    need = max(1, max(args.workers)) * args.batch_size
+    if args.images <= need:
+        p.error(f"--images must exceed max(1, workers) x --batch-size = {need} (the batches "
+                "made while the workers start are not timed)")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available (use --device cpu)")
     torch.set_num_threads(args.threads)
@@ -129,26 +158,35 @@ def main(argv=None) -> dict:
         trains = {b: vdata.build_datasets("imagefolder", work, args.image_size, args.recipe,
                                           backend=b).train for b in vdata.BACKENDS}
         n = len(trains["pil"])
-        for train in trains.values():  # warm-up: the files in the page cache, lazy imports
-            for i in range(n):
-                train[i]
-        times = {b: {w: [] for w in args.workers} for b in vdata.BACKENDS}
+        if n <= need:
+            p.error(f"{work}/train has {n} images; it needs more than {need}")
+        for path, _ in trains["pil"].dataset.samples:  # warm-up: the files in the page cache
+            with open(path, "rb") as f:
+                f.read()
+        for train in trains.values():  # and the lazy imports
+            train[0]
+        runs = {b: {w: [] for w in args.workers} for b in vdata.BACKENDS}
         for r in range(args.rounds):
             for w in args.workers:
                 for b in vdata.BACKENDS:
-                    times[b][w].append(one_pass(trains[b], r, args.batch_size, w, device))
-    rate = {b: {str(w): n / statistics.median(t) for w, t in per.items()} for b, per in times.items()}
+                    runs[b][w].append(one_pass(trains[b], r, args.batch_size, w, device))
+    rate = {b: {str(w): statistics.median(x[0] for x in per[w]) for w in args.workers}
+            for b, per in runs.items()}
+    startup = {b: {str(w): statistics.median(x[1] for x in per[w]) for w in args.workers}
+               for b, per in runs.items()}
     ratio = {str(w): rate["tensor"][str(w)] / rate["pil"][str(w)] for w in args.workers}
     print(f"{n} JPEGs {WIDTH} x {HEIGHT} -> {args.image_size}², recipe {args.recipe}, batch "
           f"{args.batch_size}, device {args.device}, {os.cpu_count()} CPUs, main-process threads "
-          f"{args.threads}; images/s, median of {args.rounds} epoch(s)")
-    print(f"{'workers':>8s} {'pil':>9s} {'tensor':>9s} {'tensor/pil':>10s}")
-    for w in args.workers:
-        print(f"{w:8d} {rate['pil'][str(w)]:9.1f} {rate['tensor'][str(w)]:9.1f} {ratio[str(w)]:10.2f}")
+          f"{args.threads}; steady images/s, median of {args.rounds} epoch(s)")
+    print(f"{'workers':>8s} {'pil':>9s} {'tensor':>9s} {'tensor/pil':>10s} {'start-up s (pil, tensor)':>26s}")
+    for w in map(str, args.workers):
+        print(f"{w:>8s} {rate['pil'][w]:9.1f} {rate['tensor'][w]:9.1f} {ratio[w]:10.2f} "
+              f"{startup['pil'][w]:12.2f} {startup['tensor'][w]:6.2f}")
     result = {"images": n, "width": WIDTH, "height": HEIGHT, "image_size": args.image_size,
               "recipe": args.recipe, "batch_size": args.batch_size, "device": args.device,
               "cpus": os.cpu_count(), "threads": args.threads, "rounds": args.rounds,
-              "workers": args.workers, "images_per_s": rate, "ratio_tensor_over_pil": ratio}
+              "workers": args.workers, "images_per_s": rate, "startup_s": startup,
+              "ratio_tensor_over_pil": ratio}
     if args.json:
         write_json(args.json, result)
     return result
