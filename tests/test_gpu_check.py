@@ -140,6 +140,7 @@ def test_dump_bench_numbers_in_the_summary(tmp_path):
     assert len(list((tmp_path / "jpg" / "train").glob("c*/*.jpg"))) == 12
 
 
+@pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
 def test_loader_bench_numbers_in_the_summary_beside_the_kd_step(tmp_path):
     """The loader bench's own JSON (a real CPU run) becomes the summary's line; with the vision
     bench's JSON beside it, the KD step's compiled img/s follows (the rate the loader must feed)."""
