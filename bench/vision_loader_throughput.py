@@ -9,8 +9,9 @@ photo; smooth random colour gradients plus noise, saved by PIL at quality 90) in
 directory, and reads its train split through vision.data.build_datasets (the trainer's
 ImageFolder, transforms and per-image augmentation seeds) with the DataLoader the trainer makes
 (a DistributedSampler, --batch-size, --workers, pinned memory on CUDA), the batches moved to
---device. The backends alternate in --rounds rounds (the same epoch for both, so the same crops);
-the median round is reported.
+--device. For each worker count in turn, the backends alternate in --rounds rounds (the same
+epoch for both, so the same crops); the median round is reported, and --json is rewritten after
+each worker count (a run cut short keeps the counts it finished).
 
 images/s is the steady rate of an epoch: the images after the first max(1, W) batches over the
 time from the first batch to the last (W workers start together, so when the first batch
@@ -47,14 +48,15 @@ WIDTH, HEIGHT = 500, 375
 def natural_image(rng: np.random.Generator, width: int = WIDTH, height: int = HEIGHT) -> Image.Image:
     """A photo-like RGB image: a linear colour gradient in a random direction, a smooth random
     field (a 6 x 8 grid upsampled bicubically) and Gaussian noise (σ = 6 levels)."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    x = np.arange(width, dtype=np.float32)[None, :, None]
+    y = np.arange(height, dtype=np.float32)[:, None, None]
     angle = rng.uniform(0, 2 * np.pi)
     t = (x * np.cos(angle) + y * np.sin(angle)) / np.hypot(width, height)  # in [-1, 1]
-    lo, hi = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    gradient = lo + (hi - lo) * (t[..., None] + 1) / 2
+    lo, hi = rng.uniform(0, 255, 3).astype(np.float32), rng.uniform(0, 255, 3).astype(np.float32)
+    gradient = lo + (hi - lo) * (t + 1) / 2
     coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
     field = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), np.float32)
-    pixels = 0.5 * gradient + 0.5 * field + rng.normal(0, 6, (height, width, 3))
+    pixels = 0.5 * gradient + 0.5 * field + 6 * rng.standard_normal((height, width, 3), dtype=np.float32)
     return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
 
 
@@ -165,32 +167,33 @@ def main(argv=None) -> dict:
                 f.read()
         for train in trains.values():  # and the lazy imports
             train[0]
-        runs = {b: {w: [] for w in args.workers} for b in vdata.BACKENDS}
-        for r in range(args.rounds):
-            for w in args.workers:
-                for b in vdata.BACKENDS:
-                    runs[b][w].append(one_pass(trains[b], r, args.batch_size, w, device))
-    rate = {b: {str(w): statistics.median(x[0] for x in per[w]) for w in args.workers}
-            for b, per in runs.items()}
-    startup = {b: {str(w): statistics.median(x[1] for x in per[w]) for w in args.workers}
-               for b, per in runs.items()}
-    ratio = {str(w): rate["tensor"][str(w)] / rate["pil"][str(w)] for w in args.workers}
-    print(f"{n} JPEGs {WIDTH} x {HEIGHT} -> {args.image_size}², recipe {args.recipe}, batch "
-          f"{args.batch_size}, device {args.device}, {os.cpu_count()} CPUs, main-process threads "
-          f"{args.threads}; steady images/s, median of {args.rounds} epoch(s)")
-    print(f"{'workers':>8s} {'pil':>9s} {'tensor':>9s} {'tensor/pil':>10s} {'start-up s (pil, tensor)':>26s}")
-    for w in map(str, args.workers):
-        print(f"{w:>8s} {rate['pil'][w]:9.1f} {rate['tensor'][w]:9.1f} {ratio[w]:10.2f} "
-              f"{startup['pil'][w]:12.2f} {startup['tensor'][w]:6.2f}")
-    result = {"images": n, "width": WIDTH, "height": HEIGHT, "image_size": args.image_size,
-              "recipe": args.recipe, "batch_size": args.batch_size, "device": args.device,
-              "cpus": os.cpu_count(), "threads": args.threads, "rounds": args.rounds,
-              "workers": args.workers, "images_per_s": rate, "startup_s": startup,
-              "ratio_tensor_over_pil": ratio}
-    if args.json:
-        write_json(args.json, result)
+        print(f"{n} JPEGs {WIDTH} x {HEIGHT} -> {args.image_size}², recipe {args.recipe}, batch "
+              f"{args.batch_size}, device {args.device}, {os.cpu_count()} CPUs, main-process threads "
+              f"{args.threads}; steady images/s, median of {args.rounds} epoch(s)")
+        print(f"{'workers':>8s} {'pil':>9s} {'tensor':>9s} {'tensor/pil':>10s} "
+              f"{'start-up s (pil, tensor)':>26s}", flush=True)
+        result = {"images": n, "width": WIDTH, "height": HEIGHT, "image_size": args.image_size,
+                  "recipe": args.recipe, "batch_size": args.batch_size, "device": args.device,
+                  "cpus": os.cpu_count(), "threads": args.threads, "rounds": args.rounds,
+                  "workers": [], "images_per_s": {b: {} for b in vdata.BACKENDS},
+                  "startup_s": {b: {} for b in vdata.BACKENDS}, "ratio_tensor_over_pil": {}}
+        for w in args.workers:  # one worker count after the other, each (re)written at once
+            runs = {b: [] for b in vdata.BACKENDS}
+            for r in range(args.rounds):
+                for b in vdata.BACKENDS:  # alternating: both see the same machine load
+                    runs[b].append(one_pass(trains[b], r, args.batch_size, w, device))
+            for b in vdata.BACKENDS:
+                result["images_per_s"][b][str(w)] = statistics.median(x[0] for x in runs[b])
+                result["startup_s"][b][str(w)] = statistics.median(x[1] for x in runs[b])
+            rate = {b: result["images_per_s"][b][str(w)] for b in vdata.BACKENDS}
+            result["ratio_tensor_over_pil"][str(w)] = rate["tensor"] / rate["pil"]
+            result["workers"].append(w)
+            print(f"{w:8d} {rate['pil']:9.1f} {rate['tensor']:9.1f} "
+                  f"{result['ratio_tensor_over_pil'][str(w)]:10.2f} {result['startup_s']['pil'][str(w)]:12.2f} "
+                  f"{result['startup_s']['tensor'][str(w)]:6.2f}", flush=True)
+            if args.json:
+                write_json(args.json, result)
     return result
-
 
 if __name__ == "__main__":
     main()

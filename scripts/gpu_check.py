@@ -18,7 +18,7 @@ default --budget, 570 s, so the whole run ends within ten minutes):
                      256 x 224², 2 rounds of 20 steps)
   bench-nmt     100  bench/nmt_kd_throughput.py --fp16 (transformer_iwslt_de_en, ls_kd vs fairseq's CE)
   bench-loader  45   bench/vision_loader_throughput.py (the trainer's train loader, --backend pil vs
-                     tensor, 0, 8 and 16 workers, 2,048 real JPEGs), set beside the KD step's img/s
+                     tensor, 8 and 16 workers, 2,048 real JPEGs), set beside the KD step's img/s
   demo          rest ./scripts/demo.sh --full --scale-epochs F with this interpreter as it is
                      (LSKD_USE_CURRENT_PYTHON=1; Fashion-MNIST and Bible data from --bundle when
                      given): what is left of the budget, 55 s when every step before it used its
@@ -88,7 +88,7 @@ def steps(args, out: Path, work: Path) -> dict[str, Step]:
         Step("bench-nmt", 100, 60, [[PY, "bench/nmt_kd_throughput.py", "--fp16", "--repeats", "2",
                                      "--json", str(out / "bench_nmt.json")]]),
         Step("bench-loader", 45, 20, [[PY, "bench/vision_loader_throughput.py", "--images", "2048",
-                                       "--workers", "0", "8", "16", "--json", str(out / "bench_loader.json")]]),
+                                       "--workers", "8", "16", "--json", str(out / "bench_loader.json")]]),
         Step("demo", None, 30, [demo], demo_env),
         Step("bench-dump", 120, 60, [[PY, "bench/vision_dump_throughput.py",
                                       "--json", str(out / "bench_dump.json")]]),

@@ -21,7 +21,7 @@ def test_dry_run_lists_the_steps_and_takes_the_bundle_data(tmp_path, capsys):
     assert (f"bench/vision_kd_throughput.py --compile --rounds 2 --steps 20 --json "
             f"{tmp_path / 'out' / 'bench_vision.json'}") in out
     assert "bench/nmt_kd_throughput.py --fp16" in out
-    assert (f"bench/vision_loader_throughput.py --images 2048 --workers 0 8 16 --json "
+    assert (f"bench/vision_loader_throughput.py --images 2048 --workers 8 16 --json "
             f"{tmp_path / 'out' / 'bench_loader.json'}") in out
     assert f"bench/vision_dump_throughput.py --json {tmp_path / 'out' / 'bench_dump.json'}" in out
     assert "# demo (limit the rest of the budget)" in out
