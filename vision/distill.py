@@ -87,6 +87,10 @@ def get_args_parser(add_help=True):
                    "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)")
     g.add_argument("--recipe", choices=("imagenet", "cub"), default="imagenet",
                    help="imagefolder augmentations (cub adds rotation and colour jitter; lr 0.01)")
+    g.add_argument("--backend", type=str.lower, choices=vdata.BACKENDS, default="pil",
+                   help="imagefolder decoding and augmentation: pil (PIL images) or tensor "
+                        "(torchvision.io.decode_image + transforms.v2 on uint8 tensors, the same "
+                        "random draws); case-insensitive, as torchvision's reference (default pil)")
     g.add_argument("--image-size", type=int, help="train crop / resize size "
                    "(default 224 for imagefolder, 32 for the small grey sets)")
     g.add_argument("--limit-train", type=int, metavar="N", help="use N training images: the first N "
@@ -378,7 +382,8 @@ def checkpoint(run, args, epoch, classes, alpha) -> dict:
 
 
 #: What a --resume may not change: it would make one run of two trainings (the data, the model
-#: built, the loss). The epochs, lr and engineering flags may change.
+#: built, the loss). The epochs, lr and engineering flags may change, --backend too (the same
+#: files and random draws; the pixels differ by a few levels of resampling arithmetic).
 RESUME_FIXED = ("mode", "model", "dataset", "recipe", "image_size", "limit_train", "small_input",
                 "model_kwargs", "label_smoothing", "beta", "seed")
 
@@ -466,7 +471,7 @@ def main(args):
     np.random.seed(args.seed)
 
     ds = vdata.build_datasets(args.dataset, args.data, args.image_size, args.recipe,
-                              args.limit_train, args.limit_val)
+                              args.limit_train, args.limit_val, backend=args.backend)
     args.image_size = ds.image_size
     K, classes = len(ds.classes), ds.classes
     teacher, alpha = None, args.label_smoothing

@@ -185,6 +185,8 @@ def get_args_parser():
     p.add_argument("--dataset", choices=vdata.DATASETS, help="default: the checkpoint's")
     p.add_argument("--data", help="data path (default: the checkpoint's)")
     p.add_argument("--image-size", type=int, help="default: the checkpoint's")
+    p.add_argument("--backend", type=str.lower, choices=vdata.BACKENDS,
+                   help="imagefolder decoding: pil or tensor (default: the checkpoint's, else pil)")
     p.add_argument("--splits", nargs="+", choices=("train", "valid"), default=["train", "valid"])
     p.add_argument("--limit-train", type=int, help="dump only N training samples (the first N of a "
                    "grey set, N spread evenly over an imagefolder's classes)")
@@ -212,7 +214,7 @@ def main(args):
     datasets = vdata.build_datasets(
         name, args.data or (cargs.get("data") if name == cargs.get("dataset") else None),
         args.image_size or cargs.get("image_size"), cargs.get("recipe", "imagenet"),
-        args.limit_train, args.limit_val)
+        args.limit_train, args.limit_val, backend=args.backend or cargs.get("backend") or "pil")
     model, ckpt = model_from_checkpoint(args.checkpoint, args.model, args.small_input,
                                         num_classes=len(datasets.classes), flag="--model",
                                         ckpt=loaded)
