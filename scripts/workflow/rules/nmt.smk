@@ -80,12 +80,13 @@ rule nmt_bleu:
         csv="nmt/bleu.csv",
     params:
         cpu=NMT_CPU,
+        beam=config["nmt"].get("bleu_beam", 5),
     threads: workflow.cores
     log: "logs/nmt-bleu.log"
     benchmark: "benchmarks/nmt-bleu.tsv"
     shell:
         "{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.bleu table {input.teachers} {input.students} --data {NMT_BIN} "
-        "--split test --out nmt/bleu --jobs {threads} {params.cpu}"
+        "--split test --beam {params.beam} --out nmt/bleu --jobs {threads} {params.cpu}"
 
 
 rule nmt_features:
