@@ -9,13 +9,13 @@ same images cancels, as it does in the point estimate. The interval is the ((1 -
 quantile pair of the B replicate values; the point estimate stays η of the full sets.
 
 Streaming: one pass over each set keeps only the rows of the classes some target needs
-({π} ∪ S1 ∪ S2), in their stored dtype, T1 and T2 columns side by side. A replicate's class mean
-is then w · X_k / n_k with w the row counts of the draw: exactly a multinomial resample, drawn as
-n_k uniform row indices and counted, for blocks of :data:`BLOCK` replicates at once, so the
-centroids of a block are one matrix product [BLOCK, n_k] @ [n_k, D1 + D2] per class. The draws of
-class k in replicate block j come from a generator keyed by (seed, split, k, j): the same seed
-gives the same intervals, T1 and T2 share the draws, and a class's draws do not depend on which
-other targets are asked.
+({π} ∪ S1 ∪ S2), as float32, grouped by class (the paper's ten ImageNet targets need 50 of the 1000
+classes). A replicate's class mean is then w · X_k / n_k with w the row counts of the draw:
+exactly a multinomial resample, drawn as n_k uniform row indices and counted, for blocks of
+:data:`BLOCK` replicates at once, so the centroids of a batch of replicates are one matrix product
+[batch, n_k] @ [n_k, D] per class and set. The draws of class k in replicate block j come from a
+generator keyed by (seed, split, k, j): the same seed gives the same intervals, T1 and T2 share
+the draws, and a class's draws do not depend on which other targets are asked.
 
 Significance: a target shows *significant* systematic diffusion when the whole S1 interval lies
 below 0 and the whole S2 interval above 0. :func:`diffusion_p_value` gives the matching
@@ -46,29 +46,30 @@ class BootstrapMemoryError(ValueError):
 
 @dataclass
 class ClassRows:
-    """The rows of some classes of paired sets, grouped by class: ``rows[offsets[i]:offsets[i+1]]``
-    are class ``classes[i]``'s rows, columns ``[0, dims[0])`` from the first set, the next
-    ``dims[1]`` from the second, and so on."""
+    """The rows of some classes of paired sets (the same samples), grouped by class: in every
+    ``parts[s]`` (float32 [rows, D_s], one per set), ``[offsets[i]:offsets[i+1]]`` are class
+    ``classes[i]``'s rows, in file order."""
     classes: list[int]
     offsets: np.ndarray
-    rows: np.ndarray
-    dims: tuple[int, ...]
-
-    def of(self, k: int) -> np.ndarray:
-        i = self._index[k]
-        return self.rows[self.offsets[i]:self.offsets[i + 1]]
+    parts: tuple[np.ndarray, ...]
 
     def __post_init__(self):
         self._index = {k: i for i, k in enumerate(self.classes)}
 
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return tuple(p.shape[1] for p in self.parts)
+
+    def of(self, k: int) -> tuple[np.ndarray, ...]:
+        i = self._index[k]
+        return tuple(p[self.offsets[i]:self.offsets[i + 1]] for p in self.parts)
+
     def centroids(self, num_classes: int) -> list[np.ndarray]:
         """float64 [K, D] class means for each set (NaN for classes not held)."""
         out = [np.full((num_classes, d), np.nan) for d in self.dims]
-        cols = np.cumsum((0,) + self.dims)
         for k in self.classes:
-            mean = self.of(k).astype(np.float64).mean(axis=0)
-            for c, a, b in zip(out, cols[:-1], cols[1:]):
-                c[k] = mean[a:b]
+            for c, x in zip(out, self.of(k)):
+                c[k] = x.mean(axis=0, dtype=np.float64)
         return out
 
 
@@ -91,16 +92,17 @@ def memory_needed(sets, classes, targets, replicates: int) -> int:
     replicate centroids (:func:`compute_block`), and every target's replicate distances."""
     counts = sets[0].label_counts()[sorted(set(classes))]
     dims = sum(fs.dim for fs in sets)
-    itemsize = 2 if all(fs.feature_dtype == np.float16 for fs in sets) else 4
     largest = int(counts.max()) if len(counts) else 1
     n_targets = len({t for t, _, _ in targets})
     step = _step(largest, dims, n_targets, replicates)
-    work = step * _per_replicate(largest, dims, n_targets) + largest * dims * 4
+    work = step * _per_replicate(largest, dims, n_targets)
     distances = replicates * sum(len(s1) + len(s2) for _, s1, s2 in targets) * 5 * 8
-    return int(counts.sum()) * dims * itemsize + work + distances
+    return int(counts.sum()) * dims * 4 + work + distances
 
 
 def _per_replicate(largest: int, dims: int, n_targets: int) -> int:
+    """Bytes per replicate of a batch: the replicate centroids of the targets and one other class,
+    the difference buffers, and one class's counts (float32) with their int64 draws and tallies."""
     return (n_targets + 2) * dims * 4 + largest * 20
 
 
@@ -119,8 +121,8 @@ def check_memory(sets, classes, targets, replicates: int) -> None:
 
 def gather_class_rows(sets: list[FeatureSet], classes, chunk_rows: int | None = None) -> ClassRows:
     """One streamed pass over each of ``sets`` (the same samples: equal labels) keeping only the
-    rows of ``classes``, grouped by class. Rows are stored in float16 when every set is float16
-    (lossless), else float32; the features' finiteness is checked as they are read."""
+    rows of ``classes`` (float32, as :meth:`FeatureSet.iter_chunks` gives them), grouped by class;
+    every row is checked for finite values as it is read."""
     classes = sorted({int(k) for k in classes})
     labels = sets[0].labels
     keep = np.zeros(sets[0].num_classes, bool)
@@ -131,30 +133,27 @@ def gather_class_rows(sets: list[FeatureSet], classes, chunk_rows: int | None = 
     dest[by_class] = np.arange(by_class.size)
     counts = np.bincount(labels[kept_rows], minlength=sets[0].num_classes)[classes]
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    dims = tuple(fs.dim for fs in sets)
-    dtype = np.float16 if all(fs.feature_dtype == np.float16 for fs in sets) else np.float32
-    rows = np.empty((by_class.size, sum(dims)), dtype)
     if chunk_rows is None:
-        chunk_rows = max(1, CHUNK_BYTES // (4 * max(dims)))
-    col = 0
+        chunk_rows = max(1, CHUNK_BYTES // (4 * max(fs.dim for fs in sets)))
+    parts = []
     for fs in sets:
+        part = np.empty((by_class.size, fs.dim), np.float32)
         progress = Progress(fs.num_samples, "rows", f"{fs.path.name}/features (bootstrap rows)",
                             enabled=fs.num_samples * fs.dim > PROGRESS_VALUES)
         for start, y, block in fs.iter_chunks("features", chunk_rows, classes):
-            file_rows = start + np.flatnonzero(keep[labels[start:start + chunk_rows]])
-            rows[dest[file_rows], col:col + fs.dim] = block
+            part[dest[start + np.flatnonzero(keep[labels[start:start + chunk_rows]])]] = block
             progress.update(start)
         progress.update(fs.num_samples)
-        col += fs.dim
-    return ClassRows(classes, offsets, rows, dims)
+        parts.append(part)
+    return ClassRows(classes, offsets, tuple(parts))
 
 
-def _counts(rng: np.random.Generator, replicates: int, n: int) -> np.ndarray:
-    """float32 [replicates, n]: row counts of n draws with replacement from n rows, per replicate
-    (each row of the result is one Multinomial(n; 1/n, ..., 1/n) vector)."""
+def _counts(rng: np.random.Generator, replicates: int, n: int, out: np.ndarray) -> None:
+    """Fill float32 ``out`` [replicates, n] with the row counts of n draws with replacement from n
+    rows, per replicate (each row of ``out`` is one Multinomial(n; 1/n, ..., 1/n) vector)."""
     idx = rng.integers(0, n, size=(replicates, n))
     idx += (np.arange(replicates, dtype=np.int64) * n)[:, None]
-    return np.bincount(idx.ravel(), minlength=replicates * n).reshape(replicates, n).astype(np.float32)
+    np.copyto(out, np.bincount(idx.ravel(), minlength=replicates * n).reshape(replicates, n), casting="unsafe")
 
 
 @dataclass
@@ -188,7 +187,6 @@ def bootstrap_eta(rows: ClassRows, targets, replicates: int, seed: int = 0, spli
     if len(rows.dims) != 2:
         raise ValueError("η's bootstrap needs the rows of two sets (T1, T2)")
     targets = [(int(t), *check_sets(t, s1, s2)) for t, s1, s2 in targets]
-    d1 = rows.dims[0]
     target_ids = list(dict.fromkeys(t for t, _, _ in targets))
     users: dict[int, list[tuple[int, int]]] = {}   # class -> [(target number, its column in S1 + S2)]
     for i, (t, s1, s2) in enumerate(targets):
@@ -199,16 +197,22 @@ def bootstrap_eta(rows: ClassRows, targets, replicates: int, seed: int = 0, spli
         raise ValueError(f"class index {missing[0]} was not gathered for the bootstrap")
     dist = [np.empty((2, replicates, len(s1) + len(s2))) for _, s1, s2 in targets]
     step = compute_block(rows, len(target_ids), replicates)
+    largest = int(np.diff(rows.offsets).max())
+    counts_buf = np.empty((min(step, replicates), largest), np.float32)
+    diff_bufs = [np.empty((min(step, replicates), d), np.float32) for d in rows.dims]
 
-    def replicate_means(k: int, b0: int, nb: int) -> np.ndarray:
-        x = rows.of(k)
-        n = x.shape[0]
+    def replicate_means(k: int, b0: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
+        xs = rows.of(k)
+        n = xs[0].shape[0]
+        counts = counts_buf[:nb, :n]
         # The draws of BLOCK replicates come from one keyed generator: the same whatever `step` is.
-        counts = np.concatenate([_counts(np.random.default_rng([seed, split, k, b // BLOCK]),
-                                         min(BLOCK, b0 + nb - b), n) for b in range(b0, b0 + nb, BLOCK)])
-        m = counts @ x.astype(np.float32, copy=False)
-        m /= n
-        return m
+        for b in range(b0, b0 + nb, BLOCK):
+            _counts(np.random.default_rng([seed, split, k, b // BLOCK]), min(BLOCK, b0 + nb - b), n,
+                    counts[b - b0:b - b0 + BLOCK])
+        means = tuple(counts @ x for x in xs)   # [nb, D] per set: the same draws for T1 and T2
+        for m in means:
+            m /= n
+        return means
 
     for b0 in range(0, replicates, step):
         nb = min(step, replicates - b0)
@@ -217,8 +221,9 @@ def bootstrap_eta(rows: ClassRows, targets, replicates: int, seed: int = 0, spli
             m = means[k] if k in means else replicate_means(k, b0, nb)
             for i, j in uses:
                 c = means[targets[i][0]]
-                dist[i][0, b0:b0 + nb, j] = np.linalg.norm(c[:, :d1] - m[:, :d1], axis=1)
-                dist[i][1, b0:b0 + nb, j] = np.linalg.norm(c[:, d1:] - m[:, d1:], axis=1)
+                for side in (0, 1):
+                    diff = np.subtract(c[side], m[side], out=diff_bufs[side][:nb])
+                    dist[i][side, b0:b0 + nb, j] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return [EtaReplicates(*_eta_rows(d[0], d[1], len(s1))) for (t, s1, s2), d in zip(targets, dist)]
 
 

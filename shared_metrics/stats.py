@@ -21,7 +21,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats as _st
+
+
+def _scipy_stats():
+    from scipy import stats   # imported when a test runs: it costs ~0.25 s at every CLI start
+    return stats
 
 
 def check_confidence(confidence: float) -> float:
@@ -66,7 +70,7 @@ def mcnemar_exact(correct_a, correct_b) -> McNemarResult:
     a, b = _paired_correct(correct_a, correct_b)
     only_a, only_b = int(np.count_nonzero(a & ~b)), int(np.count_nonzero(b & ~a))
     n = only_a + only_b
-    p = 1.0 if n == 0 else float(_st.binomtest(only_a, n, 0.5, alternative="two-sided").pvalue)
+    p = 1.0 if n == 0 else float(_scipy_stats().binomtest(only_a, n, 0.5, alternative="two-sided").pvalue)
     return McNemarResult(only_a, only_b, p)
 
 
@@ -128,7 +132,7 @@ def t_interval(values, confidence: float = 0.95) -> TInterval:
     if x.size == 1:
         return TInterval(mean, 0.0, 1, float("nan"), float("nan"), confidence)
     s = float(x.std(ddof=1))
-    half = float(_st.t.ppf((1.0 + confidence) / 2.0, x.size - 1)) * s / np.sqrt(x.size)
+    half = float(_scipy_stats().t.ppf((1.0 + confidence) / 2.0, x.size - 1)) * s / np.sqrt(x.size)
     return TInterval(mean, s, int(x.size), mean - half, mean + half, confidence)
 
 
@@ -141,7 +145,7 @@ def paired_t_interval(a, b, confidence: float = 0.95) -> TInterval:
     r = t_interval(b - a, confidence)
     p = float("nan")
     if a.size > 1 and r.std > 0:
-        p = float(_st.ttest_rel(b, a).pvalue)
+        p = float(_scipy_stats().ttest_rel(b, a).pvalue)
     elif a.size > 1:  # every seed has the same difference: 0 (p = 1) or a constant shift (p = 0)
         p = 1.0 if r.mean == 0 else 0.0
     return TInterval(r.mean, r.std, r.n, r.low, r.high, r.confidence, p)

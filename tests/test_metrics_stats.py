@@ -109,7 +109,7 @@ def rows_from(x1, x2, y, K) -> ClassRows:
     order = np.argsort(y, kind="stable")
     counts = np.bincount(y, minlength=K)
     return ClassRows(list(range(K)), np.concatenate([[0], np.cumsum(counts)]),
-                     np.hstack([x1, x2])[order].astype(np.float32), (x1.shape[1], x2.shape[1]))
+                     (x1[order].astype(np.float32), x2[order].astype(np.float32)))
 
 
 def test_eta_bootstrap_is_paired():
@@ -219,8 +219,8 @@ def test_gather_class_rows_streams_and_groups(make_set):
     rows = gather_class_rows([a, b], [3, 1], chunk_rows=2)
     assert rows.classes == [1, 3] and rows.dims == (2, 2)
     # class 1 = file rows 0, 3, 6; class 3 = file rows 2, 5 (file order kept within a class)
-    assert rows.of(1).tolist() == [[0, 1, 10, 11], [6, 7, 16, 17], [12, 13, 22, 23]]
-    assert rows.of(3).tolist() == [[4, 5, 14, 15], [10, 11, 20, 21]]
+    assert [x.tolist() for x in rows.of(1)] == [[[0, 1], [6, 7], [12, 13]], [[10, 11], [16, 17], [22, 23]]]
+    assert [x.tolist() for x in rows.of(3)] == [[[4, 5], [10, 11]], [[14, 15], [20, 21]]]
     c1, c2 = rows.centroids(4)
     assert c1[1].tolist() == [6, 7] and c2[3].tolist() == [17, 18] and np.isnan(c1[0]).all()
 
