@@ -34,6 +34,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -205,14 +206,19 @@ def data_fingerprint(data, split: str) -> str:
 
 # --------------------------------------------------------------------- paired
 def _write_lines(path: Path, lines: list[str]) -> None:
+    """One sentence per line, written to a temporary name (unique per thread: `table --jobs`
+    decodes side by side) and renamed into place."""
     if any("\n" in line for line in lines):
         raise BleuError(f"{path}: a line holds a newline; cannot keep it one sentence per line")
-    _write_atomic(path, "".join(line + "\n" for line in lines))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.replace(path)
 
 
 def _read_lines(path) -> list[str]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_bytes().decode("utf-8")   # no newline translation: a \r stays in its sentence
     except (OSError, UnicodeDecodeError) as e:
         raise BleuError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
     if text and not text.endswith("\n"):
