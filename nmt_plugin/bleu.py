@@ -336,8 +336,8 @@ def cmd_paired(args) -> int:
     level = 1.0 - args.confidence
     for r, p in zip(rows, adjusted):
         r["p_holm"] = None if r["p_value"] is None else float(p)
-        r["verdict"] = ("baseline" if r["p_value"] is None else
-                        f"significant at {100 * args.confidence:g}%" if p < level else "not distinguishable at this scale")
+        r["verdict"] = ("baseline" if r["p_value"] is None else f"significant at {100 * args.confidence:g}%"
+                        if p < level else "not distinguishable at this scale")
     payload = {"test": "sacrebleu paired bootstrap resampling (--paired-bs)", "replicates": args.bootstrap,
                "seed": args.seed, "unit": "BLEU points", "sentences": len(baseline["references"]),
                "multiple_testing": f"Holm over the {len(rows) - 1} system(s) compared to the baseline",
