@@ -63,10 +63,16 @@ def lock_path(output) -> Path:
     return p.with_name(f".{p.name}.lock")
 
 
+#: lock file -> [fd, holders] of the locks this process holds (a lock is re-entrant within it:
+#: an entry point may lock its output and then open a writer that locks the same output)
+_HELD: dict = {}
+
+
 class OutputLock:
     """``with OutputLock(out, "--output"):`` holds the lock of ``out`` or raises ``error`` (a
     one-line message naming the holder's PID). ``what`` names the output in messages (the flag
-    it came from). Parent folders made for the lock file are removed again if left empty."""
+    it came from). Parent folders made for the lock file are removed again if left empty.
+    Re-entrant within a process; other processes are refused."""
 
     def __init__(self, output, what: str = "output", error=OSError):
         self.output, self.what, self.error = Path(output), what, error
@@ -75,6 +81,13 @@ class OutputLock:
         self._made: list[Path] = []
 
     def acquire(self) -> "OutputLock":
+        if self.fd is not None:
+            return self
+        held = _HELD.get(self.path)
+        if held is not None:
+            held[1] += 1
+            self.fd = held[0]
+            return self
         missing = []
         p = self.path.parent
         while not p.exists():
@@ -115,11 +128,18 @@ class OutputLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
         self.fd = fd
+        _HELD[self.path] = [fd, 1]
         return self
 
     def release(self) -> None:
         if self.fd is None:
             return
+        held = _HELD.get(self.path)
+        if held is not None and held[0] == self.fd and held[1] > 1:
+            held[1] -= 1
+            self.fd = None
+            return
+        _HELD.pop(self.path, None)
         try:
             os.unlink(self.path)  # while still held: no one can lock the removed file meanwhile
         except FileNotFoundError:
