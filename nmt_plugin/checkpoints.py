@@ -100,17 +100,17 @@ def read_checkpoint(path: str, who: str = "checkpoint"):
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and EOF errors come in many types
+        if not head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
+            raise UnreadableCheckpoint(
+                f"{who} {path} is not a readable fairseq checkpoint (not a torch file: torch.save "
+                f"writes a zip archive or a pickle; this file starts with {head[:4]!r})", path,
+                "not torch") from None
         refused = refused_global(e)
         if refused:
             raise UnreadableCheckpoint(
                 f"{who} {path}: refused: unsafe object ({refused} in a weights-only load; "
                 f"the file would run code or build arbitrary objects if unpickled in full: "
                 f"load it only if you trust it)", path, "unsafe") from None
-        if not head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
-            raise UnreadableCheckpoint(
-                f"{who} {path} is not a readable fairseq checkpoint (not a torch file: torch.save "
-                f"writes a zip archive or a pickle; this file starts with {head[:4]!r})", path,
-                "not torch") from None
         why = _one_line(str(e).strip().split(". ")[0]) if str(e).strip() else ""
         why = f"{type(e).__name__}: {why}" if why else type(e).__name__
         size = os.path.getsize(path)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from fairseq import checkpoint_utils, models, utils
+from fairseq import models, utils
 from fairseq.data import Dictionary
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq.models import FairseqEncoderDecoderModel
@@ -85,10 +85,6 @@ def _get(cfg, key, default=None):
 
 def _first_line(e: BaseException) -> str:
     text = [t.strip() for t in str(e).strip().splitlines() if t.strip()]
-    if text and text[0].startswith("Weights only load failed"):
-        # torch's long advice is not the point: say what it could not unpickle.
-        why = next((t for t in text if t.startswith("Unsupported")), None)
-        return f"torch's safe loader refused it: {why or 'not a torch checkpoint'}"
     return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
