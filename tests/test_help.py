@@ -4,8 +4,8 @@ with %, so a bare % in one crashes --help: it did for lskd-metrics).
 The entry points are found, not listed: every file of the project's folders with an
 ``if __name__ == "__main__":`` block, run the way the READMEs run it (``python -m`` for the
 preprocess, nmt_plugin and shared_metrics packages, ``python path/to/file.py`` elsewhere);
-the subcommands are read from each entry point's own parser (tests/test_help.py:SUBCOMMANDS
-captures it as parsing starts). Plus ``fairseq-train --user-dir nmt_plugin --task kd_translation
+the subcommands are read from each entry point's own parser as parsing starts, and their help is
+formatted as ``ENTRY SUB --help`` formats it (HELP_ALL below). Plus ``fairseq-train --user-dir nmt_plugin --task kd_translation
 --criterion ls_kd --help`` (and the plugin's own options, which that help leaves out) and the
 installed ``lskd-metrics`` console script where there is one."""
 import json
@@ -25,16 +25,25 @@ AS_MODULE = ("nmt_plugin", "shared_metrics", "preprocess")
 KNOWN = {"vision/distill.py", "vision/dump_features.py", "nmt_plugin/bleu.py", "nmt_plugin/dump_features.py",
          "shared_metrics/cli.py", "preprocess/bible.py", "preprocess/iwslt14.py", "bench/nmt_kd_throughput.py"}
 
-#: runs an entry point whose argparse parser, as parsing starts, prints its subcommands and exits 0
-SUBCOMMANDS = r"""
+#: runs an entry point, ENTRY --help, and formats the help of each subcommand of its parser exactly
+#: as ENTRY SUB --help does (argparse's help action calls print_help, i.e. format_help, then exits)
+HELP_ALL = r"""
 import argparse, json, runpy, sys
 
-def report(self, args=None, namespace=None):
-    subs = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
-    print("SUBCOMMANDS " + json.dumps([name for a in subs for name in a.choices]), flush=True)
-    raise SystemExit(0)
+parse = argparse.ArgumentParser.parse_known_args
 
-argparse.ArgumentParser.parse_known_args = report
+def help_all(self, args=None, namespace=None):
+    argparse.ArgumentParser.parse_known_args = parse
+    names = []
+    for action in self._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                sub.format_help()
+                names.append(name)
+    print("SUBCOMMANDS " + json.dumps(names), flush=True)
+    return parse(self, ["--help"], namespace)
+
+argparse.ArgumentParser.parse_known_args = help_all
 kind, target = sys.argv[1], sys.argv[2]
 sys.argv = [target]
 if kind == "-m":
@@ -81,31 +90,26 @@ def run_all(commands: dict) -> dict:
 def test_help_of_every_entry_point_and_subcommand():
     entries = entry_points()
     assert KNOWN <= set(entries), KNOWN - set(entries)
-    listed = run_all({rel: [sys.executable, "-c", SUBCOMMANDS, *(cmd if cmd[0] == "-m" else ["path", cmd[0]])]
-                      for rel, cmd in entries.items()})
-    subcommands = {}
-    for rel, (code, stdout, stderr) in listed.items():
-        m = re.search(r"^SUBCOMMANDS (.*)$", stdout, re.M)
-        assert code == 0 and m, f"{rel}: its parser was not reached ({code}): {stderr[-1500:]}"
-        subcommands[rel] = json.loads(m.group(1))
-    assert set(subcommands["shared_metrics/cli.py"]) >= {"eta", "entropy", "accuracy", "stability", "similar"}
-    assert subcommands["nmt_plugin/bleu.py"] == ["score", "table"]
-    commands = {}
-    for rel, cmd in entries.items():
-        commands[rel] = [sys.executable, *cmd, "--help"]
-        for sub in subcommands[rel]:
-            commands[f"{rel} {sub}"] = [sys.executable, *cmd, sub, "--help"]
-    commands["fairseq-train --task kd_translation --criterion ls_kd"] = [
-        sys.executable, "-m", "fairseq_cli.train", "--user-dir", str(REPO / "nmt_plugin"),
-        "--task", "kd_translation", "--criterion", "ls_kd", "--help"]
+    commands = {rel: [sys.executable, "-c", HELP_ALL, *(cmd if cmd[0] == "-m" else ["path", cmd[0]])]
+                for rel, cmd in entries.items()}
+    # as a newcomer types them: the crash of issue 14 was here
+    commands["python -m shared_metrics --help"] = [sys.executable, "-m", "shared_metrics", "--help"]
+    commands["python -m shared_metrics eta --help"] = [sys.executable, "-m", "shared_metrics", "eta", "--help"]
     console = shutil.which("lskd-metrics")
     if console:
-        commands["lskd-metrics (console script)"] = [console, "--help"]
+        commands["lskd-metrics --help (console script)"] = [console, "--help"]
+    commands["fairseq-train --task kd_translation --criterion ls_kd --help"] = [
+        sys.executable, "-m", "fairseq_cli.train", "--user-dir", str(REPO / "nmt_plugin"),
+        "--task", "kd_translation", "--criterion", "ls_kd", "--help"]
     results = run_all(commands)
     failed = {name: f"exit {code}: {stderr.strip().splitlines()[-1:]}"
               for name, (code, stdout, stderr) in results.items() if code != 0 or "usage:" not in stdout}
     assert failed == {}, failed
-    assert len(results) >= len(entries) + 10
+    subcommands = {rel: json.loads(re.search(r"^SUBCOMMANDS (.*)$", results[rel][1], re.M).group(1))
+                   for rel in entries}
+    assert set(subcommands["shared_metrics/cli.py"]) >= {"eta", "entropy", "accuracy", "stability", "similar"}
+    assert subcommands["nmt_plugin/bleu.py"] == ["score", "table"]
+    assert sum(map(len, subcommands.values())) >= 10
 
 
 def test_plugin_options_format_as_fairseq_shows_them():
