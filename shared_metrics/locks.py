@@ -11,12 +11,16 @@ writer left. A caller removes only what its own output owns (it holds that outpu
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 import socket
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: writers are not locked there
+    fcntl = None
 
 
 def pid_alive(pid: int) -> bool:
@@ -87,6 +91,8 @@ class OutputLock:
         if held is not None:
             held[1] += 1
             self.fd = held[0]
+            return self
+        if fcntl is None:
             return self
         missing = []
         p = self.path.parent
