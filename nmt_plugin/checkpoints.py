@@ -232,12 +232,12 @@ def verify_checkpoint_directory(save_dir: str) -> None:
         atexit.register(lock.release)
 
         def remove_if_unused(save_dir=save_dir, existed=existed, lock=lock):
-            lock.release()
             if not existed:
                 try:
                     os.rmdir(save_dir)  # only succeeds while it is empty
                 except OSError:
                     pass
+            lock.release()  # then the lock file, and the folders made for it if left empty
         at_failure(remove_if_unused)
     try:
         _FAIRSEQ["verify_checkpoint_directory"](save_dir)

@@ -122,7 +122,7 @@ def test_refused_fairseq_train_leaves_no_save_dir(toyset, tmp_path):
                            "--criterion", "ls_kd", "--save-dir", str(save)], cwd=REPO, env=env(),
                           capture_output=True, text=True)
     assert proc.returncode != 0 and last_line(proc.stderr) == f"error: teacher checkpoint not found: {tmp_path}/nope.pt"
-    assert not save.exists() and not lock_path(save).exists()
+    assert not save.exists() and not lock_path(save).exists() and not save.parent.exists()
     # a folder that was there before is kept, empty or not
     save.mkdir(parents=True)
     proc = subprocess.run([PY, "-m", "fairseq_cli.train", str(toyset["data"]), *TINY, "--user-dir", PLUGIN,
