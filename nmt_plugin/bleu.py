@@ -50,6 +50,8 @@ def generate(checkpoint: str, data: str, split: str = "test", beam: int = 5, max
              cpu: bool = False, fp16: bool = False, lenpen: float = 1.0, extra=(),
              threads: int | None = None) -> tuple[list[str], list[str]]:
     """(hypotheses, references) in corpus order, BPE removed, still Moses-tokenised."""
+    if os.path.isdir(checkpoint):
+        raise BleuError(f"checkpoint {checkpoint} is a directory, not a checkpoint file")
     if not os.path.isfile(checkpoint):
         raise BleuError(f"checkpoint not found: {checkpoint}")
     if not os.path.isdir(data):
@@ -431,7 +433,8 @@ def main(argv=None) -> int:
         for ck in args.checkpoints:
             st = os.stat(ck) if os.path.isfile(ck) else None
             if st is None:
-                raise BleuError(f"checkpoint not found: {ck}")
+                raise BleuError(f"checkpoint {ck} is a directory, not a checkpoint file" if os.path.isdir(ck)
+                                else f"checkpoint not found: {ck}")
             keys[ck] = (f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|"
                         f"{args.lenpen}|fp16={args.fp16}|{data_fingerprint(args.data, args.split)}")
         todo = [ck for ck in dict.fromkeys(args.checkpoints) if keys[ck] not in cache]

@@ -730,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("-o", "--output", help="write the result to this file (atomically) instead of stdout")
         return sp
 
-    sp = add("eta", cmd_eta, "diffusion index η(T1, T2; π, S) of paper Eq. 1 (a fraction; tables print %)")
+    sp = add("eta", cmd_eta, "diffusion index η(T1, T2; π, S) of paper Eq. 1 (a fraction; markdown tables print percent)")
     sp.add_argument("--before", required=True, help="feature set of the student at T1 (train split)")
     sp.add_argument("--after", required=True, help="feature set of the student at T2 (train split)")
     sp.add_argument("--before-valid", help="feature set at T1, validation split (adds valid columns)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import sys
 
@@ -125,7 +126,8 @@ def dump_all(models, datasets, out_dirs, *, num_classes, ckpt_metas, dataset_nam
     Called by every process of a distributed run: each rank dumps a contiguous slice of the
     split into hidden part sets beside the final ones, then rank 0 concatenates them in order
     (the output directory must be shared by the ranks, as for --resume). A rank that fails makes
-    every rank fail, and nothing appears under the final names."""
+    every rank fail, and nothing appears under the final names. The caller holds the outputs'
+    lock (utils.lock_output): rank 0 also removes part sets that a killed dump left there."""
     rank, world = utils.get_rank(), utils.get_world_size()
     paths = []
     for split in splits:
@@ -162,6 +164,12 @@ def dump_all(models, datasets, out_dirs, *, num_classes, ckpt_metas, dataset_nam
                     error = e
                     parts = [_part_path(f, r, world) for f in finals for r in range(world)]
             _settle(error, parts, kw.get("device"), f"joining the {split} split's parts")
+        if rank == 0:  # part sets a killed distributed dump left (the caller holds the output's lock)
+            for final in finals:
+                head, tail = os.path.split(final)
+                for name in os.listdir(head or "."):
+                    if re.fullmatch(rf"\.{re.escape(tail)}\.part\d+-of-\d+", name):
+                        shutil.rmtree(os.path.join(head, name), ignore_errors=True)
         for final in finals:
             print(f"features: wrote {final} ({n} samples)", flush=True)
         paths += finals
@@ -222,12 +230,17 @@ def main(args):
     check_checkpoint_classes(str(args.checkpoint), ckpt, datasets.classes, name)
     utils.init_distributed_mode(args)
     device = torch.device("cuda", args.gpu) if args.device == "cuda" else torch.device("cpu")
-    model.to(device)
-    amp = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp
-           else contextlib.nullcontext)
-    dump_all([model], datasets, [args.output], num_classes=ckpt["num_classes"], ckpt_metas=[ckpt],
-             dataset_name=name, splits=args.splits, device=device, batch_size=args.batch_size,
-             workers=args.workers, autocast=amp, dtype=feature_dtype(args.feature_dtype))
+    lock = utils.lock_output(args.output, "--output", device)  # one dump per --output (rank 0 holds it)
+    try:
+        model.to(device)
+        amp = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp
+               else contextlib.nullcontext)
+        dump_all([model], datasets, [args.output], num_classes=ckpt["num_classes"], ckpt_metas=[ckpt],
+                 dataset_name=name, splits=args.splits, device=device, batch_size=args.batch_size,
+                 workers=args.workers, autocast=amp, dtype=feature_dtype(args.feature_dtype))
+    finally:
+        if lock is not None:
+            lock.release()
     if args.distributed:
         torch.distributed.destroy_process_group()
 
