@@ -9,10 +9,17 @@ BLEU over seeds (sample std, n in brackets). α, T and the seed are read from ea
 a student (criterion ls_kd) has its T in ``--kd-temperature`` and its teacher's α in the
 teacher checkpoint it names; a teacher (label_smoothed_cross_entropy) goes in the "teacher"
 column with its own label smoothing as α. Scores are cached next to ``--out`` so re-running
-after adding seeds only decodes the new checkpoints.
+after adding seeds only decodes the new checkpoints; the detokenised hypotheses and references
+are kept under ``OUT.hyps/``.
+
+``paired``: sacrebleu's own paired bootstrap resampling (``sacrebleu --paired-bs``,
+``sacrebleu.significance.PairedTest``) of systems against a baseline on the same references,
+with Holm's correction over the systems; systems scored on other references are refused.
 
     python -m nmt_plugin.bleu score runs/kd/a0.1_T2_s1/checkpoint_best.pt --data DATA_BIN
     python -m nmt_plugin.bleu table runs/kd/*/checkpoint_best.pt --data DATA_BIN --out runs/kd/bleu
+    python -m nmt_plugin.bleu paired --table runs/kd/bleu --baseline runs/kd/a0_T2_s1/checkpoint_best.pt \
+        --system runs/kd/a0.1_T2_s1/checkpoint_best.pt
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,6 +50,8 @@ def generate(checkpoint: str, data: str, split: str = "test", beam: int = 5, max
              cpu: bool = False, fp16: bool = False, lenpen: float = 1.0, extra=(),
              threads: int | None = None) -> tuple[list[str], list[str]]:
     """(hypotheses, references) in corpus order, BPE removed, still Moses-tokenised."""
+    if os.path.isdir(checkpoint):
+        raise BleuError(f"checkpoint {checkpoint} is a directory, not a checkpoint file")
     if not os.path.isfile(checkpoint):
         raise BleuError(f"checkpoint not found: {checkpoint}")
     if not os.path.isdir(data):
@@ -97,15 +107,23 @@ def _target_lang(data: str, split: str) -> str:
     raise BleuError(f"no binarised split {split!r} in {data}")
 
 
-def detok_bleu(hyps: list[str], refs: list[str], lang: str):
-    """sacrebleu BLEU of Moses-detokenised hypotheses against detokenised references."""
+def detokenise(lines: list[str], lang: str) -> list[str]:
+    """Moses-detokenised lines (what sacrebleu scores)."""
     from sacremoses import MosesDetokenizer
-    from sacrebleu.metrics import BLEU
     md = MosesDetokenizer(lang=lang)
-    d_h = [md.detokenize(h.split()) for h in hyps]
-    d_r = [md.detokenize(r.split()) for r in refs]
+    return [md.detokenize(line.split()) for line in lines]
+
+
+def detok_bleu(hyps: list[str], refs: list[str], lang: str, keep: str | None = None):
+    """sacrebleu BLEU of Moses-detokenised hypotheses against detokenised references; with
+    ``keep``, the detokenised lines are also written there (:func:`keep_translations`)."""
+    from sacrebleu.metrics import BLEU
+    d_h, d_r = detokenise(hyps, lang), detokenise(refs, lang)
     bleu = BLEU()
-    return bleu.corpus_score(d_h, [d_r]), bleu.get_signature()
+    score, sig = bleu.corpus_score(d_h, [d_r]), bleu.get_signature()
+    if keep:
+        return score, sig, keep_translations(keep, d_h, d_r)
+    return score, sig
 
 
 def check_fits_data(checkpoint: str, data: str, checkpoint_data: str | None = None) -> None:
@@ -121,12 +139,14 @@ def check_fits_data(checkpoint: str, data: str, checkpoint_data: str | None = No
 
 
 def score_checkpoint(checkpoint: str, data: str, split: str = "test", checkpoint_data: str | None = None,
-                     **kw) -> dict:
+                     keep: str | None = None, **kw) -> dict:
+    """BLEU of one checkpoint; with ``keep`` (a file name), its detokenised hypotheses are kept
+    there and the references beside them, for ``paired`` (their paths are in the result)."""
     check_fits_data(checkpoint, data, checkpoint_data)
     hyps, refs = generate(checkpoint, data, split, **kw)
-    score, sig = detok_bleu(hyps, refs, _target_lang(data, split))
+    score, sig, *kept = detok_bleu(hyps, refs, _target_lang(data, split), keep=keep)
     return {"checkpoint": os.path.abspath(checkpoint), "split": split, "bleu": round(score.score, 2),
-            "sentences": len(hyps), "detail": str(score), "signature": str(sig)}
+            "sentences": len(hyps), "detail": str(score), "signature": str(sig), **(kept[0] if kept else {})}
 
 
 # ---------------------------------------------------------------------- table
@@ -186,11 +206,189 @@ def data_fingerprint(data, split: str) -> str:
     return hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
 
 
+# --------------------------------------------------------------------- paired
+def _write_lines(path: Path, lines: list[str]) -> None:
+    """One sentence per line, written to a temporary name (unique per thread: `table --jobs`
+    decodes side by side) and renamed into place."""
+    if any("\n" in line for line in lines):
+        raise BleuError(f"{path}: a line holds a newline; cannot keep it one sentence per line")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _read_lines(path) -> list[str]:
+    try:
+        text = Path(path).read_bytes().decode("utf-8")   # no newline translation: a \r stays in its sentence
+    except (OSError, UnicodeDecodeError) as e:
+        raise BleuError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text[:-1].split("\n") if text else []
+
+
+def _sha1_lines(lines: list[str]) -> str:
+    return hashlib.sha1("".join(line + "\n" for line in lines).encode()).hexdigest()
+
+
+def keep_translations(path, hyps: list[str], refs: list[str]) -> dict:
+    """Write the detokenised hypotheses to ``path`` (one sentence per line) and the references
+    beside it as ``ref-<sha1>.txt`` (one file per reference set, shared by all its systems)."""
+    path = Path(path)
+    sha = _sha1_lines(refs)
+    ref_path = path.parent / f"ref-{sha[:16]}.txt"
+    _write_lines(path, hyps)
+    if not ref_path.exists():
+        _write_lines(ref_path, refs)
+    return {"hypotheses": str(path.resolve()), "references": str(ref_path.resolve()), "references_sha1": sha}
+
+
+def _resolve_system(spec: str, cache: dict, references: str | None) -> dict:
+    """{name, hypotheses (lines), references (lines), references_sha1, bleu?} of a checkpoint scored
+    by ``table`` (looked up in its cache) or of a hypothesis file (with the cache or --references)."""
+    real = os.path.realpath(spec)
+    entries = [r for r in cache.values() if real in (os.path.realpath(r.get("checkpoint", "")),
+                                                    os.path.realpath(r.get("hypotheses", "") or "/nonexistent"))]
+    if entries:
+        kept = [r for r in entries if r.get("hypotheses")]
+        if not kept:
+            raise BleuError(f"{spec}: scored by an older `table` that kept no hypotheses: run `table` again "
+                            "after removing its OUT.cache.json")
+        if len({r["hypotheses"] for r in kept}) > 1:
+            raise BleuError(f"{spec}: scored several times in this table (other splits, beams or data): give its "
+                            "hypothesis file (under OUT.hyps/) instead of the checkpoint")
+        r = kept[0]
+        hyps, refs = _read_lines(r["hypotheses"]), _read_lines(r["references"])
+        if _sha1_lines(refs) != r["references_sha1"]:
+            raise BleuError(f"{r['references']}: changed since `table` wrote it")
+        name = spec if not spec.endswith(".txt") else r.get("checkpoint", spec)
+        return {"name": name, "hypotheses": hyps, "references": refs, "references_sha1": r["references_sha1"],
+                "references_file": r["references"], "cached_bleu": r.get("bleu"), "info": r}
+    if spec.endswith(".pt"):
+        raise BleuError(f"{spec}: not in the table's cache (give --table OUT of the `table` run that scored it)")
+    if references is None:
+        raise BleuError(f"{spec}: a hypothesis file outside a `table` cache needs --references REF_FILE")
+    refs = _read_lines(references)
+    return {"name": spec, "hypotheses": _read_lines(spec), "references": refs,
+            "references_sha1": _sha1_lines(refs), "references_file": references, "cached_bleu": None, "info": {}}
+
+
+def paired_bootstrap(baseline: dict, systems: list[dict], replicates: int = 1000, seed: int = 12345) -> list[dict]:
+    """sacrebleu's paired bootstrap resampling test (``sacrebleu --paired-bs``: significance.PairedTest,
+    Koehn 2004) of each system against the baseline, on detokenised text with the table's BLEU().
+
+    Returns per system (baseline first): BLEU, the bootstrap mean and 95 % half-width (sacrebleu's
+    estimate_ci), and the p-value against the baseline. A system whose hypotheses equal the
+    baseline's gets p = 1 (sacrebleu's statistic, |Δ| of the resamples minus their mean, would
+    otherwise call a zero difference significant)."""
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+    if seed < 1:
+        raise BleuError(f"--seed must be >= 1 (sacrebleu treats seed 0 as 'no seed'), got {seed}")
+    if replicates < 1:
+        raise BleuError(f"--bootstrap must be a whole number >= 1, got {replicates}")
+    for s in systems:
+        if s["references_sha1"] != baseline["references_sha1"]:
+            raise BleuError(f"{s['name']} and {baseline['name']} were scored on different references "
+                            f"({s['references_file']} vs {baseline['references_file']}): a paired test needs "
+                            "the same sentences")
+        if len(s["hypotheses"]) != len(baseline["references"]):
+            raise BleuError(f"{s['name']}: {len(s['hypotheses'])} hypotheses for {len(baseline['references'])} "
+                            "references")
+    if len(baseline["hypotheses"]) != len(baseline["references"]):
+        raise BleuError(f"{baseline['name']}: {len(baseline['hypotheses'])} hypotheses for "
+                        f"{len(baseline['references'])} references")
+    named = [(baseline["name"], baseline["hypotheses"])] + [(s["name"], s["hypotheses"]) for s in systems]
+    if len({n for n, _ in named}) != len(named):
+        raise BleuError("a system is given twice (or as the baseline too)")
+    old = os.environ.get("SACREBLEU_SEED")
+    os.environ["SACREBLEU_SEED"] = str(seed)   # PairedTest reads its seed from here
+    try:
+        test = PairedTest(named, {"BLEU": BLEU(references=[baseline["references"]])}, references=None,
+                          test_type="bs", n_samples=replicates)
+        signatures, scores = test()
+    finally:
+        if old is None:
+            os.environ.pop("SACREBLEU_SEED", None)
+        else:
+            os.environ["SACREBLEU_SEED"] = old
+    (metric, results), = [(k, v) for k, v in scores.items() if k != "System"]
+    out = []
+    for i, ((name, hyps), res) in enumerate(zip(named, results)):
+        p = None if i == 0 else (1.0 if hyps == baseline["hypotheses"] else float(res.p_value))
+        out.append({"system": name, "bleu": float(res.score), "bootstrap_mean": float(res.mean),
+                    "ci95_half_width": float(res.ci), "p_value": p,
+                    "signature": signatures[metric].format()})
+    return out
+
+
+def cmd_paired(args) -> int:
+    cache = {}
+    if args.table is not None:
+        cache_path = Path(f"{args.table}.cache.json")
+        if not cache_path.exists():
+            raise BleuError(f"{cache_path}: not found (the score cache `table --out {args.table}` writes)")
+        cache = json.loads(cache_path.read_text())
+    baseline = _resolve_system(args.baseline, cache, args.references)
+    systems = [_resolve_system(s, cache, args.references) for s in args.system]
+    rows = paired_bootstrap(baseline, systems, args.bootstrap, args.seed)
+    from shared_metrics.stats import holm
+    adjusted = holm([r["p_value"] if r["p_value"] is not None else float("nan") for r in rows])
+    level = 1.0 - args.confidence
+    for r, p in zip(rows, adjusted):
+        r["p_holm"] = None if r["p_value"] is None else float(p)
+        r["verdict"] = ("baseline" if r["p_value"] is None else f"significant at {100 * args.confidence:g}%"
+                        if p < level else "not distinguishable at this scale")
+    payload = {"test": "sacrebleu paired bootstrap resampling (--paired-bs)", "replicates": args.bootstrap,
+               "seed": args.seed, "unit": "BLEU points", "sentences": len(baseline["references"]),
+               "multiple_testing": f"Holm over the {len(rows) - 1} system(s) compared to the baseline",
+               "baseline": baseline["name"], "systems": rows}
+    if args.format == "json":
+        text = json.dumps(payload, indent=1) + "\n"
+    else:
+        head = ["system", "BLEU", "bootstrap mean", "95% CI ±", "p", "p Holm", "verdict"]
+        cells = [[r["system"], f"{r['bleu']:.2f}", f"{r['bootstrap_mean']:.2f}", f"{r['ci95_half_width']:.2f}",
+                  "" if r["p_value"] is None else f"{r['p_value']:.4f}",
+                  "" if r["p_holm"] is None else f"{r['p_holm']:.4f}", r["verdict"]] for r in rows]
+        if args.format == "csv":
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerows([["system", "bleu", "bootstrap_mean", "ci95_half_width", "p_value", "p_holm", "verdict"],
+                         *cells])
+            text = buf.getvalue()
+        else:
+            text = ("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+                    + "".join("| " + " | ".join(c) + " |\n" for c in cells)
+                    + f"\nsacrebleu paired bootstrap, {args.bootstrap} resamples, seed {args.seed}; BLEU points; "
+                      f"signature: {rows[0]['signature']}\n")
+    if args.output:
+        _write_atomic(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nmt_plugin.bleu",
                                  description="sacrebleu BLEU of fairseq translation checkpoints (beam 5, "
                                              "--remove-bpe, detokenised) and the α × T table of students.")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("paired", help="sacrebleu's paired bootstrap test of systems against a baseline",
+                       description="sacrebleu's paired bootstrap resampling (--paired-bs) of each --system against "
+                                   "--baseline on the same references, with Holm's correction over the systems. "
+                                   "A system is a checkpoint scored by `table --out OUT` (give --table OUT) or a "
+                                   "file of detokenised hypotheses, one sentence per line (with --references).")
+    p.add_argument("--baseline", required=True, help="checkpoint (with --table) or hypothesis file")
+    p.add_argument("--system", required=True, nargs="+", help="checkpoint(s) or hypothesis file(s) to test")
+    p.add_argument("--table", type=Path, help="the OUT of a `table --out OUT` run (its cache names the kept "
+                                              "hypotheses and references)")
+    p.add_argument("--references", help="detokenised reference file, for hypothesis files outside a table")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000, as sacrebleu)")
+    p.add_argument("--seed", type=int, default=12345, help="sacrebleu's SACREBLEU_SEED (default 12345; >= 1)")
+    p.add_argument("--confidence", type=float, default=0.95, help="level of the verdicts (default 0.95)")
+    p.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
+    p.add_argument("-o", "--output", help="write the result to this file (atomically) instead of stdout")
     for name, hlp in (("score", "BLEU of one checkpoint"), ("table", "α × T table over many checkpoints")):
         p = sub.add_parser(name, help=hlp)
         p.add_argument("checkpoints", nargs="+" if name == "table" else 1, help="fairseq checkpoint(s)")
@@ -206,10 +404,19 @@ def main(argv=None) -> int:
         p.add_argument("--fp16", action="store_true", help="decode in fp16 (CUDA)")
         if name == "table":
             p.add_argument("--out", type=Path, default=None,
-                           help="write OUT.md, OUT.csv and the score cache OUT.cache.json")
+                           help="write OUT.md, OUT.csv, the score cache OUT.cache.json and the detokenised "
+                                "hypotheses and references under OUT.hyps/ (for `paired`)")
             p.add_argument("--jobs", type=int, default=1,
                            help="checkpoints decoded side by side (CPU threads shared among them; default 1)")
     args = ap.parse_args(argv)
+    if args.cmd == "paired":
+        try:
+            if not 0.0 < args.confidence < 1.0:
+                raise BleuError(f"--confidence must be in (0, 1), got {args.confidence:g}")
+            return cmd_paired(args)
+        except LskdConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     kw = dict(beam=args.beam, max_tokens=args.max_tokens, cpu=args.cpu, fp16=args.fp16, lenpen=args.lenpen,
               checkpoint_data=args.checkpoint_data)
     try:
@@ -226,7 +433,8 @@ def main(argv=None) -> int:
         for ck in args.checkpoints:
             st = os.stat(ck) if os.path.isfile(ck) else None
             if st is None:
-                raise BleuError(f"checkpoint not found: {ck}")
+                raise BleuError(f"checkpoint {ck} is a directory, not a checkpoint file" if os.path.isdir(ck)
+                                else f"checkpoint not found: {ck}")
             keys[ck] = (f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|"
                         f"{args.lenpen}|fp16={args.fp16}|{data_fingerprint(args.data, args.split)}")
         todo = [ck for ck in dict.fromkeys(args.checkpoints) if keys[ck] not in cache]
@@ -235,7 +443,9 @@ def main(argv=None) -> int:
             kw["threads"] = max(1, (os.cpu_count() or 1) // jobs)
 
         def score(ck):
-            r = score_checkpoint(ck, args.data, args.split, **kw)
+            keep = str(Path(f"{args.out}.hyps") / f"{hashlib.sha1(keys[ck].encode()).hexdigest()[:16]}.txt") \
+                if args.out else None
+            r = score_checkpoint(ck, args.data, args.split, keep=keep, **kw)
             r.update(checkpoint_info(ck))
             return ck, r
 

@@ -29,7 +29,7 @@ def _meta_from_cfg(cfg, args) -> dict:
     if crit_name == "ls_kd":
         role = "student"
         temperature = float(_get(task, "kd_temperature"))
-        alpha = teacher_alpha(_get(task, "teacher_path"))
+        alpha = args.alpha if args.alpha is not None else teacher_alpha(_get(task, "teacher_path"))
     else:
         role = "teacher"
         temperature = None
@@ -107,10 +107,23 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
+    from . import kd_translation  # noqa: F401  (registers the task; the weights-only checkpoint reads)
+    from .errors import LskdConfigError
+    from shared_metrics.locks import OutputLock
+
+    if args.max_per_type < 0 or args.max_tokens < 1:
+        raise LskdConfigError("--max-per-type must be >= 0 and --max-tokens >= 1")
+    if args.out.exists() and not args.out.is_dir():
+        raise LskdConfigError(f"--out {args.out} is a file, not a feature-set directory")
+    # one writer per --out: a second dump into it fails now, naming this one's PID
+    with OutputLock(args.out, "--out", error=LskdConfigError):
+        return _dump(args)
+
+
+def _dump(args) -> int:
     import numpy as np
     import torch
 
-    from . import kd_translation  # noqa: F401  (registers the task; safe-globals for torch.load)
     from .errors import LskdConfigError
     from .kd_translation import (_first_line, _get, check_data_dictionaries, load_checkpoint_state,
                                  setup_translation_data)
@@ -118,8 +131,6 @@ def run(args) -> int:
     from omegaconf import open_dict
     from shared_metrics.featureset import FeatureSetError, FeatureSetWriter
 
-    if args.max_per_type < 0 or args.max_tokens < 1:
-        raise LskdConfigError("--max-per-type must be >= 0 and --max-tokens >= 1")
     if args.out.exists() and not args.overwrite:
         raise LskdConfigError(f"{args.out} already exists (pass --overwrite to replace it)")
     state, cfg = load_checkpoint_state(args.checkpoint)

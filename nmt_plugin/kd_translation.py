@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from fairseq import checkpoint_utils, models, utils
+from fairseq import models, utils
 from fairseq.data import Dictionary
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq.models import FairseqEncoderDecoderModel
@@ -35,11 +35,14 @@ from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
+from . import checkpoints
+from .checkpoints import UnreadableCheckpoint, read_checkpoint
 from .errors import LskdConfigError
 from .ls_kd import TEACHER_KEY
 
-# fairseq checkpoints pickle argparse.Namespace; torch >= 2.6 loads with weights_only=True.
-torch.serialization.add_safe_globals([argparse.Namespace])
+# fairseq's own checkpoint reads (trainer restore, fairseq-generate) go through the plugin's
+# weights-only loader from here on; see nmt_plugin/checkpoints.py.
+checkpoints.install()
 
 logger = logging.getLogger(__name__)
 
@@ -82,25 +85,20 @@ def _get(cfg, key, default=None):
 
 def _first_line(e: BaseException) -> str:
     text = [t.strip() for t in str(e).strip().splitlines() if t.strip()]
-    if text and text[0].startswith("Weights only load failed"):
-        # torch's long advice is not the point: say what it could not unpickle.
-        why = next((t for t in text if t.startswith("Unsupported")), None)
-        return f"torch's safe loader refused it: {why or 'not a torch checkpoint'}"
     return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def load_checkpoint_state(path: str, who: str = "checkpoint"):
-    """(state, cfg) of a fairseq checkpoint, or a one-line LskdConfigError saying what is wrong
-    (``who`` names it in the message: "checkpoint", "teacher checkpoint")."""
-    if not os.path.exists(path):
-        raise LskdConfigError(f"{who} not found: {path}")
-    if not os.path.isfile(path):
-        raise LskdConfigError(f"{who} {path} is not a file")
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    except Exception as e:  # torch/pickle/zip errors come in many types
-        raise LskdConfigError(f"{who} {path} is not a readable fairseq checkpoint "
-                              f"({_first_line(e)})") from None
+    """(state, cfg) of a fairseq checkpoint, read with torch's weights-only loader
+    (checkpoints.read_checkpoint), or a one-line LskdConfigError saying what is wrong (``who``
+    names it in the message: "checkpoint", "teacher checkpoint")."""
+    state = read_checkpoint(path, who)
+    if isinstance(state, dict) and "model" in state:
+        try:  # fairseq's config conversion and upgrade of older checkpoints
+            state = checkpoints.upgrade_state(state)
+        except Exception as e:
+            raise LskdConfigError(f"{who} {path} is not a readable fairseq checkpoint "
+                                  f"({_first_line(e)})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise LskdConfigError(f"{who} {path} has no model weights (not a fairseq checkpoint)")
     if state.get("args") is not None:
@@ -120,9 +118,14 @@ def load_teacher_state(path: Optional[str]):
 
 
 def teacher_alpha(path: Optional[str]) -> Optional[float]:
-    """The label smoothing the teacher was trained with (None if unknown)."""
+    """The label smoothing the teacher was trained with (None if unknown; a teacher file the
+    weights-only loader refuses is an error, not an unknown)."""
     try:
         _, cfg = load_teacher_state(path)
+    except UnreadableCheckpoint as e:
+        if e.kind == "unsafe":
+            raise
+        return None
     except LskdConfigError:
         return None
     crit = _get(cfg, "criterion")
@@ -216,16 +219,22 @@ class KdTranslationTask(TranslationTask):
     """Translation with a frozen teacher queried at temperature T (see the module docstring)."""
 
     cfg: KdTranslationConfig
+    #: fairseq-train's restart resumes the newest whole checkpoint when checkpoint_last.pt is
+    #: empty or truncated (checkpoints.load_checkpoint)
+    lskd_resume_whole = True
 
     def __init__(self, cfg: KdTranslationConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
         self.teacher = None
         self._teacher_placement = None
+        self._teacher_checked = False
 
     @classmethod
     def setup_task(cls, cfg: KdTranslationConfig, **kwargs):
         T = cfg.kd_temperature
-        if T is None or not math.isfinite(float(T)) or float(T) <= 0:
+        if T is None or not math.isfinite(float(T)):
+            raise LskdConfigError(f"--kd-temperature must be finite (a number > 0), got {T}")
+        if float(T) <= 0:
             raise LskdConfigError(f"--kd-temperature must be a number > 0, got {T}")
         if cfg.teacher_topk is None or cfg.teacher_topk < 0:
             raise LskdConfigError(f"--teacher-topk must be >= 0 (0 = full vocabulary), got {cfg.teacher_topk}")
@@ -263,11 +272,17 @@ class KdTranslationTask(TranslationTask):
         except Exception as e:
             raise LskdConfigError(f"teacher {path}: its weights do not fit its architecture "
                                   f"({_first_line(e)})") from None
+        bad = next((k for k, v in state["model"].items()
+                    if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()), None)
+        if bad:
+            raise LskdConfigError(f"teacher {path}: its weights hold NaN or inf ({bad}): the teacher "
+                                  f"checkpoint is broken (a diverged run?); distil from a sound one")
         teacher.eval()
         teacher.requires_grad_(False)
         self.teacher = teacher
         self.teacher_path = path
         self._teacher_placement = None
+        self._teacher_checked = False
         n = sum(p.numel() for p in teacher.parameters())
         logger.info(f"teacher {path}: {type(teacher).__name__} ({_get(tcfg.model, 'arch', '?')}), "
                     f"{n:,} parameters, frozen; T = {self.cfg.kd_temperature}, "
@@ -291,6 +306,14 @@ class KdTranslationTask(TranslationTask):
         with torch.no_grad(), torch.autocast(device_type=device_type, enabled=autocast):
             features, _ = teacher(**sample["net_input"], features_only=True)
             logits = teacher.decoder.output_layer(features[mask])  # [N, V]
+            if not self._teacher_checked:  # the first batch only: one host sync
+                if not torch.isfinite(logits).all():
+                    raise LskdConfigError(
+                        f"teacher {self.teacher_path} gives NaN or inf logits on the first batch (run in "
+                        f"{logits.dtype}): the teacher is at fault, not the student's settings"
+                        + (" (its logits overflow float16: train with --amp, where it stays fp32)"
+                           if logits.dtype == torch.float16 else ""))
+                self._teacher_checked = True
             k = self.cfg.teacher_topk
             if k and k > 0:
                 values, indices = logits.topk(k, dim=-1)

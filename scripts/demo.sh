@@ -5,7 +5,7 @@
 #
 #   ./scripts/demo.sh [--size tiny|quick|full] [--full] [--out DIR] [--jobs N] [--dry-run]
 #                     [--scale-epochs F] [--fashion-mnist DIR] [--nmt-data DIR] [--no-nmt]
-#                     [--set KEY=VALUE ...] [--unlock] [-- SNAKEMAKE_ARGS...]
+#                     [--seed S] [--set KEY=VALUE ...] [--unlock] [-- SNAKEMAKE_ARGS...]
 #
 #   --size S        the study's size, a config file scripts/workflow/config/S.yaml: quick (default,
 #                   a 2-core CPU, ~15 min), full (a CUDA machine; --full is short for it), tiny (every
@@ -19,6 +19,7 @@
 #   --fashion-mnist DIR  Fashion-MNIST's four .gz files here instead of Debian's package
 #   --nmt-data DIR  Bible de-en data prepared elsewhere by the workflow's nmt_data command (checked)
 #   --no-nmt        the vision half only
+#   --seed S        base seed: the size's n seeds become S, S+1, ..., S+n-1 (the teachers' is S)
 #   --set KEY=VALUE any value of the size's config file (dotted keys for nested ones, e.g.
 #                   --set vision.lr=0.1 --set seeds=[0,1,2]); checked before anything runs
 #   --unlock        remove the lock a killed Snakemake left in OUT (Snakemake's --unlock); a study
@@ -39,6 +40,7 @@ own_flag() {
                      config+=("fashion_mnist=$(realpath -m "$2")"); used=2 ;;
     --nmt-data) [ $# -ge 2 ] || die "--nmt-data needs a directory"; config+=("nmt_data=$(realpath -m "$2")"); used=2 ;;
     --no-nmt) config+=("nmt.enabled=false"); used=1 ;;
+    --seed) [ $# -ge 2 ] || die "--seed needs a number"; config+=("base_seed=$2"); used=2 ;;
     *) return 1 ;;
   esac
 }

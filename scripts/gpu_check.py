@@ -1,28 +1,36 @@
 #!/usr/bin/env python
-"""Check the toolkit on a CUDA machine in one go and write a short summary.
+"""Check the toolkit on a CUDA machine in one go, in about 9.5 minutes, and write a short summary.
 
-    python3 scripts/gpu_check.py --out runs/gpu-check                        # everything but the demo
-    python3 scripts/gpu_check.py --steps env,demo --demo-scale 0.1 --jobs 4  # the --full demo, shortened
-    python3 scripts/gpu_check.py --bundle offline-bundle ...                 # a machine without internet
+    python3 scripts/gpu_check.py                                  # the default steps, 570 s in all
+    python3 scripts/gpu_check.py --out DIR --budget 1800 --demo-scale 0.05
+    python3 scripts/gpu_check.py --steps bench-dump               # one step (env always runs first)
+    python3 scripts/gpu_check.py --bundle offline-bundle ...      # a machine without internet
 
-Steps, in this order (``--steps`` picks; ``env`` always runs first):
+Steps, in the default order, with the seconds each may run (the default steps' limits add up to the
+default --budget, 570 s, so the whole run ends within ten minutes):
 
-  env           python, torch, CUDA device, fairseq; with --bundle, installs its wheels first
-                (``pip install --no-index --no-deps --target``, nothing downloaded)
-  tests         ``pytest -m cuda tests/test_cuda.py``: trainer on GPU vs CPU, bf16 + channels_last,
-                torch.compile, the sweep's CUDA RNG streams, NCCL under torchrun, fairseq --fp16
-  bench-vision  bench/vision_kd_throughput.py --compile (R50 -> R18, bf16, channels_last, 256 x 224²)
-  bench-nmt     bench/nmt_kd_throughput.py --fp16 (transformer_iwslt_de_en, ls_kd vs fairseq's CE)
-  bench-dump    bench/vision_dump_throughput.py (a sweep's feature dump: one shared pass vs one per
-                student, 4 resnet18s over 8,192 real JPEGs at 224²)
-  demo          ./scripts/demo.sh --full --scale-epochs F with this interpreter as it is
-                (LSKD_USE_CURRENT_PYTHON=1; Fashion-MNIST and Bible data from --bundle when given);
-                its report, figures and logs are packed into demo_report.tar.gz
+  env           30   python, torch, CUDA device, fairseq; with --bundle, installs its wheels first
+                     (``pip install --no-index --no-deps --target``, nothing downloaded)
+  tests         170  ``pytest -m cuda tests/test_cuda.py``: trainer on GPU vs CPU, bf16 +
+                     channels_last, torch.compile, the sweep's CUDA RNG streams, NCCL under
+                     torchrun, fairseq --fp16
+  bench-vision  170  bench/vision_kd_throughput.py --compile (R50 -> R18, bf16, channels_last,
+                     256 x 224², 2 rounds of 20 steps)
+  bench-nmt     100  bench/nmt_kd_throughput.py --fp16 (transformer_iwslt_de_en, ls_kd vs fairseq's CE)
+  bench-loader  45   bench/vision_loader_throughput.py (the trainer's train loader, --backend pil vs
+                     tensor, 8 and 16 workers, 2,048 real JPEGs), set beside the KD step's img/s
+  demo          rest ./scripts/demo.sh --full --scale-epochs F with this interpreter as it is
+                     (LSKD_USE_CURRENT_PYTHON=1; Fashion-MNIST and Bible data from --bundle when
+                     given): what is left of the budget, 55 s when every step before it used its
+                     limit; its report, figures and logs so far are packed into demo_report.tar.gz
+  bench-dump    120  (not a default step) bench/vision_dump_throughput.py: a sweep's feature dump,
+                     one shared pass vs one per student, 4 resnet18s over 8,192 real JPEGs at 224²
 
-Each step has a time limit and its own log; a failed step does not stop the others. ``--budget S``
-starts no step that would not fit in S seconds from the start. OUT gets summary.md (a table: step,
-result, seconds, the numbers that matter), results.json, the bench JSONs and logs.tar.gz: few
-files, so they are easy to copy off a remote machine.
+A step past its limit is killed with its children; a failed step does not stop the others; no step
+starts with less than it needs left of --budget, and none runs past it. OUT gets summary.md (a
+table: step, result, seconds, the numbers that matter), results.json, the bench JSONs and
+logs.tar.gz, rewritten after every step (and the logs every 20 s): few files, easy to copy off a
+remote machine, and what a run cut off from outside did is kept.
 """
 from __future__ import annotations
 
@@ -50,10 +58,14 @@ PY = sys.executable
 @dataclass
 class Step:
     name: str
-    limit: int            # seconds the step may run
-    needs: int            # seconds to leave for it under --budget (it is not started with less)
+    limit: float | None   # seconds the step may run (None: what is left of the budget)
+    needs: int            # seconds it must have left of the budget to be started
     commands: list = field(default_factory=list)
     env: dict = field(default_factory=dict)  # added to the environment of its commands
+
+
+DEFAULT_STEPS = ("env", "tests", "bench-vision", "bench-nmt", "bench-loader", "demo")
+DEFAULT_BUDGET = 570.0  # 9.5 minutes: the default steps' limits add up to it (the demo's is the rest)
 
 
 def steps(args, out: Path, work: Path) -> dict[str, Step]:
@@ -67,17 +79,19 @@ def steps(args, out: Path, work: Path) -> dict[str, Step]:
     if bundle and (bundle / "bible-de-en").is_dir():
         demo += ["--nmt-data", str(bundle / "bible-de-en")]
     return {s.name: s for s in [
-        # needs: about what the step takes (estimates), so a started step is not killed by --budget
-        Step("env", 120, 30, [[PY, "-c", ENV_REPORT]]),
-        Step("tests", 420, 270, [[PY, "-m", "pytest", "-v", "-m", "cuda", "-p", "no:cacheprovider",
-                                  "tests/test_cuda.py"]]),   # -v: each result printed as it ends
-        Step("bench-vision", 360, 240, [[PY, "bench/vision_kd_throughput.py", "--compile",
-                                         "--json", str(out / "bench_vision.json")]]),
-        Step("bench-nmt", 300, 150, [[PY, "bench/nmt_kd_throughput.py", "--fp16", "--repeats", "2",
-                                      "--json", str(out / "bench_nmt.json")]]),
-        Step("bench-dump", 240, 100, [[PY, "bench/vision_dump_throughput.py",
-                                       "--json", str(out / "bench_dump.json")]]),
-        Step("demo", 3600, 240, [demo], demo_env),
+        Step("env", 30, 10, [[PY, "-c", ENV_REPORT]]),
+        Step("tests", 170, 60, [[PY, "-m", "pytest", "-v", "-m", "cuda", "-p", "no:cacheprovider",
+                                 "tests/test_cuda.py"]]),   # -v: each result printed as it ends
+        # the eager ratios are written to the JSON before anything compiles
+        Step("bench-vision", 170, 60, [[PY, "bench/vision_kd_throughput.py", "--compile", "--rounds", "2",
+                                        "--steps", "20", "--json", str(out / "bench_vision.json")]]),
+        Step("bench-nmt", 100, 60, [[PY, "bench/nmt_kd_throughput.py", "--fp16", "--repeats", "2",
+                                     "--json", str(out / "bench_nmt.json")]]),
+        Step("bench-loader", 45, 20, [[PY, "bench/vision_loader_throughput.py", "--images", "2048",
+                                       "--workers", "8", "16", "--json", str(out / "bench_loader.json")]]),
+        Step("demo", None, 30, [demo], demo_env),
+        Step("bench-dump", 120, 60, [[PY, "bench/vision_dump_throughput.py",
+                                      "--json", str(out / "bench_dump.json")]]),
     ]}
 
 
@@ -165,6 +179,17 @@ def key_numbers(name: str, output: str, out: Path) -> str:
         r = json.loads((out / "bench_dump.json").read_text())
         return (f"shared / per-student {r['ratio_shared_per_student']:.2f} (up to {r['students']}x); "
                 "student-img/s " + ", ".join(f"{k} {v:.0f}" for k, v in r["student_images_per_s"].items()))
+    if name == "bench-loader" and (out / "bench_loader.json").exists():
+        r = json.loads((out / "bench_loader.json").read_text())
+        ips = r["images_per_s"]
+        line = "img/s pil / tensor: " + ", ".join(
+            f"{w} workers {ips['pil'][str(w)]:.0f} / {ips['tensor'][str(w)]:.0f} "
+            f"({r['ratio_tensor_over_pil'][str(w)]:.2f}x)" for w in r["workers"])
+        if (out / "bench_vision.json").exists():  # the loader against what one KD step eats
+            kd = json.loads((out / "bench_vision.json").read_text())["images_per_s"]
+            step = "ours_compiled" if "ours_compiled" in kd else "ours"
+            line += f"; KD step ({step}) {kd[step]:.0f} img/s"
+        return line
     if name == "demo":
         m = re.search(r"\[demo\] report: (\S+)", output)
         return f"report {m.group(1)}" if m else ""
@@ -182,23 +207,24 @@ def pack(tar_path: Path, folder: Path, patterns: list[str]) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    device_out = os.environ.get("OUT")  # set by the device tool: what is written there comes back
-    ap.add_argument("--out", type=Path, default=Path(device_out) if device_out else ROOT / "runs" / "gpu-check",
-                    help="summary and results here (default: $OUT when set, else runs/gpu-check)")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu-check",
+                    help="summary, results and bench JSONs here (default runs/gpu-check)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "gpu-check-work",
                     help="trainings and logs here (default runs/gpu-check-work; OUT gets only the summary files)")
-    ap.add_argument("--steps", default="env,tests,bench-vision,bench-nmt,bench-dump",
-                    help="comma-separated: env, tests, bench-vision, bench-nmt, bench-dump, demo "
-                         "(default: all but demo)")
+    ap.add_argument("--steps", default=",".join(DEFAULT_STEPS),
+                    help=f"comma-separated, run in the order given: {', '.join(DEFAULT_STEPS)}, bench-dump "
+                         f"(default: {','.join(DEFAULT_STEPS)})")
     ap.add_argument("--bundle", type=Path, default=None, help="an offline bundle (scripts/offline_bundle.py)")
     ap.add_argument("--site", type=Path, default=Path("/tmp/lskd-site"), help="where the bundle's wheels go")
-    ap.add_argument("--budget", type=float, default=570.0 if device_out else None,
-                    help="seconds in all; steps that would not fit are not started (default: 570 when $OUT "
-                         "is set, i.e. inside the device tool's 10-minute command; else none)")
+    ap.add_argument("--budget", type=float, default=DEFAULT_BUDGET,
+                    help=f"seconds in all (default {DEFAULT_BUDGET:.0f}); a step is not started without "
+                         "what it needs left, and stopped when the budget is spent")
     ap.add_argument("--demo-scale", type=float, default=0.1, help="the demo's --scale-epochs (default 0.1)")
     ap.add_argument("--jobs", type=int, default=4, help="the demo's --jobs: trainings side by side on the GPU (default 4)")
     ap.add_argument("--dry-run", action="store_true", help="print the steps' commands, run nothing")
     args = ap.parse_args(argv)
+    if not args.budget > 0:
+        ap.error(f"--budget must be > 0 seconds, got {args.budget:g}")
     t_start = time.perf_counter()
     out = args.out.resolve()
     work = args.work.resolve()
@@ -214,7 +240,8 @@ def main(argv=None) -> int:
         for name in chosen:
             for cmd in table[name].commands:
                 env = " ".join(f"{k}={shlex.quote(v)}" for k, v in table[name].env.items())
-                print(f"# {name} (limit {table[name].limit} s)\n{env + ' ' if env else ''}{shlex.join(map(str, cmd))}")
+                limit = f"{table[name].limit} s" if table[name].limit else "the rest of the budget"
+                print(f"# {name} (limit {limit})\n{env + ' ' if env else ''}{shlex.join(map(str, cmd))}")
         return 0
     (work / "logs").mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,7 +258,7 @@ def main(argv=None) -> int:
     for name in chosen:
         step = table[name]
         elapsed = time.perf_counter() - t_start
-        left = (args.budget - elapsed) if args.budget else float("inf")
+        left = args.budget - elapsed
         if left < step.needs:
             results.append({"step": name, "status": f"not started ({left:.0f} s of the budget left)",
                             "seconds": 0.0, "numbers": ""})
@@ -239,7 +266,8 @@ def main(argv=None) -> int:
             continue
         print(f"[gpu_check] {name} ...", flush=True)
         with packing_logs(out, work):  # a run killed from outside keeps this step's log so far
-            status, secs, output = run_step(step, env, work / "logs" / f"{name}.log", min(step.limit, left - 5))
+            status, secs, output = run_step(step, env, work / "logs" / f"{name}.log",
+                                            left if step.limit is None else min(step.limit, left))
         results.append({"step": name, "status": status, "seconds": round(secs, 1),
                         "numbers": key_numbers(name, output, out)})
         print(f"[gpu_check] {name}: {status} in {secs:.0f} s. {results[-1]['numbers']}", flush=True)

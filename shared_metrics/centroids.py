@@ -58,20 +58,25 @@ def require_classes_present(fs: FeatureSet, indices) -> None:
             raise FeatureSetError(f"{fs.path}: class {fs.classes[k]!r} has no samples (empty class)")
 
 
-def per_class_accuracy(fs: FeatureSet, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 accuracy of each class (Tables 17-19): (correct [K], count [K]).
+def top1_correct(fs: FeatureSet, chunk_rows: int | None = None) -> np.ndarray:
+    """bool [N]: whether each sample's top-1 prediction is its label.
 
     From logits.npy; a set without it (ImageNet train: 1.28 M x 1000 logits are not dumped) is
     scored from its features and head, logits = f W^T + b, block by block (the head is the model's
-    last layer, so this is the model's own prediction up to the features' float16 rounding).
-    Accuracy of class k = correct[k] / count[k] (NaN where count is 0)."""
-    correct = np.zeros(fs.num_classes, np.int64)
+    last layer, so this is the model's own prediction up to the features' float16 rounding)."""
+    hit = np.empty(fs.num_samples, bool)
     if fs.has_logits:
         blocks = fs.iter_chunks("logits", chunk_rows)
     else:
         w, b = fs.head_weight.T.astype(np.float32), fs.head_bias.astype(np.float32)
         blocks = ((start, y, f @ w + b) for start, y, f in fs.iter_chunks("features", chunk_rows))
-    for _, y, block in blocks:
-        hit = block.argmax(axis=1) == y
-        correct += np.bincount(y[hit], minlength=fs.num_classes)
-    return correct, fs.label_counts()
+    for start, y, block in blocks:
+        hit[start:start + len(y)] = block.argmax(axis=1) == y
+    return hit
+
+
+def per_class_accuracy(fs: FeatureSet, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 accuracy of each class (Tables 17-19): (correct [K], count [K]), from
+    :func:`top1_correct`. Accuracy of class k = correct[k] / count[k] (NaN where count is 0)."""
+    hit = top1_correct(fs, chunk_rows)
+    return np.bincount(fs.labels[hit], minlength=fs.num_classes).astype(np.int64), fs.label_counts()

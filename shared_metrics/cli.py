@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .centroids import class_centroids, per_class_accuracy, require_classes_present
+from .centroids import class_centroids, per_class_accuracy, require_classes_present, top1_correct
 from .diffusion import check_sets, diffusion_index, diffusion_index_pairwise
 from .entropy import check_temperature, match_temperature, mean_entropy
+from .eta_bootstrap import bootstrap_eta, check_bootstrap_args, check_memory, gather_class_rows, summarise
 from .featureset import FeatureSet, FeatureSetError
 from .report import FORMATS, atomic_write_text, csv_table, markdown_table, read_json, tmp_name, to_json
 from .selection import HierarchyError, agreement, load_hierarchy, select_from_features, select_from_hierarchy
 from .stability import VARIANTS, stability
+from .stats import holm, mcnemar_exact, paired_bootstrap_accuracy, paired_t_interval, t_interval
 
 PROG = "lskd-metrics"
 
@@ -153,7 +155,9 @@ def _read_sets_file(path) -> dict:
     return data
 
 
-def cmd_eta(args) -> None:
+def _eta_splits(args) -> dict:
+    """{"train": (T1 set, T2 set)[, "valid": (...)]}, checked to be the same samples, classes and
+    temperature order."""
     splits = [("train", args.before, args.after)]
     if args.before_valid or args.after_valid:
         if not (args.before_valid and args.after_valid):
@@ -168,8 +172,12 @@ def cmd_eta(args) -> None:
         if tb is not None and ta is not None and float(tb) > float(ta):
             raise UsageError(f"--before is at T = {tb:g} and --after at T = {ta:g}: η(T1, T2) takes the "
                              "lower temperature first (--before T1, --after T2)")
+    return opened
 
-    # Targets and their S1/S2.
+
+def _eta_targets(args, ref: FeatureSet) -> list[tuple[int, list[int], list[int]]]:
+    """(target, S1, S2) class indices from --sets, or --target with --similar/--dissimilar,
+    --hierarchy or --select-by-features."""
     if args.sets:
         if args.target or args.similar or args.dissimilar:
             raise UsageError("--sets replaces --target/--similar/--dissimilar; give one or the other")
@@ -197,45 +205,107 @@ def cmd_eta(args) -> None:
         targets = [(t, s1, s2)]
     for t, s1, s2 in targets:
         check_sets(t, s1, s2)
+    return targets
 
-    results = []
+
+def _eta_compute(args, opened: dict, targets) -> list[dict]:
+    """One row per target: η(S1), η(S2) and the systematic-diffusion verdict per split; with
+    --bootstrap, their percentile intervals, the significance verdict and its p-value (Holm-
+    adjusted over the targets of a split)."""
+    ref = opened["train"][0]
     needed = sorted({k for t, s1, s2 in targets for k in (t, *s1, *s2)})
-    centroids = {}  # per set, only the classes some target needs
-    for t, s1, s2 in targets:
-        row = {"target": ref.classes[t], "target_index": t,
-               "similar": [ref.classes[k] for k in s1], "dissimilar": [ref.classes[k] for k in s2]}
-        for split, (fb, fa) in opened.items():
-            for fs in (fb, fa):
-                require_classes_present(fs, [t, *s1, *s2])
+    for fb, fa in opened.values():
+        for fs in (fb, fa):
+            require_classes_present(fs, needed)
+    results = [{"target": ref.classes[t], "target_index": t, "similar": [ref.classes[k] for k in s1],
+                "dissimilar": [ref.classes[k] for k in s2]} for t, s1, s2 in targets]
+    for split_id, (split, (fb, fa)) in enumerate(opened.items()):
+        suffix = "" if split == "train" else "_valid"
+        rows = None
+        if args.bootstrap:
+            check_memory([fb, fa], needed, targets, args.bootstrap)
+            rows = gather_class_rows([fb, fa], needed)
+            centroids = rows.centroids(ref.num_classes)
+        elif not args.pairwise:
+            centroids = [class_centroids(fs, classes=needed) for fs in (fb, fa)]
+        for row, (t, s1, s2) in zip(results, targets):
             if args.pairwise:
                 r = diffusion_index_pairwise(fb, fa, t, s1, s2, projection=args.projection,
                                              max_per_class=args.max_per_class, seed=args.seed)
             else:
-                for fs in (fb, fa):
-                    if fs.path not in centroids:
-                        centroids[fs.path] = class_centroids(fs, classes=needed)
-                r = diffusion_index(centroids[fb.path], centroids[fa.path], t, s1, s2)
-            suffix = "" if split == "train" else "_valid"
+                r = diffusion_index(centroids[0], centroids[1], t, s1, s2)
             row[f"eta_similar{suffix}"] = r.eta_similar
             row[f"eta_dissimilar{suffix}"] = r.eta_dissimilar
             row[f"systematic_diffusion{suffix}"] = bool(r.eta_similar < 0 < r.eta_dissimilar)
-        results.append(row)
+        if rows is not None:
+            reps = bootstrap_eta(rows, targets, args.bootstrap, args.seed, split=split_id)
+            del rows
+            for row, rep in zip(results, reps):
+                summary = summarise(row[f"eta_similar{suffix}"], row[f"eta_dissimilar{suffix}"],
+                                    rep.similar, rep.dissimilar, args.confidence)
+                row.update({f"{k}{suffix}": v for k, v in summary.items()})
+            adjusted = holm([row[f"p_systematic_diffusion{suffix}"] for row in results])
+            for row, p in zip(results, adjusted):
+                row[f"p_systematic_diffusion_holm{suffix}"] = float(p)
+                row[f"significant_systematic_diffusion_holm{suffix}"] = bool(p < 1.0 - args.confidence)
+    return results
 
+
+def _eta_emit(args, opened: dict, results: list[dict]) -> None:
+    """JSON (fractions; one target at the top level unless --sets), or the Table 3 layout: one row
+    per target, train (and valid) η over S1 and S2, with interval bounds under --bootstrap."""
     common = {"unit": "fraction", "distance": "pairwise" if args.pairwise else "centroid",
               "T1": opened["train"][0].meta.get("temperature"), "T2": opened["train"][1].meta.get("temperature"),
               "before": str(args.before), "after": str(args.after)}
+    if args.bootstrap:
+        common["bootstrap"] = {
+            "replicates": args.bootstrap, "confidence": args.confidence, "seed": args.seed,
+            "method": "paired stratified bootstrap over samples (T1 and T2 share the resampled rows, each "
+                      "class keeps its size); percentile intervals",
+            "significant": "S1 interval entirely below 0 and S2 interval entirely above 0",
+            "multiple_testing": f"Holm over the {len(results)} target(s) of each split, on "
+                                "p_systematic_diffusion (the larger of the S1 and S2 bootstrap p-values)"}
     payload = {**common, **results[0]} if len(results) == 1 and not args.sets else {**common, "targets": results}
-    # Table 3 layout: one row per target, train (and valid) η over S1 and S2.
-    keys = [f"{k}{sfx}" for sfx in [""] + (["_valid"] if len(opened) > 1 else [])
-            for k in ("eta_similar", "eta_dissimilar")]
-    if args.format == "csv":
-        rows = [{"target": r["target"], **{f"{k} (fraction)": r[k] for k in keys}} for r in results]
-        _emit(args, payload, rows, ["target"] + [f"{k} (fraction)" for k in keys])
-    else:
-        named = [k.replace("eta_similar", "η S1").replace("eta_dissimilar", "η S2").replace("_valid", " valid")
-                 + " (fraction)" for k in keys]
-        rows = [{"target": r["target"], **{n: r[k] for n, k in zip(named, keys)}} for r in results]
-        _emit(args, payload, rows, ["target"] + named, pct_columns=set(named))
+    suffixes = [""] + (["_valid"] if len(opened) > 1 else [])
+    pct = f"{100 * args.confidence:g}" if args.bootstrap else None
+    columns = []   # (key in the row, CSV header, markdown header, is a fraction)
+    for sfx in suffixes:
+        v = " valid" if sfx else ""
+        for key, sym in (("eta_similar", "S1"), ("eta_dissimilar", "S2")):
+            columns.append((f"{key}{sfx}", f"{key}{sfx} (fraction)", f"η {sym}{v} (fraction)", True))
+            if args.bootstrap:
+                for end, word in ((0, "low"), (1, "high")):
+                    columns.append(((f"{key}_ci{sfx}", end), f"{key}_ci_{word}{sfx} (fraction)",
+                                    f"η {sym}{v} {pct}% CI {word} (fraction)", True))
+        if args.bootstrap:
+            columns.append((f"significant_systematic_diffusion{sfx}", f"significant_systematic_diffusion{sfx}",
+                            f"significant{v}", False))
+            columns.append((f"p_systematic_diffusion_holm{sfx}", f"p_systematic_diffusion_holm{sfx}",
+                            f"p Holm{v}", False))
+    csv = args.format == "csv"
+    table_rows = []
+    for r in results:
+        cells = {"target": r["target"]}
+        for key, csv_head, md_head, _ in columns:
+            value = r[key[0]][key[1]] if isinstance(key, tuple) else r[key]
+            cells[csv_head if csv else md_head] = ("yes" if value else "no") if isinstance(value, bool) and not csv \
+                else value
+        table_rows.append(cells)
+    headers = ["target"] + [c[1] if csv else c[2] for c in columns]
+    _emit(args, payload, table_rows, headers,
+          pct_columns=set() if csv else {c[2] for c in columns if c[3]})
+
+
+def cmd_eta(args) -> None:
+    if args.bootstrap is not None:
+        args.bootstrap, args.confidence = check_bootstrap_args(args.bootstrap, args.confidence)
+        if args.pairwise:
+            raise UsageError("--bootstrap gives intervals for centroid η; it does not combine with --pairwise")
+        if args.seed < 0:
+            raise UsageError(f"--seed must be >= 0 with --bootstrap, got {args.seed}")
+    opened = _eta_splits(args)
+    targets = _eta_targets(args, opened["train"][0])
+    _eta_emit(args, opened, _eta_compute(args, opened, targets))
 
 
 # -------------------------------------------------------------- entropy
@@ -421,6 +491,230 @@ def cmd_accuracy(args) -> None:
     _emit(args, payload, rows, columns, pct_columns=set(columns[1:]))
 
 
+# --------------------------------------------------- paired tests and seeds
+def cmd_compare(args) -> None:
+    """Two models' top-1 on the same samples: both accuracies, B - A, McNemar's exact p-value and a
+    paired bootstrap interval of the difference (shared_metrics.stats)."""
+    replicates, confidence = check_bootstrap_args(args.bootstrap, args.confidence)
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    a, b = _open(args.a), _open(args.b)
+    _same_classes(a, b)
+    _same_samples(a, b)
+    hit_a, hit_b = top1_correct(a), top1_correct(b)
+    test = mcnemar_exact(hit_a, hit_b)
+    boot = paired_bootstrap_accuracy(hit_a, hit_b, replicates, args.seed, confidence)
+    significant = test.p_value < 1.0 - confidence
+    payload = {"unit": "fraction", "a": str(a.path), "b": str(b.path), "label_a": _label(a), "label_b": _label(b),
+               "samples": a.num_samples, "top1_a": float(hit_a.mean()), "top1_b": float(hit_b.mean()),
+               "difference": boot.difference, "difference_ci": [boot.low, boot.high],
+               "mcnemar": test.as_dict(), "significant": bool(significant), "confidence": confidence,
+               "bootstrap": {"replicates": replicates, "seed": args.seed,
+                             "method": "paired bootstrap over samples, percentile interval of top-1(B) - top-1(A)"},
+               "test": "McNemar's exact test (two-sided binomial on the discordant samples)"}
+    level = f"{100 * confidence:g}%"
+    row = {"A": _label(a), "B": _label(b), "top-1 A (fraction)": payload["top1_a"],
+           "top-1 B (fraction)": payload["top1_b"], "B - A (fraction)": boot.difference,
+           f"{level} CI low (fraction)": boot.low, f"{level} CI high (fraction)": boot.high,
+           "McNemar p": test.p_value, "only A right": test.only_a, "only B right": test.only_b}
+    if args.format == "csv":
+        row["significant"] = bool(significant)
+    else:
+        row["verdict"] = f"significant at {level}" if significant else "not distinguishable at this scale"
+    columns = list(row)
+    _emit(args, payload, [row], columns, pct_columns={c for c in columns if c.endswith("(fraction)")})
+
+
+def _dig(data, key: str):
+    """The number at a dotted path (``mcnemar.p_value``) of a JSON result, or None."""
+    for part in key.split("."):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return float(data) if isinstance(data, (int, float)) and not isinstance(data, bool) else None
+
+
+def _json_results(paths, key: str) -> tuple[list[dict[str, float]], str | None]:
+    """Per file (one seed each): {group: value} -- one group named after the key, or, for a result
+    with a "targets" (eta --sets) or "sets" (accuracy of many sets) list, one per entry. Also the
+    files' common "unit"."""
+    seen, texts, out, units = {}, {}, [], set()
+    for path in paths:
+        real = os.path.realpath(path)
+        if real in seen:
+            raise UsageError(f"{path} is given twice (one results file per seed)")
+        seen[real] = path
+        data = read_json(path, UsageError, "results file")
+        text = to_json(data)
+        if text in texts:
+            raise UsageError(f"{path} and {texts[text]} hold the same results: the same seed given twice?")
+        texts[text] = path
+        value = _dig(data, key)
+        if value is not None:
+            groups = {key: value}
+        else:
+            entries = next(((data[k], n) for k, n in (("targets", "target"), ("sets", "label"))
+                            if isinstance(data, dict) and isinstance(data.get(k), list)), None)
+            groups = {}
+            for entry in entries[0] if entries else ():
+                v = _dig(entry, key)
+                if v is not None:
+                    groups[str(entry.get(entries[1]))] = v
+            if not groups:
+                raise UsageError(f"{path}: no number at {key!r} (a dotted path into the JSON, e.g. top1, "
+                                 "eta_similar, mcnemar.p_value)")
+        if isinstance(data, dict) and data.get("unit"):
+            units.add(data["unit"])
+        out.append(groups)
+    return out, (units.pop() if len(units) == 1 else None)
+
+
+def _csv_results(path, value: str, by: list[str], seed_column: str, condition: str | None = None
+                 ) -> dict[tuple, dict]:
+    """{(by values..., [condition value]): {seed: value}} from a CSV of per-seed results; a seed
+    twice in one group is an error."""
+    import csv as _csv
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = _csv.DictReader(f)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, _csv.Error) as e:
+        raise UsageError(f"{path}: cannot read the CSV ({e.__class__.__name__}: {e})") from None
+    wanted = [value, seed_column, *by, *([condition] if condition else [])]
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise UsageError(f"{path}: no column {missing[0]!r} (columns: {', '.join(header)})")
+    groups: dict[tuple, dict] = {}
+    for line, r in enumerate(rows, start=2):
+        key = tuple(r[c] for c in by) + ((r[condition],) if condition else ())
+        try:
+            v = float(r[value])
+        except (TypeError, ValueError):
+            raise UsageError(f"{path}: line {line}: {value} = {r[value]!r} is not a number") from None
+        seeds = groups.setdefault(key, {})
+        if r[seed_column] in seeds:
+            where = ", ".join(f"{c}={k}" for c, k in zip(by + ([condition] if condition else []), key))
+            raise UsageError(f"{path}: line {line}: seed {r[seed_column]} given twice"
+                             + (f" for {where}" if where else ""))
+        seeds[r[seed_column]] = v
+    if not groups:
+        raise UsageError(f"{path}: no rows")
+    return groups
+
+
+def _interval_row(name: dict, r, unit: str | None) -> dict:
+    level = f"{100 * r.confidence:g}%"
+    u = f" ({unit})" if unit else ""
+    row = {**name, f"mean{u}": r.mean, f"std{u}": r.std, "n": r.n,
+           f"{level} t-interval low{u}": r.low, f"{level} t-interval high{u}": r.high}
+    if r.p_value is not None:
+        row["paired t p"] = r.p_value
+    return row
+
+
+def _emit_intervals(args, rows: list[dict], unit: str | None, payload: dict) -> None:
+    columns = list(rows[0])
+    pct = {c for c in columns if c.endswith("(fraction)")} if unit == "fraction" else set()
+    _emit(args, payload, rows, columns, pct_columns=pct)
+
+
+def _split_list(text: str | None) -> list[str]:
+    return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+
+def cmd_seeds(args) -> None:
+    """mean ± std (n) and the t-interval over seeds, per group."""
+    confidence = check_bootstrap_args(1, args.confidence)[1]
+    if bool(args.files) == bool(args.csv):
+        raise UsageError("give results files (one JSON per seed) with --key, or --csv FILE with --value")
+    if args.files:
+        if not args.key:
+            raise UsageError("give --key: the number to summarise in each JSON (e.g. top1, eta_similar)")
+        per_seed, unit = _json_results(args.files, args.key)
+        names = list(dict.fromkeys(g for groups in per_seed for g in groups))
+        values = {(g,): [groups[g] for groups in per_seed if g in groups] for g in names}
+        by = ["target" if names != [args.key] else "key"]
+    else:
+        if not args.value:
+            raise UsageError("give --value: the CSV column holding the per-seed number")
+        by = _split_list(args.by)
+        values = {k: list(v.values()) for k, v in _csv_results(args.csv, args.value, by, args.seed_column).items()}
+        unit = args.unit
+    unit = args.unit or unit
+    rows, out = [], []
+    for key, vals in values.items():
+        r = t_interval(vals, confidence)
+        name = dict(zip(by, key))
+        rows.append(_interval_row(name, r, unit))
+        out.append({**name, **r.as_dict()})
+    _emit_intervals(args, rows, unit, {"unit": unit, "method": "Student-t interval of the mean over seeds "
+                                       "(sample std, n - 1 degrees of freedom)", "groups": out})
+
+
+def cmd_paired_seeds(args) -> None:
+    """Per-seed difference B - A between two conditions: mean, t-interval and the paired t-test."""
+    confidence = check_bootstrap_args(1, args.confidence)[1]
+    if bool(args.a_files or args.b_files) == bool(args.csv):
+        raise UsageError("give --a FILE... --b FILE... (JSON, one per seed, in the same seed order) with --key, "
+                         "or --csv FILE with --value, --condition, --a-value and --b-value")
+    if args.csv:
+        if not (args.value and args.condition and args.a_value is not None and args.b_value is not None):
+            raise UsageError("--csv needs --value, --condition, --a-value and --b-value")
+        by = _split_list(args.by)
+        groups = _csv_results(args.csv, args.value, by, args.seed_column, args.condition)
+        pairs = {}
+        for key in dict.fromkeys(k[:-1] for k in groups):
+            sa, sb = groups.get(key + (args.a_value,)), groups.get(key + (args.b_value,))
+            where = ", ".join(f"{c}={k}" for c, k in zip(by, key)) or "the file"
+            if sa is None or sb is None:
+                raise UsageError(f"{args.csv}: {where} has no rows with {args.condition} = "
+                                 f"{args.a_value if sa is None else args.b_value}")
+            if set(sa) != set(sb):
+                odd = sorted(set(sa) ^ set(sb))[0]
+                raise UsageError(f"{args.csv}: {where}: seed {odd} is in only one of {args.condition} = "
+                                 f"{args.a_value} and {args.b_value} (a paired test needs the same seeds)")
+            seeds = sorted(sa)
+            pairs[key] = ([sa[s] for s in seeds], [sb[s] for s in seeds])
+        unit = args.unit
+    else:
+        if not args.key:
+            raise UsageError("give --key: the number to compare in each JSON (e.g. top1, eta_similar)")
+        if len(args.a_files or []) != len(args.b_files or []):
+            raise UsageError(f"--a has {len(args.a_files or [])} files and --b {len(args.b_files or [])}: "
+                             "give one file per seed for each, in the same seed order")
+        a, unit_a = _json_results(args.a_files, args.key)
+        b, unit_b = _json_results(args.b_files, args.key)
+        overlap = set(map(os.path.realpath, args.a_files)) & set(map(os.path.realpath, args.b_files))
+        if overlap:
+            raise UsageError(f"{sorted(overlap)[0]} is given in both --a and --b")
+        names = list(dict.fromkeys(g for groups in a for g in groups))
+        for i, (ga, gb) in enumerate(zip(a, b)):
+            if set(ga) != set(gb):
+                raise UsageError(f"{args.a_files[i]} and {args.b_files[i]} hold different targets")
+        pairs = {(g,): ([x[g] for x in a], [x[g] for x in b]) for g in names}
+        by = ["target" if names != [args.key] else "key"]
+        unit = unit_a if unit_a == unit_b else None
+    unit = args.unit or unit
+    rows, out = [], []
+    for key, (va, vb) in pairs.items():
+        r = paired_t_interval(va, vb, confidence)
+        name = dict(zip(by, key))
+        row = _interval_row(name, r, unit)
+        row = {(k.replace("mean", "mean B - A", 1) if k.startswith("mean") else k): v for k, v in row.items()}
+        significant = r.p_value is not None and r.p_value == r.p_value and r.p_value < 1.0 - confidence
+        row["verdict"] = (f"significant at {100 * confidence:g}%" if significant
+                          else "not distinguishable at this scale")
+        rows.append(row)
+        out.append({**name, **r.as_dict(), "significant": bool(significant)})
+    _emit_intervals(args, rows, unit, {"unit": unit, "difference": "B - A, per seed",
+                                       "method": "paired t-interval of the per-seed differences; two-sided "
+                                                 "paired t-test (scipy.stats.ttest_rel)", "groups": out})
+
+
 # --------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
@@ -436,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("-o", "--output", help="write the result to this file (atomically) instead of stdout")
         return sp
 
-    sp = add("eta", cmd_eta, "diffusion index η(T1, T2; π, S) of paper Eq. 1 (a fraction; tables print %)")
+    sp = add("eta", cmd_eta, "diffusion index η(T1, T2; π, S) of paper Eq. 1 (a fraction; markdown tables print percent)")
     sp.add_argument("--before", required=True, help="feature set of the student at T1 (train split)")
     sp.add_argument("--after", required=True, help="feature set of the student at T2 (train split)")
     sp.add_argument("--before-valid", help="feature set at T1, validation split (adds valid columns)")
@@ -457,6 +751,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="η_pairwise: project onto the span of the classes' head rows (default) or not")
     sp.add_argument("--max-per-class", type=_positive_int, default=500,
                     help="η_pairwise: samples per class (default 500)")
+    sp.add_argument("--bootstrap", metavar="B",
+                    help="add percentile intervals from B paired bootstrap replicates over samples (each class "
+                         "resampled with replacement, the same rows for T1 and T2) and the significance verdict")
+    sp.add_argument("--confidence", default="0.95",
+                    help="confidence level of the --bootstrap intervals, in (0, 1) (default 0.95)")
 
     sp = add("entropy", cmd_entropy, "mean entropy (nats) of softmax(logits/T) per temperature (Table 13)")
     sp.add_argument("--features", nargs="+", required=True, help="feature set(s) with logits.npy")
@@ -515,6 +814,40 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("accuracy", cmd_accuracy, "top-1 and per-class accuracy from logits (Tables 17-19)")
     sp.add_argument("--features", nargs="+", required=True, help="feature set(s) with logits.npy")
     sp.add_argument("--classes", help="only these classes (comma-separated); default all")
+
+    sp = add("compare", cmd_compare, "two models' top-1 on the same samples: accuracies, B - A, McNemar's exact "
+                                     "test and a paired bootstrap interval of the difference")
+    sp.add_argument("--a", required=True, help="feature set (with logits.npy, or features and head) of model A")
+    sp.add_argument("--b", required=True, help="feature set of model B, the same samples as --a")
+    sp.add_argument("--bootstrap", default="10000", metavar="B",
+                    help="replicates of the paired bootstrap interval (default 10000)")
+    sp.add_argument("--confidence", default="0.95", help="confidence level, in (0, 1) (default 0.95)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+
+    def seed_csv(sp):
+        sp.add_argument("--csv", help="a CSV of per-seed results instead of JSON files")
+        sp.add_argument("--value", help="--csv: the column holding the number")
+        sp.add_argument("--by", help="--csv: comma-separated columns that name a group (e.g. alpha,temperature)")
+        sp.add_argument("--seed-column", default="seed", help="--csv: the column naming the seed (default seed)")
+        sp.add_argument("--key", help="JSON: dotted path of the number in each file (e.g. top1, eta_similar, "
+                                      "mcnemar.p_value); eta --sets files give one group per target")
+        sp.add_argument("--unit", help="unit of the values (default: the JSON's 'unit'); 'fraction' prints "
+                                       "percent in markdown")
+        sp.add_argument("--confidence", default="0.95", help="confidence level, in (0, 1) (default 0.95)")
+
+    sp = add("seeds", cmd_seeds, "mean ± std (n) over seeds and the Student-t interval of the mean")
+    sp.add_argument("files", nargs="*", metavar="FILE", help="JSON results, one per seed (e.g. accuracy or eta output)")
+    seed_csv(sp)
+
+    sp = add("paired-seeds", cmd_paired_seeds, "difference B - A between two conditions over the same seeds: "
+                                               "mean, paired t-interval and paired t-test")
+    sp.add_argument("--a", dest="a_files", nargs="+", metavar="FILE", help="JSON results of condition A, one per seed")
+    sp.add_argument("--b", dest="b_files", nargs="+", metavar="FILE",
+                    help="JSON results of condition B, one per seed, in the same seed order as --a")
+    sp.add_argument("--condition", help="--csv: the column that tells the conditions apart (e.g. alpha)")
+    sp.add_argument("--a-value", help="--csv: the --condition value of A")
+    sp.add_argument("--b-value", help="--csv: the --condition value of B")
+    seed_csv(sp)
     return p
 
 

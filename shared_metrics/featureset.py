@@ -12,7 +12,10 @@ Layout (DESIGN.md, "The feature-set contract")::
 Reads are memory-mapped (``FeatureSet.features``) or streamed in bounded chunks
 (``FeatureSet.iter_chunks``), so an ImageNet-train-size set never has to fit in
 memory. Writes go to a temporary sibling directory that is renamed into place
-only when complete: a killed writer never leaves a set that looks whole.
+only when complete: a killed writer never leaves a set that looks whole. A writer holds the
+set's lock (``shared_metrics.locks``, ``.NAME.lock`` beside it) from start to rename, so a
+second writer of the same set fails at once naming the first one's PID, and it removes the
+temporary siblings of writers that were killed (``.NAME.tmp-PID-*`` whose PID is dead).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .locks import OutputLock, remove_stale_temporaries
 from .report import read_json
 
 FEATURE_DTYPES = (np.float16, np.float32)
@@ -294,7 +298,8 @@ class FeatureSetWriter:
     ...         w.append(feats, labels, logits)
 
     Leaving the ``with`` block by an exception removes the temporary directory; nothing
-    appears at ``path``.
+    appears at ``path``. From construction to :meth:`close` (or :meth:`abort`) the writer holds
+    ``path``'s lock: a second writer of the same set raises FeatureSetError naming this one's PID.
     """
 
     def __init__(self, path, *, num_samples: int, dim: int, head_weight, head_bias=None,
@@ -311,21 +316,27 @@ class FeatureSetWriter:
         if np.dtype(dtype) not in FEATURE_DTYPES:
             raise FeatureSetError("feature dtype must be float16 or float32")
         self.meta = _check_meta(meta, K)
-        if self.path.exists() and not overwrite:
-            raise FeatureSetError(f"{self.path}: already exists (pass overwrite=True to replace it)")
         self.overwrite = overwrite
         self.num_samples, self.dim, self.num_classes = num_samples, dim, K
         self.dtype = np.dtype(dtype)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _tmp_sibling(self.path)
-        self.tmp.mkdir()
-        np.save(self.tmp / "head_weight.npy", head_weight)
-        np.save(self.tmp / "head_bias.npy", head_bias)
-        fmt = np.lib.format
-        self._features = fmt.open_memmap(self.tmp / "features.npy", "w+", dtype, (num_samples, dim))
-        self._labels = np.empty(num_samples, np.int64)
-        self._logits = (fmt.open_memmap(self.tmp / "logits.npy", "w+", logits_dtype, (num_samples, K))
-                        if logits else None)
+        self.tmp, self._features, self._logits = None, None, None
+        self._lock = OutputLock(self.path, "feature set", error=FeatureSetError).acquire()
+        try:
+            if self.path.exists() and not overwrite:
+                raise FeatureSetError(f"{self.path}: already exists (pass overwrite=True to replace it)")
+            remove_stale_temporaries(self.path.parent, f".{self.path.name}")  # killed writers' sets
+            self.tmp = _tmp_sibling(self.path)
+            self.tmp.mkdir()
+            np.save(self.tmp / "head_weight.npy", head_weight)
+            np.save(self.tmp / "head_bias.npy", head_bias)
+            fmt = np.lib.format
+            self._features = fmt.open_memmap(self.tmp / "features.npy", "w+", dtype, (num_samples, dim))
+            self._labels = np.empty(num_samples, np.int64)
+            self._logits = (fmt.open_memmap(self.tmp / "logits.npy", "w+", logits_dtype, (num_samples, K))
+                            if logits else None)
+        except BaseException:
+            self.abort()
+            raise
         self.count = 0
 
     def append(self, features, labels, logits=None) -> None:
@@ -367,14 +378,21 @@ class FeatureSetWriter:
             if arr is not None:
                 arr.flush()
         self._features = self._logits = None
-        np.save(self.tmp / "labels.npy", self._labels)
-        (self.tmp / "meta.json").write_text(json.dumps(self.meta, indent=1, ensure_ascii=False) + "\n")
-        _commit_dir(self.tmp, self.path, self.overwrite)
+        try:
+            np.save(self.tmp / "labels.npy", self._labels)
+            (self.tmp / "meta.json").write_text(json.dumps(self.meta, indent=1, ensure_ascii=False) + "\n")
+            _commit_dir(self.tmp, self.path, self.overwrite)
+        except BaseException:
+            self.abort()
+            raise
+        self._lock.release()
         return self.path
 
     def abort(self) -> None:
         self._features = self._logits = None
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self._lock.release()
 
     def __enter__(self):
         return self

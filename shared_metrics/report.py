@@ -67,16 +67,29 @@ def read_json(path, error=ValueError, what: str = "file"):
 
 
 def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to a temporary sibling, then rename it to ``path``; the sibling is removed
+    if that fails, and those of killed writers (.NAME.tmp-PID whose PID is dead) are removed."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory: give a file name to write to")
     path.parent.mkdir(parents=True, exist_ok=True)
+    from .locks import remove_stale_temporaries
+    remove_stale_temporaries(path.parent, f".{path.name}")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def tmp_name(path) -> Path:
-    """A temporary sibling for writers that cannot stream (e.g. matplotlib's savefig)."""
+    """A temporary sibling for writers that cannot stream (e.g. matplotlib's savefig); those of
+    killed writers (same name, a dead PID) are removed."""
     path = Path(path)
+    from .locks import remove_stale_temporaries
+    remove_stale_temporaries(path.parent, f".{path.stem}", path.suffix)
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
 
 

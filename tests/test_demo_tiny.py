@@ -140,3 +140,28 @@ def test_translation_entropy_table_is_the_logged_teacher_entropy_in_nats(tiny):
             bits = float(lines[-1].split("| teacher_entropy ")[1].split()[0])
             assert float(cell) == pytest.approx(bits * math.log(2), abs=1e-3), (tag, T)
         assert float(row[1]) <= float(row[2]) <= float(row[3]) <= float(row[4]) and row[1] != row[4]  # softer with T
+
+
+def test_the_vision_half_through_slurm_equals_the_local_run(tiny, slurm_cluster, tmp_path):
+    """The same study through a real SLURM (`-- --profile scripts/workflow/profiles/slurm-localhost`):
+    every training and analysis job ran as a SLURM job of its own, and the features and lskd-metrics
+    results are those of the local run, byte for byte (same seeds, one thread a job both ways)."""
+    out = tmp_path / "slurm"
+    env = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable, **{
+        k: v for k, v in slurm_cluster.env.items() if k.startswith(("SLURM", "PYTHONPATH", "PATH"))})
+    proc = subprocess.run(["bash", "scripts/demo.sh", "--size", "tiny", "--no-nmt", "--out", str(out), "--",
+                           "--profile", "scripts/workflow/profiles/slurm-localhost"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", proc.stdout + proc.stderr)
+    finished = slurm_cluster.jobs()
+    assert len(submitted) >= 4 + 8 and all(finished[int(j)]["JobState"] == "COMPLETED" for j in submitted)
+    logs = out / ".snakemake" / "slurm_logs"
+    assert (logs / "rule_vision_teacher").is_dir() and (logs / "rule_vision_students").is_dir()
+    for rel in ["vision/teacher_a0.1/features/train/features.npy",
+                "vision/students_a0/seed0/T64/features/valid/logits.npy",
+                "vision/students_a0.1/seed0/T3/features/train/features.npy"]:
+        assert (out / rel).read_bytes() == (tiny / rel).read_bytes(), rel
+    for result in sorted((tiny / "analysis" / "vision").glob("*.json")):
+        assert json.loads((out / "analysis" / "vision" / result.name).read_text()) == json.loads(result.read_text())
+    assert (out / "report.md").is_file()

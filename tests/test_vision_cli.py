@@ -109,7 +109,7 @@ def cases(teacher, tmp, bad):
         "model arg value": ([DISTILL, *DIGITS, "--model", "mobilenet_v2", "--model-arg", "dropout=2"],
                             "mobilenet_v2: bad --model-arg"),
         "output is a file": ([DISTILL, *DIGITS, "--model", "resnet18", "--output-dir", __file__],
-                             "File exists"),
+                             "test_vision_cli.py is a file, not a directory"),
         "momentum<0": (train("--momentum", "-0.5"), "--momentum must be in [0, 1), got -0.5"),
         "momentum=1": (train("--momentum", "1"), "--momentum must be in [0, 1), got 1"),
         "weight decay<0": (train("--weight-decay", "-1"),
@@ -131,8 +131,8 @@ def cases(teacher, tmp, bad):
         "resume empty": (resume("empty"), empty.replace("empty.pt", "checkpoint.pt")),
         "dump truncated": (dump(str(bad / "truncated.pt")), truncated),
         "dump empty": (dump(str(bad / "empty.pt")), empty),
-        "dump refused object": (dump(str(bad / "refused.pt")), "refused.pt: holds objects that a "
-                                "weights-only load refuses (Unsupported global: GLOBAL fractions.Fraction"),
+        "dump refused object": (dump(str(bad / "refused.pt")), "refused.pt: refused: unsafe object "
+                                "(GLOBAL fractions.Fraction is not an allowed global in a weights-only load"),
         # hand-edited metadata
         "teacher num_classes": (with_teacher("ten.pt"), "ten.pt: checkpoint field num_classes is 'ten'"),
         "dump args list": (dump(str(bad / "args_list.pt")),

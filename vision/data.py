@@ -13,6 +13,14 @@ random crop with zero padding of size/8 pixels, plus a horizontal flip for Fashi
 Recipes (the paper's augmentations): ``imagenet``: random resized crop + horizontal flip;
 ``cub``: the same plus a random rotation (15 degrees) and colour jitter (0.4, 0.4, 0.4).
 Evaluation: resize to 256/224 of the crop size, then a centre crop.
+
+``--backend`` (imagefolder; the names of torchvision's classification reference): ``pil`` reads
+each file with PIL and augments PIL images with ``torchvision.transforms``; ``tensor`` decodes
+it with ``torchvision.io.decode_image`` (libjpeg-turbo for JPEG, greyscale and CMYK converted to
+RGB; PIL for the formats it does not read, such as BMP and TIFF) and augments the uint8 tensor
+with the same transforms of ``torchvision.transforms.v2``. Both draw the same random numbers in
+the same order, so a seeded image gets the same crop, flip, angle and jitter factors whichever
+backend; the pixels differ by the resampling and colour arithmetic only (a few levels of 255).
 """
 from __future__ import annotations
 
@@ -32,6 +40,7 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Sneaker", "Bag", "Ankle boot"]
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DATASETS = ("imagefolder", "fashion-mnist", "digits")
+BACKENDS = ("pil", "tensor")
 DEFAULT_IMAGE_SIZE = {"imagefolder": 224, "fashion-mnist": 32, "digits": 32}
 
 
@@ -149,15 +158,42 @@ class GreyImages(torch.utils.data.Dataset):
 
 
 # ----------------------------------------------------------------------------- ImageFolder
-def imagefolder_transforms(size: int, recipe: str):
-    from torchvision import transforms as T
+def imagefolder_transforms(size: int, recipe: str, backend: str = "pil"):
+    """(train, eval) transforms of the paper's recipes for the ``backend``'s images: PIL images
+    (torchvision.transforms) or uint8 [3, H, W] tensors (torchvision.transforms.v2, whose random
+    parameters are drawn as v1 draws them: RandomResizedCrop's scale/ratio/offsets, the flip's
+    coin, the rotation's angle, ColorJitter's order and factors)."""
+    if backend not in BACKENDS:
+        raise VisionError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if backend == "tensor":
+        from torchvision.transforms import v2 as T
 
+        to_float = T.ToDtype(torch.float32, scale=True)  # uint8 / 255, as ToTensor
+    else:
+        from torchvision import transforms as T
+
+        to_float = T.ToTensor()
     train = [T.RandomResizedCrop(size, antialias=True), T.RandomHorizontalFlip()]
     if recipe == "cub":
         train += [T.RandomRotation(15), T.ColorJitter(0.4, 0.4, 0.4)]
-    tail = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    tail = [to_float, T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     evaluate = [T.Resize(int(round(size * 256 / 224)), antialias=True), T.CenterCrop(size)]
     return T.Compose(train + tail), T.Compose(evaluate + tail)
+
+
+def read_rgb_tensor(path: str) -> torch.Tensor:
+    """An image file as a uint8 RGB tensor [3, H, W] (the tensor backend's ImageFolder loader):
+    torchvision.io.decode_image (JPEG via libjpeg-turbo, greyscale and CMYK converted to RGB;
+    PNG, GIF, WebP), PIL for what it does not read (BMP, TIFF, ...; PIL raises on a broken file)."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    try:
+        return decode_image(path, mode=ImageReadMode.RGB)
+    except RuntimeError:  # an unsupported format (or a broken file: PIL then says why)
+        from torchvision.datasets.folder import pil_loader
+        from torchvision.transforms.functional import pil_to_tensor
+
+        return pil_to_tensor(pil_loader(path))
 
 
 def _spread_subset(ds, limit):
@@ -169,9 +205,12 @@ def _spread_subset(ds, limit):
 
 
 def build_datasets(name: str, data=None, image_size=None, recipe: str = "imagenet",
-                   limit_train=None, limit_val=None):
+                   limit_train=None, limit_val=None, backend: str = "pil"):
     """Returns a namespace: train (augmented), train_eval (train split, eval transforms, for
     feature dumps), val, classes, image_size.
+
+    ``backend``: how an ImageFolder's files are decoded and augmented (pil or tensor, see the
+    module's docstring); the grey sets are tensors already and ignore it.
 
     ``--limit-train/--limit-val N``: the first N images of the grey sets; N images spread evenly
     over an ImageFolder's class-ordered files. The grey sets are normalised with the pixel mean
@@ -192,10 +231,11 @@ def build_datasets(name: str, data=None, image_size=None, recipe: str = "imagene
         for split in ("train", "val"):
             if not os.path.isdir(os.path.join(data, split)):
                 raise FileNotFoundError(f"data path {os.path.join(data, split)} not found")
-        t_train, t_eval = imagefolder_transforms(size, recipe)
-        train = ImageFolder(os.path.join(data, "train"), t_train)
-        train_eval = ImageFolder(os.path.join(data, "train"), t_eval)
-        val = ImageFolder(os.path.join(data, "val"), t_eval)
+        t_train, t_eval = imagefolder_transforms(size, recipe, backend)
+        kw = {"loader": read_rgb_tensor} if backend == "tensor" else {}  # else PIL's
+        train = ImageFolder(os.path.join(data, "train"), t_train, **kw)
+        train_eval = ImageFolder(os.path.join(data, "train"), t_eval, **kw)
+        val = ImageFolder(os.path.join(data, "val"), t_eval, **kw)
         if val.classes != train.classes:
             raise VisionError(f"{data}: train/ and val/ have different class folders")
         classes = list(train.classes)

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shared_metrics.featureset import FeatureSetError
+from shared_metrics.locks import remove_stale_temporaries
 from vision import data as vdata
 from vision import kd, utils
 from vision.dump_features import CREATED_BY, dump_all, feature_dtype
@@ -87,6 +88,10 @@ def get_args_parser(add_help=True):
                    "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)")
     g.add_argument("--recipe", choices=("imagenet", "cub"), default="imagenet",
                    help="imagefolder augmentations (cub adds rotation and colour jitter; lr 0.01)")
+    g.add_argument("--backend", type=str.lower, choices=vdata.BACKENDS, default="pil",
+                   help="imagefolder decoding and augmentation: pil (PIL images) or tensor "
+                        "(torchvision.io.decode_image + transforms.v2 on uint8 tensors, the same "
+                        "random draws); case-insensitive, as torchvision's reference (default pil)")
     g.add_argument("--image-size", type=int, help="train crop / resize size "
                    "(default 224 for imagefolder, 32 for the small grey sets)")
     g.add_argument("--limit-train", type=int, metavar="N", help="use N training images: the first N "
@@ -149,7 +154,10 @@ def check_args(args) -> None:
     if args.mode == "student":
         if not args.temperature:
             raise VisionError("--mode student needs --temperature T [T ...]")
-        bad = [t for t in args.temperature if not t > 0 or not np.isfinite(t)]
+        bad = [t for t in args.temperature if not np.isfinite(t)]
+        if bad:
+            raise VisionError(f"--temperature must be finite (a number > 0), got {bad[0]:g}")
+        bad = [t for t in args.temperature if not t > 0]
         if bad:
             raise VisionError(f"--temperature must be > 0, got {bad[0]:g}")
         if len({temp_name(t) for t in args.temperature}) != len(args.temperature):
@@ -261,6 +269,14 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
         win_n += target.size(0)
         if logger.will_print(i):  # the only host sync of the loop
             vals = torch.stack(win).cpu().numpy()
+            if teacher is not None and i == 0:  # the teacher's entropy H(p_t) on the first batch
+                bad = utils.reduce_across_processes(float(not np.isfinite(vals[:, 3]).all()), device)
+                if bad.item():
+                    raise VisionError(f"the teacher {args.teacher} gives NaN or inf logits on the first "
+                                      "batch: the teacher is at fault, not the student's settings; "
+                                      "nothing was trained or saved"
+                                      + (" (try without --amp: its logits may overflow bfloat16)"
+                                         if args.amp else ""))
             tot += vals
             tot_n += win_n
             for r, (ls, c, *_) in zip(runs, vals):
@@ -324,6 +340,11 @@ def load_teacher(args, num_classes, classes, device):
     elif args.teacher_alpha is not None and alpha != args.teacher_alpha:
         raise VisionError(f"--teacher-alpha {args.teacher_alpha:g} contradicts the teacher "
                           f"checkpoint's α = {alpha:g}")
+    bad = next((k for k, v in model.state_dict().items()
+                if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad:
+        raise VisionError(f"teacher {args.teacher}: its weights hold NaN or inf ({bad}): the teacher "
+                          "checkpoint is broken (a diverged run?); distil from a sound one")
     teacher = kd.FrozenTeacher(model.to(device))
     if args.channels_last:
         teacher.to(memory_format=torch.channels_last)
@@ -378,7 +399,8 @@ def checkpoint(run, args, epoch, classes, alpha) -> dict:
 
 
 #: What a --resume may not change: it would make one run of two trainings (the data, the model
-#: built, the loss). The epochs, lr and engineering flags may change.
+#: built, the loss). The epochs, lr and engineering flags may change, --backend too (the same
+#: files and random draws; the pixels differ by a few levels of resampling arithmetic).
 RESUME_FIXED = ("mode", "model", "dataset", "recipe", "image_size", "limit_train", "small_input",
                 "model_kwargs", "label_smoothing", "beta", "seed")
 
@@ -454,6 +476,18 @@ def main(args):
     check_args(args)
     utils.init_distributed_mode(args)
     device = torch.device("cuda", args.gpu) if args.device == "cuda" else torch.device("cpu")
+    # one run per --output-dir (rank 0 holds the lock for all ranks); --test-only only reads it
+    lock = (None if args.test_only and not args.dump_features else
+            utils.lock_output(args.output_dir, "--output-dir", device))
+    try:
+        run(args, device)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def run(args, device):
+    """The job of main(), --output-dir locked."""
     if args.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         # warn_only: on CUDA some layers of every torchvision classifier have no deterministic
@@ -466,13 +500,17 @@ def main(args):
     np.random.seed(args.seed)
 
     ds = vdata.build_datasets(args.dataset, args.data, args.image_size, args.recipe,
-                              args.limit_train, args.limit_val)
+                              args.limit_train, args.limit_val, backend=args.backend)
     args.image_size = ds.image_size
     K, classes = len(ds.classes), ds.classes
     teacher, alpha = None, args.label_smoothing
     if args.mode == "student":
         teacher, _, alpha = load_teacher(args, K, classes, device)
     runs = make_runs(args, K, device)
+    if utils.is_main_process():  # what runs killed while saving left (a dead PID's NAME.tmp-PID)
+        for r in runs:
+            for name in ("checkpoint.pt", "metrics.jsonl"):
+                remove_stale_temporaries(r.out_dir, name)
 
     amp = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp \
         else contextlib.nullcontext
@@ -528,6 +566,10 @@ def main(args):
             active = [r for r in runs if r.start_epoch <= epoch]  # all, unless catching up
             train_stats = train_one_epoch(active, teacher, train_loader, epoch, args, device, amp, mf)
             for r, st in zip(active, train_stats):  # before any save: keep the last good checkpoint
+                if not math.isfinite(st.get("train_teacher_entropy", 0.0)):
+                    raise VisionError(f"the teacher {args.teacher} gave NaN or inf logits in epoch {epoch}: "
+                                      "the teacher is at fault, not the student's settings; nothing of "
+                                      "this epoch was saved")
                 if not math.isfinite(st["train_loss"]):
                     raise VisionError(f"training{r.tag} diverged in epoch {epoch} (train loss "
                                       f"{st['train_loss']}); nothing of this epoch was saved: lower --lr")

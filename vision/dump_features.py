@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import sys
 
@@ -125,7 +126,8 @@ def dump_all(models, datasets, out_dirs, *, num_classes, ckpt_metas, dataset_nam
     Called by every process of a distributed run: each rank dumps a contiguous slice of the
     split into hidden part sets beside the final ones, then rank 0 concatenates them in order
     (the output directory must be shared by the ranks, as for --resume). A rank that fails makes
-    every rank fail, and nothing appears under the final names."""
+    every rank fail, and nothing appears under the final names. The caller holds the outputs'
+    lock (utils.lock_output): rank 0 also removes part sets that a killed dump left there."""
     rank, world = utils.get_rank(), utils.get_world_size()
     paths = []
     for split in splits:
@@ -162,6 +164,12 @@ def dump_all(models, datasets, out_dirs, *, num_classes, ckpt_metas, dataset_nam
                     error = e
                     parts = [_part_path(f, r, world) for f in finals for r in range(world)]
             _settle(error, parts, kw.get("device"), f"joining the {split} split's parts")
+        if rank == 0:  # part sets a killed distributed dump left (the caller holds the output's lock)
+            for final in finals:
+                head, tail = os.path.split(final)
+                for name in os.listdir(head or "."):
+                    if re.fullmatch(rf"\.{re.escape(tail)}\.part\d+-of-\d+", name):
+                        shutil.rmtree(os.path.join(head, name), ignore_errors=True)
         for final in finals:
             print(f"features: wrote {final} ({n} samples)", flush=True)
         paths += finals
@@ -185,6 +193,8 @@ def get_args_parser():
     p.add_argument("--dataset", choices=vdata.DATASETS, help="default: the checkpoint's")
     p.add_argument("--data", help="data path (default: the checkpoint's)")
     p.add_argument("--image-size", type=int, help="default: the checkpoint's")
+    p.add_argument("--backend", type=str.lower, choices=vdata.BACKENDS,
+                   help="imagefolder decoding: pil or tensor (default: the checkpoint's, else pil)")
     p.add_argument("--splits", nargs="+", choices=("train", "valid"), default=["train", "valid"])
     p.add_argument("--limit-train", type=int, help="dump only N training samples (the first N of a "
                    "grey set, N spread evenly over an imagefolder's classes)")
@@ -212,7 +222,7 @@ def main(args):
     datasets = vdata.build_datasets(
         name, args.data or (cargs.get("data") if name == cargs.get("dataset") else None),
         args.image_size or cargs.get("image_size"), cargs.get("recipe", "imagenet"),
-        args.limit_train, args.limit_val)
+        args.limit_train, args.limit_val, backend=args.backend or cargs.get("backend") or "pil")
     model, ckpt = model_from_checkpoint(args.checkpoint, args.model, args.small_input,
                                         num_classes=len(datasets.classes), flag="--model",
                                         ckpt=loaded)
@@ -220,12 +230,17 @@ def main(args):
     check_checkpoint_classes(str(args.checkpoint), ckpt, datasets.classes, name)
     utils.init_distributed_mode(args)
     device = torch.device("cuda", args.gpu) if args.device == "cuda" else torch.device("cpu")
-    model.to(device)
-    amp = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp
-           else contextlib.nullcontext)
-    dump_all([model], datasets, [args.output], num_classes=ckpt["num_classes"], ckpt_metas=[ckpt],
-             dataset_name=name, splits=args.splits, device=device, batch_size=args.batch_size,
-             workers=args.workers, autocast=amp, dtype=feature_dtype(args.feature_dtype))
+    lock = utils.lock_output(args.output, "--output", device)  # one dump per --output (rank 0 holds it)
+    try:
+        model.to(device)
+        amp = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp
+               else contextlib.nullcontext)
+        dump_all([model], datasets, [args.output], num_classes=ckpt["num_classes"], ckpt_metas=[ckpt],
+                 dataset_name=name, splits=args.splits, device=device, batch_size=args.batch_size,
+                 workers=args.workers, autocast=amp, dtype=feature_dtype(args.feature_dtype))
+    finally:
+        if lock is not None:
+            lock.release()
     if args.distributed:
         torch.distributed.destroy_process_group()
 

@@ -86,7 +86,11 @@ def one_line(text, limit: int = 300) -> str:
 
 def load_checkpoint(path):
     """torch.load(weights_only=True) on the CPU; a file torch cannot read is a one-line VisionError
-    that says what is wrong with it (empty, not a torch file, truncated, refused objects)."""
+    that says what is wrong with it (a directory, empty, not a torch file, truncated, "refused:
+    unsafe object"). ``weights_only=True`` is passed explicitly, so TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
+    cannot turn it off (torch applies that override only where weights_only was left unset)."""
+    if os.path.isdir(path):
+        raise VisionError(f"{path} is a directory, not a checkpoint file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} not found")
     with open(path, "rb") as f:
@@ -102,10 +106,16 @@ def load_checkpoint(path):
             raise VisionError(f"{path}: not a torch checkpoint (torch.save writes a zip archive "
                               f"or a pickle; this file starts with {head[:4]!r})") from None
         text = _ANSI.sub("", str(e))
-        refused = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", text, re.S)
-        if refused:
-            raise VisionError(f"{path}: holds objects that a weights-only load refuses "
-                              f"({one_line(refused.group(1).split('. ')[0])})") from None
+        if text.startswith("Weights only load failed"):  # what the pickle asked for is not allowed
+            blocked = re.search(r"unsupported GLOBAL ([\w.]+) whose module ([\w.]+) is blocked", text)
+            unknown = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+            refused = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", text, re.S)
+            why = (f"GLOBAL {blocked.group(1)}: its module {blocked.group(2)} is blocked" if blocked else
+                   f"GLOBAL {unknown.group(1)} is not an allowed global" if unknown else
+                   one_line(refused.group(1).split(". ")[0]) if refused else "an object it does not allow")
+            raise VisionError(f"{path}: refused: unsafe object ({why} in a weights-only load; the file "
+                              "would run code or build arbitrary objects if unpickled in full: load it "
+                              "only if you trust it)") from None
         first = one_line(text.strip().split(". ")[0] if text.strip() else "", 200)
         why = f"{type(e).__name__}: {first}" if first else type(e).__name__
         if head.startswith(ZIP_MAGIC):

@@ -11,6 +11,8 @@ from collections import defaultdict, deque
 import torch
 import torch.distributed as dist
 
+from shared_metrics.locks import OutputLock
+
 
 class VisionError(Exception):
     """Bad input or state that the CLIs report as one line (no traceback)."""
@@ -107,6 +109,29 @@ def broadcast_buffers(module, src: int = 0) -> None:
     if is_dist_avail_and_initialized() and get_world_size() > 1:
         for buf in module.buffers():
             dist.broadcast(buf, src)
+
+
+def lock_output(path, flag: str, device=None):
+    """One run per output folder: rank 0 takes ``path``'s lock (shared_metrics.locks: a
+    ``.NAME.lock`` beside it, fcntl.flock), every rank learns whether it got it, and all refuse
+    together when another run holds it (the error names that run's PID). The other ranks of this
+    run never take the lock, so they never refuse because rank 0 holds it. Returns the lock
+    (rank 0) or None; release it when done."""
+    path = str(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise VisionError(f"{flag} {path} is a file, not a directory")
+    lock, error = None, None
+    if is_main_process():
+        try:
+            lock = OutputLock(path, flag, error=VisionError).acquire()
+        except VisionError as e:
+            error = e
+    if get_world_size() > 1 and reduce_across_processes(float(error is not None), device).item() and error is None:
+        raise VisionError(f"{flag} {path} is being written by another run (rank 0 could not lock it; "
+                          "see its error)")
+    if error is not None:
+        raise error
+    return lock
 
 
 def reduce_across_processes(val, device=None):

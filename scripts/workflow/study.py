@@ -107,6 +107,10 @@ def check(cfg: dict) -> dict:
     T1, T2 = cfg["eta"]["T1"], cfg["eta"]["T2"]
     need(T1 in cfg["temperatures"] and T2 in cfg["temperatures"] and T1 < T2,
          f"config: eta needs T1 < T2 among the temperatures, got T1 = {T1}, T2 = {T2}")
+    base = cfg.pop("base_seed", None)   # demo.sh --seed S: the size's n seeds become S, S+1, ..., S+n-1
+    if base is not None:
+        need(isinstance(base, int) and base >= 0, f"config: base_seed must be an integer >= 0, got {base!r}")
+        cfg["seeds"] = [base + i for i in range(len(cfg["seeds"]))]
     scale = cfg.get("scale_epochs", 1)
     need(isinstance(scale, (int, float)) and 0 < scale <= 1, f"config: scale_epochs must be in (0, 1], got {scale!r}")
     for part, key in SCHEDULE_KEYS:
@@ -116,7 +120,16 @@ def check(cfg: dict) -> dict:
             cfg[part][key] = max(1, math.ceil(v * scale - 1e-9))
     need(isinstance(cfg.get("threads_per_job", 1), int) and cfg.get("threads_per_job", 1) >= 1,
          "config: threads_per_job must be an integer >= 1")
-    cfg["nmt"]["arch"] = [str(w) for w in cfg["nmt"]["arch"]]
+    for key in ("arch", "student_arch"):
+        if cfg["nmt"].get(key):
+            cfg["nmt"][key] = [str(w) for w in cfg["nmt"][key]]
+    for part, key in (("vision", "student_limit_train"), ("nmt", "student_max_update")):
+        v = cfg[part].get(key)
+        need(v is None or (isinstance(v, int) and v >= 1), f"config: {part}.{key} must be an integer >= 1 or null, got {v!r}")
+    if cfg["vision"].get("student_limit_train") and cfg["vision"].get("limit_train"):
+        need(cfg["vision"]["student_limit_train"] <= cfg["vision"]["limit_train"],
+             "config: vision.student_limit_train must not exceed vision.limit_train (the students' images are the "
+             "teacher's first N)")
     return cfg
 
 
@@ -241,17 +254,25 @@ def vision_command(cfg: dict, mode: str) -> list[str]:
         cmd += ["--clip-grad-norm", v["clip_grad_norm"]]
     if cfg.get("fashion_mnist"):
         cmd += ["--data", cfg["fashion_mnist"]]
-    for key in ("limit_train", "limit_val"):
-        if v.get(key):
-            cmd += [f"--{key.replace('_', '-')}", v[key]]
+    # students may train on fewer images than their teacher (its first N): a cheaper run per seed
+    limits = {"limit_train": (mode == "student" and v.get("student_limit_train")) or v.get("limit_train"),
+              "limit_val": v.get("limit_val")}
+    for key, n in limits.items():
+        if n:
+            cmd += [f"--{key.replace('_', '-')}", n]
     return [str(c) for c in cmd]
 
 
-def fairseq_command(cfg: dict, data: str, epochs: int, save_dir: str, seed: int) -> list[str]:
-    """The fairseq-train flags of every translation run of the study (``data``: the binarised folder)."""
+def fairseq_command(cfg: dict, data: str, role: str, save_dir: str, seed: int) -> list[str]:
+    """The fairseq-train flags of a translation ``role`` ("teacher" or "student") of the study
+    (``data``: the binarised folder). A student may be a smaller Transformer than its teacher
+    (``nmt.student_arch``) and stop after ``nmt.student_max_update`` updates."""
     n = cfg["nmt"]
+    arch = (role == "student" and n.get("student_arch")) or n["arch"]
+    stop = ["--max-update", n["student_max_update"]] if role == "student" and n.get("student_max_update") else []
+    epochs = n[f"{role}_epochs"]
     return [str(c) for c in [
-        data, "--user-dir", ROOT / "nmt_plugin", *n["arch"], "--share-all-embeddings",
+        data, "--user-dir", ROOT / "nmt_plugin", *arch, *stop, "--share-all-embeddings",
         "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", n["lr"], "--lr-scheduler", "inverse_sqrt",
         "--warmup-updates", n["warmup_updates"], "--dropout", n["dropout"], "--weight-decay", "0.0001",
         "--max-tokens", n["max_tokens"], "--max-epoch", epochs, "--seed", seed, "--num-workers", "0",

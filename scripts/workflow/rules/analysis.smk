@@ -4,6 +4,8 @@
 V = config["vision"]
 T1, T2 = (f"{config['eta'][k]:g}" for k in ("T1", "T2"))
 REF_SEED = SEEDS[0]  # the student whose features pick S1/S2 and the translation targets
+BOOT = config.get("bootstrap", 1000)  # bootstrap replicates of the per-seed intervals and tests
+OTHER_TEMPS = [T for T in TEMPS if T != "1"]
 
 
 def metrics(args):
@@ -79,7 +81,41 @@ rule vision_eta:
         "benchmarks/metrics/eta_a{alpha}_seed{seed}.tsv"
     shell:
         metrics("eta --before {params.before} --after {params.after} --before-valid {params.before_valid} "
-            "--after-valid {params.after_valid} --sets {input.sets}")
+            "--after-valid {params.after_valid} --sets {input.sets} --bootstrap {BOOT} --seed {wildcards.seed}")
+
+
+rule compare_alpha:
+    """The LS teacher's student against the plain teacher's, same T and seed, same images (McNemar)."""
+    input:
+        feature_files(sfeats("{T}", "valid", alpha=ALPHAS[0]), logits=True),
+        feature_files(sfeats("{T}", "valid", alpha=ALPHAS[1]), logits=True),
+    output:
+        json="analysis/vision/compare/alpha_seed{seed}_T{T}.json"
+    params:
+        a=sfeats("{T}", "valid", alpha=ALPHAS[0]), b=sfeats("{T}", "valid", alpha=ALPHAS[1])
+    log:
+        "logs/metrics/compare_alpha_seed{seed}_T{T}.log"
+    benchmark:
+        "benchmarks/metrics/compare_alpha_seed{seed}_T{T}.tsv"
+    shell:
+        metrics("compare --a {params.a} --b {params.b} --bootstrap {BOOT} --seed {wildcards.seed}")
+
+
+rule compare_temperature:
+    """A teacher's student at T against its student at T = 1, same seed, same images (McNemar)."""
+    input:
+        feature_files(sfeats("1", "valid"), logits=True),
+        feature_files(sfeats("{T}", "valid"), logits=True),
+    output:
+        json="analysis/vision/compare/a{alpha}_seed{seed}_T1_T{T}.json"
+    params:
+        a=sfeats("1", "valid"), b=sfeats("{T}", "valid")
+    log:
+        "logs/metrics/compare_a{alpha}_seed{seed}_T1_T{T}.log"
+    benchmark:
+        "benchmarks/metrics/compare_a{alpha}_seed{seed}_T1_T{T}.tsv"
+    shell:
+        metrics("compare --a {params.a} --b {params.b} --bootstrap {BOOT} --seed {wildcards.seed}")
 
 
 rule teacher_entropy:
@@ -216,7 +252,50 @@ rule nmt_eta:
     benchmark:
         "benchmarks/metrics/nmt_eta_a{alpha}_seed{seed}.tsv"
     shell:
-        metrics("eta --before {params.before} --after {params.after} --sets {input.sets}")
+        metrics("eta --before {params.before} --after {params.after} --sets {input.sets} --bootstrap {BOOT} "
+            "--seed {wildcards.seed}")
+
+
+def bleu_paired(baseline, systems):
+    """Shell text of sacrebleu's paired bootstrap (nmt_plugin.bleu paired) against ``baseline``."""
+    return ("{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.bleu paired --table nmt/bleu "
+            f"--baseline {baseline} --system {systems} --bootstrap {BOOT} --seed {{params.seed}} --format json "
+            "-o {output.json}")
+
+
+rule bleu_paired_alpha:
+    """The LS teacher's student against the plain teacher's, same T and seed, same test sentences."""
+    input:
+        rules.nmt_bleu.output,
+    output:
+        json="analysis/nmt/bleu_alpha_seed{seed}_T{T}.json"
+    params:
+        seed=lambda w: 1 + int(w.seed)  # sacrebleu's seed must be >= 1
+    log:
+        "logs/metrics/bleu_alpha_seed{seed}_T{T}.log"
+    benchmark:
+        "benchmarks/metrics/bleu_alpha_seed{seed}_T{T}.tsv"
+    shell:
+        bleu_paired(f"nmt/students_a{ALPHAS[0]}/seed{{wildcards.seed}}/T{{wildcards.T}}/model.pt",
+                    f"nmt/students_a{ALPHAS[1]}/seed{{wildcards.seed}}/T{{wildcards.T}}/model.pt")
+
+
+rule bleu_paired_temperature:
+    """A teacher's students at each other T against its student at T = 1, same seed (Holm over the T)."""
+    input:
+        rules.nmt_bleu.output,
+    output:
+        json="analysis/nmt/bleu_a{alpha}_seed{seed}_T1.json"
+    params:
+        seed=lambda w: 1 + int(w.seed)
+    log:
+        "logs/metrics/bleu_a{alpha}_seed{seed}_T1.log"
+    benchmark:
+        "benchmarks/metrics/bleu_a{alpha}_seed{seed}_T1.tsv"
+    shell:
+        bleu_paired("nmt/students_a{wildcards.alpha}/seed{wildcards.seed}/T1/model.pt",
+                    " ".join(f"nmt/students_a{{wildcards.alpha}}/seed{{wildcards.seed}}/T{T}/model.pt"
+                             for T in OTHER_TEMPS))
 
 
 # ---------------------------------------------------------------------------------- report
@@ -226,8 +305,13 @@ def report_inputs(w):
               + expand("analysis/vision/eta_a{alpha}_seed{seed}.json", alpha=ALPHAS, seed=SEEDS)
               + expand("analysis/vision/entropy_a{alpha}.json", alpha=ALPHAS)
               + rules.matched_temperature.output + rules.stability.output + rules.projection.output
-              + rules.soft_targets.output)
+              + rules.soft_targets.output
+              + expand("analysis/vision/compare/alpha_seed{seed}_T{T}.json", seed=SEEDS, T=TEMPS)
+              + expand("analysis/vision/compare/a{alpha}_seed{seed}_T1_T{T}.json", alpha=ALPHAS, seed=SEEDS,
+                       T=OTHER_TEMPS))
     nmt = (rules.nmt_bleu.output + expand("analysis/nmt/eta_a{alpha}_seed{seed}.json", alpha=ALPHAS, seed=SEEDS)
+           + expand("analysis/nmt/bleu_alpha_seed{seed}_T{T}.json", seed=SEEDS, T=TEMPS)
+           + expand("analysis/nmt/bleu_a{alpha}_seed{seed}_T1.json", alpha=ALPHAS, seed=SEEDS)
            + expand("nmt/students_a{alpha}/seed{seed}/T{T}/model.pt", alpha=ALPHAS, seed=SEEDS, T=TEMPS)) if NMT else []
     return vision + nmt
 

@@ -40,7 +40,7 @@ rule nmt_teacher:
     output:
         model="nmt/teacher_a{alpha}/model.pt",
     params:
-        cmd=lambda w: quote(study.fairseq_command(config, NMT_BIN, config["nmt"]["teacher_epochs"], f"nmt/teacher_a{w.alpha}", 1)
+        cmd=lambda w: quote(study.fairseq_command(config, NMT_BIN, "teacher", f"nmt/teacher_a{w.alpha}", 1 + SEEDS[0])
                             + ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", w.alpha]),
     threads: config.get("threads_per_job", 1)
     resources: **nmt_resources()
@@ -58,7 +58,7 @@ rule nmt_student:
         model="nmt/students_a{alpha}/seed{seed}/T{T}/model.pt",
     params:
         cmd=lambda w, input: quote(
-            study.fairseq_command(config, NMT_BIN, config["nmt"]["student_epochs"], f"nmt/students_a{w.alpha}/seed{w.seed}/T{w.T}",
+            study.fairseq_command(config, NMT_BIN, "student", f"nmt/students_a{w.alpha}/seed{w.seed}/T{w.T}",
                                   1 + int(w.seed))
             + ["--task", "kd_translation", "--teacher-path", input.teacher, "--kd-temperature", w.T,
                "--criterion", "ls_kd"]),
@@ -80,12 +80,13 @@ rule nmt_bleu:
         csv="nmt/bleu.csv",
     params:
         cpu=NMT_CPU,
+        beam=config["nmt"].get("bleu_beam", 5),
     threads: workflow.cores
     log: "logs/nmt-bleu.log"
     benchmark: "benchmarks/nmt-bleu.tsv"
     shell:
         "{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.bleu table {input.teachers} {input.students} --data {NMT_BIN} "
-        "--split test --out nmt/bleu --jobs {threads} {params.cpu}"
+        "--split test --beam {params.beam} --out nmt/bleu --jobs {threads} {params.cpu}"
 
 
 rule nmt_features:

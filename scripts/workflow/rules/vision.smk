@@ -16,7 +16,7 @@ rule vision_teacher:
                         file=study.FEATURE_ARRAYS + ("logits.npy",)),
     params:
         cmd=lambda w: quote(study.vision_command(config, "teacher") + [
-            "--mode", "teacher", "--label-smoothing", w.alpha, "--seed", "0",
+            "--mode", "teacher", "--label-smoothing", w.alpha, "--seed", SEEDS[0],
             "--output-dir", f"vision/teacher_a{w.alpha}"]),
     threads: config.get("threads_per_job", 1)
     resources: **vision_resources("teacher")
