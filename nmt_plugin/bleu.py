@@ -253,8 +253,8 @@ def _resolve_system(spec: str, cache: dict, references: str | None) -> dict:
     if entries:
         kept = [r for r in entries if r.get("hypotheses")]
         if not kept:
-            raise BleuError(f"{spec}: scored by an older `table` that kept no hypotheses: run `table` again "
-                            "after removing its OUT.cache.json")
+            raise BleuError(f"{spec}: scored by an older `table` that kept no hypotheses: run `table --out` again "
+                            "(it decodes what lacks its kept translations)")
         if len({r["hypotheses"] for r in kept}) > 1:
             raise BleuError(f"{spec}: scored several times in this table (other splits, beams or data): give its "
                             "hypothesis file (under OUT.hyps/) instead of the checkpoint")
@@ -437,7 +437,14 @@ def main(argv=None) -> int:
                                 else f"checkpoint not found: {ck}")
             keys[ck] = (f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|"
                         f"{args.lenpen}|fp16={args.fp16}|{data_fingerprint(args.data, args.split)}")
-        todo = [ck for ck in dict.fromkeys(args.checkpoints) if keys[ck] not in cache]
+        def cached(ck) -> bool:
+            """Scored before with these settings, and (with --out) its kept translations still there
+            (a cache written before translations were kept, or whose files went missing, decodes again)."""
+            r = cache.get(keys[ck])
+            return r is not None and (not args.out or (bool(r.get("hypotheses")) and os.path.isfile(r["hypotheses"])
+                                                       and os.path.isfile(r.get("references", ""))))
+
+        todo = [ck for ck in dict.fromkeys(args.checkpoints) if not cached(ck)]
         jobs = max(1, min(args.jobs, len(todo)))
         if jobs > 1:
             kw["threads"] = max(1, (os.cpu_count() or 1) // jobs)

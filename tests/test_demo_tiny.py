@@ -60,26 +60,58 @@ def test_report_is_whole_and_links_its_figures(tiny):
     assert re.search(r"^\| lskd commit \| [0-9a-f]{12}", report, re.M)
 
 
+SEEDS = (0, 1)  # the tiny size's student seeds
+
+
+def final_val_acc1(d: Path) -> float:
+    last = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()][-1]
+    assert last["val_samples"] == 128
+    return last["val_acc1"]
+
+
 def test_accuracy_table_agrees_with_the_trainers_own_evaluation(tiny):
-    """Report: lskd-metrics on the dumped logits; metrics.jsonl: the trainer's evaluation loop."""
+    """Report: lskd-metrics on the dumped logits, mean ± sample std (n) over the seeds; metrics.jsonl:
+    the trainer's evaluation loop of each seed's run."""
     rows = table_rows((tiny / "report.md").read_text(), "## Accuracy (Table 2 layout)")
     assert [r[0] for r in rows] == ["0", "0.1"]
     for row, tag in zip(rows, ("a0", "a0.1")):
-        dirs = [tiny / "vision" / f"teacher_{tag}"] + [tiny / "vision" / f"students_{tag}" / "seed0" / f"T{T}" for T in (1, 2, 3, 64)]
-        for cell, d in zip(row[1:], dirs):
-            last = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()][-1]
-            assert last["val_samples"] == 128
-            assert abs(float(cell) - last["val_acc1"]) <= 100 / 128 + 1e-6, (d, cell, last["val_acc1"])  # one image
+        teacher = final_val_acc1(tiny / "vision" / f"teacher_{tag}")
+        assert abs(float(row[1]) - teacher) <= 100 / 128 + 1e-6          # one image
+        for cell, T in zip(row[2:], (1, 2, 3, 64)):
+            runs = [final_val_acc1(tiny / "vision" / f"students_{tag}" / f"seed{k}" / f"T{T}") for k in SEEDS]
+            mean, std, n = re.fullmatch(r"([-\d.]+) ± ([\d.]+) \((\d+)\)", cell).groups()
+            assert int(n) == len(SEEDS)
+            assert abs(float(mean) - sum(runs) / 2) <= 100 / 128 + 1e-6, (tag, T, cell, runs)
+            assert abs(float(std) - abs(runs[0] - runs[1]) / math.sqrt(2)) <= 2 * 100 / 128 + 1e-6   # n = 2
+
+
+def test_paired_tests_rows_are_the_per_seed_differences(tiny):
+    """Paired tests of top-1: B − A is the mean of the per-seed differences of the compare results,
+    and each per-seed p is that seed's McNemar p (lskd-metrics compare)."""
+    rows = {r[0]: r for r in table_rows((tiny / "report.md").read_text(), "## Paired tests of top-1")}
+    assert len(rows) == 4 + 2 * 3
+    cmp = [json.loads((tiny / "analysis" / "vision" / "compare" / f"alpha_seed{k}_T3.json").read_text())
+           for k in SEEDS]
+    row = rows["α = 0.1 − α = 0 at T = 3"]
+    diff = sum(c["top1_b"] - c["top1_a"] for c in cmp) / len(cmp)
+    assert float(row[3].split(" [")[0]) == pytest.approx(100 * diff, abs=0.006)
+    assert row[5] == ", ".join(f"{c['mcnemar']['p_value']:.3f}" if c["mcnemar"]["p_value"] >= 0.001
+                               else f"{c['mcnemar']['p_value']:.1e}" for c in cmp)
+    assert row[6] in ("significant at 95 %", "not distinguishable at this scale")
 
 
 def test_bleu_table_is_the_scored_csv(tiny):
     rows = table_rows((tiny / "report.md").read_text(), "## Translation: BLEU (Table 7 layout)")
     with open(tiny / "nmt" / "bleu.csv") as f:
-        scored = {(r["alpha"], r["temperature"]): float(r["bleu"]) for r in csv.DictReader(f)}
-    assert len(scored) == 10
+        scored = list(csv.DictReader(f))
+    assert len(scored) == 2 + 2 * 4 * len(SEEDS)
     for row, alpha in zip(rows, ("0.0", "0.1")):
-        cells = [float(c.split(" ± ")[0]) for c in row[1:]]
-        assert cells == [scored[(alpha, "")]] + [scored[(alpha, f"{T:.1f}")] for T in (1, 2, 3, 64)]
+        teacher = next(float(r["bleu"]) for r in scored if r["alpha"] == alpha and r["role"] == "teacher")
+        assert float(row[1].split(" ± ")[0]) == teacher
+        for cell, T in zip(row[2:], (1, 2, 3, 64)):
+            per_seed = [float(r["bleu"]) for r in scored if r["alpha"] == alpha and r["temperature"] == f"{T:.1f}"]
+            assert len(per_seed) == len(SEEDS) and cell.endswith(f"({len(SEEDS)})")
+            assert float(cell.split(" ± ")[0]) == pytest.approx(sum(per_seed) / len(per_seed), abs=0.006)
 
 
 def test_rerun_after_success_does_nothing(tiny):
@@ -143,13 +175,14 @@ def test_translation_entropy_table_is_the_logged_teacher_entropy_in_nats(tiny):
 
 
 def test_the_vision_half_through_slurm_equals_the_local_run(tiny, slurm_cluster, tmp_path):
-    """The same study through a real SLURM (`-- --profile scripts/workflow/profiles/slurm-localhost`):
-    every training and analysis job ran as a SLURM job of its own, and the features and lskd-metrics
-    results are those of the local run, byte for byte (same seeds, one thread a job both ways)."""
+    """The same study (its first seed) through a real SLURM (`-- --profile
+    scripts/workflow/profiles/slurm-localhost`): every training and analysis job ran as a SLURM job of
+    its own, and the features and lskd-metrics results are those of the local run, byte for byte
+    (same seeds, one thread a job both ways)."""
     out = tmp_path / "slurm"
     env = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable, **{
         k: v for k, v in slurm_cluster.env.items() if k.startswith(("SLURM", "PYTHONPATH", "PATH"))})
-    proc = subprocess.run(["bash", "scripts/demo.sh", "--size", "tiny", "--no-nmt", "--out", str(out), "--",
+    proc = subprocess.run(["bash", "scripts/demo.sh", "--size", "tiny", "--no-nmt", "--set", "seeds=[0]", "--out", str(out), "--",
                            "--profile", "scripts/workflow/profiles/slurm-localhost"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -162,6 +195,9 @@ def test_the_vision_half_through_slurm_equals_the_local_run(tiny, slurm_cluster,
                 "vision/students_a0/seed0/T64/features/valid/logits.npy",
                 "vision/students_a0.1/seed0/T3/features/train/features.npy"]:
         assert (out / rel).read_bytes() == (tiny / rel).read_bytes(), rel
-    for result in sorted((tiny / "analysis" / "vision").glob("*.json")):
-        assert json.loads((out / "analysis" / "vision" / result.name).read_text()) == json.loads(result.read_text())
+    results = sorted((out / "analysis" / "vision").rglob("*.json"))   # the first seed's and the teachers'
+    assert len(results) >= 20
+    for result in results:
+        rel = result.relative_to(out)
+        assert json.loads(result.read_text()) == json.loads((tiny / rel).read_text()), rel
     assert (out / "report.md").is_file()

@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import study as paths  # noqa: E402
+from verdicts import (best_line, cell, diffusion_line, eta_over_seeds, interval, level, p_text,  # noqa: E402
+                      t_critical_note, temperature_line, tests_table_rows)
 
 ROOT = paths.ROOT
 # The study's grid and classes, set from its configuration by configure().
@@ -28,11 +30,14 @@ ALPHAS: tuple = (0.0, 0.1)
 TEMPERATURES: tuple = (1, 2, 3, 64)
 FASHION_TARGETS: list = []
 PROJECTION_CLASSES = SOFT_TARGET_CLASS = SOFT_TARGET_SIMILAR = ""
+ETA_T1, ETA_T2 = 1, 3
 
 
 def configure(cfg: dict) -> None:
     """Set the module's grid (α, T) and named classes from the workflow's configuration."""
     global ALPHAS, TEMPERATURES, FASHION_TARGETS, PROJECTION_CLASSES, SOFT_TARGET_CLASS, SOFT_TARGET_SIMILAR
+    global ETA_T1, ETA_T2
+    ETA_T1, ETA_T2 = cfg["eta"]["T1"], cfg["eta"]["T2"]
     v = cfg["vision"]
     ALPHAS, TEMPERATURES = tuple(float(a) for a in cfg["alphas"]), tuple(cfg["temperatures"])
     FASHION_TARGETS, PROJECTION_CLASSES = list(v["targets"]), v["projection_classes"]
@@ -58,14 +63,19 @@ class Study:
         self.invocation = os.environ.get("LSKD_INVOCATION", "snakemake -s scripts/workflow/Snakefile ...")
         self.stages = self._stages()
 
+    def nmt_student_schedule(self) -> str:
+        n = self.cfg["nmt"]
+        return (f"at most {n['student_max_update']} updates" if n.get("student_max_update")
+                else epochs(n["student_epochs"]))
+
     def json(self, rel: str) -> dict:
         return json.loads((self.out / rel).read_text())
 
     def vision_teacher_dir(self, a: float) -> str:
         return paths.vision_teacher_dir(a)
 
-    def vision_student_dir(self, a: float, T) -> str:
-        return f"{paths.vision_sweep_dir(a, self.seed)}/{paths.temperature_tag(T)}"
+    def vision_student_dir(self, a: float, T, seed: int) -> str:
+        return f"{paths.vision_sweep_dir(a, seed)}/{paths.temperature_tag(T)}"
 
     def nmt_log(self, a: float, T) -> Path:
         return self.out / "logs" / f"nmt-student-{paths.alpha_tag(a)}-seed{self.seed}-{paths.temperature_tag(T)}.log"
@@ -127,33 +137,61 @@ def last_valid_value(log: Path, key: str) -> float | None:
 
 
 def vision_results(s: Study) -> dict:
-    """The vision analysis the report reads, from analysis/vision/*.json."""
-    tag, seed = paths.alpha_tag, s.seed
-    res: dict = {"accuracy": {}, "eta": {}, "entropy": {}, "per_class": {}}
+    """The vision analysis the report reads, from analysis/vision/*.json; student values are lists
+    over the seeds, in seed order."""
+    tag, tt = paths.alpha_tag, paths.temperature_tag
+    res: dict = {"teacher": {}, "acc": {}, "per_class": {}, "eta": {}, "entropy": {}, "vs_alpha": {}, "vs_T1": {}}
     for a in s.alphas:
-        row = {"teacher": s.json(f"analysis/vision/accuracy_teacher_{tag(a)}.json")["top1"]}
-        res["per_class"][a] = {}
-        for T in s.temperatures:
-            acc = s.json(f"analysis/vision/accuracy_{tag(a)}_seed{seed}_{paths.temperature_tag(T)}.json")
-            row[f"T={T}"], res["per_class"][a][T] = acc["top1"], acc["per_class"]
-        res["accuracy"][a] = row
-        res["eta"][a] = s.json(f"analysis/vision/eta_{tag(a)}_seed{seed}.json")["targets"]
+        res["teacher"][a] = s.json(f"analysis/vision/accuracy_teacher_{tag(a)}.json")["top1"]
+        accs = {T: [s.json(f"analysis/vision/accuracy_{tag(a)}_seed{k}_{tt(T)}.json") for k in s.seeds]
+                for T in s.temperatures}
+        res["acc"][a] = {T: [x["top1"] for x in accs[T]] for T in s.temperatures}
+        res["per_class"][a] = {T: {c: [x["per_class"][c] for x in accs[T]] for c in accs[T][0]["per_class"]}
+                               for T in s.temperatures}
+        res["eta"][a] = [s.json(f"analysis/vision/eta_{tag(a)}_seed{k}.json")["targets"] for k in s.seeds]
         res["entropy"][a] = s.json(f"analysis/vision/entropy_{tag(a)}.json")
+        res["vs_T1"][a] = {T: [s.json(f"analysis/vision/compare/{tag(a)}_seed{k}_T1_{tt(T)}.json") for k in s.seeds]
+                           for T in s.temperatures if T != 1}
+    res["vs_alpha"] = {T: [s.json(f"analysis/vision/compare/alpha_seed{k}_{tt(T)}.json") for k in s.seeds]
+                       for T in s.temperatures}
     res["sets"] = s.json("analysis/fashion_sets.json")
     res["matched"] = s.json("analysis/vision/matched_temperature.json")
     res["stability"] = s.json("analysis/vision/stability.json")["sets"]
     return res
 
 
+def read_bleu(s: Study) -> tuple[dict, dict]:
+    """Teachers' BLEU {α: value} and the students' {α: {T: [per-seed BLEU]}}, from the
+    `nmt_plugin.bleu table` CSV (rows matched to seeds by their checkpoint's directory)."""
+    teachers, students = {}, {a: {T: [None] * len(s.seeds) for T in s.temperatures} for a in s.alphas}
+    with open(s.out / "nmt" / "bleu.csv") as f:
+        for r in csv.DictReader(f):
+            a, path = float(r["alpha"]), Path(r["checkpoint"])
+            if r["role"] == "teacher":
+                teachers[a] = float(r["bleu"])
+                continue
+            seed = int(path.parents[1].name.removeprefix("seed"))
+            T = float(r["temperature"])
+            T = int(T) if T.is_integer() else T
+            students[a][T][s.seeds.index(seed)] = float(r["bleu"])
+    return teachers, students
+
+
 def nmt_results(s: Study) -> dict:
-    """The translation analysis the report reads: BLEU, η per teacher, the teachers' entropy per T
-    (the `teacher_entropy` that ls_kd logs, in bits, with each validation of a student)."""
-    tag = paths.alpha_tag
+    """The translation analysis the report reads: BLEU (per seed) and its paired tests, η per
+    teacher and seed, the teachers' entropy per T (the `teacher_entropy` that ls_kd logs, in bits,
+    with each validation of a student)."""
+    tag, tt = paths.alpha_tag, paths.temperature_tag
     res: dict = {"bleu_md": (s.out / "nmt" / "bleu.md").read_text(), "eta": {}}
+    res["teacher_bleu"], res["bleu"] = read_bleu(s)
     targets = s.json("analysis/nmt_targets.json")
     res["targets"], res["vocabulary"] = targets["targets"], targets["vocabulary"]
+    res["vs_alpha"] = {T: [s.json(f"analysis/nmt/bleu_alpha_seed{k}_{tt(T)}.json") for k in s.seeds]
+                       for T in s.temperatures}
+    res["vs_T1"] = {}
     for a in s.alphas:
-        res["eta"][a] = s.json(f"analysis/nmt/eta_{tag(a)}_seed{s.seed}.json")["targets"]
+        res["eta"][a] = [s.json(f"analysis/nmt/eta_{tag(a)}_seed{k}.json")["targets"] for k in s.seeds]
+        res["vs_T1"][a] = [s.json(f"analysis/nmt/bleu_{tag(a)}_seed{k}_T1.json") for k in s.seeds]
     res["entropy"] = {a: {T: last_valid_value(s.nmt_log(a, T), "teacher_entropy") for T in s.temperatures}
                       for a in s.alphas}
     return res
@@ -208,27 +246,6 @@ def versions() -> dict:
     return out
 
 
-def best_setting(scores: dict) -> tuple[str, float]:
-    """'T = t (score)' of the best student in one teacher's row {"T=1": score, ...}."""
-    col = max((c for c in scores if c.startswith("T=")), key=lambda c: scores[c])
-    return col.replace("=", " = "), scores[col]
-
-
-def answer(metric: str, scores: dict, unit: float, noise: float) -> str:
-    """The report's one-line answer: which teacher (α) and which T gave the best student, and by how
-    much the LS teacher's best student beat (or lost to) the plain teacher's. ``scores``: {α: {"T=1":
-    score, ...}}; ``unit`` scales scores for printing; ``noise``: differences below it are called
-    within one seed's noise."""
-    best = {a: best_setting(scores[a]) for a in ALPHAS}
-    (t0, s0), (t1, s1) = best[0.0], best[0.1]
-    gap = (s1 - s0) * unit
-    verdict = ("smoothing the teacher helped its best student" if gap > 0 else
-               "smoothing the teacher did not help its best student")
-    return (f"Best {metric}: plain teacher (α = 0) at {t0}: {s0 * unit:.2f}; LS teacher (α = 0.1) at {t1}: "
-            f"{s1 * unit:.2f}. On this run {verdict} ({gap:+.2f}"
-            + (", within the noise of one seed" if abs(gap) < noise * unit else "") + ").")
-
-
 def unstable_epochs(records: list[dict], spike: float = 10.0, drop: float = 15.0) -> list[str]:
     """What looks like a blow-up in one run's metrics.jsonl records: after the first epoch (whose
     BatchNorm statistics are still settling), a validation loss above ``spike`` times the final one,
@@ -247,94 +264,123 @@ def training_health(study: "Study") -> str:
     """One report line: the vision runs whose training blew up on the way (their final accuracy then
     says little about α or T), or that none did."""
     bad = []
-    for a in ALPHAS:
-        for T in (None, *TEMPERATURES):
-            d = study.out / (study.vision_teacher_dir(a) if T is None else study.vision_student_dir(a, T))
-            with open(d / "metrics.jsonl") as f:
-                records = [json.loads(line) for line in f if line.strip()]
-            found = unstable_epochs(records)
-            if found:
-                who = f"teacher α = {a:g}" if T is None else f"student of α = {a:g} at T = {T}"
-                bad.append(f"{who} ({'; '.join(found)})")
+    runs = [(a, None, None) for a in ALPHAS] + [(a, T, k) for a in ALPHAS for k in study.seeds for T in TEMPERATURES]
+    for a, T, seed in runs:
+        d = study.out / (study.vision_teacher_dir(a) if T is None else study.vision_student_dir(a, T, seed))
+        with open(d / "metrics.jsonl") as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        found = unstable_epochs(records)
+        if found:
+            who = f"teacher α = {a:g}" if T is None else f"student of α = {a:g} at T = {T} (seed {seed})"
+            bad.append(f"{who} ({'; '.join(found)})")
     if not bad:
-        return ("- Training health: no vision run's validation loss spiked (> 10x its final value) or top-1 "
-                "fell by more than 15 points between epochs.")
+        return (f"- Training health: no vision run's validation loss spiked (> 10x its final value) or top-1 "
+                f"fell by more than 15 points between epochs ({len(runs)} runs).")
     return ("- **Unstable training**: " + "; ".join(bad) + ". These runs' final accuracy and η say little "
             "about α or T; re-run them with a lower --lr or --clip-grad-norm.")
 
 
+def per_seed_p(results: list[dict], system_suffix: str | None = None) -> list:
+    """Per-seed p-values of the paired tests the workflow ran: `lskd-metrics compare` (McNemar's
+    exact test) or, with ``system_suffix``, `nmt_plugin.bleu paired` (sacrebleu's paired bootstrap:
+    the system whose checkpoint path ends so)."""
+    if system_suffix is None:
+        return [r["mcnemar"]["p_value"] for r in results]
+    return [next(x["p_value"] for x in r["systems"] if x["p_value"] is not None and x["system"].endswith(system_suffix))
+            for r in results]
+
+
 def vision_verdict(v: dict) -> list[str]:
-    lines = []
+    T1, T2, Tmax = ETA_T1, ETA_T2, max(TEMPERATURES)
+    lines = [best_line("student top-1", v["acc"], "percent", 100)]
+    lines += [diffusion_line(f"Teacher α = {a:g} (train split)", eta_over_seeds(v["eta"][a])) for a in ALPHAS]
+    lines.append(temperature_line("Top-1", v["acc"], "points", 100, 1, Tmax))
+    return [line.replace("T1 to T2", f"T = {T1:g} to T = {T2:g}") for line in lines]
+
+
+def nmt_verdict(n: dict) -> list[str]:
+    T1, T2, Tmax = ETA_T1, ETA_T2, max(TEMPERATURES)
+    lines = [best_line("student BLEU", n["bleu"], "BLEU points", 1)]
+    lines += [diffusion_line(f"Teacher α = {a:g} (decoder features, training tokens)", eta_over_seeds(n["eta"][a]),
+                             "target words") for a in ALPHAS]
+    lines.append(temperature_line("BLEU", n["bleu"], "BLEU points", 1, 1, Tmax))
+    return [line.replace("T1 to T2", f"T = {T1:g} to T = {T2:g}") for line in lines]
+
+
+def tests_section(title: str, scores: dict, vs_alpha: dict, vs_T1: dict, scale: float, unit: str,
+                  system: bool) -> list[str]:
+    """The paired tests of one task: the LS teacher's student against the plain teacher's at each T,
+    and each T against T = 1 per teacher; per seed on the same images / sentences, across seeds by
+    the paired t-interval."""
+    a0, a1 = ALPHAS
+    bleu = system  # translation: sacrebleu's results name the systems by checkpoint
+    pairs = [(f"α = {a1:g} − α = {a0:g} at T = {T:g}", scores[a0][T], scores[a1][T],
+              per_seed_p(vs_alpha[T], f"/T{T:g}/model.pt" if bleu else None)) for T in TEMPERATURES]
     for a in ALPHAS:
-        diffused = [r["target"] for r in v["eta"][a] if r["systematic_diffusion"]]
-        both = [r["target"] for r in v["eta"][a] if r["systematic_diffusion"] and r["systematic_diffusion_valid"]]
-        lines.append(f"- Teacher α = {a:g}: systematic diffusion from T = 1 to T = 3 (η S1 < 0 and η S2 > 0) "
-                     f"on the train split for {len(diffused)} of {len(v['eta'][a])} targets"
-                     f"{' (' + ', '.join(diffused) + ')' if diffused else ''}; on train and valid both "
-                     f"for {len(both)}.")
-    drop = {a: v["accuracy"][a]["T=1"] - v["accuracy"][a]["T=64"] for a in ALPHAS}
-    lines.append(f"- Accuracy change of the students from T = 1 to T = 64: α = 0: {100 * -drop[0.0]:+.2f} points, "
-                 f"α = 0.1: {100 * -drop[0.1]:+.2f} points. The LS teacher's students "
-                 f"{'degraded more' if drop[0.1] > drop[0.0] else 'did not degrade more'} with T than the "
-                 "plain teacher's" + (" (differences this small are within run-to-run noise at this scale)."
-                                      if abs(drop[0.1] - drop[0.0]) < 0.01 else "."))
-    return lines
+        for T in TEMPERATURES:
+            if T != 1:
+                per_seed = (per_seed_p(vs_T1[a], f"/T{T:g}/model.pt") if bleu else per_seed_p(vs_T1[a][T]))
+                pairs.append((f"α = {a:g}: T = {T:g} − T = 1", scores[a][1], scores[a][T], per_seed))
+    test = ("sacrebleu's paired bootstrap on the test sentences (Holm over the T compared to T = 1)" if bleu
+            else "McNemar's exact test on the validation images")
+    return [f"\n## {title}\n\n",
+            f"A and B are students of the same seed; B − A is the mean of the per-seed differences with its "
+            f"{level()} paired t-interval and the paired t-test over seeds; per seed, {test} (p per seed, in seed "
+            f"order). {unit}. Each row is one question asked on its own: read several rows together with care "
+            "(no correction across rows).\n\n",
+            md_table(["comparison", "A", "B", f"B − A [{level()} CI]", "paired t p", "per-seed p", "verdict"],
+                     tests_table_rows(pairs, scale))]
 
 
-def read_bleu(study: "Study") -> dict:
-    """{(α, T or None): BLEU} from the `nmt_plugin.bleu table` CSV (one seed in the demo)."""
-    import csv
-
-    with open(f"{study.out / 'nmt' / 'bleu'}.csv") as f:
-        return {(float(r["alpha"]), float(r["temperature"]) if r["temperature"] else None): float(r["bleu"])
-                for r in csv.DictReader(f)}
-
-
-def nmt_verdict(n: dict, bleu: dict) -> list[str]:
-    scores = {a: {f"T={T:g}": bleu[(a, float(T))] for T in TEMPERATURES} for a in ALPHAS}
-    lines = ["- " + answer("student BLEU", scores, 1, 0.5)]
-    for a in ALPHAS:
-        diffused = [r["target"] for r in n["eta"][a] if r["systematic_diffusion"]]
-        lines.append(f"- Teacher α = {a:g}: systematic diffusion from T = 1 to T = 3 (decoder features, "
-                     f"training tokens) for {len(diffused)} of {len(n['eta'][a])} target words"
-                     f"{' (' + ', '.join(diffused) + ')' if diffused else ''}.")
-    drop = {a: bleu[(a, 1.0)] - bleu[(a, 64.0)] for a in ALPHAS}
-    lines.append(f"- BLEU change of the students from T = 1 to T = 64: α = 0: {-drop[0.0]:+.2f}, α = 0.1: "
-                 f"{-drop[0.1]:+.2f}. The LS teacher's students "
-                 f"{'degraded more' if drop[0.1] > drop[0.0] else 'did not degrade more'} with T than the plain "
-                 "teacher's" + (" (at BLEU this low the difference says little)." if max(bleu.values()) < 10 else "."))
-    return lines
+def eta_table(rows: list[dict], valid: list[dict] | None) -> str:
+    head = ["target", "S1", "η S1 train", "η S2 train", "p (Holm)", "bootstrap-significant seeds", "verdict"]
+    body = []
+    for i, r in enumerate(rows):
+        line = [r["target"], ", ".join(r["similar"]), interval(r["s1"], 100), interval(r["s2"], 100),
+                p_text(r["p_holm"]), f"{r['bootstrap_significant']} of {r['n']}",
+                "significant diffusion" if r["significant"] else "not distinguishable at this scale"]
+        if valid is not None:
+            line[4:4] = [interval(valid[i]["s1"], 100), interval(valid[i]["s2"], 100)]
+        body.append(line)
+    if valid is not None:
+        head[4:4] = ["η S1 valid", "η S2 valid"]
+    return md_table(head, body)
 
 
 def nmt_report(study: "Study", n: dict) -> list[str]:
     p = study.p
-    bleu = read_bleu(study)
     parts = ["\n## Translation: BLEU (Table 7 layout)\n\n",
              f"Bible German→English ({'books ' + p['nmt_books'] if p['nmt_books'] else 'all books'}, "
              f"chapter-disjoint splits, joint BPE {p['nmt_bpe']} merges), teachers {epochs(p['nmt_teacher_epochs'])}, "
-             f"students {epochs(p['nmt_student_epochs'])}, one seed; sacrebleu on detokenised test output, beam 5.\n\n",
-             n["bleu_md"].strip() + "\n",
-             "\n## Translation: diffusion index η(T1 = 1, T2 = 3)\n\n",
-             "η in **percent**, decoder output features of training target tokens (teacher-forced, at most 300 per word); "
-             "S1/S2 from feature space (nearest 1 %, farthest 90 % of the other words of 3+ letters that stand "
-             "as whole words in most of their occurrences in the BPE'd training text — no word-final BPE pieces, "
-             "no punctuation — by centroid distance in the T = 1 student); targets: the most frequent such "
-             "content words.\n"]
+             f"students {study.nmt_student_schedule()}, {len(study.seeds)} seed(s) of each student; sacrebleu on "
+             f"detokenised test output, beam {p.get('nmt_bleu_beam', 5)}; mean ± std (n) over seeds.\n\n",
+             n["bleu_md"].strip() + "\n"]
+    parts += tests_section("Translation: paired tests of BLEU", n["bleu"], n["vs_alpha"], n["vs_T1"], 1,
+                           "BLEU points", system=True)
+    parts += [f"\n## Translation: diffusion index η(T1 = {ETA_T1:g}, T2 = {ETA_T2:g})\n\n",
+              "η in **percent**, mean [" + level() + " t-interval] over seeds; decoder output features of training "
+              "target tokens (teacher-forced, at most 300 per word); S1/S2 from feature space (nearest 1 %, farthest "
+              "90 % of the other words of 3+ letters that stand as whole words in most of their occurrences in the "
+              "BPE'd training text — no word-final BPE pieces, no punctuation — by centroid distance in the first "
+              "seed's T = 1 student); targets: the most frequent such content words. " + ETA_TESTS + "\n"]
     for a in ALPHAS:
-        parts += [f"\n**Students of the α = {a:g} teacher**\n\n",
-                  md_table(["target", "S1", "S2 size", "η S1", "η S2", "diffusion"],
-                           [[r["target"], ", ".join(r["similar"]), len(r["dissimilar"]), pct(r["eta_similar"]),
-                             pct(r["eta_dissimilar"]), "yes" if r["systematic_diffusion"] else "no"]
-                            for r in n["eta"][a]])]
+        parts += [f"\n**Students of the α = {a:g} teacher**\n\n", eta_table(eta_over_seeds(n["eta"][a]), None)]
     nats = {a: {T: None if b is None else b * math.log(2) for T, b in n["entropy"][a].items()} for a in ALPHAS}
     parts += ["\n## Translation: smoothness of the teachers' targets (Table 13 layout)\n\n",
               "Mean entropy of the teacher's softmax(z/T) over the validation target tokens (teacher-forced), nats "
               f"(maximum ln {n['vocabulary']} = {math.log(n['vocabulary']):.3f}); `ls_kd` logs it as `teacher_entropy` "
-              "in bits with each validation, converted here.\n\n",
+              "in bits with each validation (of the first seed's students), converted here.\n\n",
               md_table(["teacher α", *[f"T={T}" for T in TEMPERATURES]],
                        [[f"{a:g}", *["–" if nats[a][T] is None else f"{nats[a][T]:.3f}" for T in TEMPERATURES]]
                         for a in ALPHAS])]
-    return parts, nmt_verdict(n, bleu)
+    return parts, nmt_verdict(n)
+
+
+ETA_TESTS = ("Significant systematic diffusion: the one-sample t-tests over seeds of η S1 < 0 and of η S2 > 0 "
+             "both reject after Holm's correction over the targets (p (Holm) = the adjusted larger of the two; 1 "
+             "when a mean has the wrong sign). 'Bootstrap-significant seeds': in how many seeds the paired "
+             "bootstrap over samples (`lskd-metrics eta --bootstrap`, percentile intervals, Holm over the "
+             "targets) put η S1's interval below 0 and η S2's above 0.")
 
 
 def report_text(study: "Study", v: dict, n: dict | None = None) -> str:
@@ -344,23 +390,33 @@ def report_text(study: "Study", v: dict, n: dict | None = None) -> str:
     nmt_parts, nmt_lines = nmt_report(study, n) if n else ([], [])
     parts = [f"# lskd study report ({study.size} study)\n\n",
              "Should I smooth my teacher, and at which temperature? What happened on the data this run used.\n\n",
-             "\n## Verdict\n\n", "\n### Vision (Fashion-MNIST)\n\n",
-             "- " + answer("student top-1 (percent)", v["accuracy"], 100, 0.01) + "\n",
+             "\n## Verdict\n\n",
+             f"Every line says how sure it is: {level()} intervals over the {len(study.seeds)} seeds of each student "
+             f"(paired by seed), and the verdict \"significant at {level()}\" or \"not distinguishable at this "
+             f"scale\"; {t_critical_note(len(study.seeds))}. The per-seed tests and every interval are in the "
+             "tables below.\n",
+             "\n### Vision (Fashion-MNIST)\n\n",
              *[line + "\n" for line in vision_verdict(v)], training_health(study) + "\n",
              "\n### Translation (Bible de→en)\n\n",
              *([line + "\n" for line in nmt_lines] if n else ["Not run (--no-nmt).\n"]),
              "\n## What ran\n\n",
              f"Study size `{study.size}`: model {p['model']} on Fashion-MNIST "
-             f"({p['limit_train'] or 60000} training / {p['limit_val'] or 10000} validation images), teachers "
-             f"{epochs(p['teacher_epochs'])}, students {epochs(p['student_epochs'])}, batch {p['batch_size']}, "
+             f"({p['limit_train'] or 60000} training images for the teachers, the first "
+             f"{p.get('student_limit_train') or p['limit_train'] or 60000} of them for the students; "
+             f"{p['limit_val'] or 10000} validation images), teachers "
+             f"{epochs(p['teacher_epochs'])}, students {epochs(p['student_epochs'])} ({len(study.seeds)} seeds of each: "
+             f"{', '.join(map(str, study.seeds))}; the teachers once, seed {study.seeds[0]}), batch {p['batch_size']}, "
              f"lr {p['lr']} (linear warm-up over {epochs(p['lr_warmup_epochs'])}, "
              f"{'gradient norm clipped at ' + str(p['clip_grad_norm']) + ', ' if p['clip_grad_norm'] else ''}×0.1 every "
              f"{p['teacher_lr_step']}/{p['student_lr_step']} epochs), pure KD (β = 1), device {p['device']}. "
              f"Translation: {p['nmt_arch'][1] if p['nmt_arch'][1] != 'transformer' else 'a small Transformer'} "
-             f"({' '.join(p['nmt_arch'][2:]) or 'as in the paper'}), batches of {p['nmt_max_tokens']} tokens, "
+             f"({' '.join(p['nmt_arch'][2:]) or 'as in the paper'}), students {study.nmt_student_schedule()}, "
+             f"batches of {p['nmt_max_tokens']} tokens, "
              f"{'all books' if not p['nmt_books'] else 'books ' + p['nmt_books']} of the Bible. "
-             + ("Scaled down from the paper (90/200 epochs on ImageNet, IWSLT14 for translation) to fit a "
-                "2-core CPU: read the numbers as a small study, one seed, not a reproduction."
+             + ("Scaled down from the paper (90/200 epochs on ImageNet, IWSLT14 for translation, 3 seeds) to fit "
+                "a 2-core CPU with three seeds of every student: the students train on half the teachers' images "
+                "for two epochs, the translation students for a few hundred updates, and BLEU decodes greedily. "
+                "Read the numbers as a small study, not a reproduction."
                 if study.size == "quick" else "")
              + ("The `tiny` size checks that every stage runs and the report is whole; its numbers mean "
                 "nothing." if study.size == "tiny" else "")
@@ -368,20 +424,20 @@ def report_text(study: "Study", v: dict, n: dict | None = None) -> str:
                 f"multiplied by {study.scale_epochs:g} (`--scale-epochs`), rounded up: every number in this report is for "
                 "these shorter runs." if study.scale_epochs != 1 else "") + "\n",
              "\n## Accuracy (Table 2 layout)\n\n",
-             "Top-1 on the validation images, percent.\n\n",
+             "Top-1 on the validation images, percent: the teacher (one run), its students mean ± std (n) over "
+             "seeds.\n\n",
              md_table(["teacher α", "teacher", *T_cols],
-                      [[f"{a:g}", pct(v["accuracy"][a]["teacher"]), *[pct(v["accuracy"][a][c]) for c in T_cols]]
+                      [[f"{a:g}", pct(v["teacher"][a]), *[cell(v["acc"][a][T], 100) for T in TEMPERATURES]]
                        for a in ALPHAS]),
-             "\n## Diffusion index η(T1 = 1, T2 = 3) (Table 3 layout)\n\n",
-             "η in **percent** (JSON outputs carry fractions). S1/S2 from the shipped Fashion-MNIST hierarchy "
-             "(tops, footwear, trousers, bags): S1 = the target's group, S2 = the other groups. Systematic "
-             "diffusion: η S1 < 0 and η S2 > 0.\n"]
+             *tests_section("Paired tests of top-1", v["acc"], v["vs_alpha"], v["vs_T1"], 100, "Percent",
+                            system=False),
+             f"\n## Diffusion index η(T1 = {ETA_T1:g}, T2 = {ETA_T2:g}) (Table 3 layout)\n\n",
+             f"η in **percent** (JSON outputs carry fractions), mean [{level()} t-interval] over seeds. S1/S2 from the "
+             "shipped Fashion-MNIST hierarchy (tops, footwear, trousers, bags): S1 = the target's group, S2 = the "
+             "other groups. " + ETA_TESTS + " The verdict uses the train split.\n"]
     for a in ALPHAS:
         parts += [f"\n**Students of the α = {a:g} teacher**\n\n",
-                  md_table(["target", "S1", "train η S1", "train η S2", "valid η S1", "valid η S2", "diffusion"],
-                           [[r["target"], ", ".join(r["similar"]), pct(r["eta_similar"]), pct(r["eta_dissimilar"]),
-                             pct(r["eta_similar_valid"]), pct(r["eta_dissimilar_valid"]),
-                             "yes" if r["systematic_diffusion"] else "no"] for r in v["eta"][a]])]
+                  eta_table(eta_over_seeds(v["eta"][a]), eta_over_seeds(v["eta"][a], "_valid"))]
     parts += ["\n## Smoothness of the teachers' targets (Table 13 layout)\n\n",
               "Mean entropy of softmax(z/T) over the training images, nats (maximum ln 10 = 2.303).\n\n",
               md_table(["teacher α", *T_cols],
@@ -392,10 +448,10 @@ def report_text(study: "Study", v: dict, n: dict | None = None) -> str:
               + "; ".join(f"{s['label']}: {s['stability']:.4f} / {s['inter_class_stability']:.4f}"
                           for s in v["stability"]) + ".\n",
               "\n## Per-class accuracy of the η targets (Tables 17–19 layout)\n\n",
-              "Validation top-1 per class, percent.\n"]
+              "Validation top-1 per class, percent, mean ± std (n) over seeds.\n"]
     for a in ALPHAS:
         parts += [f"\n**Students of the α = {a:g} teacher**\n\n",
-                  md_table(["class", *T_cols], [[c, *[pct(v["per_class"][a][T][c]) for T in TEMPERATURES]]
+                  md_table(["class", *T_cols], [[c, *[cell(v["per_class"][a][T][c], 100) for T in TEMPERATURES]]
                                                 for c in FASHION_TARGETS])]
     parts += nmt_parts
     parts += ["\n## Figures\n\n",
