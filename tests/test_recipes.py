@@ -33,7 +33,8 @@ def recipe(*args, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(["bash", str(REPO / "scripts" / "recipe.sh"), *map(str, args)], cwd=REPO, env=ENV,
                           capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
-        raise AssertionError(f"recipe.sh {args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(f"recipe.sh {args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-3000:]}")
     return proc
 
 
@@ -148,9 +149,11 @@ def test_imagenet_one_gpu_runs_one_process_per_training(imagefolder, tmp_path):
     ([], "[study] error: imagenet needs its data, an ImageFolder root with train/ and val/: "
          "./scripts/recipe.sh imagenet --data PATH (or --toy)"),
     (["--data", "/nonexistent/imagenet"], "[study] error: imagenet: data /nonexistent/imagenet not found"),
-    (["--data", "IMAGEFOLDER", "--gpus", "3"], "[study] error: config: --gpus 3 does not divide the global batch of 256"),
+    (["--data", "IMAGEFOLDER", "--gpus", "3"],
+     "[study] error: config: --gpus 3 does not divide the global batch of 256"),
     (["--toy", "--set", "alphas=[0,1]"], "[study] error: config: alpha must be in [0, 1), got 1"),
-    (["--toy", "--set", "temperatures=[1,-2]"], "[study] error: config: temperature must be a finite number > 0, got -2"),
+    (["--toy", "--set", "temperatures=[1,-2]"],
+     "[study] error: config: temperature must be a finite number > 0, got -2"),
     (["--toy", "--gpus", "x"], "[recipe] error: --gpus needs a whole number >= 1"),
 ])
 def test_imagenet_bad_input_is_one_line_before_anything_runs(args, message, imagefolder, tmp_path):
@@ -178,8 +181,9 @@ def test_cub_dry_run(imagefolder, tmp_path):
     out = recipe("cub", "--data", imagefolder, *[a for m in ("resnet50", "resnet18", "mobilenet_v2")
                                                  for a in ("--pretrained", f"{m}={weights}")],
                  "--out", tmp_path / "o", "--gpus", "2", "--dry-run").stdout
-    teachers, students = cmds(out, "teacher"), {(j["wildcards"]["model"], j["wildcards"]["alpha"], j["wildcards"]["seed"]): j["cmd"]
-                                                for j in jobs(out)["students"]}
+    teachers = cmds(out, "teacher")
+    students = {(j["wildcards"]["model"], j["wildcards"]["alpha"], j["wildcards"]["seed"]): j["cmd"]
+                for j in jobs(out)["students"]}
     assert len(teachers) == 9 and sum("--label-smoothing 0.2 " in c for c in teachers) == 3
     for c in teachers + list(students.values()):
         assert "--recipe cub" in c and "--epochs 200 --lr 0.01 --lr-step 80" in c and "--batch-size 128 " in c
@@ -188,14 +192,16 @@ def test_cub_dry_run(imagefolder, tmp_path):
     assert len(students) == 3 * (2 + 2 + 3)
     assert all("--temperature 1 2 3 64 --beta 1" in c and "--dump-features" in c for c in students.values())
     entropy = cmds(out, "entropy")
-    assert len(entropy) == 3 and all("--temperature 1 2 3 64 " in c and c.count("/features/train") == 3 for c in entropy)
+    assert len(entropy) == 3    # one per seed, the 3 teachers' training sets at T = 1, 2, 3, 64 (Table 13)
+    assert all("--temperature 1 2 3 64 " in c and c.count("/features/train") == 3 for c in entropy)
     match = {(j["wildcards"]["ref"], j["wildcards"]["seed"]): j["cmd"] for j in jobs(out)["match_temperature"]}
     assert len(match) == 9 and "--reference-temperature 3 " in match[("3", "2")]
     assert "--features teachers/a0_s2/features/train --reference teachers/a0.1_s2/features/train" in match[("3", "2")]
     # the matched temperature is read from match_temperature's output when the job starts: unknown yet
     matched = jobs(out)["matched_student"]
     assert len(matched) == 3 * 3 * 2 and all(j["cmd"].endswith("--temperature <TBD>") for j in matched)
-    assert {j["wildcards"]["ref"] for j in matched} == {"1", "3"} and all("--teacher teachers/a0_s" in j["cmd"] for j in matched)
+    assert {j["wildcards"]["ref"] for j in matched} == {"1", "3"}
+    assert all("--teacher teachers/a0_s" in j["cmd"] for j in matched)
     assert {"accuracy_table", "entropy_table", "counterexamples_table", "per_class_table"} <= set(jobs(out))
     # Figure 4: Loggerhead / Great Grey Shrike (similar), Black-footed Albatross (dissimilar)
     projection = {j["wildcards"]["name"]: j["cmd"] for j in jobs(out)["projection"]}
@@ -205,7 +211,8 @@ def test_cub_dry_run(imagefolder, tmp_path):
     assert projection["teachers"].count("/features/") == 6               # 3 α x train, valid
     assert projection["mobilenet_v2"].count("/features/train") == 12     # 3 α x 4 T
     accuracy = cmds(out, "per_class_accuracy")
-    assert len(accuracy) == 21 and all(c.count("/features/train") == 4 and c.count("/features/valid") == 4 for c in accuracy)
+    assert len(accuracy) == 21   # 3 seeds x (2 + 2 + 3) sweeps, each at 4 T x train, valid
+    assert all(c.count("/features/train") == 4 and c.count("/features/valid") == 4 for c in accuracy)
     assert cmds(out, "per_class_table")[0].count("accuracy/per_class_") == 21
 
 
@@ -254,6 +261,27 @@ def test_iwslt_dry_run(tmp_path):
                          (["--set", "kd_beta=2"], "kd_beta must be in [0, 1], got 2")):
         p = recipe("iwslt", "--data", raw, "--out", tmp_path / "o", *bad, "--dry-run", check=False)
         assert p.returncode == 2 and p.stderr.strip().splitlines() == [f"[study] error: config: {message}"], p.stderr
+
+
+def test_toy_overlay_merges_as_snakemake_merges_config_files():
+    """study.load([recipe, recipe-toy]) sees what Snakemake sees with two --configfile files: mappings
+    merged key by key, anything else replaced (checked against Snakemake's own update_config)."""
+    import copy
+
+    import yaml
+    from snakemake.utils import update_config
+
+    sys.path.insert(0, str(REPO / "scripts" / "workflow"))
+    import study
+
+    config = REPO / "scripts" / "workflow" / "config"
+    base, toy = (yaml.safe_load((config / f"imagenet{t}.yaml").read_text()) for t in ("", "-toy"))
+    expected = copy.deepcopy(base)
+    update_config(expected, toy)
+    assert study.merge(base, toy) == expected
+    loaded = study.load(["imagenet", "imagenet-toy"])
+    assert loaded["teacher"] == {"model": "resnet50", "epochs": 1, "lr": 0.01, "lr_step": 1, "runtime_minutes": 10}
+    assert loaded["students"] == {"resnet18": [0.0, 0.1], "resnet50": [0.0, 0.1]} and loaded["seeds"] == [1]
 
 
 # ----------------------------------------------------------------------------- tables

@@ -55,7 +55,9 @@ def merge(base: dict, extra: dict) -> dict:
     Snakemake merges a second --configfile into the first."""
     out = dict(base)
     for key, value in extra.items():
-        out[key] = merge(out.get(key) if isinstance(out.get(key), dict) else {}, value) if isinstance(value, dict) else value
+        if isinstance(value, dict):
+            value = merge(out[key] if isinstance(out.get(key), dict) else {}, value)
+        out[key] = value
     return out
 
 
@@ -90,7 +92,8 @@ def check_grid(cfg: dict) -> None:
         need(isinstance(T, (int, float)) and math.isfinite(T) and T > 0,
              f"config: temperature must be a finite number > 0, got {T!r}")
     need(cfg["seeds"] and all(isinstance(s, int) and s >= 0 for s in cfg["seeds"])
-         and len(set(cfg["seeds"])) == len(cfg["seeds"]), f"config: seeds must be distinct integers >= 0, got {cfg['seeds']}")
+         and len(set(cfg["seeds"])) == len(cfg["seeds"]),
+         f"config: seeds must be distinct integers >= 0, got {cfg['seeds']}")
 
 
 def check(cfg: dict) -> dict:
@@ -149,7 +152,8 @@ def check_recipe(cfg: dict) -> dict:
                  f"{name}: data {data}: expected ImageFolder train/ and val/ folders inside")
     if name == "iwslt":
         for pair in cfg["pairs"]:
-            need(pair in ("de-en", "en-de", "en-ru", "ru-en"), f"config: pair {pair} is not one of de-en, en-de, en-ru, ru-en")
+            need(pair in ("de-en", "en-de", "en-ru", "ru-en"),
+                 f"config: pair {pair} is not one of de-en, en-de, en-ru, ru-en")
         need(len(set(cfg["pairs"])) == len(cfg["pairs"]), f"config: a pair is given twice in {cfg['pairs']}")
         per_gpu = cfg["max_tokens"] // max(1, min(gpus, cfg.get("local_gpus") or gpus))
         need(per_gpu >= cfg["min_tokens_per_gpu"], f"config: gpus_per_training {gpus} leaves each GPU {per_gpu} of the "
@@ -157,14 +161,17 @@ def check_recipe(cfg: dict) -> dict:
         need(0 <= cfg["kd_beta"] <= 1, f"config: kd_beta must be in [0, 1], got {cfg['kd_beta']!r}")
         return cfg
     for n, what in ((gpus, "gpus_per_training"), (min(gpus, cfg.get("local_gpus") or gpus), "--gpus")):
-        need(cfg["batch_size"] % max(1, n) == 0, f"config: {what} {n} does not divide the global batch of {cfg['batch_size']}")
+        need(cfg["batch_size"] % max(1, n) == 0,
+             f"config: {what} {n} does not divide the global batch of {cfg['batch_size']}")
     for model, alphas in cfg["students"].items():
-        need(set(alphas) <= set(cfg["alphas"]), f"config: students.{model}: teachers {alphas} not all among alphas {cfg['alphas']}")
+        need(set(alphas) <= set(cfg["alphas"]),
+             f"config: students.{model}: teachers {alphas} not all among alphas {cfg['alphas']}")
     for model, (t1, t2) in cfg.get("eta", {}).items():
         need(model in cfg["students"] and {t1, t2} <= set(cfg["temperatures"]) and t1 < t2,
              f"config: eta.{model}: a student model with T1 < T2 among the temperatures, got {[t1, t2]}")
     for ref in cfg.get("match", {}).get("reference_temperatures", []):
-        need(isinstance(ref, (int, float)) and ref > 0, f"config: match: reference temperature must be > 0, got {ref!r}")
+        need(isinstance(ref, (int, float)) and ref > 0,
+             f"config: match: reference temperature must be > 0, got {ref!r}")
     models = dict.fromkeys([cfg["teacher"]["model"], *cfg["students"]]) if "pretrained" in cfg else {}
     for model in [m for m in models if m not in cfg.get("from_scratch", [])]:
         weights = cfg["pretrained"].get(model)
@@ -387,9 +394,9 @@ def nmt_targets(features: Path, train_text: Path, n: int, out_json: Path, out_wo
 
 def main(argv: list[str]) -> int:
     """``check CONFIG [CONFIG ...] key=value ...``: one line and exit 2 if the configuration (the files
-    merged in order) with those overrides cannot run; else print the overrides as a YAML config file (nested, for Snakemake's second
-    --configfile, which it merges into the first recursively), nothing when there are none. ``nmt-targets ...``: see
-    nmt_targets (the workflow's rule)."""
+    merged in order) with those overrides cannot run; else print the overrides as a YAML config file
+    (nested, for Snakemake's last --configfile, which it merges into the others recursively), nothing
+    when there are none. ``nmt-targets ...``: see nmt_targets (the workflow's rule)."""
     if len(argv) == 6 and argv[0] == "nmt-targets":
         nmt_targets(Path(argv[1]), Path(argv[2]), int(argv[3]), Path(argv[4]), Path(argv[5]))
         return 0
