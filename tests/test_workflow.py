@@ -112,17 +112,18 @@ def test_full_dry_run_prints_the_cuda_commands_and_runs_nothing(tmp_path):
     out = tmp_path / "full"
     proc = demo("--full", "--dry-run", "--out", out)
     counts = job_counts(proc.stdout)
-    assert counts["vision_teacher"] == 2 and counts["vision_students"] == 2 and counts["nmt_student"] == 8
+    # 2 teachers; 3 seeds x 2 teachers: 6 sweeps of 4 T, 24 translation students
+    assert counts["vision_teacher"] == 2 and counts["vision_students"] == 6 and counts["nmt_student"] == 24
     assert counts["nmt_bleu"] == 1 and counts["report"] == 1
     assert "reason: Missing output files" in proc.stdout                     # -n says why each job runs
     assert not (out / "vision").exists() and not (out / "nmt").exists()        # nothing ran
     vision = dry_commands(proc.stdout, "vision/distill.py")
-    assert len(vision) == 4
+    assert len(vision) == 2 + 6
     assert all("--device cuda" in c and "--amp" in c and "--channels-last" in c for c in vision)
     assert all("--limit-train" not in c for c in vision)
     assert any("--temperature 1 2 3 64" in c for c in vision)
     fairseq = dry_commands(proc.stdout, "fairseq-train")
-    assert len(fairseq) == 10 and all("--fp16" in c and "--cpu" not in c for c in fairseq)
+    assert len(fairseq) == 2 + 24 and all("--fp16" in c and "--cpu" not in c for c in fairseq)
     assert all("transformer_iwslt_de_en" in c for c in fairseq)
 
 
@@ -154,7 +155,7 @@ def test_every_vision_feature_set_output_lists_all_its_arrays(tmp_path):
     whole = {"meta.json", "features.npy", "labels.npy", "head_weight.npy", "head_bias.npy", "logits.npy"}
     blocks = proc.stdout.split("\nrule ")[1:]
     vision = [b for b in blocks if b.startswith(("vision_teacher:", "vision_students:"))]
-    assert len(vision) == 4
+    assert len(vision) == 2 + 2 * 2   # tiny: 2 teachers, 2 seeds of each teacher's sweep
     for block in vision:
         outputs = next(line for line in block.splitlines() if line.strip().startswith("output:"))
         sets = {}

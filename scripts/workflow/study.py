@@ -393,19 +393,30 @@ def nmt_targets(features: Path, train_text: Path, n: int, out_json: Path, out_wo
 
 
 def main(argv: list[str]) -> int:
-    """``check CONFIG [CONFIG ...] key=value ...``: one line and exit 2 if the configuration (the files
-    merged in order) with those overrides cannot run; else print the overrides as a YAML config file
-    (nested, for Snakemake's last --configfile, which it merges into the others recursively), nothing
-    when there are none. ``nmt-targets ...``: see nmt_targets (the workflow's rule)."""
-    if len(argv) == 6 and argv[0] == "nmt-targets":
-        nmt_targets(Path(argv[1]), Path(argv[2]), int(argv[3]), Path(argv[4]), Path(argv[5]))
+    """``check``: one line and exit 2 if the configuration cannot run, else the overrides as a YAML
+    config file; ``nmt-targets``: see nmt_targets (the workflow's rule)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="scripts/workflow/study.py", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check", help="check a configuration (the files merged in order, then KEY=VALUE overrides)",
+                       description="Exit 2 with one line if the configuration cannot run; else print the "
+                                   "overrides as a YAML config file (nested, for Snakemake's last --configfile, "
+                                   "which it merges into the others recursively), nothing when there are none.")
+    c.add_argument("items", nargs="+", metavar="CONFIG|KEY=VALUE", help="config files (or sizes), then overrides")
+    t = sub.add_parser("nmt-targets", help="the translation η's target words (the workflow's nmt_targets rule)")
+    t.add_argument("features", type=Path)
+    t.add_argument("train_text", type=Path)
+    t.add_argument("n", type=int)
+    t.add_argument("out_json", type=Path)
+    t.add_argument("out_words", type=Path)
+    args = ap.parse_args(argv)
+    if args.cmd == "nmt-targets":
+        nmt_targets(args.features, args.train_text, args.n, args.out_json, args.out_words)
         return 0
-    if len(argv) < 2 or argv[0] != "check":
-        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
-        return 2
-    files = [a for a in argv[1:] if "=" not in a]
+    files = [a for a in args.items if "=" not in a]
     overrides = {}
-    for item in argv[1 + len(files):]:
+    for item in args.items[len(files):]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             print(f"[study] error: expected key=value, got {item!r}", file=sys.stderr)
