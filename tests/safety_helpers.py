@@ -84,3 +84,27 @@ def dead_pid() -> int:
 def last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+# ------------------------------------------------------------------ shared fixtures of the safety tests
+import pytest  # noqa: E402
+
+#: distill.py on the built-in digits, as small as it trains: one epoch on 16 images
+DIGITS = ["--dataset", "digits", "--limit-train", "16", "--limit-val", "8", "--workers", "0",
+          "--device", "cpu", "--epochs", "1", "--batch-size", "8", "--print-freq", "100"]
+
+
+@pytest.fixture(scope="module")
+def toyset(tmp_path_factory):
+    """The tiny fairseq data set and teacher of tests/nmt_toy.py."""
+    from nmt_toy import toy
+    return toy(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def vision_teacher(tmp_path_factory):
+    """A digits resnet18 checkpoint of distill.py (one epoch on 16 images)."""
+    from vision import distill
+    out = tmp_path_factory.mktemp("vteacher")
+    distill.main(distill.get_args_parser().parse_args([*DIGITS, "--output-dir", str(out)]))
+    return out / "checkpoint.pt"

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.recipes import tables  # noqa: E402
+from test_workflow import job_counts  # noqa: E402  (one parser of Snakemake's "Job stats:" table)
 
 # recipe.sh with this interpreter as it is: no venv, nothing installed (the set-up has its own test)
 ENV = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable)
@@ -57,18 +58,6 @@ def cmds(stdout: str, rule: str) -> list[str]:
     return [j["cmd"] for j in jobs(stdout).get(rule, [])]
 
 
-def job_counts(stdout: str) -> dict[str, int]:
-    """{rule: count} from the "Job stats:" table Snakemake prints before it runs (or dry-runs) jobs."""
-    lines = stdout.splitlines()
-    if "Job stats:" not in lines:
-        return {}
-    counts = {}
-    for line in lines[lines.index("Job stats:") + 3:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def flag(cmd: str, name: str) -> str:

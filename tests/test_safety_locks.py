@@ -14,28 +14,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("fairseq")
 
 from nmt_toy import PLUGIN, PY, REPO, TINY, toy  # noqa: E402
-from safety_helpers import dead_pid, env, last_line, lock_held_by_another_process  # noqa: E402
+from safety_helpers import (DIGITS, dead_pid, env, last_line, lock_held_by_another_process,  # noqa: E402
+                            toyset, vision_teacher)  # noqa: F401 (fixtures)
 from shared_metrics.featureset import FeatureSetError, FeatureSetWriter, write_feature_set  # noqa: E402
 from shared_metrics.locks import OutputLock, lock_path, remove_stale_temporaries  # noqa: E402
 
 DISTILL = str(REPO / "vision" / "distill.py")
 VDUMP = str(REPO / "vision" / "dump_features.py")
-DIGITS = ["--dataset", "digits", "--limit-train", "16", "--limit-val", "8", "--workers", "0",
-          "--device", "cpu", "--epochs", "1", "--batch-size", "8", "--print-freq", "100"]
-
-
-@pytest.fixture(scope="module")
-def toyset(tmp_path_factory):
-    return toy(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def vision_teacher(tmp_path_factory):
-    """A digits resnet18 checkpoint of distill.py (one epoch on 16 images)."""
-    from vision import distill
-    out = tmp_path_factory.mktemp("vteacher")
-    distill.main(distill.get_args_parser().parse_args([*DIGITS, "--output-dir", str(out)]))
-    return out / "checkpoint.pt"
 
 
 def two_writer_cases(toyset, vision_teacher, tmp):

@@ -12,23 +12,8 @@ pytest.importorskip("fairseq")
 
 from nmt_plugin.errors import LskdConfigError  # noqa: E402
 from nmt_toy import PLUGIN, PY, REPO, TINY, toy  # noqa: E402
-from safety_helpers import env, last_line, plant_payload  # noqa: E402
+from safety_helpers import DIGITS, env, last_line, plant_payload, toyset, vision_teacher  # noqa: E402,F401
 
-DIGITS = ["--dataset", "digits", "--limit-train", "16", "--limit-val", "8", "--workers", "0",
-          "--device", "cpu", "--epochs", "1", "--batch-size", "8", "--print-freq", "100"]
-
-
-@pytest.fixture(scope="module")
-def toyset(tmp_path_factory):
-    return toy(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def vision_teacher(tmp_path_factory):
-    from vision import distill
-    out = tmp_path_factory.mktemp("vteacher")
-    distill.main(distill.get_args_parser().parse_args([*DIGITS, "--output-dir", str(out)]))
-    return out / "checkpoint.pt"
 
 
 def vision_with_weights(src, dest, change):

@@ -414,8 +414,9 @@ def report_text(study: "Study", v: dict, n: dict | None = None) -> str:
              f"batches of {p['nmt_max_tokens']} tokens, "
              f"{'all books' if not p['nmt_books'] else 'books ' + p['nmt_books']} of the Bible. "
              + ("Scaled down from the paper (90/200 epochs on ImageNet, IWSLT14 for translation, 3 seeds) to fit "
-                "a 2-core CPU with three seeds of every student: the students train on half the teachers' images "
-                "for two epochs, the translation students for a few hundred updates, and BLEU decodes greedily. "
+                "a 2-core CPU with three seeds of every student: the vision students train on part of the "
+                "teachers' images for a few epochs, the translation students for a fraction of an epoch (see "
+                "above), and BLEU decodes greedily. "
                 "Read the numbers as a small study, not a reproduction."
                 if study.size == "quick" else "")
              + ("The `tiny` size checks that every stage runs and the report is whole; its numbers mean "
