@@ -108,7 +108,7 @@ def test_help_of_every_entry_point_and_subcommand():
     subcommands = {rel: json.loads(re.search(r"^SUBCOMMANDS (.*)$", results[rel][1], re.M).group(1))
                    for rel in entries}
     assert set(subcommands["shared_metrics/cli.py"]) >= {"eta", "entropy", "accuracy", "stability", "similar"}
-    assert subcommands["nmt_plugin/bleu.py"] == ["score", "table"]
+    assert subcommands["nmt_plugin/bleu.py"] == ["paired", "score", "table"]
     assert sum(map(len, subcommands.values())) >= 10
 
 
