@@ -1,5 +1,6 @@
 """Feature dumps (lskd feature-set contract) and BLEU scoring of toy checkpoints."""
 import csv
+from pathlib import Path
 import re
 
 import numpy as np
@@ -141,10 +142,11 @@ def test_table_cache_is_per_data_set(tmp_path, monkeypatch, capsys):
     from nmt_plugin import bleu
     decoded = []
 
-    def fake_score(ck, data, split, **kw):
+    def fake_score(ck, data, split, keep=None, **kw):
         decoded.append(str(data))
+        kept = bleu.keep_translations(keep, ["a hypothesis"], ["a reference"]) if keep else {}
         return {"checkpoint": ck, "split": split, "bleu": float(len(decoded)), "sentences": 1,
-                "detail": "", "signature": "sig"}
+                "detail": "", "signature": "sig", **kept}
     monkeypatch.setattr(bleu, "score_checkpoint", fake_score)
     monkeypatch.setattr(bleu, "checkpoint_info",
                         lambda ck: {"role": "teacher", "alpha": 0.1, "temperature": None, "seed": 1})
@@ -159,3 +161,38 @@ def test_table_cache_is_per_data_set(tmp_path, monkeypatch, capsys):
     (tmp_path / "A" / "test.de-en.en.bin").write_bytes(b"22")  # re-preprocessed
     assert table("A") == 0 and len(decoded) == 3
     capsys.readouterr()
+
+
+def test_table_decodes_again_what_lacks_its_kept_translations(tmp_path, monkeypatch):
+    """`paired` reads the translations `table --out` keeps: an entry cached without them (an older
+    cache) or whose file went missing is decoded again, the others are served from the cache."""
+    import json
+
+    from nmt_plugin import bleu
+    decoded = []
+
+    def fake_score(ck, data, split, keep=None, **kw):
+        decoded.append(Path(ck).name)
+        return {"checkpoint": ck, "split": split, "bleu": 1.0, "sentences": 1, "detail": "", "signature": "sig",
+                **bleu.keep_translations(keep, ["h"], ["r"])}
+    monkeypatch.setattr(bleu, "score_checkpoint", fake_score)
+    monkeypatch.setattr(bleu, "checkpoint_info",
+                        lambda ck: {"role": "teacher", "alpha": 0.1, "temperature": None, "seed": 1})
+    cks = []
+    for name in ("a.pt", "b.pt", "c.pt"):
+        cks.append(tmp_path / name)
+        cks[-1].write_bytes(name.encode())
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test.de-en.en.bin").write_bytes(b"1")
+    table = lambda: bleu.main(["table", *map(str, cks), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "t")])  # noqa: E731
+    assert table() == 0 and decoded == ["a.pt", "b.pt", "c.pt"]
+    cache_path = tmp_path / "t.cache.json"
+    cache = json.loads(cache_path.read_text())
+    for r in cache.values():
+        if Path(r["checkpoint"]).name == "a.pt":
+            del r["hypotheses"]                       # as a cache written before translations were kept
+        if Path(r["checkpoint"]).name == "b.pt":
+            Path(r["hypotheses"]).unlink()            # its kept file went missing
+    cache_path.write_text(json.dumps(cache))
+    assert table() == 0 and decoded == ["a.pt", "b.pt", "c.pt", "a.pt", "b.pt"]
+    assert table() == 0 and len(decoded) == 5
