@@ -33,7 +33,7 @@ def test_dry_run_lists_the_steps_and_takes_the_bundle_data(tmp_path, capsys):
 
 
 def test_defaults_are_plain_whatever_the_environment(monkeypatch, capsys, tmp_path):
-    """The default steps and --out are the same with or without an $OUT in the environment."""
+    """The default steps and --out are plain defaults: an OUT variable in the environment changes nothing."""
     monkeypatch.setenv("OUT", str(tmp_path / "elsewhere"))
     assert main(["--dry-run"]) == 0
     out = capsys.readouterr().out

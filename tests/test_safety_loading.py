@@ -2,7 +2,7 @@
 a crafted checkpoint whose unpickling would run ``touch MARKER`` is refused in one line that
 says "refused: unsafe object", and the marker never appears.
 
-The override makes torch.load default to weights_only=False wherever a caller leaves it unset
+The override makes torch.load default to full unpickling wherever a caller leaves weights_only unset
 (torch/serialization.py); the project passes weights_only=True explicitly everywhere, and the
 plugin routes fairseq's own reads (trainer restore, fairseq-generate) through that loader. A
 control first unpickles each payload in full and sees it create its marker: the refusals below
