@@ -308,12 +308,11 @@ def nmt_verdict(n: dict) -> list[str]:
 
 
 def tests_section(title: str, scores: dict, vs_alpha: dict, vs_T1: dict, scale: float, unit: str,
-                  system: bool) -> list[str]:
+                  bleu: bool) -> list[str]:
     """The paired tests of one task: the LS teacher's student against the plain teacher's at each T,
     and each T against T = 1 per teacher; per seed on the same images / sentences, across seeds by
     the paired t-interval."""
     a0, a1 = ALPHAS
-    bleu = system  # translation: sacrebleu's results name the systems by checkpoint
     pairs = [(f"α = {a1:g} − α = {a0:g} at T = {T:g}", scores[a0][T], scores[a1][T],
               per_seed_p(vs_alpha[T], f"/T{T:g}/model.pt" if bleu else None)) for T in TEMPERATURES]
     for a in ALPHAS:
@@ -356,7 +355,7 @@ def nmt_report(study: "Study", n: dict) -> list[str]:
              f"detokenised test output, beam {p.get('nmt_bleu_beam', 5)}; mean ± std (n) over seeds.\n\n",
              n["bleu_md"].strip() + "\n"]
     parts += tests_section("Translation: paired tests of BLEU", n["bleu"], n["vs_alpha"], n["vs_T1"], 1,
-                           "BLEU points", system=True)
+                           "BLEU points", bleu=True)
     parts += [f"\n## Translation: diffusion index η(T1 = {ETA_T1:g}, T2 = {ETA_T2:g})\n\n",
               "η in **percent**, mean [" + level() + " t-interval] over seeds; decoder output features of training "
               "target tokens (teacher-forced, at most 300 per word); S1/S2 from feature space (nearest 1 %, farthest "
@@ -431,7 +430,7 @@ def report_text(study: "Study", v: dict, n: dict | None = None) -> str:
                       [[f"{a:g}", pct(v["teacher"][a]), *[cell(v["acc"][a][T], 100) for T in TEMPERATURES]]
                        for a in ALPHAS]),
              *tests_section("Paired tests of top-1", v["acc"], v["vs_alpha"], v["vs_T1"], 100, "Percent",
-                            system=False),
+                            bleu=False),
              f"\n## Diffusion index η(T1 = {ETA_T1:g}, T2 = {ETA_T2:g}) (Table 3 layout)\n\n",
              f"η in **percent** (JSON outputs carry fractions), mean [{level()} t-interval] over seeds. S1/S2 from the "
              "shipped Fashion-MNIST hierarchy (tops, footwear, trousers, bags): S1 = the target's group, S2 = the "

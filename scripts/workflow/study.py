@@ -205,23 +205,6 @@ def vision_sweep_dir(a: float, seed: int) -> str:
     return f"vision/students_{alpha_tag(a)}/seed{seed}"
 
 
-def vision_feats(a: float, T: float | None = None, split: str = "train", seed: int = 0) -> str:
-    base = vision_teacher_dir(a) if T is None else f"{vision_sweep_dir(a, seed)}/{temperature_tag(T)}"
-    return f"{base}/features/{split}"
-
-
-def nmt_teacher_dir(a: float) -> str:
-    return f"nmt/teacher_{alpha_tag(a)}"
-
-
-def nmt_student_dir(a: float, T: float, seed: int = 0) -> str:
-    return f"nmt/students_{alpha_tag(a)}/seed{seed}/{temperature_tag(T)}"
-
-
-def nmt_feats(a: float, T: float, seed: int = 0) -> str:
-    return f"nmt/features/{alpha_tag(a)}_seed{seed}_{temperature_tag(T)}"
-
-
 NMT_DATA = "nmt/data"
 
 

@@ -17,7 +17,6 @@ Every number a verdict rests on comes with its uncertainty, from shared_metrics.
 """
 from __future__ import annotations
 
-import math
 
 from shared_metrics.stats import holm, paired_t_interval, t_interval
 
@@ -146,7 +145,3 @@ def t_critical_note(n: int) -> str:
 
     return (f"with n = {n} seeds a {level()} t-interval is ± {t.ppf((1 + CONFIDENCE) / 2, n - 1):.2f} standard "
             f"errors wide (t with {n - 1} degrees of freedom), so only large, consistent effects reach significance")
-
-
-def fmt_pct(x: float) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
