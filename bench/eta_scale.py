@@ -17,6 +17,7 @@ files were just written); each is run --repeat times and the fastest is kept.
 
     python bench/eta_scale.py [--rows 1281167] [--dim 512] [--bootstrap 1000] [--workdir /tmp/lskd_eta_scale] [--keep]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,19 +36,35 @@ sys.path.insert(0, str(ROOT))
 from shared_metrics.featureset import FeatureSet, FeatureSetError, FeatureSetWriter  # noqa: E402
 from shared_metrics.selection import imagenet_wnids, load_hierarchy, select_from_hierarchy  # noqa: E402
 
-TARGETS = ["n02099849", "n02099429", "n02099267", "n02099601", "n02099712",   # retrievers (Table 3, A)
-           "n01728572", "n01728920", "n01729322", "n01737021", "n01734418"]   # snakes (Table 3, B)
+TARGETS = [
+    "n02099849",
+    "n02099429",
+    "n02099267",
+    "n02099601",
+    "n02099712",  # retrievers (Table 3, A)
+    "n01728572",
+    "n01728920",
+    "n01729322",
+    "n01737021",
+    "n01734418",
+]  # snakes (Table 3, B)
 
 
-LABEL_SEED = 0   # both sets hold the same samples (labels), as η requires; features differ by seed
+LABEL_SEED = 0  # both sets hold the same samples (labels), as η requires; features differ by seed
 
 
 def write_set(path: Path, rows: int, dim: int, seed: int, centers: np.ndarray, chunk: int = 65536) -> None:
     rng, label_rng = np.random.default_rng(seed), np.random.default_rng(LABEL_SEED)
     K = centers.shape[0]
     W = rng.standard_normal((K, dim), dtype=np.float32) / np.sqrt(dim)
-    meta = {"classes": imagenet_wnids(), "task": "vision", "model": "synthetic", "seed": seed,
-            "label_seed": LABEL_SEED, "created_by": "bench/eta_scale.py"}
+    meta = {
+        "classes": imagenet_wnids(),
+        "task": "vision",
+        "model": "synthetic",
+        "seed": seed,
+        "label_seed": LABEL_SEED,
+        "created_by": "bench/eta_scale.py",
+    }
     with FeatureSetWriter(path, num_samples=rows, dim=dim, head_weight=W, meta=meta, overwrite=True) as w:
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
@@ -65,16 +82,18 @@ def reusable(path: Path, rows: int, dim: int) -> bool:
     return fs.num_samples == rows and fs.dim == dim and fs.meta.get("label_seed") == LABEL_SEED
 
 
-
-
 def peak_rss_of(cmd: list[str]) -> tuple[float, float]:
     # ru_maxrss of RUSAGE_CHILDREN is the max over all children so far: measure each command in
     # its own helper process so the figures do not mix.
-    code = ("import resource, subprocess, sys, time, json; t=time.perf_counter(); "
-            "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-            "print(json.dumps([time.perf_counter()-t, "
-            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024**2]))")
-    out = subprocess.run([sys.executable, "-c", code, *cmd], check=True, capture_output=True, text=True, cwd=ROOT)
+    code = (
+        "import resource, subprocess, sys, time, json; t=time.perf_counter(); "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+        "print(json.dumps([time.perf_counter()-t, "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024**2]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *cmd], check=True, capture_output=True, text=True, cwd=ROOT
+    )
     wall, rss = json.loads(out.stdout)
     return wall, rss
 
@@ -96,8 +115,10 @@ def main() -> None:
         if not reusable(work / name, args.rows, args.dim):
             write_set(work / name, args.rows, args.dim, seed, centers)
     gb = sum((work / n / "features.npy").stat().st_size for n in ("T1", "T2")) / 1e9
-    print(f"data: 2 sets x {args.rows:,} x {args.dim} float16 = {gb:.2f} GB "
-          f"(ready in {time.perf_counter() - t0:.0f} s)")
+    print(
+        f"data: 2 sets x {args.rows:,} x {args.dim} float16 = {gb:.2f} GB "
+        f"(ready in {time.perf_counter() - t0:.0f} s)"
+    )
 
     h, nodes = load_hierarchy("wordnet", imagenet_wnids())
     sets = {}
@@ -106,10 +127,27 @@ def main() -> None:
         sets[wnid] = {"similar": [nodes[i] for i in s1], "dissimilar": [nodes[i] for i in s2]}
     (work / "sets.json").write_text(json.dumps(sets))
 
-    ours_cmd = [sys.executable, "-m", "shared_metrics", "eta", "--before", str(work / "T1"),
-                "--after", str(work / "T2"), "--sets", str(work / "sets.json"), "--format", "json"]
-    floor_cmd = [sys.executable, "-c", "import numpy as np, sys; [np.load(p) for p in sys.argv[1:]]",
-                 str(work / "T1" / "features.npy"), str(work / "T2" / "features.npy")]
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "shared_metrics",
+        "eta",
+        "--before",
+        str(work / "T1"),
+        "--after",
+        str(work / "T2"),
+        "--sets",
+        str(work / "sets.json"),
+        "--format",
+        "json",
+    ]
+    floor_cmd = [
+        sys.executable,
+        "-c",
+        "import numpy as np, sys; [np.load(p) for p in sys.argv[1:]]",
+        str(work / "T1" / "features.npy"),
+        str(work / "T2" / "features.npy"),
+    ]
     ours = min((peak_rss_of(ours_cmd) for _ in range(args.repeat)), key=lambda r: r[0])
     boot = None
     if args.bootstrap:
@@ -121,10 +159,14 @@ def main() -> None:
     if boot:
         print(f"{f'boot (+ --bootstrap {args.bootstrap})':34s}{boot[0]:9.2f}{boot[1]:13.2f}")
     print(f"{'floor (np.load both files)':34s}{floor[0]:9.2f}{floor[1]:13.2f}")
-    print(f"ratio ours/floor: {ours[0] / floor[0]:.2f}x (goal <= 3x); peak RSS {ours[1]:.2f} GB (goal <= 1.5 GB)")
+    print(
+        f"ratio ours/floor: {ours[0] / floor[0]:.2f}x (goal <= 3x); peak RSS {ours[1]:.2f} GB (goal <= 1.5 GB)"
+    )
     if boot:
-        print(f"ratio boot/floor: {boot[0] / floor[0]:.2f}x (goal <= 4x); peak RSS {boot[1]:.2f} GB "
-              f"(goal <= 1.5 GB)")
+        print(
+            f"ratio boot/floor: {boot[0] / floor[0]:.2f}x (goal <= 4x); peak RSS {boot[1]:.2f} GB "
+            f"(goal <= 1.5 GB)"
+        )
     if not args.keep:
         shutil.rmtree(work)
 

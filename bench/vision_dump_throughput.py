@@ -14,6 +14,7 @@ are --students resnet18s (random weights: the work does not depend on them).
 
 Each mode is timed in --rounds alternating rounds; the median round is reported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,22 +50,31 @@ def make_imagefolder(root: str, n: int, classes: int = 10, seed: int = 0) -> Non
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", choices=("cuda", "cpu"),
-                   default="cuda" if torch.cuda.is_available() else "cpu")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--device", choices=("cuda", "cpu"), default="cuda" if torch.cuda.is_available() else "cpu"
+    )
     p.add_argument("--students", type=int, default=4)
-    p.add_argument("--images", type=int, default=8192,
-                   help="JPEGs to write and read (default 8192: many batches per loader worker, so a "
-                        "pass measures steady decoding, not worker start-up)")
+    p.add_argument(
+        "--images",
+        type=int,
+        default=8192,
+        help="JPEGs to write and read (default 8192: many batches per loader worker, so a "
+        "pass measures steady decoding, not worker start-up)",
+    )
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast (default: on for CUDA)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="(default: on for CUDA)")
+    p.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bf16 autocast (default: on for CUDA)",
+    )
+    p.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=None, help="(default: on for CUDA)"
+    )
     p.add_argument("--work", help="keep the JPEGs here (default: a temporary directory)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
@@ -74,8 +84,7 @@ def main(argv=None):
     amp = cuda if args.amp is None else args.amp
     channels_last = cuda if args.channels_last is None else args.channels_last
     device = torch.device(args.device)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp \
-        else contextlib.nullcontext
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
 
     with contextlib.ExitStack() as stack:
         work = args.work or stack.enter_context(tempfile.TemporaryDirectory(prefix="lskd-dump-bench-"))
@@ -91,8 +100,15 @@ def main(argv=None):
             torch.manual_seed(s)
             m = torchvision.models.resnet18(num_classes=K).to(device)
             models.append(m.to(memory_format=torch.channels_last) if channels_last else m)
-        kw = dict(num_classes=K, device=device, batch_size=args.batch_size, workers=args.workers,
-                  autocast=autocast, channels_last=channels_last, dtype=np.float16)
+        kw = dict(
+            num_classes=K,
+            device=device,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            autocast=autocast,
+            channels_last=channels_last,
+            dtype=np.float16,
+        )
         out = stack.enter_context(tempfile.TemporaryDirectory(prefix="lskd-dump-out-"))
         paths = [os.path.join(out, f"s{s}") for s in range(args.students)]
         metas = [{"classes": list(classes), "task": "vision"} for _ in models]
@@ -106,8 +122,13 @@ def main(argv=None):
 
         times = {"shared": [], "per_student": []}
         with contextlib.redirect_stdout(open(os.devnull, "w")):  # dump_split's progress lines
-            dump_split(models[:1], torch.utils.data.Subset(ds, range(min(n, args.batch_size))),
-                       paths[:1], metas[:1], **kw)  # warm-up: workers, cuDNN autotune
+            dump_split(
+                models[:1],
+                torch.utils.data.Subset(ds, range(min(n, args.batch_size))),
+                paths[:1],
+                metas[:1],
+                **kw,
+            )  # warm-up: workers, cuDNN autotune
             for _ in range(args.rounds):
                 for name, fn in (("shared", shared), ("per_student", per_student)):
                     if cuda:
@@ -120,18 +141,34 @@ def main(argv=None):
     med = {k: statistics.median(v) for k, v in times.items()}
     rate = {k: args.students * n / t for k, t in med.items()}
     ratio = rate["shared"] / rate["per_student"]
-    print(f"device {args.device}, {args.students} resnet18 students, {n} JPEGs at {args.image_size}², "
-          f"batch {args.batch_size}, {args.workers} workers, amp {amp}, channels_last {channels_last}")
+    print(
+        f"device {args.device}, {args.students} resnet18 students, {n} JPEGs at {args.image_size}², "
+        f"batch {args.batch_size}, {args.workers} workers, amp {amp}, channels_last {channels_last}"
+    )
     for k in ("shared", "per_student"):
         print(f"{k:12s} {rate[k]:9.1f} student-images/s  (median of {args.rounds}: {med[k]:.2f} s)")
-    print(f"ratio shared / per-student: {ratio:.2f}  (expected up to {args.students}x when "
-          f"data loading dominates){'' if cuda else ' (CPU: informative only)'}")
+    print(
+        f"ratio shared / per-student: {ratio:.2f}  (expected up to {args.students}x when "
+        f"data loading dominates){'' if cuda else ' (CPU: informative only)'}"
+    )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": args.device, "students": args.students, "images": n,
-                       "image_size": args.image_size, "batch_size": args.batch_size,
-                       "workers": args.workers, "amp": amp, "channels_last": channels_last,
-                       "student_images_per_s": rate, "ratio_shared_per_student": ratio}, f, indent=1)
+            json.dump(
+                {
+                    "device": args.device,
+                    "students": args.students,
+                    "images": n,
+                    "image_size": args.image_size,
+                    "batch_size": args.batch_size,
+                    "workers": args.workers,
+                    "amp": amp,
+                    "channels_last": channels_last,
+                    "student_images_per_s": rate,
+                    "ratio_shared_per_student": ratio,
+                },
+                f,
+                indent=1,
+            )
     return ratio
 
 

@@ -12,6 +12,7 @@ Ratios and their goals (the goals are for CUDA):
   compiled ours / eager ref images/s, with --compile          goal >= 1.4
 Each mode is timed in --rounds alternating rounds; the median round is reported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,9 @@ def reference_step(student, teacher, opt, x, y, T, autocast):
         t_logits = teacher(x)
     with autocast():
         s_logits = student(x)
-    loss = F.kl_div(F.log_softmax(s_logits.float() / T, 1), F.softmax(t_logits.float() / T, 1),
-                    reduction="batchmean") * (T * T)
+    loss = F.kl_div(
+        F.log_softmax(s_logits.float() / T, 1), F.softmax(t_logits.float() / T, 1), reduction="batchmean"
+    ) * (T * T)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -61,10 +63,10 @@ def timed(fn, steps, device):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", choices=("cuda", "cpu"),
-                   default="cuda" if torch.cuda.is_available() else "cpu")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--device", choices=("cuda", "cpu"), default="cuda" if torch.cuda.is_available() else "cpu"
+    )
     p.add_argument("--teacher", default="resnet50")
     p.add_argument("--student", default="resnet18")
     p.add_argument("--batch-size", type=int, default=256)
@@ -74,10 +76,15 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=30, help="timed steps per round and mode")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast (default: on for CUDA)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="(default: on for CUDA)")
+    p.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bf16 autocast (default: on for CUDA)",
+    )
+    p.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=None, help="(default: on for CUDA)"
+    )
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
     p.add_argument("--json", help="also write the results to this file")
     a = p.parse_args(argv)
@@ -85,16 +92,17 @@ def main(argv=None):
     amp = a.amp if a.amp is not None else device.type == "cuda"
     cl = a.channels_last if a.channels_last is not None else device.type == "cuda"
     mf = torch.channels_last if cl else torch.contiguous_format
-    autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp
-                else contextlib.nullcontext)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     torch.manual_seed(0)
+
     def model(name):
         net = torchvision.models.get_model(name, num_classes=a.num_classes)
         return net.to(device, memory_format=mf)
+
     teacher_net = model(a.teacher).eval().requires_grad_(False)
     base = model(a.student)
     x = torch.randn(a.batch_size, 3, a.image_size, a.image_size, device=device).to(memory_format=mf)
@@ -112,14 +120,15 @@ def main(argv=None):
 
     def ours_fn(slots, t):
         acc = [torch.zeros(len(kd.TALLY), device=device) for _ in slots]
+
         def step():
             outs = kd.train_step(slots, x, y, teacher=t, autocast=autocast)
             kd.tally(acc, outs, y)
+
         return step
 
     modes = {
-        "reference": (lambda: reference_step(ref_student, teacher_net, ref_opt, x, y, T0,
-                                             autocast), 1),
+        "reference": (lambda: reference_step(ref_student, teacher_net, ref_opt, x, y, T0, autocast), 1),
         "ours": (ours_fn([slot(T0)], teacher), 1),
     }
     if len(Ts) > 1:
@@ -127,12 +136,23 @@ def main(argv=None):
         singles = [ours_fn([slot(T)], teacher) for T in Ts]
         modes["sweep"] = (ours_fn(sweep_slots, teacher), len(Ts))
         modes["singles"] = (lambda: [f() for f in singles], len(Ts))
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}), "
-          f"{a.teacher} -> {a.student}, batch {a.batch_size} x {a.image_size}², amp={amp}, "
-          f"channels_last={cl}, torch {torch.__version__}", flush=True)
-    results = {"device": str(device), "batch_size": a.batch_size, "image_size": a.image_size,
-               "teacher": a.teacher, "student": a.student, "amp": amp, "channels_last": cl,
-               "images_per_s": {}, "ratios": {}}
+    print(
+        f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}), "
+        f"{a.teacher} -> {a.student}, batch {a.batch_size} x {a.image_size}², amp={amp}, "
+        f"channels_last={cl}, torch {torch.__version__}",
+        flush=True,
+    )
+    results = {
+        "device": str(device),
+        "batch_size": a.batch_size,
+        "image_size": a.image_size,
+        "teacher": a.teacher,
+        "student": a.student,
+        "amp": amp,
+        "channels_last": cl,
+        "images_per_s": {},
+        "ratios": {},
+    }
 
     def measure(modes: dict) -> dict:
         """Warm-up (and compilation) of each mode, then --rounds interleaved timed rounds: medians."""
@@ -177,8 +197,12 @@ def main(argv=None):
     if a.compile:  # then the compiled step, timed against the eager reference again
         cteacher = kd.FrozenTeacher(teacher_net)
         cteacher.forward_fn = torch.compile(teacher_net)
-        med_c = measure({"ours_compiled": (ours_fn([slot(T0, compiled=True)], cteacher), 1),
-                         "reference": modes["reference"]})
+        med_c = measure(
+            {
+                "ours_compiled": (ours_fn([slot(T0, compiled=True)], cteacher), 1),
+                "reference": modes["reference"],
+            }
+        )
         results["images_per_s"]["ours_compiled"] = med_c["ours_compiled"]
         report(med_c, [("compiled ours / eager reference", "ours_compiled", "reference", 1.4)])
     return results

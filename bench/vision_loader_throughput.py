@@ -22,6 +22,7 @@ images, is reported apart (startup_s: loader creation to the first batch).
 --workers is 0; a loader worker always runs one (PyTorch sets it), so every column is per core
 but the 0-worker one also carries the main process's own work.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,8 +88,9 @@ def make_imagefolder(root: str, n: int, classes: int = 8, seed: int = 0) -> None
 def train_loader(train, batch_size: int, workers: int, pin: bool, seed: int = 0):
     """The DataLoader vision/distill.py makes for its training set (one process)."""
     sampler = torch.utils.data.DistributedSampler(train, num_replicas=1, rank=0, shuffle=True, seed=seed)
-    return sampler, torch.utils.data.DataLoader(train, batch_size=batch_size, sampler=sampler,
-                                                num_workers=workers, pin_memory=pin)
+    return sampler, torch.utils.data.DataLoader(
+        train, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin
+    )
 
 
 def one_pass(train, epoch: int, batch_size: int, workers: int, device) -> tuple[float, float]:
@@ -120,19 +122,26 @@ def write_json(path: str, obj) -> None:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=512, help="JPEGs to write and read (default 512)")
-    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
-                   help="loader worker counts to time (default 0 1 2)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="loader worker counts to time (default 0 1 2)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="default 32 (the trainer's is 256)")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--recipe", choices=("imagenet", "cub"), default="imagenet")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="main-process torch threads (default 1)")
-    p.add_argument("--device", choices=("cpu", "cuda"),
-                   default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="where the batches go (pinned memory on CUDA, as the trainer)")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="where the batches go (pinned memory on CUDA, as the trainer)",
+    )
     p.add_argument("--work", help="keep the JPEGs here (default: a temporary directory)")
     p.add_argument("--json", help="also write the results to this file (images/s)")
     args = p.parse_args(argv)
@@ -143,8 +152,10 @@ def main(argv=None) -> dict:
         p.error(f"--workers must be >= 0, got {min(args.workers)}")
     need = max(1, max(args.workers)) * args.batch_size
     if args.images <= need:
-        p.error(f"--images must exceed max(1, workers) x --batch-size = {need} (the batches "
-                "made while the workers start are not timed)")
+        p.error(
+            f"--images must exceed max(1, workers) x --batch-size = {need} (the batches "
+            "made while the workers start are not timed)"
+        )
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available (use --device cpu)")
     torch.set_num_threads(args.threads)
@@ -155,10 +166,15 @@ def main(argv=None) -> dict:
         if not os.path.isdir(os.path.join(work, "train")):
             t0 = time.perf_counter()
             make_imagefolder(work, args.images)
-            print(f"wrote {args.images} JPEGs ({WIDTH} x {HEIGHT}, quality 90) to {work} in "
-                  f"{time.perf_counter() - t0:.1f} s", flush=True)
-        trains = {b: vdata.build_datasets("imagefolder", work, args.image_size, args.recipe,
-                                          backend=b).train for b in vdata.BACKENDS}
+            print(
+                f"wrote {args.images} JPEGs ({WIDTH} x {HEIGHT}, quality 90) to {work} in "
+                f"{time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
+        trains = {
+            b: vdata.build_datasets("imagefolder", work, args.image_size, args.recipe, backend=b).train
+            for b in vdata.BACKENDS
+        }
         n = len(trains["pil"])
         if n <= need:
             p.error(f"{work}/train has {n} images; it needs more than {need}")
@@ -167,16 +183,32 @@ def main(argv=None) -> dict:
                 f.read()
         for train in trains.values():  # and the lazy imports
             train[0]
-        print(f"{n} JPEGs {WIDTH} x {HEIGHT} -> {args.image_size}², recipe {args.recipe}, batch "
-              f"{args.batch_size}, device {args.device}, {os.cpu_count()} CPUs, main-process threads "
-              f"{args.threads}; steady images/s, median of {args.rounds} epoch(s)")
-        print(f"{'workers':>8s} {'pil':>9s} {'tensor':>9s} {'tensor/pil':>10s} "
-              f"{'start-up s (pil, tensor)':>26s}", flush=True)
-        result = {"images": n, "width": WIDTH, "height": HEIGHT, "image_size": args.image_size,
-                  "recipe": args.recipe, "batch_size": args.batch_size, "device": args.device,
-                  "cpus": os.cpu_count(), "threads": args.threads, "rounds": args.rounds,
-                  "workers": [], "images_per_s": {b: {} for b in vdata.BACKENDS},
-                  "startup_s": {b: {} for b in vdata.BACKENDS}, "ratio_tensor_over_pil": {}}
+        print(
+            f"{n} JPEGs {WIDTH} x {HEIGHT} -> {args.image_size}², recipe {args.recipe}, batch "
+            f"{args.batch_size}, device {args.device}, {os.cpu_count()} CPUs, main-process threads "
+            f"{args.threads}; steady images/s, median of {args.rounds} epoch(s)"
+        )
+        print(
+            f"{'workers':>8s} {'pil':>9s} {'tensor':>9s} {'tensor/pil':>10s} "
+            f"{'start-up s (pil, tensor)':>26s}",
+            flush=True,
+        )
+        result = {
+            "images": n,
+            "width": WIDTH,
+            "height": HEIGHT,
+            "image_size": args.image_size,
+            "recipe": args.recipe,
+            "batch_size": args.batch_size,
+            "device": args.device,
+            "cpus": os.cpu_count(),
+            "threads": args.threads,
+            "rounds": args.rounds,
+            "workers": [],
+            "images_per_s": {b: {} for b in vdata.BACKENDS},
+            "startup_s": {b: {} for b in vdata.BACKENDS},
+            "ratio_tensor_over_pil": {},
+        }
         for w in args.workers:  # one worker count after the other, each (re)written at once
             runs = {b: [] for b in vdata.BACKENDS}
             for r in range(args.rounds):
@@ -188,12 +220,16 @@ def main(argv=None) -> dict:
             rate = {b: result["images_per_s"][b][str(w)] for b in vdata.BACKENDS}
             result["ratio_tensor_over_pil"][str(w)] = rate["tensor"] / rate["pil"]
             result["workers"].append(w)
-            print(f"{w:8d} {rate['pil']:9.1f} {rate['tensor']:9.1f} "
-                  f"{result['ratio_tensor_over_pil'][str(w)]:10.2f} {result['startup_s']['pil'][str(w)]:12.2f} "
-                  f"{result['startup_s']['tensor'][str(w)]:6.2f}", flush=True)
+            print(
+                f"{w:8d} {rate['pil']:9.1f} {rate['tensor']:9.1f} "
+                f"{result['ratio_tensor_over_pil'][str(w)]:10.2f} {result['startup_s']['pil'][str(w)]:12.2f} "
+                f"{result['startup_s']['tensor'][str(w)]:6.2f}",
+                flush=True,
+            )
             if args.json:
                 write_json(args.json, result)
     return result
+
 
 if __name__ == "__main__":
     main()

@@ -5,6 +5,7 @@ fairseq imports a ``--user-dir`` by its folder's base name and refuses ("not glo
 folder whose name is already imported from another place. A process that has imported this package
 and then parses fairseq arguments must therefore pass ``--user-dir PLUGIN_DIR`` (this copy's folder),
 not the path of another copy, e.g. the repository's when an installed copy was imported first."""
+
 import os
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -21,6 +21,7 @@ with Holm's correction over the systems; systems scored on other references are 
     python -m nmt_plugin.bleu paired --table runs/kd/bleu --baseline runs/kd/a0_T2_s1/checkpoint_best.pt \
         --system runs/kd/a0.1_T2_s1/checkpoint_best.pt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,9 +47,18 @@ class BleuError(LskdConfigError):
     pass
 
 
-def generate(checkpoint: str, data: str, split: str = "test", beam: int = 5, max_tokens: int = 4096,
-             cpu: bool = False, fp16: bool = False, lenpen: float = 1.0, extra=(),
-             threads: int | None = None) -> tuple[list[str], list[str]]:
+def generate(
+    checkpoint: str,
+    data: str,
+    split: str = "test",
+    beam: int = 5,
+    max_tokens: int = 4096,
+    cpu: bool = False,
+    fp16: bool = False,
+    lenpen: float = 1.0,
+    extra=(),
+    threads: int | None = None,
+) -> tuple[list[str], list[str]]:
     """(hypotheses, references) in corpus order, BPE removed, still Moses-tokenised."""
     if os.path.isdir(checkpoint):
         raise BleuError(f"checkpoint {checkpoint} is a directory, not a checkpoint file")
@@ -56,10 +66,31 @@ def generate(checkpoint: str, data: str, split: str = "test", beam: int = 5, max
         raise BleuError(f"checkpoint not found: {checkpoint}")
     if not os.path.isdir(data):
         raise BleuError(f"data directory not found: {data}")
-    cmd = [sys.executable, "-m", "fairseq_cli.generate", data, "--user-dir", PLUGIN_DIR,
-           "--task", "translation", "--path", checkpoint, "--gen-subset", split, "--beam", str(beam),
-           "--lenpen", str(lenpen), "--remove-bpe", "--required-batch-size-multiple", "1",
-           "--max-tokens", str(max_tokens), "--no-progress-bar", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fairseq_cli.generate",
+        data,
+        "--user-dir",
+        PLUGIN_DIR,
+        "--task",
+        "translation",
+        "--path",
+        checkpoint,
+        "--gen-subset",
+        split,
+        "--beam",
+        str(beam),
+        "--lenpen",
+        str(lenpen),
+        "--remove-bpe",
+        "--required-batch-size-multiple",
+        "1",
+        "--max-tokens",
+        str(max_tokens),
+        "--no-progress-bar",
+        *extra,
+    ]
     if cpu:
         cmd.append("--cpu")
     if fp16:
@@ -94,6 +125,7 @@ def _split_size(data: str, split: str):
         m = re.fullmatch(rf"{re.escape(split)}\.([a-z_]+)-([a-z_]+)\.([a-z_]+)\.idx", name)
         if m and m.group(3) == m.group(2):
             from fairseq.data import data_utils
+
             ds = data_utils.load_indexed_dataset(os.path.join(data, name[:-4]), None)
             return len(ds) if ds is not None else None
     return None
@@ -110,6 +142,7 @@ def _target_lang(data: str, split: str) -> str:
 def detokenise(lines: list[str], lang: str) -> list[str]:
     """Moses-detokenised lines (what sacrebleu scores)."""
     from sacremoses import MosesDetokenizer
+
     md = MosesDetokenizer(lang=lang)
     return [md.detokenize(line.split()) for line in lines]
 
@@ -118,6 +151,7 @@ def detok_bleu(hyps: list[str], refs: list[str], lang: str, keep: str | None = N
     """sacrebleu BLEU of Moses-detokenised hypotheses against detokenised references; with
     ``keep``, the detokenised lines are also written there (:func:`keep_translations`)."""
     from sacrebleu.metrics import BLEU
+
     d_h, d_r = detokenise(hyps, lang), detokenise(refs, lang)
     bleu = BLEU()
     score, sig = bleu.corpus_score(d_h, [d_r]), bleu.get_signature()
@@ -132,27 +166,49 @@ def check_fits_data(checkpoint: str, data: str, checkpoint_data: str | None = No
     kd_translation.check_data_dictionaries; ``checkpoint_data`` = --checkpoint-data)."""
     from fairseq.tasks.translation import TranslationConfig
     from .kd_translation import check_data_dictionaries, load_checkpoint_state, setup_translation_data
+
     state, cfg = load_checkpoint_state(checkpoint)
     task = setup_translation_data(TranslationConfig(data=data))  # as fairseq-generate --task translation
-    check_data_dictionaries(task, checkpoint, cfg, state["model"], who="checkpoint",
-                            dict_dir=checkpoint_data, dict_flag="--checkpoint-data")
+    check_data_dictionaries(
+        task,
+        checkpoint,
+        cfg,
+        state["model"],
+        who="checkpoint",
+        dict_dir=checkpoint_data,
+        dict_flag="--checkpoint-data",
+    )
 
 
-def score_checkpoint(checkpoint: str, data: str, split: str = "test", checkpoint_data: str | None = None,
-                     keep: str | None = None, **kw) -> dict:
+def score_checkpoint(
+    checkpoint: str,
+    data: str,
+    split: str = "test",
+    checkpoint_data: str | None = None,
+    keep: str | None = None,
+    **kw,
+) -> dict:
     """BLEU of one checkpoint; with ``keep`` (a file name), its detokenised hypotheses are kept
     there and the references beside them, for ``paired`` (their paths are in the result)."""
     check_fits_data(checkpoint, data, checkpoint_data)
     hyps, refs = generate(checkpoint, data, split, **kw)
     score, sig, *kept = detok_bleu(hyps, refs, _target_lang(data, split), keep=keep)
-    return {"checkpoint": os.path.abspath(checkpoint), "split": split, "bleu": round(score.score, 2),
-            "sentences": len(hyps), "detail": str(score), "signature": str(sig), **(kept[0] if kept else {})}
+    return {
+        "checkpoint": os.path.abspath(checkpoint),
+        "split": split,
+        "bleu": round(score.score, 2),
+        "sentences": len(hyps),
+        "detail": str(score),
+        "signature": str(sig),
+        **(kept[0] if kept else {}),
+    }
 
 
 # ---------------------------------------------------------------------- table
 def checkpoint_info(checkpoint: str) -> dict:
     """α, T, seed and role of a checkpoint, from its saved config."""
     from .kd_translation import _get, load_checkpoint_state, teacher_alpha
+
     _, cfg = load_checkpoint_state(checkpoint)
     crit, task = _get(cfg, "criterion"), _get(cfg, "task")
     seed = _get(_get(cfg, "common"), "seed")
@@ -161,7 +217,12 @@ def checkpoint_info(checkpoint: str) -> dict:
         alpha = teacher_alpha(tpath)
         if alpha is None:
             raise BleuError(f"{checkpoint}: cannot read its teacher {tpath} to learn the teacher's α")
-        return {"role": "student", "alpha": alpha, "temperature": float(_get(task, "kd_temperature")), "seed": seed}
+        return {
+            "role": "student",
+            "alpha": alpha,
+            "temperature": float(_get(task, "kd_temperature")),
+            "seed": seed,
+        }
     eps = _get(crit, "label_smoothing")
     return {"role": "teacher", "alpha": float(eps or 0.0), "temperature": None, "seed": seed}
 
@@ -201,8 +262,9 @@ def data_fingerprint(data, split: str) -> str:
     """The data folder and the size and mtime of its dictionaries and the split's files: a score
     cached for one data set is not reused for another (or for a re-preprocessed one)."""
     files = sorted(glob.glob(os.path.join(data, "dict.*.txt")) + glob.glob(os.path.join(data, f"{split}.*")))
-    stamp = [os.path.abspath(data)] + [f"{os.path.basename(f)}:{os.stat(f).st_mtime_ns}:{os.stat(f).st_size}"
-                                       for f in files]
+    stamp = [os.path.abspath(data)] + [
+        f"{os.path.basename(f)}:{os.stat(f).st_mtime_ns}:{os.stat(f).st_size}" for f in files
+    ]
     return hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
 
 
@@ -220,7 +282,7 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 def _read_lines(path) -> list[str]:
     try:
-        text = Path(path).read_bytes().decode("utf-8")   # no newline translation: a \r stays in its sentence
+        text = Path(path).read_bytes().decode("utf-8")  # no newline translation: a \r stays in its sentence
     except (OSError, UnicodeDecodeError) as e:
         raise BleuError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
     if text and not text.endswith("\n"):
@@ -248,33 +310,62 @@ def _resolve_system(spec: str, cache: dict, references: str | None) -> dict:
     """{name, hypotheses (lines), references (lines), references_sha1, bleu?} of a checkpoint scored
     by ``table`` (looked up in its cache) or of a hypothesis file (with the cache or --references)."""
     real = os.path.realpath(spec)
-    entries = [r for r in cache.values() if real in (os.path.realpath(r.get("checkpoint", "")),
-                                                    os.path.realpath(r.get("hypotheses", "") or "/nonexistent"))]
+    entries = [
+        r
+        for r in cache.values()
+        if real
+        in (
+            os.path.realpath(r.get("checkpoint", "")),
+            os.path.realpath(r.get("hypotheses", "") or "/nonexistent"),
+        )
+    ]
     if entries:
         kept = [r for r in entries if r.get("hypotheses")]
         if not kept:
-            raise BleuError(f"{spec}: scored by an older `table` that kept no hypotheses: run `table --out` again "
-                            "(it decodes what lacks its kept translations)")
+            raise BleuError(
+                f"{spec}: scored by an older `table` that kept no hypotheses: run `table --out` again "
+                "(it decodes what lacks its kept translations)"
+            )
         if len({r["hypotheses"] for r in kept}) > 1:
-            raise BleuError(f"{spec}: scored several times in this table (other splits, beams or data): give its "
-                            "hypothesis file (under OUT.hyps/) instead of the checkpoint")
+            raise BleuError(
+                f"{spec}: scored several times in this table (other splits, beams or data): give its "
+                "hypothesis file (under OUT.hyps/) instead of the checkpoint"
+            )
         r = kept[0]
         hyps, refs = _read_lines(r["hypotheses"]), _read_lines(r["references"])
         if _sha1_lines(refs) != r["references_sha1"]:
             raise BleuError(f"{r['references']}: changed since `table` wrote it")
         name = spec if not spec.endswith(".txt") else r.get("checkpoint", spec)
-        return {"name": name, "hypotheses": hyps, "references": refs, "references_sha1": r["references_sha1"],
-                "references_file": r["references"], "cached_bleu": r.get("bleu"), "info": r}
+        return {
+            "name": name,
+            "hypotheses": hyps,
+            "references": refs,
+            "references_sha1": r["references_sha1"],
+            "references_file": r["references"],
+            "cached_bleu": r.get("bleu"),
+            "info": r,
+        }
     if spec.endswith(".pt"):
-        raise BleuError(f"{spec}: not in the table's cache (give --table OUT of the `table` run that scored it)")
+        raise BleuError(
+            f"{spec}: not in the table's cache (give --table OUT of the `table` run that scored it)"
+        )
     if references is None:
         raise BleuError(f"{spec}: a hypothesis file outside a `table` cache needs --references REF_FILE")
     refs = _read_lines(references)
-    return {"name": spec, "hypotheses": _read_lines(spec), "references": refs,
-            "references_sha1": _sha1_lines(refs), "references_file": references, "cached_bleu": None, "info": {}}
+    return {
+        "name": spec,
+        "hypotheses": _read_lines(spec),
+        "references": refs,
+        "references_sha1": _sha1_lines(refs),
+        "references_file": references,
+        "cached_bleu": None,
+        "info": {},
+    }
 
 
-def paired_bootstrap(baseline: dict, systems: list[dict], replicates: int = 1000, seed: int = 12345) -> list[dict]:
+def paired_bootstrap(
+    baseline: dict, systems: list[dict], replicates: int = 1000, seed: int = 12345
+) -> list[dict]:
     """sacrebleu's paired bootstrap resampling test (``sacrebleu --paired-bs``: significance.PairedTest,
     Koehn 2004) of each system against the baseline, on detokenised text with the table's BLEU().
 
@@ -284,42 +375,60 @@ def paired_bootstrap(baseline: dict, systems: list[dict], replicates: int = 1000
     otherwise call a zero difference significant)."""
     from sacrebleu.metrics import BLEU
     from sacrebleu.significance import PairedTest
+
     if seed < 1:
         raise BleuError(f"--seed must be >= 1 (sacrebleu treats seed 0 as 'no seed'), got {seed}")
     if replicates < 1:
         raise BleuError(f"--bootstrap must be a whole number >= 1, got {replicates}")
     for s in systems:
         if s["references_sha1"] != baseline["references_sha1"]:
-            raise BleuError(f"{s['name']} and {baseline['name']} were scored on different references "
-                            f"({s['references_file']} vs {baseline['references_file']}): a paired test needs "
-                            "the same sentences")
+            raise BleuError(
+                f"{s['name']} and {baseline['name']} were scored on different references "
+                f"({s['references_file']} vs {baseline['references_file']}): a paired test needs "
+                "the same sentences"
+            )
         if len(s["hypotheses"]) != len(baseline["references"]):
-            raise BleuError(f"{s['name']}: {len(s['hypotheses'])} hypotheses for {len(baseline['references'])} "
-                            "references")
+            raise BleuError(
+                f"{s['name']}: {len(s['hypotheses'])} hypotheses for {len(baseline['references'])} references"
+            )
     if len(baseline["hypotheses"]) != len(baseline["references"]):
-        raise BleuError(f"{baseline['name']}: {len(baseline['hypotheses'])} hypotheses for "
-                        f"{len(baseline['references'])} references")
+        raise BleuError(
+            f"{baseline['name']}: {len(baseline['hypotheses'])} hypotheses for "
+            f"{len(baseline['references'])} references"
+        )
     named = [(baseline["name"], baseline["hypotheses"])] + [(s["name"], s["hypotheses"]) for s in systems]
     if len({n for n, _ in named}) != len(named):
         raise BleuError("a system is given twice (or as the baseline too)")
     old = os.environ.get("SACREBLEU_SEED")
-    os.environ["SACREBLEU_SEED"] = str(seed)   # PairedTest reads its seed from here
+    os.environ["SACREBLEU_SEED"] = str(seed)  # PairedTest reads its seed from here
     try:
-        test = PairedTest(named, {"BLEU": BLEU(references=[baseline["references"]])}, references=None,
-                          test_type="bs", n_samples=replicates)
+        test = PairedTest(
+            named,
+            {"BLEU": BLEU(references=[baseline["references"]])},
+            references=None,
+            test_type="bs",
+            n_samples=replicates,
+        )
         signatures, scores = test()
     finally:
         if old is None:
             os.environ.pop("SACREBLEU_SEED", None)
         else:
             os.environ["SACREBLEU_SEED"] = old
-    (metric, results), = [(k, v) for k, v in scores.items() if k != "System"]
+    ((metric, results),) = [(k, v) for k, v in scores.items() if k != "System"]
     out = []
     for i, ((name, hyps), res) in enumerate(zip(named, results)):
         p = None if i == 0 else (1.0 if hyps == baseline["hypotheses"] else float(res.p_value))
-        out.append({"system": name, "bleu": float(res.score), "bootstrap_mean": float(res.mean),
-                    "ci95_half_width": float(res.ci), "p_value": p,
-                    "signature": signatures[metric].format()})
+        out.append(
+            {
+                "system": name,
+                "bleu": float(res.score),
+                "bootstrap_mean": float(res.mean),
+                "ci95_half_width": float(res.ci),
+                "p_value": p,
+                "signature": signatures[metric].format(),
+            }
+        )
     return out
 
 
@@ -334,34 +443,65 @@ def cmd_paired(args) -> int:
     systems = [_resolve_system(s, cache, args.references) for s in args.system]
     rows = paired_bootstrap(baseline, systems, args.bootstrap, args.seed)
     from shared_metrics.stats import holm
+
     adjusted = holm([r["p_value"] if r["p_value"] is not None else float("nan") for r in rows])
     level = 1.0 - args.confidence
     for r, p in zip(rows, adjusted):
         r["p_holm"] = None if r["p_value"] is None else float(p)
-        r["verdict"] = ("baseline" if r["p_value"] is None else f"significant at {100 * args.confidence:g}%"
-                        if p < level else "not distinguishable at this scale")
-    payload = {"test": "sacrebleu paired bootstrap resampling (--paired-bs)", "replicates": args.bootstrap,
-               "seed": args.seed, "unit": "BLEU points", "sentences": len(baseline["references"]),
-               "multiple_testing": f"Holm over the {len(rows) - 1} system(s) compared to the baseline",
-               "baseline": baseline["name"], "systems": rows}
+        r["verdict"] = (
+            "baseline"
+            if r["p_value"] is None
+            else f"significant at {100 * args.confidence:g}%"
+            if p < level
+            else "not distinguishable at this scale"
+        )
+    payload = {
+        "test": "sacrebleu paired bootstrap resampling (--paired-bs)",
+        "replicates": args.bootstrap,
+        "seed": args.seed,
+        "unit": "BLEU points",
+        "sentences": len(baseline["references"]),
+        "multiple_testing": f"Holm over the {len(rows) - 1} system(s) compared to the baseline",
+        "baseline": baseline["name"],
+        "systems": rows,
+    }
     if args.format == "json":
         text = json.dumps(payload, indent=1) + "\n"
     else:
         head = ["system", "BLEU", "bootstrap mean", "95% CI ±", "p", "p Holm", "verdict"]
-        cells = [[r["system"], f"{r['bleu']:.2f}", f"{r['bootstrap_mean']:.2f}", f"{r['ci95_half_width']:.2f}",
-                  "" if r["p_value"] is None else f"{r['p_value']:.4f}",
-                  "" if r["p_holm"] is None else f"{r['p_holm']:.4f}", r["verdict"]] for r in rows]
+        cells = [
+            [
+                r["system"],
+                f"{r['bleu']:.2f}",
+                f"{r['bootstrap_mean']:.2f}",
+                f"{r['ci95_half_width']:.2f}",
+                "" if r["p_value"] is None else f"{r['p_value']:.4f}",
+                "" if r["p_holm"] is None else f"{r['p_holm']:.4f}",
+                r["verdict"],
+            ]
+            for r in rows
+        ]
         if args.format == "csv":
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
-            w.writerows([["system", "bleu", "bootstrap_mean", "ci95_half_width", "p_value", "p_holm", "verdict"],
-                         *cells])
+            w.writerows(
+                [
+                    ["system", "bleu", "bootstrap_mean", "ci95_half_width", "p_value", "p_holm", "verdict"],
+                    *cells,
+                ]
+            )
             text = buf.getvalue()
         else:
-            text = ("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
-                    + "".join("| " + " | ".join(c) + " |\n" for c in cells)
-                    + f"\nsacrebleu paired bootstrap, {args.bootstrap} resamples, seed {args.seed}; BLEU points; "
-                      f"signature: {rows[0]['signature']}\n")
+            text = (
+                "| "
+                + " | ".join(head)
+                + " |\n|"
+                + "---|" * len(head)
+                + "\n"
+                + "".join("| " + " | ".join(c) + " |\n" for c in cells)
+                + f"\nsacrebleu paired bootstrap, {args.bootstrap} resamples, seed {args.seed}; BLEU points; "
+                f"signature: {rows[0]['signature']}\n"
+            )
     if args.output:
         _write_atomic(Path(args.output), text)
     else:
@@ -370,21 +510,31 @@ def cmd_paired(args) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nmt_plugin.bleu",
-                                 description="sacrebleu BLEU of fairseq translation checkpoints (beam 5, "
-                                             "--remove-bpe, detokenised) and the α × T table of students.")
+    ap = argparse.ArgumentParser(
+        prog="python -m nmt_plugin.bleu",
+        description="sacrebleu BLEU of fairseq translation checkpoints (beam 5, "
+        "--remove-bpe, detokenised) and the α × T table of students.",
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("paired", help="sacrebleu's paired bootstrap test of systems against a baseline",
-                       description="sacrebleu's paired bootstrap resampling (--paired-bs) of each --system against "
-                                   "--baseline on the same references, with Holm's correction over the systems. "
-                                   "A system is a checkpoint scored by `table --out OUT` (give --table OUT) or a "
-                                   "file of detokenised hypotheses, one sentence per line (with --references).")
+    p = sub.add_parser(
+        "paired",
+        help="sacrebleu's paired bootstrap test of systems against a baseline",
+        description="sacrebleu's paired bootstrap resampling (--paired-bs) of each --system against "
+        "--baseline on the same references, with Holm's correction over the systems. "
+        "A system is a checkpoint scored by `table --out OUT` (give --table OUT) or a "
+        "file of detokenised hypotheses, one sentence per line (with --references).",
+    )
     p.add_argument("--baseline", required=True, help="checkpoint (with --table) or hypothesis file")
     p.add_argument("--system", required=True, nargs="+", help="checkpoint(s) or hypothesis file(s) to test")
-    p.add_argument("--table", type=Path, help="the OUT of a `table --out OUT` run (its cache names the kept "
-                                              "hypotheses and references)")
+    p.add_argument(
+        "--table",
+        type=Path,
+        help="the OUT of a `table --out OUT` run (its cache names the kept hypotheses and references)",
+    )
     p.add_argument("--references", help="detokenised reference file, for hypothesis files outside a table")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000, as sacrebleu)")
+    p.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000, as sacrebleu)"
+    )
     p.add_argument("--seed", type=int, default=12345, help="sacrebleu's SACREBLEU_SEED (default 12345; >= 1)")
     p.add_argument("--confidence", type=float, default=0.95, help="level of the verdicts (default 0.95)")
     p.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
@@ -393,9 +543,12 @@ def main(argv=None) -> int:
         p = sub.add_parser(name, help=hlp)
         p.add_argument("checkpoints", nargs="+" if name == "table" else 1, help="fairseq checkpoint(s)")
         p.add_argument("--data", required=True, help="binarised data dir (fairseq-preprocess output)")
-        p.add_argument("--checkpoint-data", default=None,
-                       help="folder with the dict.*.txt the checkpoint(s) were trained with, to check "
-                            "--data's against (default: the data folder each checkpoint's config names)")
+        p.add_argument(
+            "--checkpoint-data",
+            default=None,
+            help="folder with the dict.*.txt the checkpoint(s) were trained with, to check "
+            "--data's against (default: the data folder each checkpoint's config names)",
+        )
         p.add_argument("--split", default="test", help="split to translate (default test)")
         p.add_argument("--beam", type=int, default=5, help="beam size (default 5)")
         p.add_argument("--lenpen", type=float, default=1.0, help="length penalty (default 1)")
@@ -403,11 +556,19 @@ def main(argv=None) -> int:
         p.add_argument("--cpu", action="store_true", help="decode on CPU")
         p.add_argument("--fp16", action="store_true", help="decode in fp16 (CUDA)")
         if name == "table":
-            p.add_argument("--out", type=Path, default=None,
-                           help="write OUT.md, OUT.csv, the score cache OUT.cache.json and the detokenised "
-                                "hypotheses and references under OUT.hyps/ (for `paired`)")
-            p.add_argument("--jobs", type=int, default=1,
-                           help="checkpoints decoded side by side (CPU threads shared among them; default 1)")
+            p.add_argument(
+                "--out",
+                type=Path,
+                default=None,
+                help="write OUT.md, OUT.csv, the score cache OUT.cache.json and the detokenised "
+                "hypotheses and references under OUT.hyps/ (for `paired`)",
+            )
+            p.add_argument(
+                "--jobs",
+                type=int,
+                default=1,
+                help="checkpoints decoded side by side (CPU threads shared among them; default 1)",
+            )
     args = ap.parse_args(argv)
     if args.cmd == "paired":
         try:
@@ -417,8 +578,14 @@ def main(argv=None) -> int:
         except LskdConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    kw = dict(beam=args.beam, max_tokens=args.max_tokens, cpu=args.cpu, fp16=args.fp16, lenpen=args.lenpen,
-              checkpoint_data=args.checkpoint_data)
+    kw = dict(
+        beam=args.beam,
+        max_tokens=args.max_tokens,
+        cpu=args.cpu,
+        fp16=args.fp16,
+        lenpen=args.lenpen,
+        checkpoint_data=args.checkpoint_data,
+    )
     try:
         if args.cmd == "score":
             r = score_checkpoint(args.checkpoints[0], args.data, args.split, **kw)
@@ -433,16 +600,28 @@ def main(argv=None) -> int:
         for ck in args.checkpoints:
             st = os.stat(ck) if os.path.isfile(ck) else None
             if st is None:
-                raise BleuError(f"checkpoint {ck} is a directory, not a checkpoint file" if os.path.isdir(ck)
-                                else f"checkpoint not found: {ck}")
-            keys[ck] = (f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|"
-                        f"{args.lenpen}|fp16={args.fp16}|{data_fingerprint(args.data, args.split)}")
+                raise BleuError(
+                    f"checkpoint {ck} is a directory, not a checkpoint file"
+                    if os.path.isdir(ck)
+                    else f"checkpoint not found: {ck}"
+                )
+            keys[ck] = (
+                f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|"
+                f"{args.lenpen}|fp16={args.fp16}|{data_fingerprint(args.data, args.split)}"
+            )
+
         def cached(ck) -> bool:
             """Scored before with these settings, and (with --out) its kept translations still there
             (a cache written before translations were kept, or whose files went missing, decodes again)."""
             r = cache.get(keys[ck])
-            return r is not None and (not args.out or (bool(r.get("hypotheses")) and os.path.isfile(r["hypotheses"])
-                                                       and os.path.isfile(r.get("references", ""))))
+            return r is not None and (
+                not args.out
+                or (
+                    bool(r.get("hypotheses"))
+                    and os.path.isfile(r["hypotheses"])
+                    and os.path.isfile(r.get("references", ""))
+                )
+            )
 
         todo = [ck for ck in dict.fromkeys(args.checkpoints) if not cached(ck)]
         jobs = max(1, min(args.jobs, len(todo)))
@@ -450,8 +629,11 @@ def main(argv=None) -> int:
             kw["threads"] = max(1, (os.cpu_count() or 1) // jobs)
 
         def score(ck):
-            keep = str(Path(f"{args.out}.hyps") / f"{hashlib.sha1(keys[ck].encode()).hexdigest()[:16]}.txt") \
-                if args.out else None
+            keep = (
+                str(Path(f"{args.out}.hyps") / f"{hashlib.sha1(keys[ck].encode()).hexdigest()[:16]}.txt")
+                if args.out
+                else None
+            )
             r = score_checkpoint(ck, args.data, args.split, keep=keep, **kw)
             r.update(checkpoint_info(ck))
             return ck, r
@@ -465,8 +647,10 @@ def main(argv=None) -> int:
         for ck in args.checkpoints:
             r = cache[keys[ck]]
             signature = r["signature"]
-            print(f"{r['bleu']:6.2f}  α={r['alpha']:g} {_fmt_t(r['temperature'])} seed={r['seed']}  {ck}",
-                  file=sys.stderr)
+            print(
+                f"{r['bleu']:6.2f}  α={r['alpha']:g} {_fmt_t(r['temperature'])} seed={r['seed']}  {ck}",
+                file=sys.stderr,
+            )
             rows.append(r)
         table = make_table(rows)
         print(table)
@@ -477,8 +661,17 @@ def main(argv=None) -> int:
             w = csv.writer(buf, lineterminator="\n")
             w.writerow(["alpha", "temperature", "seed", "role", "bleu", "sentences", "checkpoint"])
             for r in rows:
-                w.writerow([r["alpha"], r["temperature"], r["seed"], r["role"], r["bleu"], r["sentences"],
-                            r["checkpoint"]])
+                w.writerow(
+                    [
+                        r["alpha"],
+                        r["temperature"],
+                        r["seed"],
+                        r["role"],
+                        r["bleu"],
+                        r["sentences"],
+                        r["checkpoint"],
+                    ]
+                )
             _write_atomic(Path(f"{args.out}.csv"), buf.getvalue())
             _write_atomic(Path(f"{args.out}.md"), table + f"\n\nsacrebleu signature: {signature}\n")
     except LskdConfigError as e:  # BleuError included

@@ -26,6 +26,7 @@ and ``fairseq.file_io.PathManager.copy`` (how fairseq writes checkpoint_last.pt 
 checkpoint_best.pt: copies of the first file saved) by a copy to ``DEST.tmp-PID`` renamed into
 place, so a run killed while copying leaves the previous whole file under the name.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,7 +61,7 @@ class UnreadableCheckpoint(LskdConfigError):
 
 def _one_line(text: str, limit: int = 200) -> str:
     out = " ".join(_ANSI.sub("", str(text)).split())
-    return out if len(out) <= limit else out[:limit - 3] + "..."
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def refused_global(error: BaseException) -> str | None:
@@ -94,7 +95,9 @@ def read_checkpoint(path: str, who: str = "checkpoint"):
     except OSError as e:
         raise LskdConfigError(f"{who} {path} cannot be read ({e.strerror})") from None
     if not head:
-        raise UnreadableCheckpoint(f"{who} {path} is empty (0 bytes): not a fairseq checkpoint", path, "empty")
+        raise UnreadableCheckpoint(
+            f"{who} {path} is empty (0 bytes): not a fairseq checkpoint", path, "empty"
+        )
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": not for the one-line error
             warnings.simplefilter("ignore")
@@ -103,19 +106,25 @@ def read_checkpoint(path: str, who: str = "checkpoint"):
         if not head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
             raise UnreadableCheckpoint(
                 f"{who} {path} is not a readable fairseq checkpoint (not a torch file: torch.save "
-                f"writes a zip archive or a pickle; this file starts with {head[:4]!r})", path,
-                "not torch") from None
+                f"writes a zip archive or a pickle; this file starts with {head[:4]!r})",
+                path,
+                "not torch",
+            ) from None
         refused = refused_global(e)
         if refused:
             raise UnreadableCheckpoint(
                 f"{who} {path}: refused: unsafe object ({refused} in a weights-only load; "
                 f"the file would run code or build arbitrary objects if unpickled in full: "
-                f"load it only if you trust it)", path, "unsafe") from None
+                f"load it only if you trust it)",
+                path,
+                "unsafe",
+            ) from None
         why = _one_line(str(e).strip().split(". ")[0]) if str(e).strip() else ""
         why = f"{type(e).__name__}: {why}" if why else type(e).__name__
         size = os.path.getsize(path)
-        raise UnreadableCheckpoint(f"{who} {path} is truncated or corrupted ({size} bytes; {why})",
-                                   path, "truncated") from None
+        raise UnreadableCheckpoint(
+            f"{who} {path} is truncated or corrupted ({size} bytes; {why})", path, "truncated"
+        ) from None
 
 
 def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
@@ -167,9 +176,14 @@ def whole_checkpoint_candidates(save_dir: str, last: str, suffix: str = "") -> l
         names = os.listdir(save_dir)
     except OSError:
         return []
-    found = [os.path.join(save_dir, n) for n in names
-             if _RESTART_CANDIDATE.fullmatch(n) and n.endswith(f"{suffix}.pt")
-             and os.path.join(save_dir, n) != last and os.path.isfile(os.path.join(save_dir, n))]
+    found = [
+        os.path.join(save_dir, n)
+        for n in names
+        if _RESTART_CANDIDATE.fullmatch(n)
+        and n.endswith(f"{suffix}.pt")
+        and os.path.join(save_dir, n) != last
+        and os.path.isfile(os.path.join(save_dir, n))
+    ]
     return sorted(found, key=lambda p: os.stat(p).st_mtime_ns, reverse=True)
 
 
@@ -183,6 +197,7 @@ def load_checkpoint(cfg, trainer, **passthrough_args):
     log line and the newest whole checkpoint of --save-dir is restored in its place (its
     optimizer, scheduler, meters and data position: the state fairseq saved with it)."""
     from omegaconf import open_dict
+
     original = _FAIRSEQ["load_checkpoint"]
     if not (getattr(trainer.task, "lskd_resume_whole", False) and cfg.restore_file == "checkpoint_last.pt"):
         return original(cfg, trainer, **passthrough_args)
@@ -195,10 +210,12 @@ def load_checkpoint(cfg, trainer, **passthrough_args):
             raise
         problem = _restart_problem(e)
     for candidate in whole_checkpoint_candidates(cfg.save_dir, last, suffix):
-        logger.warning(f"{last} is {problem} (a run killed while writing it?); resuming from "
-                       f"{candidate}, the newest other checkpoint in --save-dir")
+        logger.warning(
+            f"{last} is {problem} (a run killed while writing it?); resuming from "
+            f"{candidate}, the newest other checkpoint in --save-dir"
+        )
         with open_dict(cfg):  # load_checkpoint appends the suffix to a --restore-file itself
-            cfg.restore_file = candidate[:len(candidate) - len(f"{suffix}.pt")] + ".pt"
+            cfg.restore_file = candidate[: len(candidate) - len(f"{suffix}.pt")] + ".pt"
         try:
             return original(cfg, trainer, **passthrough_args)
         except UnreadableCheckpoint as e:
@@ -208,8 +225,10 @@ def load_checkpoint(cfg, trainer, **passthrough_args):
         finally:
             with open_dict(cfg):
                 cfg.restore_file = "checkpoint_last.pt"
-    raise LskdConfigError(f"{last} is {problem} and --save-dir {cfg.save_dir} holds no other whole "
-                          f"checkpoint to resume from: remove {last} to start afresh")
+    raise LskdConfigError(
+        f"{last} is {problem} and --save-dir {cfg.save_dir} holds no other whole "
+        f"checkpoint to resume from: remove {last} to start afresh"
+    )
 
 
 # ---------------------------------------------------------------------- --save-dir
@@ -222,6 +241,7 @@ def verify_checkpoint_directory(save_dir: str) -> None:
     temporary copies of killed runs. A folder made here is removed again if the run fails before
     anything is written into it."""
     from shared_metrics.locks import OutputLock, remove_stale_temporaries
+
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         raise LskdConfigError(f"--save-dir {save_dir} is a file, not a directory")
     key = os.path.abspath(save_dir)
@@ -238,6 +258,7 @@ def verify_checkpoint_directory(save_dir: str) -> None:
                 except OSError:
                     pass
             lock.release()  # then the lock file, and the folders made for it if left empty
+
         at_failure(remove_if_unused)
     try:
         _FAIRSEQ["verify_checkpoint_directory"](save_dir)
@@ -277,16 +298,18 @@ def install() -> None:
     plugin is imported first)."""
     from fairseq import checkpoint_utils
     from fairseq.file_io import PathManager
+
     if getattr(checkpoint_utils.load_checkpoint_to_cpu, "_lskd_guard", False):
         return
-    _FAIRSEQ.update(load_checkpoint_to_cpu=checkpoint_utils.load_checkpoint_to_cpu,
-                    load_checkpoint=checkpoint_utils.load_checkpoint,
-                    verify_checkpoint_directory=checkpoint_utils.verify_checkpoint_directory,
-                    copy=PathManager.copy)
+    _FAIRSEQ.update(
+        load_checkpoint_to_cpu=checkpoint_utils.load_checkpoint_to_cpu,
+        load_checkpoint=checkpoint_utils.load_checkpoint,
+        verify_checkpoint_directory=checkpoint_utils.verify_checkpoint_directory,
+        copy=PathManager.copy,
+    )
     for f in (load_checkpoint_to_cpu, load_checkpoint, verify_checkpoint_directory, atomic_copy):
         f._lskd_guard = True
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
     checkpoint_utils.load_checkpoint = load_checkpoint
     checkpoint_utils.verify_checkpoint_directory = verify_checkpoint_directory
     PathManager.copy = staticmethod(atomic_copy)
-

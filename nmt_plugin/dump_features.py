@@ -10,6 +10,7 @@ target tokens.
     python -m nmt_plugin.dump_features CKPT --data DATA_BIN --split valid --out feats/T2 \\
         [--max-per-type 200] [--logits] [--cpu]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ PLUGIN_VERSION = "0.1.0"
 
 def _meta_from_cfg(cfg, args) -> dict:
     from .kd_translation import _get, teacher_alpha
+
     task, crit, model = _get(cfg, "task"), _get(cfg, "criterion"), _get(cfg, "model")
     crit_name = _get(crit, "_name")
     if crit_name == "ls_kd":
@@ -35,9 +37,15 @@ def _meta_from_cfg(cfg, args) -> dict:
         temperature = None
         eps = _get(crit, "label_smoothing")
         alpha = float(eps) if eps is not None else (0.0 if crit_name == "cross_entropy" else None)
-    meta = {"task": "nmt", "role": role, "model": str(_get(model, "arch") or _get(model, "_name")),
-            "alpha": alpha, "temperature": temperature, "kd_beta": _get(crit, "kd_beta"),
-            "seed": _get(_get(cfg, "common"), "seed")}
+    meta = {
+        "task": "nmt",
+        "role": role,
+        "model": str(_get(model, "arch") or _get(model, "_name")),
+        "alpha": alpha,
+        "temperature": temperature,
+        "kd_beta": _get(crit, "kd_beta"),
+        "seed": _get(_get(cfg, "common"), "seed"),
+    }
     if args.alpha is not None:
         meta["alpha"] = args.alpha
     if args.temperature is not None:
@@ -48,6 +56,7 @@ def _meta_from_cfg(cfg, args) -> dict:
 def dataset_name(data: str) -> str:
     """'runs/data/bible.de-en/bin' -> 'bible.de-en' (the folder above a generic 'bin')."""
     from fairseq import utils
+
     path = Path(utils.split_paths(data)[0]).resolve()
     return path.parent.name if path.name in ("bin", "data-bin") else path.name
 
@@ -56,6 +65,7 @@ def select_positions(dataset, indices, max_per_type: int, skip: set[int]) -> tup
     """{dataset index: bool array over its target positions} and the total kept, choosing the
     first max_per_type occurrences of each type in index order (0 = keep all)."""
     import numpy as np
+
     counts: dict[int, int] = {}
     keep: dict[int, "np.ndarray"] = {}
     total = 0
@@ -77,16 +87,24 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m nmt_plugin.dump_features",
         description="Write the decoder's penultimate features of CKPT over a data split as a lskd "
-                    "feature set (features, labels = target token ids, head = output projection).")
+        "feature set (features, labels = target token ids, head = output projection).",
+    )
     ap.add_argument("checkpoint", help="fairseq checkpoint (teacher or ls_kd student)")
     ap.add_argument("--data", default=None, help="binarised data dir (default: the one in the checkpoint)")
-    ap.add_argument("--checkpoint-data", default=None,
-                    help="folder with the dict.*.txt the checkpoint was trained with, to check --data's "
-                         "against (default: the data folder its config names)")
+    ap.add_argument(
+        "--checkpoint-data",
+        default=None,
+        help="folder with the dict.*.txt the checkpoint was trained with, to check --data's "
+        "against (default: the data folder its config names)",
+    )
     ap.add_argument("--split", default="valid", help="train, valid or test (default valid)")
     ap.add_argument("--out", required=True, type=Path, help="output feature-set directory")
-    ap.add_argument("--max-per-type", type=int, default=0,
-                    help="keep at most N tokens of each target type (first N in corpus order); 0 = all")
+    ap.add_argument(
+        "--max-per-type",
+        type=int,
+        default=0,
+        help="keep at most N tokens of each target type (first N in corpus order); 0 = all",
+    )
     ap.add_argument("--skip-special", action="store_true", help="leave out </s> and <unk> targets")
     ap.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch (default 4096)")
     ap.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="feature dtype")
@@ -99,6 +117,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from .errors import LskdConfigError
+
     try:
         return run(args)
     except LskdConfigError as e:
@@ -125,8 +144,13 @@ def _dump(args) -> int:
     import torch
 
     from .errors import LskdConfigError
-    from .kd_translation import (_first_line, _get, check_data_dictionaries, load_checkpoint_state,
-                                 setup_translation_data)
+    from .kd_translation import (
+        _first_line,
+        _get,
+        check_data_dictionaries,
+        load_checkpoint_state,
+        setup_translation_data,
+    )
     from fairseq import checkpoint_utils, utils
     from omegaconf import open_dict
     from shared_metrics.featureset import FeatureSetError, FeatureSetWriter
@@ -142,8 +166,15 @@ def _dump(args) -> int:
     with open_dict(task_cfg):
         task_cfg.data = data
     task = setup_translation_data(task_cfg)  # plain translation: no teacher is loaded
-    check_data_dictionaries(task, args.checkpoint, cfg, state["model"], who="checkpoint",
-                            dict_dir=args.checkpoint_data, dict_flag="--checkpoint-data")
+    check_data_dictionaries(
+        task,
+        args.checkpoint,
+        cfg,
+        state["model"],
+        who="checkpoint",
+        dict_dir=args.checkpoint_data,
+        dict_flag="--checkpoint-data",
+    )
     try:
         task.load_dataset(args.split)
     except FileNotFoundError as e:
@@ -153,8 +184,9 @@ def _dump(args) -> int:
     try:
         models, _ = checkpoint_utils.load_model_ensemble([args.checkpoint], task=task, state=state)
     except Exception as e:
-        raise LskdConfigError(f"checkpoint {args.checkpoint}: cannot build its model on {data} "
-                              f"({_first_line(e)})") from None
+        raise LskdConfigError(
+            f"checkpoint {args.checkpoint}: cannot build its model on {data} ({_first_line(e)})"
+        ) from None
     model = models[0]
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     model.eval().to(device)
@@ -162,17 +194,24 @@ def _dump(args) -> int:
         model.half()
     proj = getattr(model.decoder, "output_projection", None)
     if proj is None:
-        raise LskdConfigError("the model's decoder has no output_projection (adaptive softmax is not supported)")
+        raise LskdConfigError(
+            "the model's decoder has no output_projection (adaptive softmax is not supported)"
+        )
     W = proj.weight.detach().float().cpu().numpy()
     tgt_dict = task.target_dictionary
     if W.shape[0] != len(tgt_dict):
-        raise LskdConfigError(f"output projection has {W.shape[0]} rows but the target dictionary "
-                              f"{len(tgt_dict)} symbols")
+        raise LskdConfigError(
+            f"output projection has {W.shape[0]} rows but the target dictionary {len(tgt_dict)} symbols"
+        )
     dataset = task.dataset(args.split)
     itr = task.get_batch_iterator(
-        dataset=dataset, max_tokens=args.max_tokens,
+        dataset=dataset,
+        max_tokens=args.max_tokens,
         max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
-        ignore_invalid_inputs=True, required_batch_size_multiple=1, seed=1)
+        ignore_invalid_inputs=True,
+        required_batch_size_multiple=1,
+        seed=1,
+    )
     batch_indices = [i for b in itr.frozen_batches for i in b]
     skip = {tgt_dict.eos(), tgt_dict.unk()} if args.skip_special else set()
     skip.add(tgt_dict.pad())
@@ -180,18 +219,34 @@ def _dump(args) -> int:
     if total == 0:
         raise LskdConfigError(f"no target tokens selected in split {args.split!r}")
     meta = _meta_from_cfg(cfg, args)
-    meta.update(classes=list(tgt_dict.symbols), split=args.split,
-                dataset=dataset_name(data),
-                checkpoint=os.path.abspath(args.checkpoint), source_lang=task_cfg.source_lang,
-                target_lang=task_cfg.target_lang, max_per_type=args.max_per_type,
-                feature="decoder output before the vocabulary projection",
-                created_by=f"lskd nmt_plugin.dump_features {PLUGIN_VERSION}")
+    meta.update(
+        classes=list(tgt_dict.symbols),
+        split=args.split,
+        dataset=dataset_name(data),
+        checkpoint=os.path.abspath(args.checkpoint),
+        source_lang=task_cfg.source_lang,
+        target_lang=task_cfg.target_lang,
+        max_per_type=args.max_per_type,
+        feature="decoder output before the vocabulary projection",
+        created_by=f"lskd nmt_plugin.dump_features {PLUGIN_VERSION}",
+    )
     t0, done = time.time(), 0
     D = W.shape[1]
     try:
-        with FeatureSetWriter(args.out, num_samples=total, dim=D, head_weight=W, head_bias=np.zeros(len(W), np.float32),
-                              meta=meta, dtype=np.dtype(args.dtype), logits=args.logits,
-                              overwrite=args.overwrite) as writer, torch.no_grad():
+        with (
+            FeatureSetWriter(
+                args.out,
+                num_samples=total,
+                dim=D,
+                head_weight=W,
+                head_bias=np.zeros(len(W), np.float32),
+                meta=meta,
+                dtype=np.dtype(args.dtype),
+                logits=args.logits,
+                overwrite=args.overwrite,
+            ) as writer,
+            torch.no_grad(),
+        ):
             for sample in itr.next_epoch_itr(shuffle=False):
                 sample = utils.move_to_cuda(sample) if device.type == "cuda" else sample
                 feats, _ = model(**sample["net_input"], features_only=True)  # [B, L, D]
@@ -199,19 +254,30 @@ def _dump(args) -> int:
                 sel = torch.zeros_like(target, dtype=torch.bool)
                 for r, idx in enumerate(sample["id"].tolist()):
                     m = torch.from_numpy(keep[idx])
-                    sel[r, :len(m)] = m.to(sel.device)
+                    sel[r, : len(m)] = m.to(sel.device)
                 sel &= target.ne(tgt_dict.pad())
                 x = feats[sel]
-                logits = model.decoder.output_layer(x).float().cpu().numpy().astype(np.float16) if args.logits else None
+                logits = (
+                    model.decoder.output_layer(x).float().cpu().numpy().astype(np.float16)
+                    if args.logits
+                    else None
+                )
                 writer.append(x.float().cpu().numpy(), target[sel].cpu().numpy(), logits)
                 done += int(sel.sum())
                 el = time.time() - t0
-                print(f"\r[dump_features] {done}/{total} tokens, {done / max(el, 1e-9):.0f} tok/s", end="",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"\r[dump_features] {done}/{total} tokens, {done / max(el, 1e-9):.0f} tok/s",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
     except FeatureSetError as e:
         raise LskdConfigError(str(e)) from None
-    print(f"\n[dump_features] wrote {args.out}: {total} tokens x {D} dims, {len(W)} classes "
-          f"(role {meta['role']}, alpha {meta['alpha']}, T {meta['temperature']})", file=sys.stderr)
+    print(
+        f"\n[dump_features] wrote {args.out}: {total} tokens x {D} dims, {len(W)} classes "
+        f"(role {meta['role']}, alpha {meta['alpha']}, T {meta['temperature']})",
+        file=sys.stderr,
+    )
     return 0
 
 

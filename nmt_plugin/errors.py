@@ -6,6 +6,7 @@ process exits with status 1. Every other exception keeps Python's usual tracebac
 the cleanups registered with :func:`at_failure` run first (e.g. removing a --save-dir this run
 made and never wrote into).
 """
+
 from __future__ import annotations
 
 import sys

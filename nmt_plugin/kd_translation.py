@@ -51,23 +51,31 @@ logger = logging.getLogger(__name__)
 class KdTranslationConfig(TranslationConfig):
     teacher_path: Optional[str] = field(
         default=None,
-        metadata={"help": "fairseq checkpoint of the frozen teacher (a translation model trained "
-                          "on the same dictionaries)"},
+        metadata={
+            "help": "fairseq checkpoint of the frozen teacher (a translation model trained "
+            "on the same dictionaries)"
+        },
     )
     kd_temperature: float = field(
         default=1.0,
-        metadata={"help": "distillation temperature T > 0 (p(T) = softmax(z/T)); the ls_kd "
-                          "criterion reads it from the task"},
+        metadata={
+            "help": "distillation temperature T > 0 (p(T) = softmax(z/T)); the ls_kd "
+            "criterion reads it from the task"
+        },
     )
     teacher_data: Optional[str] = field(
         default=None,
-        metadata={"help": "folder with the teacher's dict.SRC.txt and dict.TGT.txt, to check them "
-                          "against the data's (default: the data folder its checkpoint names)"},
+        metadata={
+            "help": "folder with the teacher's dict.SRC.txt and dict.TGT.txt, to check them "
+            "against the data's (default: the data folder its checkpoint names)"
+        },
     )
     teacher_topk: int = field(
         default=0,
-        metadata={"help": "keep only the teacher's k largest logits per token (its softmax is "
-                          "renormalised over them, others get probability 0); 0 = full vocabulary"},
+        metadata={
+            "help": "keep only the teacher's k largest logits per token (its softmax is "
+            "renormalised over them, others get probability 0); 0 = full vocabulary"
+        },
     )
 
 
@@ -97,8 +105,9 @@ def load_checkpoint_state(path: str, who: str = "checkpoint"):
         try:  # fairseq's config conversion and upgrade of older checkpoints
             state = checkpoints.upgrade_state(state)
         except Exception as e:
-            raise LskdConfigError(f"{who} {path} is not a readable fairseq checkpoint "
-                                  f"({_first_line(e)})") from None
+            raise LskdConfigError(
+                f"{who} {path} is not a readable fairseq checkpoint ({_first_line(e)})"
+            ) from None
     if not isinstance(state, dict) or "model" not in state:
         raise LskdConfigError(f"{who} {path} has no model weights (not a fairseq checkpoint)")
     if state.get("args") is not None:
@@ -147,8 +156,15 @@ def _dict_difference(ours: Dictionary, theirs: Dictionary, who: str = "teacher")
     return f"{who} {len(theirs)} symbols, data {len(ours)}; {where}"
 
 
-def check_data_dictionaries(task, path: str, ckpt_cfg, weights, who: str = "teacher",
-                            dict_dir: Optional[str] = None, dict_flag: str = "--teacher-data") -> None:
+def check_data_dictionaries(
+    task,
+    path: str,
+    ckpt_cfg,
+    weights,
+    who: str = "teacher",
+    dict_dir: Optional[str] = None,
+    dict_flag: str = "--teacher-data",
+) -> None:
     """Refuse (LskdConfigError) a checkpoint whose dictionaries are not ``task``'s (the data's).
 
     The checkpoint's own dictionaries are the dict.*.txt of ``dict_dir`` (its ``dict_flag``
@@ -160,22 +176,28 @@ def check_data_dictionaries(task, path: str, ckpt_cfg, weights, who: str = "teac
     if tsrc and ttgt and (tsrc, ttgt) != (src, tgt):
         raise LskdConfigError(
             f"{who} {path} translates {tsrc}->{ttgt} but the data is {src}->{tgt}: "
-            f"its source and target dictionary do not line up with the data's")
+            f"its source and target dictionary do not line up with the data's"
+        )
     problems = []
     recorded = (utils.split_paths(_get(ckpt_cfg.task, "data") or "") or [None])[0]
     cdata = dict_dir or recorded
     for side, lang, ours in (("source", src, task.src_dict), ("target", tgt, task.tgt_dict)):
         f = os.path.join(cdata, f"dict.{lang}.txt") if cdata else None
         if not (f and os.path.isfile(f)):
-            where = (f"{dict_flag} {cdata} has no dict.{lang}.txt" if dict_dir else
-                     f"its checkpoint names the data folder {recorded}, which no longer exists"
-                     if recorded and not os.path.isdir(recorded) else
-                     f"its checkpoint names the data folder {recorded}, which has no dict.{lang}.txt"
-                     if recorded else "its checkpoint names no data folder")
+            where = (
+                f"{dict_flag} {cdata} has no dict.{lang}.txt"
+                if dict_dir
+                else f"its checkpoint names the data folder {recorded}, which no longer exists"
+                if recorded and not os.path.isdir(recorded)
+                else f"its checkpoint names the data folder {recorded}, which has no dict.{lang}.txt"
+                if recorded
+                else "its checkpoint names no data folder"
+            )
             raise LskdConfigError(
                 f"{who} {path}: cannot check its {side} dictionary against the data's ({where}); "
                 f"pass {dict_flag} DIR, the folder with the {who}'s dict.{src}.txt and "
-                f"dict.{tgt}.txt (the data folder itself if the {who} was trained on it)")
+                f"dict.{tgt}.txt (the data folder itself if the {who} was trained on it)"
+            )
         try:
             theirs = Dictionary.load(f)
         except Exception as e:
@@ -184,14 +206,18 @@ def check_data_dictionaries(task, path: str, ckpt_cfg, weights, who: str = "teac
         if diff:
             problems.append(f"{side} dictionary differs ({f} vs the data's: {diff})")
     # The weights themselves say how many symbols the checkpoint knows.
-    sizes = (("source", "encoder.embed_tokens.weight", task.src_dict),
-             ("target", "decoder.output_projection.weight", task.tgt_dict),
-             ("target", "decoder.embed_tokens.weight", task.tgt_dict))
+    sizes = (
+        ("source", "encoder.embed_tokens.weight", task.src_dict),
+        ("target", "decoder.output_projection.weight", task.tgt_dict),
+        ("target", "decoder.embed_tokens.weight", task.tgt_dict),
+    )
     for side, key, ours in sizes:
         w = weights.get(key)
         if w is not None and w.shape[0] != len(ours) and not any(p.startswith(side) for p in problems):
-            problems.append(f"{side} dictionary differs (the {who}'s {key} has {w.shape[0]} "
-                            f"rows, the data's {side} dictionary {len(ours)} symbols)")
+            problems.append(
+                f"{side} dictionary differs (the {who}'s {key} has {w.shape[0]} "
+                f"rows, the data's {side} dictionary {len(ours)} symbols)"
+            )
     if problems:
         raise LskdConfigError(f"{who} {path}: " + "; ".join(problems))
 
@@ -237,11 +263,15 @@ class KdTranslationTask(TranslationTask):
         if float(T) <= 0:
             raise LskdConfigError(f"--kd-temperature must be a number > 0, got {T}")
         if cfg.teacher_topk is None or cfg.teacher_topk < 0:
-            raise LskdConfigError(f"--teacher-topk must be >= 0 (0 = full vocabulary), got {cfg.teacher_topk}")
+            raise LskdConfigError(
+                f"--teacher-topk must be >= 0 (0 = full vocabulary), got {cfg.teacher_topk}"
+            )
         task = setup_translation_data(cfg, super().setup_task, **kwargs)
         if cfg.teacher_topk >= len(task.tgt_dict):
-            raise LskdConfigError(f"--teacher-topk {cfg.teacher_topk} is not smaller than the target "
-                                  f"vocabulary ({len(task.tgt_dict)}); use 0 for the full vocabulary")
+            raise LskdConfigError(
+                f"--teacher-topk {cfg.teacher_topk} is not smaller than the target "
+                f"vocabulary ({len(task.tgt_dict)}); use 0 for the full vocabulary"
+            )
         # A student checkpoint being loaded for inference (fairseq-generate, feature dumps) does
         # not need its teacher, which may not even exist on this machine.
         if not kwargs.get("from_checkpoint", False):
@@ -253,8 +283,9 @@ class KdTranslationTask(TranslationTask):
         state, tcfg = load_teacher_state(path)
         task_name = str(_get(tcfg.task, "_name") or "")
         if "translation" not in task_name:
-            raise LskdConfigError(f"teacher {path} is not a translation model "
-                                  f"(trained with task {task_name or 'unknown'!r})")
+            raise LskdConfigError(
+                f"teacher {path} is not a translation model (trained with task {task_name or 'unknown'!r})"
+            )
         check_data_dictionaries(self, path, tcfg, state["model"], dict_dir=self.cfg.teacher_data)
         try:
             teacher = models.build_model(tcfg.model, self, from_checkpoint=True)
@@ -263,20 +294,31 @@ class KdTranslationTask(TranslationTask):
         except Exception as e:
             raise LskdConfigError(f"teacher {path}: cannot build its model ({_first_line(e)})") from None
         if not isinstance(teacher, FairseqEncoderDecoderModel):
-            raise LskdConfigError(f"teacher {path} is not a translation model "
-                                  f"({type(teacher).__name__} is not an encoder-decoder)")
+            raise LskdConfigError(
+                f"teacher {path} is not a translation model "
+                f"({type(teacher).__name__} is not an encoder-decoder)"
+            )
         if getattr(teacher.decoder, "adaptive_softmax", None) is not None:
             raise LskdConfigError(f"teacher {path}: adaptive softmax is not supported")
         try:
             teacher.load_state_dict(state["model"], strict=True, model_cfg=tcfg.model)
         except Exception as e:
-            raise LskdConfigError(f"teacher {path}: its weights do not fit its architecture "
-                                  f"({_first_line(e)})") from None
-        bad = next((k for k, v in state["model"].items()
-                    if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()), None)
+            raise LskdConfigError(
+                f"teacher {path}: its weights do not fit its architecture ({_first_line(e)})"
+            ) from None
+        bad = next(
+            (
+                k
+                for k, v in state["model"].items()
+                if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()
+            ),
+            None,
+        )
         if bad:
-            raise LskdConfigError(f"teacher {path}: its weights hold NaN or inf ({bad}): the teacher "
-                                  f"checkpoint is broken (a diverged run?); distil from a sound one")
+            raise LskdConfigError(
+                f"teacher {path}: its weights hold NaN or inf ({bad}): the teacher "
+                f"checkpoint is broken (a diverged run?); distil from a sound one"
+            )
         teacher.eval()
         teacher.requires_grad_(False)
         self.teacher = teacher
@@ -284,9 +326,11 @@ class KdTranslationTask(TranslationTask):
         self._teacher_placement = None
         self._teacher_checked = False
         n = sum(p.numel() for p in teacher.parameters())
-        logger.info(f"teacher {path}: {type(teacher).__name__} ({_get(tcfg.model, 'arch', '?')}), "
-                    f"{n:,} parameters, frozen; T = {self.cfg.kd_temperature}, "
-                    f"top-k = {self.cfg.teacher_topk or 'full vocabulary'}")
+        logger.info(
+            f"teacher {path}: {type(teacher).__name__} ({_get(tcfg.model, 'arch', '?')}), "
+            f"{n:,} parameters, frozen; T = {self.cfg.kd_temperature}, "
+            f"top-k = {self.cfg.teacher_topk or 'full vocabulary'}"
+        )
 
     def _teacher_for(self, model):
         if self.teacher is None:
@@ -311,8 +355,12 @@ class KdTranslationTask(TranslationTask):
                     raise LskdConfigError(
                         f"teacher {self.teacher_path} gives NaN or inf logits on the first batch (run in "
                         f"{logits.dtype}): the teacher is at fault, not the student's settings"
-                        + (" (its logits overflow float16: train with --amp, where it stays fp32)"
-                           if logits.dtype == torch.float16 else ""))
+                        + (
+                            " (its logits overflow float16: train with --amp, where it stays fp32)"
+                            if logits.dtype == torch.float16
+                            else ""
+                        )
+                    )
                 self._teacher_checked = True
             k = self.cfg.teacher_topk
             if k and k > 0:

@@ -41,13 +41,17 @@ TEACHER_KEY = "kd_teacher"
 class LsKdCriterionConfig(FairseqDataclass):
     label_smoothing: float = field(
         default=0.0,
-        metadata={"help": "epsilon for label smoothing of the cross-entropy term (fairseq's "
-                          "convention), 0 means none"},
+        metadata={
+            "help": "epsilon for label smoothing of the cross-entropy term (fairseq's "
+            "convention), 0 means none"
+        },
     )
     kd_beta: float = field(
         default=1.0,
-        metadata={"help": "weight β of the distillation term, in [0, 1]: "
-                          "loss = (1-β)·CE + β·T²·H(p_t(T), p_s(T)); 1 = pure KD (the paper)"},
+        metadata={
+            "help": "weight β of the distillation term, in [0, 1]: "
+            "loss = (1-β)·CE + β·T²·H(p_t(T), p_s(T)); 1 = pure KD (the paper)"
+        },
     )
     report_accuracy: bool = field(default=False, metadata={"help": "report accuracy metric"})
     ignore_prefix_size: int = field(default=0, metadata={"help": "Ignore first N tokens"})
@@ -78,8 +82,13 @@ class _SoftCrossEntropy(torch.autograd.Function):
         return grad.to(ctx.dtype), None, None
 
 
-def kd_token_terms(student_logits: torch.Tensor, temperature: float, teacher_logits=None,
-                   teacher_topk_values=None, teacher_topk_indices=None):
+def kd_token_terms(
+    student_logits: torch.Tensor,
+    temperature: float,
+    teacher_logits=None,
+    teacher_topk_values=None,
+    teacher_topk_indices=None,
+):
     """Per-token distillation terms on [N, V] student logits (rows = non-pad tokens).
 
     Returns ``(cross, kl, entropy)``, each [N] in nats: H(p_t, p_s), KL(p_t ‖ p_s), H(p_t), all at
@@ -121,17 +130,18 @@ def can_project_outside_forward(model) -> bool:
 
 def _register(name, dataclass):
     """Register once: a second import of this module (plugin also installed) is harmless."""
+
     def wrap(cls):
         if name in CRITERION_REGISTRY:
             return CRITERION_REGISTRY[name]
         return register_criterion(name, dataclass=dataclass)(cls)
+
     return wrap
 
 
 @_register("ls_kd", dataclass=LsKdCriterionConfig)
 class LsKdCriterion(FairseqCriterion):
-    def __init__(self, task, label_smoothing=0.0, kd_beta=1.0, report_accuracy=False,
-                 ignore_prefix_size=0):
+    def __init__(self, task, label_smoothing=0.0, kd_beta=1.0, report_accuracy=False, ignore_prefix_size=0):
         super().__init__(task)
         if not (0.0 <= kd_beta <= 1.0) or math.isnan(kd_beta):
             raise LskdConfigError(f"--kd-beta must be in [0, 1], got {kd_beta}")
@@ -141,7 +151,8 @@ class LsKdCriterion(FairseqCriterion):
         if temperature is None:
             raise LskdConfigError(
                 "criterion ls_kd needs the kd_translation task "
-                "(--user-dir nmt_plugin --task kd_translation --teacher-path CKPT --kd-temperature T)")
+                "(--user-dir nmt_plugin --task kd_translation --teacher-path CKPT --kd-temperature T)"
+            )
         self.eps = float(label_smoothing)
         self.beta = float(kd_beta)
         self.report_accuracy = report_accuracy
@@ -151,9 +162,11 @@ class LsKdCriterion(FairseqCriterion):
         ok = can_project_outside_forward(model)  # a walk over at most a few wrappers
         if not ok and not getattr(self, "_said_full_projection", False):
             self._said_full_projection = True
-            logger.info("ls_kd: the model's DDP/FSDP wrapper needs the output projection inside its "
-                        "forward (--find-unused-parameters or sharding): projecting every target "
-                        "position, padding included")
+            logger.info(
+                "ls_kd: the model's DDP/FSDP wrapper needs the output projection inside its "
+                "forward (--find-unused-parameters or sharding): projecting every target "
+                "position, padding included"
+            )
         return ok
 
     @property
@@ -164,7 +177,8 @@ class LsKdCriterion(FairseqCriterion):
         teacher = sample.get(TEACHER_KEY)
         if teacher is None:
             raise LskdConfigError(
-                "criterion ls_kd got a batch without teacher outputs: use --task kd_translation")
+                "criterion ls_kd got a batch without teacher outputs: use --task kd_translation"
+            )
         # The decoder's output features, projected to the vocabulary at the non-pad target
         # positions only (as the task does for the teacher): no [B, L, V] logits of padding.
         # Where a wrapper forbids that (see can_project_outside_forward), the whole forward.
@@ -175,7 +189,7 @@ class LsKdCriterion(FairseqCriterion):
         rows = {k: v for k, v in teacher.items() if k != "mask" and v is not None}
         if self.ignore_prefix_size > 0:
             keep = torch.zeros_like(mask)
-            keep[:, self.ignore_prefix_size:] = True
+            keep[:, self.ignore_prefix_size :] = True
             sub = keep.flatten()[mask.flatten()]
             rows = {k: v[sub] for k, v in rows.items()}
             mask = mask & keep
@@ -196,9 +210,12 @@ class LsKdCriterion(FairseqCriterion):
             ce_loss = None
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.beta > 0.0):
             cross, kl, entropy = kd_token_terms(
-                s_logits, T, teacher_logits=rows.get("logits"),
+                s_logits,
+                T,
+                teacher_logits=rows.get("logits"),
                 teacher_topk_values=rows.get("topk_values"),
-                teacher_topk_indices=rows.get("topk_indices"))
+                teacher_topk_indices=rows.get("topk_indices"),
+            )
             kd_loss = cross.sum()
         loss = 0.0
         if self.beta < 1.0:
@@ -226,6 +243,7 @@ class LsKdCriterion(FairseqCriterion):
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
         """Aggregate logging outputs from data parallel training (all in bits per token)."""
+
         def total(key):
             return sum(log.get(key, 0) for log in logging_outputs)
 
@@ -244,8 +262,12 @@ class LsKdCriterion(FairseqCriterion):
             metrics.log_scalar("n_correct", utils.item(total("n_correct")))
             metrics.log_derived(
                 "accuracy",
-                lambda meters: round(meters["n_correct"].sum * 100.0 / meters["total"].sum, 3)
-                if meters["total"].sum > 0 else float("nan"))
+                lambda meters: (
+                    round(meters["n_correct"].sum * 100.0 / meters["total"].sum, 3)
+                    if meters["total"].sum > 0
+                    else float("nan")
+                ),
+            )
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

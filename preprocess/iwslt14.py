@@ -15,6 +15,7 @@ cleaned training line; test = the concatenated ``IWSLT14.TED*`` dev/test sets
     python -m preprocess.iwslt14 --raw ~/data/de-en.tgz --src de --tgt en --out runs/data/iwslt14.de-en
     python -m preprocess.iwslt14 --raw ~/data/2014-01.tgz --src en --tgt ru --out runs/data/iwslt14.en-ru
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,14 +29,21 @@ from .nmt_data import PreprocessError, log, run_pipeline
 
 #: The order of prepare-iwslt14.sh for de-en; other pairs use whichever of these exist, then
 #: any further IWSLT14.TED*.xml files in name order.
-TEST_SETS = ("IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2010",
-             "IWSLT14.TED.tst2011", "IWSLT14.TED.tst2012")
+TEST_SETS = (
+    "IWSLT14.TED.dev2010",
+    "IWSLT14.TEDX.dev2012",
+    "IWSLT14.TED.tst2010",
+    "IWSLT14.TED.tst2011",
+    "IWSLT14.TED.tst2012",
+)
 
 
 def _collect(raw: Path, pairs: tuple[str, str]) -> dict[str, bytes]:
     """{file name: content} of the pair's train.tags.* and IWSLT14.TED*.xml files."""
-    wanted = re.compile(r"(train\.tags\.(%s)\.[a-z]+|IWSLT14\.TEDX?\.[a-z0-9]+\.(%s)\.[a-z]+\.xml)$"
-                        % ("|".join(pairs), "|".join(pairs)))
+    wanted = re.compile(
+        r"(train\.tags\.(%s)\.[a-z]+|IWSLT14\.TEDX?\.[a-z0-9]+\.(%s)\.[a-z]+\.xml)$"
+        % ("|".join(pairs), "|".join(pairs))
+    )
     nested = re.compile(r"(^|/)(%s)\.tgz$" % "|".join(pairs))
     files: dict[str, bytes] = {}
 
@@ -104,10 +112,14 @@ def xml_segments(text: str) -> list[str]:
 def load_iwslt(raw: Path, src: str, tgt: str):
     pairs = (f"{src}-{tgt}", f"{tgt}-{src}")
     files = _collect(raw, pairs)
-    pair = next((p for p in pairs if f"train.tags.{p}.{src}" in files and f"train.tags.{p}.{tgt}" in files), None)
+    pair = next(
+        (p for p in pairs if f"train.tags.{p}.{src}" in files and f"train.tags.{p}.{tgt}" in files), None
+    )
     if pair is None:
-        raise PreprocessError(f"{raw}: no train.tags.{pairs[0]}.{{{src},{tgt}}} (or {pairs[1]}) found; give the "
-                              f"extracted IWSLT14 {pairs[0]} folder or its .tgz")
+        raise PreprocessError(
+            f"{raw}: no train.tags.{pairs[0]}.{{{src},{tgt}}} (or {pairs[1]}) found; give the "
+            f"extracted IWSLT14 {pairs[0]} folder or its .tgz"
+        )
     dec = lambda b: b.decode("utf-8", errors="replace")  # noqa: E731
     train_s = train_lines(dec(files[f"train.tags.{pair}.{src}"]))
     train_t = train_lines(dec(files[f"train.tags.{pair}.{tgt}"]))
@@ -135,26 +147,42 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m preprocess.iwslt14",
         description="IWSLT14 from local raw files (official archive, fairseq's de-en.tgz, or the extracted "
-                    "text) -> fairseq data, reproducing fairseq's prepare-iwslt14.sh in Python. Nothing is "
-                    "downloaded. The binarised data is OUT/bin.")
+        "text) -> fairseq data, reproducing fairseq's prepare-iwslt14.sh in Python. Nothing is "
+        "downloaded. The binarised data is OUT/bin.",
+    )
     ap.add_argument("--raw", required=True, type=Path, help="archive (.tgz) or folder with the IWSLT14 files")
     ap.add_argument("--src", default="de", help="source language (default de)")
     ap.add_argument("--tgt", default="en", help="target language (default en)")
     ap.add_argument("--out", required=True, type=Path, help="output directory")
     ap.add_argument("--bpe-merges", type=int, default=10000, help="joint BPE merges (default 10000)")
-    ap.add_argument("--valid-every", type=int, default=23, help="every Nth cleaned training line is valid (23)")
+    ap.add_argument(
+        "--valid-every", type=int, default=23, help="every Nth cleaned training line is valid (23)"
+    )
     ap.add_argument("--workers", type=int, default=1, help="processes for tokenisation/binarisation")
     args = ap.parse_args(argv)
     try:
-        if args.src == args.tgt or not re.fullmatch(r"[a-z]{2}", args.src) or not re.fullmatch(r"[a-z]{2}", args.tgt):
+        if (
+            args.src == args.tgt
+            or not re.fullmatch(r"[a-z]{2}", args.src)
+            or not re.fullmatch(r"[a-z]{2}", args.tgt)
+        ):
             raise PreprocessError("--src and --tgt must be two different two-letter language codes")
         if args.bpe_merges < 1 or args.valid_every < 2 or args.workers < 1:
             raise PreprocessError("--bpe-merges and --workers must be >= 1, --valid-every >= 2")
         pair, train, test, used = load_iwslt(args.raw, args.src, args.tgt)
-        log(f"IWSLT14 {pair}: {len(train[0])} training lines, test = {' + '.join(used)} ({len(test[0])} lines)")
-        run_pipeline({"train": train, "test": test}, args.src, args.tgt, args.out, bpe_merges=args.bpe_merges,
-                     workers=args.workers, valid_from_train_every=args.valid_every,
-                     extra_manifest={"corpus": f"IWSLT14 {pair}", "raw": str(args.raw), "test_sets": used})
+        log(
+            f"IWSLT14 {pair}: {len(train[0])} training lines, test = {' + '.join(used)} ({len(test[0])} lines)"
+        )
+        run_pipeline(
+            {"train": train, "test": test},
+            args.src,
+            args.tgt,
+            args.out,
+            bpe_merges=args.bpe_merges,
+            workers=args.workers,
+            valid_from_train_every=args.valid_every,
+            extra_manifest={"corpus": f"IWSLT14 {pair}", "raw": str(args.raw), "test_sets": used},
+        )
     except PreprocessError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ Output directory layout, shared by :mod:`preprocess.bible` and :mod:`preprocess.
     OUT/bin/                               fairseq-preprocess output: the DATA of fairseq-train
     OUT/manifest.json                      what was done, with sentence counts
 """
+
 from __future__ import annotations
 
 import io
@@ -45,6 +46,7 @@ _TOKENIZERS: dict = {}
 def _tokenize_chunk(args) -> list[str]:
     lang, lines = args
     from sacremoses import MosesTokenizer
+
     tok = _TOKENIZERS.get(lang)
     if tok is None:
         tok = _TOKENIZERS[lang] = MosesTokenizer(lang=lang)
@@ -57,7 +59,7 @@ def moses_tokenize(lines: Sequence[str], lang: str, workers: int = 1) -> list[st
     if workers <= 1 or len(lines) < 2000:
         return _tokenize_chunk((lang, lines))
     size = (len(lines) + workers * 4 - 1) // (workers * 4)
-    chunks = [(lang, lines[i:i + size]) for i in range(0, len(lines), size)]
+    chunks = [(lang, lines[i : i + size]) for i in range(0, len(lines), size)]
     with Pool(workers) as pool:
         out = pool.map(_tokenize_chunk, chunks)
     return [line for part in out for line in part]
@@ -72,8 +74,14 @@ def normalise_space(line: str) -> str:
 
 
 # --------------------------------------------------------------------- clean
-def clean_corpus(src: Sequence[str], tgt: Sequence[str], ratio: float = 1.5, min_len: int = 1,
-                 max_len: int = 175, max_word_length: int = 1000) -> tuple[list[str], list[str]]:
+def clean_corpus(
+    src: Sequence[str],
+    tgt: Sequence[str],
+    ratio: float = 1.5,
+    min_len: int = 1,
+    max_len: int = 175,
+    max_word_length: int = 1000,
+) -> tuple[list[str], list[str]]:
     """Moses ``clean-corpus-n.perl -ratio R CORPUS L1 L2 OUT MIN MAX`` on tokenised lines:
     drop '|', squeeze whitespace, then drop pairs with an empty side, a side outside
     [min_len, max_len] words, a word longer than max_word_length, or a length ratio > R."""
@@ -99,10 +107,12 @@ def clean_corpus(src: Sequence[str], tgt: Sequence[str], ratio: float = 1.5, min
 
 
 # ----------------------------------------------------------------------- BPE
-def learn_joint_bpe(train_src: Sequence[str], train_tgt: Sequence[str], merges: int,
-                    codes_path: Path) -> None:
+def learn_joint_bpe(
+    train_src: Sequence[str], train_tgt: Sequence[str], merges: int, codes_path: Path
+) -> None:
     """``learn_bpe.py -s MERGES < train.src+train.tgt > code`` (the two sides concatenated)."""
     from subword_nmt.learn_bpe import learn_bpe
+
     text = io.StringIO("".join(line + "\n" for line in list(train_src) + list(train_tgt)))
     with open(codes_path, "w", encoding="utf-8") as out:
         learn_bpe(text, out, merges)
@@ -110,6 +120,7 @@ def learn_joint_bpe(train_src: Sequence[str], train_tgt: Sequence[str], merges: 
 
 def apply_bpe(codes_path: Path, lines: Sequence[str]) -> list[str]:
     from subword_nmt.apply_bpe import BPE
+
     with open(codes_path, encoding="utf-8") as f:
         bpe = BPE(f)
     return [bpe.process_line(line) for line in lines]
@@ -152,10 +163,26 @@ def binarize(text_dir: Path, src: str, tgt: str, dest: Path, workers: int = 1) -
     """``fairseq-preprocess --joined-dictionary`` on OUT/text into OUT/bin."""
     if dest.exists():
         shutil.rmtree(dest)
-    cmd = [sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", src, "--target-lang", tgt,
-           "--trainpref", str(text_dir / "train"), "--validpref", str(text_dir / "valid"),
-           "--testpref", str(text_dir / "test"), "--destdir", str(dest), "--joined-dictionary",
-           "--workers", str(max(1, workers))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fairseq_cli.preprocess",
+        "--source-lang",
+        src,
+        "--target-lang",
+        tgt,
+        "--trainpref",
+        str(text_dir / "train"),
+        "--validpref",
+        str(text_dir / "valid"),
+        "--testpref",
+        str(text_dir / "test"),
+        "--destdir",
+        str(dest),
+        "--joined-dictionary",
+        "--workers",
+        str(max(1, workers)),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
@@ -163,10 +190,20 @@ def binarize(text_dir: Path, src: str, tgt: str, dest: Path, workers: int = 1) -
 
 
 # ------------------------------------------------------------------ pipeline
-def run_pipeline(splits: dict[str, tuple[list[str], list[str]]], src: str, tgt: str, out: Path,
-                 bpe_merges: int = 10000, workers: int = 1, clean_ratio: float = 1.5,
-                 min_len: int = 1, max_len: int = 175, clean_splits: Sequence[str] = ("train",),
-                 extra_manifest: dict | None = None, valid_from_train_every: int = 0) -> dict:
+def run_pipeline(
+    splits: dict[str, tuple[list[str], list[str]]],
+    src: str,
+    tgt: str,
+    out: Path,
+    bpe_merges: int = 10000,
+    workers: int = 1,
+    clean_ratio: float = 1.5,
+    min_len: int = 1,
+    max_len: int = 175,
+    clean_splits: Sequence[str] = ("train",),
+    extra_manifest: dict | None = None,
+    valid_from_train_every: int = 0,
+) -> dict:
     """Raw parallel text per split -> OUT/{tok,text,bin}. Returns the manifest.
 
     ``valid_from_train_every=23`` reproduces prepare-iwslt14.sh: after cleaning and
@@ -194,12 +231,19 @@ def run_pipeline(splits: dict[str, tuple[list[str], list[str]]], src: str, tgt: 
     if valid_from_train_every:
         s_all, t_all = tok["train"]
         n = valid_from_train_every
-        tok["valid"] = ([l for i, l in enumerate(s_all, 1) if i % n == 0],
-                        [l for i, l in enumerate(t_all, 1) if i % n == 0])
-        tok["train"] = ([l for i, l in enumerate(s_all, 1) if i % n != 0],
-                        [l for i, l in enumerate(t_all, 1) if i % n != 0])
-        counts["valid"] = {"raw": len(tok["valid"][0]), "kept": len(tok["valid"][0]),
-                           "from": f"every {n}th cleaned training line"}
+        tok["valid"] = (
+            [l for i, l in enumerate(s_all, 1) if i % n == 0],
+            [l for i, l in enumerate(t_all, 1) if i % n == 0],
+        )
+        tok["train"] = (
+            [l for i, l in enumerate(s_all, 1) if i % n != 0],
+            [l for i, l in enumerate(t_all, 1) if i % n != 0],
+        )
+        counts["valid"] = {
+            "raw": len(tok["valid"][0]),
+            "kept": len(tok["valid"][0]),
+            "from": f"every {n}th cleaned training line",
+        }
         counts["train"]["kept"] = len(tok["train"][0])
     missing = [s for s in SPLITS if s not in tok or not tok[s][0]]
     if missing:
@@ -219,12 +263,18 @@ def run_pipeline(splits: dict[str, tuple[list[str], list[str]]], src: str, tgt: 
     binarize(text_dir, src, tgt, out / "bin", workers)
     with open(out / "bin" / f"dict.{src}.txt", encoding="utf-8") as f:
         vocab = sum(1 for _ in f) + 4  # + <s> <pad> </s> <unk>
-    manifest = {"source_lang": src, "target_lang": tgt, "bpe_merges": bpe_merges,
-                "clean": {"ratio": clean_ratio, "min_len": min_len, "max_len": max_len,
-                          "splits": list(clean_splits)},
-                "lowercase": True, "joined_dictionary": True, "dictionary_size": vocab,
-                "sentences": counts, "data_bin": str((out / "bin").resolve()),
-                "seconds": round(time.time() - t0, 1)}
+    manifest = {
+        "source_lang": src,
+        "target_lang": tgt,
+        "bpe_merges": bpe_merges,
+        "clean": {"ratio": clean_ratio, "min_len": min_len, "max_len": max_len, "splits": list(clean_splits)},
+        "lowercase": True,
+        "joined_dictionary": True,
+        "dictionary_size": vocab,
+        "sentences": counts,
+        "data_bin": str((out / "bin").resolve()),
+        "seconds": round(time.time() - t0, 1),
+    }
     manifest.update(extra_manifest or {})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     log(f"done in {manifest['seconds']} s: {out / 'bin'} (joined dictionary, {vocab} symbols)")

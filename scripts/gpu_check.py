@@ -32,6 +32,7 @@ table: step, result, seconds, the numbers that matter), results.json, the bench 
 logs.tar.gz, rewritten after every step (and the logs every 20 s): few files, easy to copy off a
 remote machine, and what a run cut off from outside did is kept.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,8 @@ PY = sys.executable
 @dataclass
 class Step:
     name: str
-    limit: float | None   # seconds the step may run (None: what is left of the budget)
-    needs: int            # seconds it must have left of the budget to be started
+    limit: float | None  # seconds the step may run (None: what is left of the budget)
+    needs: int  # seconds it must have left of the budget to be started
     commands: list = field(default_factory=list)
     env: dict = field(default_factory=dict)  # added to the environment of its commands
 
@@ -71,28 +72,94 @@ DEFAULT_BUDGET = 570.0  # 9.5 minutes: the default steps' limits add up to it (t
 def steps(args, out: Path, work: Path) -> dict[str, Step]:
     bundle = args.bundle
     # the README's command, with this interpreter as it is (no venv: nothing can be installed here)
-    demo = ["bash", "scripts/demo.sh", "--full", "--scale-epochs", str(args.demo_scale), "--out", str(work / "demo"),
-            "--jobs", str(args.jobs)]
+    demo = [
+        "bash",
+        "scripts/demo.sh",
+        "--full",
+        "--scale-epochs",
+        str(args.demo_scale),
+        "--out",
+        str(work / "demo"),
+        "--jobs",
+        str(args.jobs),
+    ]
     demo_env = {"LSKD_USE_CURRENT_PYTHON": "1", "LSKD_NO_APT": "1", "PYTHON": PY}
     if bundle and (bundle / "fashion-mnist").is_dir():
         demo += ["--fashion-mnist", str(bundle / "fashion-mnist")]
     if bundle and (bundle / "bible-de-en").is_dir():
         demo += ["--nmt-data", str(bundle / "bible-de-en")]
-    return {s.name: s for s in [
-        Step("env", 30, 10, [[PY, "-c", ENV_REPORT]]),
-        Step("tests", 170, 60, [[PY, "-m", "pytest", "-v", "-m", "cuda", "-p", "no:cacheprovider",
-                                 "tests/test_cuda.py"]]),   # -v: each result printed as it ends
-        # the eager ratios are written to the JSON before anything compiles
-        Step("bench-vision", 170, 60, [[PY, "bench/vision_kd_throughput.py", "--compile", "--rounds", "2",
-                                        "--steps", "20", "--json", str(out / "bench_vision.json")]]),
-        Step("bench-nmt", 100, 60, [[PY, "bench/nmt_kd_throughput.py", "--fp16", "--repeats", "2",
-                                     "--json", str(out / "bench_nmt.json")]]),
-        Step("bench-loader", 45, 20, [[PY, "bench/vision_loader_throughput.py", "--images", "2048",
-                                       "--workers", "8", "16", "--json", str(out / "bench_loader.json")]]),
-        Step("demo", None, 30, [demo], demo_env),
-        Step("bench-dump", 120, 60, [[PY, "bench/vision_dump_throughput.py",
-                                      "--json", str(out / "bench_dump.json")]]),
-    ]}
+    return {
+        s.name: s
+        for s in [
+            Step("env", 30, 10, [[PY, "-c", ENV_REPORT]]),
+            Step(
+                "tests",
+                170,
+                60,
+                [[PY, "-m", "pytest", "-v", "-m", "cuda", "-p", "no:cacheprovider", "tests/test_cuda.py"]],
+            ),  # -v: each result printed as it ends
+            # the eager ratios are written to the JSON before anything compiles
+            Step(
+                "bench-vision",
+                170,
+                60,
+                [
+                    [
+                        PY,
+                        "bench/vision_kd_throughput.py",
+                        "--compile",
+                        "--rounds",
+                        "2",
+                        "--steps",
+                        "20",
+                        "--json",
+                        str(out / "bench_vision.json"),
+                    ]
+                ],
+            ),
+            Step(
+                "bench-nmt",
+                100,
+                60,
+                [
+                    [
+                        PY,
+                        "bench/nmt_kd_throughput.py",
+                        "--fp16",
+                        "--repeats",
+                        "2",
+                        "--json",
+                        str(out / "bench_nmt.json"),
+                    ]
+                ],
+            ),
+            Step(
+                "bench-loader",
+                45,
+                20,
+                [
+                    [
+                        PY,
+                        "bench/vision_loader_throughput.py",
+                        "--images",
+                        "2048",
+                        "--workers",
+                        "8",
+                        "16",
+                        "--json",
+                        str(out / "bench_loader.json"),
+                    ]
+                ],
+            ),
+            Step("demo", None, 30, [demo], demo_env),
+            Step(
+                "bench-dump",
+                120,
+                60,
+                [[PY, "bench/vision_dump_throughput.py", "--json", str(out / "bench_dump.json")]],
+            ),
+        ]
+    }
 
 
 ENV_REPORT = """
@@ -115,8 +182,22 @@ def install_wheels(bundle: Path, site: Path, log) -> str | None:
     wheels = sorted((bundle / "wheels").glob("*.whl"))
     if not wheels:
         return f"no wheels in {bundle / 'wheels'} (make them with scripts/offline_bundle.py)"
-    cmd = [PY, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
-           "--disable-pip-version-check", "--upgrade", "--target", str(site), *map(str, wheels)]
+    cmd = [
+        PY,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-index",
+        "--no-deps",
+        "--no-compile",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--upgrade",
+        "--target",
+        str(site),
+        *map(str, wheels),
+    ]
     log.write(f"$ {shlex.join(cmd)}\n")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log.write(proc.stdout + proc.stderr)
@@ -128,7 +209,9 @@ def install_wheels(bundle: Path, site: Path, log) -> str | None:
 
 def child_env(site: Path | None) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    paths = [str(ROOT)] + ([str(site)] if site else []) + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    paths = (
+        [str(ROOT)] + ([str(site)] if site else []) + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
     env["PYTHONPATH"] = os.pathsep.join(paths)
     if site:  # console scripts (fairseq-train) installed with the wheels
         env["PATH"] = f"{site / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -146,8 +229,14 @@ def run_step(step: Step, env: dict, log_path: Path, limit: float) -> tuple[str, 
         for cmd in step.commands:
             log.write(f"$ {shlex.join(map(str, cmd))}\n")
             log.flush()
-            done = run_logged(cmd, log, {**env, **step.env}, prefix=f"[{step.name}] ", keep=True,
-                              timeout=limit - (time.perf_counter() - t0))
+            done = run_logged(
+                cmd,
+                log,
+                {**env, **step.env},
+                prefix=f"[{step.name}] ",
+                keep=True,
+                timeout=limit - (time.perf_counter() - t0),
+            )
             text.append(done.output)
             if done.killed:
                 status = f"timed out after {limit:.0f} s"
@@ -161,30 +250,41 @@ def run_step(step: Step, env: dict, log_path: Path, limit: float) -> tuple[str, 
 def key_numbers(name: str, output: str, out: Path) -> str:
     """The figures that matter of a step, in one line."""
     if name == "env":
-        return "; ".join(line for line in output.splitlines() if line.split(" ")[0] in ("torch", "device", "fairseq"))
+        return "; ".join(
+            line for line in output.splitlines() if line.split(" ")[0] in ("torch", "device", "fairseq")
+        )
     if name == "tests":
         m = re.findall(r"^=*\s*(\d+ (?:passed|failed|skipped|error).*?)(?: in [\d.]+s.*)?=*$", output, re.M)
         return m[-1].strip() if m else ""
     if name == "bench-vision" and (out / "bench_vision.json").exists():
         r = json.loads((out / "bench_vision.json").read_text())
         ips = r["images_per_s"]
-        return (", ".join(f"{k} {v:.3f}" for k, v in r["ratios"].items()) + " (goals 0.95, 1.5, 1.4); img/s "
-                + ", ".join(f"{k} {v:.0f}" for k, v in ips.items()))
+        return (
+            ", ".join(f"{k} {v:.3f}" for k, v in r["ratios"].items())
+            + " (goals 0.95, 1.5, 1.4); img/s "
+            + ", ".join(f"{k} {v:.0f}" for k, v in ips.items())
+        )
     if name == "bench-nmt" and (out / "bench_nmt.json").exists():
         r = json.loads((out / "bench_nmt.json").read_text())
         wps = r["rounds"][-1]
-        return (f"ls_kd / CE {r['ratio_kd_over_ce']:.3f} (goal 0.75); target words/s "
-                f"CE {wps['ce']['wps']:.0f}, KD {wps['kd']['wps']:.0f}")
+        return (
+            f"ls_kd / CE {r['ratio_kd_over_ce']:.3f} (goal 0.75); target words/s "
+            f"CE {wps['ce']['wps']:.0f}, KD {wps['kd']['wps']:.0f}"
+        )
     if name == "bench-dump" and (out / "bench_dump.json").exists():
         r = json.loads((out / "bench_dump.json").read_text())
-        return (f"shared / per-student {r['ratio_shared_per_student']:.2f} (up to {r['students']}x); "
-                "student-img/s " + ", ".join(f"{k} {v:.0f}" for k, v in r["student_images_per_s"].items()))
+        return (
+            f"shared / per-student {r['ratio_shared_per_student']:.2f} (up to {r['students']}x); "
+            "student-img/s " + ", ".join(f"{k} {v:.0f}" for k, v in r["student_images_per_s"].items())
+        )
     if name == "bench-loader" and (out / "bench_loader.json").exists():
         r = json.loads((out / "bench_loader.json").read_text())
         ips = r["images_per_s"]
         line = "img/s pil / tensor: " + ", ".join(
             f"{w} workers {ips['pil'][str(w)]:.0f} / {ips['tensor'][str(w)]:.0f} "
-            f"({r['ratio_tensor_over_pil'][str(w)]:.2f}x)" for w in r["workers"])
+            f"({r['ratio_tensor_over_pil'][str(w)]:.2f}x)"
+            for w in r["workers"]
+        )
         if (out / "bench_vision.json").exists():  # the loader against what one KD step eats
             kd = json.loads((out / "bench_vision.json").read_text())["images_per_s"]
             step = "ours_compiled" if "ours_compiled" in kd else "ours"
@@ -207,20 +307,37 @@ def pack(tar_path: Path, folder: Path, patterns: list[str]) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu-check",
-                    help="summary, results and bench JSONs here (default runs/gpu-check)")
-    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "gpu-check-work",
-                    help="trainings and logs here (default runs/gpu-check-work; OUT gets only the summary files)")
-    ap.add_argument("--steps", default=",".join(DEFAULT_STEPS),
-                    help=f"comma-separated, run in the order given: {', '.join(DEFAULT_STEPS)}, bench-dump "
-                         f"(default: {','.join(DEFAULT_STEPS)})")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "runs" / "gpu-check",
+        help="summary, results and bench JSONs here (default runs/gpu-check)",
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "runs" / "gpu-check-work",
+        help="trainings and logs here (default runs/gpu-check-work; OUT gets only the summary files)",
+    )
+    ap.add_argument(
+        "--steps",
+        default=",".join(DEFAULT_STEPS),
+        help=f"comma-separated, run in the order given: {', '.join(DEFAULT_STEPS)}, bench-dump "
+        f"(default: {','.join(DEFAULT_STEPS)})",
+    )
     ap.add_argument("--bundle", type=Path, default=None, help="an offline bundle (scripts/offline_bundle.py)")
     ap.add_argument("--site", type=Path, default=Path("/tmp/lskd-site"), help="where the bundle's wheels go")
-    ap.add_argument("--budget", type=float, default=DEFAULT_BUDGET,
-                    help=f"seconds in all (default {DEFAULT_BUDGET:.0f}); a step is not started without "
-                         "what it needs left, and stopped when the budget is spent")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET,
+        help=f"seconds in all (default {DEFAULT_BUDGET:.0f}); a step is not started without "
+        "what it needs left, and stopped when the budget is spent",
+    )
     ap.add_argument("--demo-scale", type=float, default=0.1, help="the demo's --scale-epochs (default 0.1)")
-    ap.add_argument("--jobs", type=int, default=4, help="the demo's --jobs: trainings side by side on the GPU (default 4)")
+    ap.add_argument(
+        "--jobs", type=int, default=4, help="the demo's --jobs: trainings side by side on the GPU (default 4)"
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the steps' commands, run nothing")
     args = ap.parse_args(argv)
     if not args.budget > 0:
@@ -260,19 +377,37 @@ def main(argv=None) -> int:
         elapsed = time.perf_counter() - t_start
         left = args.budget - elapsed
         if left < step.needs:
-            results.append({"step": name, "status": f"not started ({left:.0f} s of the budget left)",
-                            "seconds": 0.0, "numbers": ""})
+            results.append(
+                {
+                    "step": name,
+                    "status": f"not started ({left:.0f} s of the budget left)",
+                    "seconds": 0.0,
+                    "numbers": "",
+                }
+            )
             print(f"[gpu_check] {name}: not started, {left:.0f} s of the budget left", flush=True)
             continue
         print(f"[gpu_check] {name} ...", flush=True)
         with packing_logs(out, work):  # a run killed from outside keeps this step's log so far
-            status, secs, output = run_step(step, env, work / "logs" / f"{name}.log",
-                                            left if step.limit is None else min(step.limit, left))
-        results.append({"step": name, "status": status, "seconds": round(secs, 1),
-                        "numbers": key_numbers(name, output, out)})
+            status, secs, output = run_step(
+                step,
+                env,
+                work / "logs" / f"{name}.log",
+                left if step.limit is None else min(step.limit, left),
+            )
+        results.append(
+            {
+                "step": name,
+                "status": status,
+                "seconds": round(secs, 1),
+                "numbers": key_numbers(name, output, out),
+            }
+        )
         print(f"[gpu_check] {name}: {status} in {secs:.0f} s. {results[-1]['numbers']}", flush=True)
         if name == "demo" and (work / "demo").is_dir():
-            pack(out / "demo_report.tar.gz", work / "demo", ["report.md", "figures/*", "logs/*", "analysis/*"])
+            pack(
+                out / "demo_report.tar.gz", work / "demo", ["report.md", "figures/*", "logs/*", "analysis/*"]
+            )
         write_summary(out, work, results, t_start)  # after every step: a killed run keeps what it did
     print("\n" + write_summary(out, work, results, t_start), flush=True)
     return 0 if all(r["status"] == "ok" for r in results) else 1
@@ -289,6 +424,7 @@ def packing_logs(out: Path, work: Path, every: float = 20.0):
                 pack(out / "logs.tar.gz", work, ["logs/*"])
             except OSError:
                 pass
+
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     try:
@@ -301,10 +437,17 @@ def packing_logs(out: Path, work: Path, every: float = 20.0):
 def write_summary(out: Path, work: Path, results: list[dict], t_start: float) -> str:
     """OUT/summary.md, OUT/results.json and OUT/logs.tar.gz as they stand; returns the summary."""
     pack(out / "logs.tar.gz", work, ["logs/*"])
-    rows = "\n".join(f"| {r['step']} | {r['status']} | {r['seconds']:.0f} | {r['numbers']} |" for r in results)
-    summary = (f"# gpu_check ({time.strftime('%Y-%m-%d %H:%M')}, {time.perf_counter() - t_start:.0f} s)\n\n"
-               "| step | result | seconds | numbers |\n|---|---|---|---|\n" + rows + "\n")
-    for path, text in ((out / "summary.md", summary), (out / "results.json", json.dumps(results, indent=1) + "\n")):
+    rows = "\n".join(
+        f"| {r['step']} | {r['status']} | {r['seconds']:.0f} | {r['numbers']} |" for r in results
+    )
+    summary = (
+        f"# gpu_check ({time.strftime('%Y-%m-%d %H:%M')}, {time.perf_counter() - t_start:.0f} s)\n\n"
+        "| step | result | seconds | numbers |\n|---|---|---|---|\n" + rows + "\n"
+    )
+    for path, text in (
+        (out / "summary.md", summary),
+        (out / "results.json", json.dumps(results, indent=1) + "\n"),
+    ):
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(path)

@@ -19,6 +19,7 @@ Run it where PyPI is reachable (this project's setup already installed). It writ
 The GPU machine installs the wheels with `pip install --no-index --no-deps --target DIR`;
 `scripts/gpu_check.py --bundle offline-bundle` does that itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,14 +34,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # Binary wheels from PyPI (name==version where the project pins it; the others: the newest).
-WHEELS = ["fairseq-fixed==0.12.3.1", "hydra-core==1.3.2", "omegaconf==2.3.0", "bitarray", "cffi", "pycparser",
-          "sacremoses",
-          "pytest", "pluggy", "iniconfig", "packaging"]  # gpu_check's tests step (pytest is not preinstalled there)
+WHEELS = [
+    "fairseq-fixed==0.12.3.1",
+    "hydra-core==1.3.2",
+    "omegaconf==2.3.0",
+    "bitarray",
+    "cffi",
+    "pycparser",
+    "sacremoses",
+    "pytest",
+    "pluggy",
+    "iniconfig",
+    "packaging",
+]  # gpu_check's tests step (pytest is not preinstalled there)
 SDIST_WHEELS = ["antlr4-python3-runtime==4.9.3"]  # no wheel on PyPI: built here (pure Python)
-MANYLINUX = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux1_x86_64"]
-FASHION_MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-                       "t10k-labels-idx1-ubyte.gz"]
+MANYLINUX = [
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+]
+FASHION_MNIST_FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
 PARTS = ("wheels", "fashion-mnist", "bible")
 
 
@@ -61,11 +81,40 @@ def wheels(dest: Path, python_version: str) -> list[str]:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     platforms = [a for p in MANYLINUX for a in ("--platform", p)]
-    run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "--only-binary=:all:", "--python-version", python_version, "--implementation", "cp", *platforms,
-         "-d", dest, *WHEELS])
-    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "-w", dest, *SDIST_WHEELS])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            python_version,
+            "--implementation",
+            "cp",
+            *platforms,
+            "-d",
+            dest,
+            *WHEELS,
+        ]
+    )
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "-w",
+            dest,
+            *SDIST_WHEELS,
+        ]
+    )
     names = sorted(p.name for p in dest.glob("*.whl"))
     wanted = {w.split("==")[0].replace("-", "_").lower() for w in WHEELS + SDIST_WHEELS}
     got = {n.split("-")[0].lower() for n in names}
@@ -77,8 +126,10 @@ def wheels(dest: Path, python_version: str) -> list[str]:
 def fashion_mnist(dest: Path, source: Path) -> list[str]:
     missing = [f for f in FASHION_MNIST_FILES if not (source / f).is_file()]
     if missing:
-        fail(f"Fashion-MNIST files missing in {source}: {', '.join(missing)} "
-             "(install Debian's dataset-fashion-mnist or pass --fashion-mnist DIR)")
+        fail(
+            f"Fashion-MNIST files missing in {source}: {', '.join(missing)} "
+            "(install Debian's dataset-fashion-mnist or pass --fashion-mnist DIR)"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     for f in FASHION_MNIST_FILES:
         shutil.copy2(source / f, dest / f)
@@ -109,14 +160,25 @@ def size_mb(path: Path) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "offline-bundle", help="bundle folder (default offline-bundle/)")
-    ap.add_argument("--parts", default=",".join(PARTS),
-                    help=f"comma-separated, among {', '.join(PARTS)} (default: all)")
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "offline-bundle", help="bundle folder (default offline-bundle/)"
+    )
+    ap.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated, among {', '.join(PARTS)} (default: all)"
+    )
     ap.add_argument("--python-version", default="3.12", help="Python of the GPU machine (default 3.12)")
-    ap.add_argument("--fashion-mnist", type=Path, default=Path("/usr/share/datasets/fashion-mnist"),
-                    help="where the Fashion-MNIST .gz files are (default: Debian's package)")
-    ap.add_argument("--size", choices=("full", "quick"), default="full",
-                    help="the demo study size whose Bible data to prepare (default full)")
+    ap.add_argument(
+        "--fashion-mnist",
+        type=Path,
+        default=Path("/usr/share/datasets/fashion-mnist"),
+        help="where the Fashion-MNIST .gz files are (default: Debian's package)",
+    )
+    ap.add_argument(
+        "--size",
+        choices=("full", "quick"),
+        default="full",
+        help="the demo study size whose Bible data to prepare (default full)",
+    )
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in parts if p not in PARTS]

@@ -1,5 +1,6 @@
 """Run a command with its output written line by line to a log (and echoed), optionally killed whole
 after a timeout: what scripts/gpu_check.py runs its steps with."""
+
 from __future__ import annotations
 
 import contextlib
@@ -17,20 +18,35 @@ ROOT = Path(__file__).resolve().parents[1]
 @dataclass
 class Logged:
     returncode: int
-    killed: bool   # by the timeout
-    output: str    # what it printed (only when asked to keep it)
+    killed: bool  # by the timeout
+    output: str  # what it printed (only when asked to keep it)
 
 
-def run_logged(cmd: list[str], log, env: dict, prefix: str = "", echo: bool = True, timeout: float | None = None,
-               keep: bool = False, lock=None) -> Logged:
+def run_logged(
+    cmd: list[str],
+    log,
+    env: dict,
+    prefix: str = "",
+    echo: bool = True,
+    timeout: float | None = None,
+    keep: bool = False,
+    lock=None,
+) -> Logged:
     """Run ``cmd`` from the repository root, its stdout and stderr written line by line to the open
     file ``log`` and, when ``echo``, to stdout with ``prefix`` (under ``lock`` if several run at
     once). With ``timeout`` it runs in a process group of its own, killed whole after that many
     seconds."""
     try:
-        proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors="replace",
-                                start_new_session=timeout is not None)
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=timeout is not None,
+        )
     except OSError as e:
         log.write(f"{e}\n")
         return Logged(127, False, str(e))

@@ -2,4 +2,5 @@
 
 numpy + scikit-learn (+ matplotlib for figures) only: no torch, no fairseq.
 """
+
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ Both read the set in bounded chunks (``FeatureSet.iter_chunks``) so a
 1.28 M x 2048 float16 ImageNet-train set needs a few tens of MB, not its size.
 Per-chunk class sums are one sparse (one-hot) x dense product.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,14 +23,16 @@ def _onehot(labels: np.ndarray, num_classes: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(n, np.float32), (labels, np.arange(n))), shape=(num_classes, n))
 
 
-def class_sums(fs: FeatureSet, name: str = "features", chunk_rows: int | None = None,
-               classes=None) -> np.ndarray:
+def class_sums(
+    fs: FeatureSet, name: str = "features", chunk_rows: int | None = None, classes=None
+) -> np.ndarray:
     """float64 [K, D] sum of each class's rows of features.npy (or logits.npy); with
     ``classes``, only those classes' rows are summed (the other rows stay zero)."""
     width = fs.dim if name == "features" else fs.num_classes
     sums = np.zeros((fs.num_classes, width))
-    progress = Progress(fs.num_samples, "rows", f"{fs.path.name}/{name}",
-                        enabled=fs.num_samples * width > PROGRESS_VALUES)
+    progress = Progress(
+        fs.num_samples, "rows", f"{fs.path.name}/{name}", enabled=fs.num_samples * width > PROGRESS_VALUES
+    )
     for start, y, block in fs.iter_chunks(name, chunk_rows, classes):
         sums += _onehot(y, fs.num_classes) @ block
         progress.update(start)
@@ -71,7 +74,7 @@ def top1_correct(fs: FeatureSet, chunk_rows: int | None = None) -> np.ndarray:
         w, b = fs.head_weight.T.astype(np.float32), fs.head_bias.astype(np.float32)
         blocks = ((start, y, f @ w + b) for start, y, f in fs.iter_chunks("features", chunk_rows))
     for start, y, block in blocks:
-        hit[start:start + len(y)] = block.argmax(axis=1) == y
+        hit[start : start + len(y)] = block.argmax(axis=1) == y
     return hit
 
 

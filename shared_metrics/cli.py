@@ -4,6 +4,7 @@ figure from feature sets (also ``python -m shared_metrics``).
 Units: η and accuracies are fractions in JSON and CSV, percent in markdown (the paper's tables);
 entropies are in nats. Every command exits 2 with a one-line message on bad input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,7 @@ class UsageError(ValueError):
 # ----------------------------------------------------------------- helpers
 class Temperature(float):
     """A temperature that remembers how it was written ("1", "64"), for JSON keys."""
+
     text: str
 
 
@@ -75,21 +77,29 @@ def _open(path) -> FeatureSet:
 
 def _same_classes(a: FeatureSet, b: FeatureSet) -> None:
     if a.classes != b.classes:
-        raise FeatureSetError(f"{b.path}: its classes differ from {a.path}'s "
-                              f"({a.num_classes} vs {b.num_classes} classes, or another order)")
+        raise FeatureSetError(
+            f"{b.path}: its classes differ from {a.path}'s "
+            f"({a.num_classes} vs {b.num_classes} classes, or another order)"
+        )
 
 
 def _same_samples(a: FeatureSet, b: FeatureSet) -> None:
     """η compares one model's features at T1 with another's at T2 on the same samples."""
     if a.num_samples != b.num_samples or not np.array_equal(a.labels, b.labels):
-        detail = (f"{a.num_samples} vs {b.num_samples} rows" if a.num_samples != b.num_samples else
-                  f"labels differ from row {int(np.argmax(a.labels != b.labels))}")
-        raise FeatureSetError(f"{a.path} and {b.path} are not the same samples ({detail}): "
-                              "give feature sets of one split dumped alike")
+        detail = (
+            f"{a.num_samples} vs {b.num_samples} rows"
+            if a.num_samples != b.num_samples
+            else f"labels differ from row {int(np.argmax(a.labels != b.labels))}"
+        )
+        raise FeatureSetError(
+            f"{a.path} and {b.path} are not the same samples ({detail}): "
+            "give feature sets of one split dumped alike"
+        )
     for key in ("split", "dataset"):
         if a.meta.get(key) is not None and b.meta.get(key) is not None and a.meta[key] != b.meta[key]:
-            raise FeatureSetError(f"{a.path} and {b.path} are of different {key}s "
-                                  f"({a.meta[key]!r} vs {b.meta[key]!r})")
+            raise FeatureSetError(
+                f"{a.path} and {b.path} are of different {key}s ({a.meta[key]!r} vs {b.meta[key]!r})"
+            )
 
 
 def _positive_int(text: str) -> int:
@@ -118,8 +128,11 @@ def _hierarchy(spec: str, classes: list[str]):
     h, nodes = load_hierarchy(spec, classes)
     missing = [c for c, node in zip(classes, nodes) if node not in h]
     if missing:
-        print(f"{PROG}: warning: {len(missing)} of {len(classes)} classes are not in the hierarchy "
-              f"{h.source} (e.g. {missing[0]!r}); they can be in neither S1 nor S2", file=sys.stderr)
+        print(
+            f"{PROG}: warning: {len(missing)} of {len(classes)} classes are not in the hierarchy "
+            f"{h.source} (e.g. {missing[0]!r}); they can be in neither S1 nor S2",
+            file=sys.stderr,
+        )
     return h, nodes
 
 
@@ -148,9 +161,16 @@ def _emit(args, payload, rows, columns, pct_columns=()):
 # ------------------------------------------------------------------- η
 def _read_sets_file(path) -> dict:
     data = read_json(path, UsageError, "sets file")
-    if not isinstance(data, dict) or not data or not all(
-            isinstance(v, dict) and isinstance(v.get("similar"), list) and isinstance(v.get("dissimilar"), list)
-            for v in data.values()):
+    if (
+        not isinstance(data, dict)
+        or not data
+        or not all(
+            isinstance(v, dict)
+            and isinstance(v.get("similar"), list)
+            and isinstance(v.get("dissimilar"), list)
+            for v in data.values()
+        )
+    ):
         raise UsageError(f'{path}: expected {{"target": {{"similar": [...], "dissimilar": [...]}}, ...}}')
     return data
 
@@ -170,8 +190,10 @@ def _eta_splits(args) -> dict:
         _same_samples(b, a)
         tb, ta = b.meta.get("temperature"), a.meta.get("temperature")
         if tb is not None and ta is not None and float(tb) > float(ta):
-            raise UsageError(f"--before is at T = {tb:g} and --after at T = {ta:g}: η(T1, T2) takes the "
-                             "lower temperature first (--before T1, --after T2)")
+            raise UsageError(
+                f"--before is at T = {tb:g} and --after at T = {ta:g}: η(T1, T2) takes the "
+                "lower temperature first (--before T1, --after T2)"
+            )
     return opened
 
 
@@ -181,15 +203,30 @@ def _eta_targets(args, ref: FeatureSet) -> list[tuple[int, list[int], list[int]]
     if args.sets:
         if args.target or args.similar or args.dissimilar:
             raise UsageError("--sets replaces --target/--similar/--dissimilar; give one or the other")
-        targets = [(ref.class_index(t), [ref.class_index(c) for c in v["similar"]],
-                    [ref.class_index(c) for c in v["dissimilar"]]) for t, v in _read_sets_file(args.sets).items()]
+        targets = [
+            (
+                ref.class_index(t),
+                [ref.class_index(c) for c in v["similar"]],
+                [ref.class_index(c) for c in v["dissimilar"]],
+            )
+            for t, v in _read_sets_file(args.sets).items()
+        ]
     else:
         if not args.target:
-            raise UsageError("give --target NAME (with --similar/--dissimilar or --hierarchy), or --sets FILE.json")
+            raise UsageError(
+                "give --target NAME (with --similar/--dissimilar or --hierarchy), or --sets FILE.json"
+            )
         t = ref.class_index(args.target)
         s1, s2 = _class_list(ref, args.similar), _class_list(ref, args.dissimilar)
-        chosen = [name for name, on in (("--similar/--dissimilar", s1 or s2), ("--hierarchy", args.hierarchy),
-                                        ("--select-by-features", args.select_by_features)) if on]
+        chosen = [
+            name
+            for name, on in (
+                ("--similar/--dissimilar", s1 or s2),
+                ("--hierarchy", args.hierarchy),
+                ("--select-by-features", args.select_by_features),
+            )
+            if on
+        ]
         if len(chosen) > 1:
             raise UsageError(f"{' and '.join(chosen)} each choose S1/S2: give one")
         if bool(s1) != bool(s2):
@@ -217,8 +254,15 @@ def _eta_compute(args, opened: dict, targets) -> list[dict]:
     for fb, fa in opened.values():
         for fs in (fb, fa):
             require_classes_present(fs, needed)
-    results = [{"target": ref.classes[t], "target_index": t, "similar": [ref.classes[k] for k in s1],
-                "dissimilar": [ref.classes[k] for k in s2]} for t, s1, s2 in targets]
+    results = [
+        {
+            "target": ref.classes[t],
+            "target_index": t,
+            "similar": [ref.classes[k] for k in s1],
+            "dissimilar": [ref.classes[k] for k in s2],
+        }
+        for t, s1, s2 in targets
+    ]
     for split_id, (split, (fb, fa)) in enumerate(opened.items()):
         suffix = "" if split == "train" else "_valid"
         rows = None
@@ -230,8 +274,16 @@ def _eta_compute(args, opened: dict, targets) -> list[dict]:
             centroids = [class_centroids(fs, classes=needed) for fs in (fb, fa)]
         for row, (t, s1, s2) in zip(results, targets):
             if args.pairwise:
-                r = diffusion_index_pairwise(fb, fa, t, s1, s2, projection=args.projection,
-                                             max_per_class=args.max_per_class, seed=args.seed)
+                r = diffusion_index_pairwise(
+                    fb,
+                    fa,
+                    t,
+                    s1,
+                    s2,
+                    projection=args.projection,
+                    max_per_class=args.max_per_class,
+                    seed=args.seed,
+                )
             else:
                 r = diffusion_index(centroids[0], centroids[1], t, s1, s2)
             row[f"eta_similar{suffix}"] = r.eta_similar
@@ -241,8 +293,13 @@ def _eta_compute(args, opened: dict, targets) -> list[dict]:
             reps = bootstrap_eta(rows, targets, args.bootstrap, args.seed, split=split_id)
             del rows
             for row, rep in zip(results, reps):
-                summary = summarise(row[f"eta_similar{suffix}"], row[f"eta_dissimilar{suffix}"],
-                                    rep.similar, rep.dissimilar, args.confidence)
+                summary = summarise(
+                    row[f"eta_similar{suffix}"],
+                    row[f"eta_dissimilar{suffix}"],
+                    rep.similar,
+                    rep.dissimilar,
+                    args.confidence,
+                )
                 row.update({f"{k}{suffix}": v for k, v in summary.items()})
             adjusted = holm([row[f"p_systematic_diffusion{suffix}"] for row in results])
             for row, p in zip(results, adjusted):
@@ -254,53 +311,83 @@ def _eta_compute(args, opened: dict, targets) -> list[dict]:
 def _eta_emit(args, opened: dict, results: list[dict]) -> None:
     """JSON (fractions; one target at the top level unless --sets), or the Table 3 layout: one row
     per target, train (and valid) η over S1 and S2, with interval bounds under --bootstrap."""
-    common = {"unit": "fraction", "distance": "pairwise" if args.pairwise else "centroid",
-              "T1": opened["train"][0].meta.get("temperature"), "T2": opened["train"][1].meta.get("temperature"),
-              "before": str(args.before), "after": str(args.after)}
+    common = {
+        "unit": "fraction",
+        "distance": "pairwise" if args.pairwise else "centroid",
+        "T1": opened["train"][0].meta.get("temperature"),
+        "T2": opened["train"][1].meta.get("temperature"),
+        "before": str(args.before),
+        "after": str(args.after),
+    }
     if args.bootstrap:
         common["bootstrap"] = {
-            "replicates": args.bootstrap, "confidence": args.confidence, "seed": args.seed,
+            "replicates": args.bootstrap,
+            "confidence": args.confidence,
+            "seed": args.seed,
             "method": "paired stratified bootstrap over samples (T1 and T2 share the resampled rows, each "
-                      "class keeps its size); percentile intervals",
+            "class keeps its size); percentile intervals",
             "significant": "S1 interval entirely below 0 and S2 interval entirely above 0",
             "multiple_testing": f"Holm over the {len(results)} target(s) of each split, on "
-                                "p_systematic_diffusion (the larger of the S1 and S2 bootstrap p-values)"}
-    payload = {**common, **results[0]} if len(results) == 1 and not args.sets else {**common, "targets": results}
+            "p_systematic_diffusion (the larger of the S1 and S2 bootstrap p-values)",
+        }
+    payload = (
+        {**common, **results[0]} if len(results) == 1 and not args.sets else {**common, "targets": results}
+    )
     suffixes = [""] + (["_valid"] if len(opened) > 1 else [])
     pct = f"{100 * args.confidence:g}" if args.bootstrap else None
-    columns = []   # (key in the row, CSV header, markdown header, is a fraction)
+    columns = []  # (key in the row, CSV header, markdown header, is a fraction)
     for sfx in suffixes:
         v = " valid" if sfx else ""
         for key, sym in (("eta_similar", "S1"), ("eta_dissimilar", "S2")):
             columns.append((f"{key}{sfx}", f"{key}{sfx} (fraction)", f"η {sym}{v} (fraction)", True))
             if args.bootstrap:
                 for end, word in ((0, "low"), (1, "high")):
-                    columns.append(((f"{key}_ci{sfx}", end), f"{key}_ci_{word}{sfx} (fraction)",
-                                    f"η {sym}{v} {pct}% CI {word} (fraction)", True))
+                    columns.append(
+                        (
+                            (f"{key}_ci{sfx}", end),
+                            f"{key}_ci_{word}{sfx} (fraction)",
+                            f"η {sym}{v} {pct}% CI {word} (fraction)",
+                            True,
+                        )
+                    )
         if args.bootstrap:
-            columns.append((f"significant_systematic_diffusion{sfx}", f"significant_systematic_diffusion{sfx}",
-                            f"significant{v}", False))
-            columns.append((f"p_systematic_diffusion_holm{sfx}", f"p_systematic_diffusion_holm{sfx}",
-                            f"p Holm{v}", False))
+            columns.append(
+                (
+                    f"significant_systematic_diffusion{sfx}",
+                    f"significant_systematic_diffusion{sfx}",
+                    f"significant{v}",
+                    False,
+                )
+            )
+            columns.append(
+                (
+                    f"p_systematic_diffusion_holm{sfx}",
+                    f"p_systematic_diffusion_holm{sfx}",
+                    f"p Holm{v}",
+                    False,
+                )
+            )
     csv = args.format == "csv"
     table_rows = []
     for r in results:
         cells = {"target": r["target"]}
         for key, csv_head, md_head, _ in columns:
             value = r[key[0]][key[1]] if isinstance(key, tuple) else r[key]
-            cells[csv_head if csv else md_head] = ("yes" if value else "no") if isinstance(value, bool) and not csv \
-                else value
+            cells[csv_head if csv else md_head] = (
+                ("yes" if value else "no") if isinstance(value, bool) and not csv else value
+            )
         table_rows.append(cells)
     headers = ["target"] + [c[1] if csv else c[2] for c in columns]
-    _emit(args, payload, table_rows, headers,
-          pct_columns=set() if csv else {c[2] for c in columns if c[3]})
+    _emit(args, payload, table_rows, headers, pct_columns=set() if csv else {c[2] for c in columns if c[3]})
 
 
 def cmd_eta(args) -> None:
     if args.bootstrap is not None:
         args.bootstrap, args.confidence = check_bootstrap_args(args.bootstrap, args.confidence)
         if args.pairwise:
-            raise UsageError("--bootstrap gives intervals for centroid η; it does not combine with --pairwise")
+            raise UsageError(
+                "--bootstrap gives intervals for centroid η; it does not combine with --pairwise"
+            )
         if args.seed < 0:
             raise UsageError(f"--seed must be >= 0 with --bootstrap, got {args.seed}")
     opened = _eta_splits(args)
@@ -314,10 +401,13 @@ def cmd_entropy(args) -> None:
     result = {str(fs.path): {T.text: mean_entropy(fs.logits, T) for T in args.temperature} for fs in sets}
     payload = result[str(sets[0].path)] if len(sets) == 1 else result
     labels = _unique_labels(sets)
-    rows = [{"T": T.text, **{f"{lab} (nats)": result[str(fs.path)][T.text] for fs, lab in zip(sets, labels)}}
-            for T in args.temperature]
-    rows.append({"T": "max ln K", **{f"{lab} (nats)": float(np.log(fs.num_classes))
-                                     for fs, lab in zip(sets, labels)}})
+    rows = [
+        {"T": T.text, **{f"{lab} (nats)": result[str(fs.path)][T.text] for fs, lab in zip(sets, labels)}}
+        for T in args.temperature
+    ]
+    rows.append(
+        {"T": "max ln K", **{f"{lab} (nats)": float(np.log(fs.num_classes)) for fs, lab in zip(sets, labels)}}
+    )
     _emit(args, payload, rows, list(rows[0]))
 
 
@@ -351,8 +441,12 @@ def cmd_match_temperature(args) -> None:
     payload = {"temperature": T, "entropy": target, "unit": "nats", "features": str(fs.path)}
     if args.reference is not None:
         payload.update(reference=str(args.reference), reference_temperature=args.reference_temperature)
-    _emit(args, payload, [{"features": _label(fs), "entropy (nats)": target, "matching T": T}],
-          ["features", "entropy (nats)", "matching T"])
+    _emit(
+        args,
+        payload,
+        [{"features": _label(fs), "entropy (nats)": target, "matching T": T}],
+        ["features", "entropy (nats)", "matching T"],
+    )
 
 
 # -------------------------------------------------------------- similar
@@ -371,39 +465,72 @@ def cmd_similar(args) -> None:
             raise UsageError(f"--candidates: not a regular expression ({e}): {args.candidates!r}") from None
         candidates = [i for i, c in enumerate(fs.classes) if pattern.fullmatch(c)]
         if len(candidates) < 3:
-            raise UsageError(f"--candidates {args.candidates!r} matches {len(candidates)} classes; need at least 3")
+            raise UsageError(
+                f"--candidates {args.candidates!r} matches {len(candidates)} classes; need at least 3"
+            )
     if args.candidate_list is not None:
         listed = _class_names_file(args.candidate_list, fs)
         allowed = set(listed)
         candidates = listed if candidates is None else [i for i in candidates if i in allowed]
         if len(candidates) < 3:
-            raise UsageError(f"--candidate-list {args.candidate_list}"
-                             f"{' with --candidates' if args.candidates is not None else ''} leaves "
-                             f"{len(candidates)} classes; need at least 3")
+            raise UsageError(
+                f"--candidate-list {args.candidate_list}"
+                f"{' with --candidates' if args.candidates is not None else ''} leaves "
+                f"{len(candidates)} classes; need at least 3"
+            )
     if args.near + args.far > 1.0:
         raise UsageError(f"--near {args.near:g} + --far {args.far:g} is over 1: S1 and S2 would overlap")
     rows, sets_out = [], {}
     for t in targets:
         require_classes_present(fs, [t])
         f1, f2 = select_from_features(centroids, t, args.near, args.far, candidates)
-        row = {"target": fs.classes[t], "similar_features": [fs.classes[k] for k in f1],
-               "dissimilar_features_count": len(f2)}
+        row = {
+            "target": fs.classes[t],
+            "similar_features": [fs.classes[k] for k in f1],
+            "dissimilar_features_count": len(f2),
+        }
         if hier:
             h1, h2 = select_from_hierarchy(*hier, t, args.k, args.n, args.seed)
-            row.update(similar_hierarchy=[fs.classes[k] for k in h1],
-                       dissimilar_hierarchy=[fs.classes[k] for k in h2],
-                       agreement_similar=agreement(h1, f1), agreement_dissimilar=agreement(h2, f2))
-            sets_out[fs.classes[t]] = {"similar": row["similar_hierarchy"], "dissimilar": row["dissimilar_hierarchy"]}
+            row.update(
+                similar_hierarchy=[fs.classes[k] for k in h1],
+                dissimilar_hierarchy=[fs.classes[k] for k in h2],
+                agreement_similar=agreement(h1, f1),
+                agreement_dissimilar=agreement(h2, f2),
+            )
+            sets_out[fs.classes[t]] = {
+                "similar": row["similar_hierarchy"],
+                "dissimilar": row["dissimilar_hierarchy"],
+            }
         else:
             row["dissimilar_features"] = [fs.classes[k] for k in f2]
-            sets_out[fs.classes[t]] = {"similar": row["similar_features"], "dissimilar": row["dissimilar_features"]}
+            sets_out[fs.classes[t]] = {
+                "similar": row["similar_features"],
+                "dissimilar": row["dissimilar_features"],
+            }
         rows.append(row)
     if args.write_sets:
         atomic_write_text(args.write_sets, to_json(sets_out))
-    columns = (["target", "similar_hierarchy", "similar_features", "agreement_similar", "agreement_dissimilar"]
-               if hier else ["target", "similar_features", "dissimilar_features_count"])
-    _emit(args, {"targets": rows, "rule": {"near": args.near, "far": args.far, "k": args.k, "n": args.n,
-                                           "seed": args.seed, "hierarchy": args.hierarchy}}, rows, columns)
+    columns = (
+        ["target", "similar_hierarchy", "similar_features", "agreement_similar", "agreement_dissimilar"]
+        if hier
+        else ["target", "similar_features", "dissimilar_features_count"]
+    )
+    _emit(
+        args,
+        {
+            "targets": rows,
+            "rule": {
+                "near": args.near,
+                "far": args.far,
+                "k": args.k,
+                "n": args.n,
+                "seed": args.seed,
+                "hierarchy": args.hierarchy,
+            },
+        },
+        rows,
+        columns,
+    )
 
 
 # -------------------------------------------------------------- project
@@ -426,20 +553,36 @@ def cmd_project(args) -> None:
     for fs in sets:
         i, j = rows_k.index(row_key(fs)), cols_k.index(col_key(fs))
         if grid[i][j] is not None:
-            raise UsageError(f"{grid[i][j].path} and {fs.path} would share one panel (same model, α, role, "
-                             "temperature and split in meta.json): give one of them")
+            raise UsageError(
+                f"{grid[i][j].path} and {fs.path} would share one panel (same model, α, role, "
+                "temperature and split in meta.json): give one of them"
+            )
         grid[i][j] = fs
-    row_labels = [" ".join(x for x in (str(m or ""), f"α={a}" if a is not None else "", r) if x) for m, a, r in rows_k]
+    row_labels = [
+        " ".join(x for x in (str(m or ""), f"α={a}" if a is not None else "", r) if x) for m, a, r in rows_k
+    ]
     col_labels = [" ".join(x for x in (f"T={float(t):g}" if t else "teacher", s) if x) for t, s in cols_k]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(out)
-    plot_projection_grid(grid, classes, tmp, row_labels=row_labels, col_labels=col_labels,
-                         max_per_class=args.max_per_class, seed=args.seed,
-                         title=" / ".join(sets[0].classes[k] for k in classes))
+    plot_projection_grid(
+        grid,
+        classes,
+        tmp,
+        row_labels=row_labels,
+        col_labels=col_labels,
+        max_per_class=args.max_per_class,
+        seed=args.seed,
+        title=" / ".join(sets[0].classes[k] for k in classes),
+    )
     os.replace(tmp, out)
-    payload = {"figure": str(out), "classes": [sets[0].classes[k] for k in classes],
-               "rows": row_labels, "columns": col_labels, "features": [str(fs.path) for fs in sets]}
+    payload = {
+        "figure": str(out),
+        "classes": [sets[0].classes[k] for k in classes],
+        "rows": row_labels,
+        "columns": col_labels,
+        "features": [str(fs.path) for fs in sets],
+    }
     _emit(args, payload, [{"figure": str(out), "panels": len(sets)}], ["figure", "panels"])
 
 
@@ -454,8 +597,11 @@ def cmd_soft_targets(args) -> None:
     tmp = tmp_name(out)
     profile = plot_soft_targets(fs, target, similar, args.temperature, tmp)
     os.replace(tmp, out)
-    payload = {"figure": str(out), "target": fs.classes[target],
-               "mean_soft_targets": {T.text: profile[T] for T in args.temperature}}
+    payload = {
+        "figure": str(out),
+        "target": fs.classes[target],
+        "mean_soft_targets": {T.text: profile[T] for T in args.temperature},
+    }
     names = list(profile[args.temperature[0]])
     rows = [{"class": c, **{f"T={T.text}": profile[T][c] for T in args.temperature}} for c in names]
     _emit(args, payload, rows, list(rows[0]))
@@ -480,11 +626,20 @@ def cmd_accuracy(args) -> None:
         chosen = _class_list(fs, args.classes) or list(range(fs.num_classes))
         with np.errstate(invalid="ignore", divide="ignore"):
             acc = correct / count
-        entry = {"features": str(fs.path), "label": _label(fs), "top1": float(correct.sum() / count.sum()),
-                 "per_class": {fs.classes[k]: (None if count[k] == 0 else float(acc[k])) for k in chosen}}
+        entry = {
+            "features": str(fs.path),
+            "label": _label(fs),
+            "top1": float(correct.sum() / count.sum()),
+            "per_class": {fs.classes[k]: (None if count[k] == 0 else float(acc[k])) for k in chosen},
+        }
         payload["sets"].append(entry)
-        rows.append({"set": _label(fs), "top-1 (fraction)": entry["top1"],
-                     **{f"{fs.classes[k]} (fraction)": entry["per_class"][fs.classes[k]] for k in chosen}})
+        rows.append(
+            {
+                "set": _label(fs),
+                "top-1 (fraction)": entry["top1"],
+                **{f"{fs.classes[k]} (fraction)": entry["per_class"][fs.classes[k]] for k in chosen},
+            }
+        )
     if len(payload["sets"]) == 1:
         payload = {"unit": "fraction", **payload["sets"][0]}
     columns = list(rows[0])
@@ -505,18 +660,40 @@ def cmd_compare(args) -> None:
     test = mcnemar_exact(hit_a, hit_b)
     boot = paired_bootstrap_accuracy(hit_a, hit_b, replicates, args.seed, confidence)
     significant = test.p_value < 1.0 - confidence
-    payload = {"unit": "fraction", "a": str(a.path), "b": str(b.path), "label_a": _label(a), "label_b": _label(b),
-               "samples": a.num_samples, "top1_a": float(hit_a.mean()), "top1_b": float(hit_b.mean()),
-               "difference": boot.difference, "difference_ci": [boot.low, boot.high],
-               "mcnemar": test.as_dict(), "significant": bool(significant), "confidence": confidence,
-               "bootstrap": {"replicates": replicates, "seed": args.seed,
-                             "method": "paired bootstrap over samples, percentile interval of top-1(B) - top-1(A)"},
-               "test": "McNemar's exact test (two-sided binomial on the discordant samples)"}
+    payload = {
+        "unit": "fraction",
+        "a": str(a.path),
+        "b": str(b.path),
+        "label_a": _label(a),
+        "label_b": _label(b),
+        "samples": a.num_samples,
+        "top1_a": float(hit_a.mean()),
+        "top1_b": float(hit_b.mean()),
+        "difference": boot.difference,
+        "difference_ci": [boot.low, boot.high],
+        "mcnemar": test.as_dict(),
+        "significant": bool(significant),
+        "confidence": confidence,
+        "bootstrap": {
+            "replicates": replicates,
+            "seed": args.seed,
+            "method": "paired bootstrap over samples, percentile interval of top-1(B) - top-1(A)",
+        },
+        "test": "McNemar's exact test (two-sided binomial on the discordant samples)",
+    }
     level = f"{100 * confidence:g}%"
-    row = {"A": _label(a), "B": _label(b), "top-1 A (fraction)": payload["top1_a"],
-           "top-1 B (fraction)": payload["top1_b"], "B - A (fraction)": boot.difference,
-           f"{level} CI low (fraction)": boot.low, f"{level} CI high (fraction)": boot.high,
-           "McNemar p": test.p_value, "only A right": test.only_a, "only B right": test.only_b}
+    row = {
+        "A": _label(a),
+        "B": _label(b),
+        "top-1 A (fraction)": payload["top1_a"],
+        "top-1 B (fraction)": payload["top1_b"],
+        "B - A (fraction)": boot.difference,
+        f"{level} CI low (fraction)": boot.low,
+        f"{level} CI high (fraction)": boot.high,
+        "McNemar p": test.p_value,
+        "only A right": test.only_a,
+        "only B right": test.only_b,
+    }
     if args.format == "csv":
         row["significant"] = bool(significant)
     else:
@@ -556,27 +733,37 @@ def _json_results(paths, key: str) -> tuple[list[dict[str, float]], str | None]:
         if value is not None:
             groups = {key: value}
         else:
-            entries = next(((data[k], n) for k, n in (("targets", "target"), ("sets", "label"))
-                            if isinstance(data, dict) and isinstance(data.get(k), list)), None)
+            entries = next(
+                (
+                    (data[k], n)
+                    for k, n in (("targets", "target"), ("sets", "label"))
+                    if isinstance(data, dict) and isinstance(data.get(k), list)
+                ),
+                None,
+            )
             groups = {}
             for entry in entries[0] if entries else ():
                 v = _dig(entry, key)
                 if v is not None:
                     groups[str(entry.get(entries[1]))] = v
             if not groups:
-                raise UsageError(f"{path}: no number at {key!r} (a dotted path into the JSON, e.g. top1, "
-                                 "eta_similar, mcnemar.p_value)")
+                raise UsageError(
+                    f"{path}: no number at {key!r} (a dotted path into the JSON, e.g. top1, "
+                    "eta_similar, mcnemar.p_value)"
+                )
         if isinstance(data, dict) and data.get("unit"):
             units.add(data["unit"])
         out.append(groups)
     return out, (units.pop() if len(units) == 1 else None)
 
 
-def _csv_results(path, value: str, by: list[str], seed_column: str, condition: str | None = None
-                 ) -> dict[tuple, dict]:
+def _csv_results(
+    path, value: str, by: list[str], seed_column: str, condition: str | None = None
+) -> dict[tuple, dict]:
     """{(by values..., [condition value]): {seed: value}} from a CSV of per-seed results; a seed
     twice in one group is an error."""
     import csv as _csv
+
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = _csv.DictReader(f)
@@ -598,8 +785,9 @@ def _csv_results(path, value: str, by: list[str], seed_column: str, condition: s
         seeds = groups.setdefault(key, {})
         if r[seed_column] in seeds:
             where = ", ".join(f"{c}={k}" for c, k in zip(by + ([condition] if condition else []), key))
-            raise UsageError(f"{path}: line {line}: seed {r[seed_column]} given twice"
-                             + (f" for {where}" if where else ""))
+            raise UsageError(
+                f"{path}: line {line}: seed {r[seed_column]} given twice" + (f" for {where}" if where else "")
+            )
         seeds[r[seed_column]] = v
     if not groups:
         raise UsageError(f"{path}: no rows")
@@ -609,8 +797,14 @@ def _csv_results(path, value: str, by: list[str], seed_column: str, condition: s
 def _interval_row(name: dict, r, unit: str | None) -> dict:
     level = f"{100 * r.confidence:g}%"
     u = f" ({unit})" if unit else ""
-    row = {**name, f"mean{u}": r.mean, f"std{u}": r.std, "n": r.n,
-           f"{level} t-interval low{u}": r.low, f"{level} t-interval high{u}": r.high}
+    row = {
+        **name,
+        f"mean{u}": r.mean,
+        f"std{u}": r.std,
+        "n": r.n,
+        f"{level} t-interval low{u}": r.low,
+        f"{level} t-interval high{u}": r.high,
+    }
     if r.p_value is not None:
         row["paired t p"] = r.p_value
     return row
@@ -642,7 +836,9 @@ def cmd_seeds(args) -> None:
         if not args.value:
             raise UsageError("give --value: the CSV column holding the per-seed number")
         by = _split_list(args.by)
-        values = {k: list(v.values()) for k, v in _csv_results(args.csv, args.value, by, args.seed_column).items()}
+        values = {
+            k: list(v.values()) for k, v in _csv_results(args.csv, args.value, by, args.seed_column).items()
+        }
         unit = args.unit
     unit = args.unit or unit
     rows, out = [], []
@@ -651,16 +847,26 @@ def cmd_seeds(args) -> None:
         name = dict(zip(by, key))
         rows.append(_interval_row(name, r, unit))
         out.append({**name, **r.as_dict()})
-    _emit_intervals(args, rows, unit, {"unit": unit, "method": "Student-t interval of the mean over seeds "
-                                       "(sample std, n - 1 degrees of freedom)", "groups": out})
+    _emit_intervals(
+        args,
+        rows,
+        unit,
+        {
+            "unit": unit,
+            "method": "Student-t interval of the mean over seeds (sample std, n - 1 degrees of freedom)",
+            "groups": out,
+        },
+    )
 
 
 def cmd_paired_seeds(args) -> None:
     """Per-seed difference B - A between two conditions: mean, t-interval and the paired t-test."""
     confidence = check_bootstrap_args(1, args.confidence)[1]
     if bool(args.a_files or args.b_files) == bool(args.csv):
-        raise UsageError("give --a FILE... --b FILE... (JSON, one per seed, in the same seed order) with --key, "
-                         "or --csv FILE with --value, --condition, --a-value and --b-value")
+        raise UsageError(
+            "give --a FILE... --b FILE... (JSON, one per seed, in the same seed order) with --key, "
+            "or --csv FILE with --value, --condition, --a-value and --b-value"
+        )
     if args.csv:
         if not (args.value and args.condition and args.a_value is not None and args.b_value is not None):
             raise UsageError("--csv needs --value, --condition, --a-value and --b-value")
@@ -671,12 +877,16 @@ def cmd_paired_seeds(args) -> None:
             sa, sb = groups.get(key + (args.a_value,)), groups.get(key + (args.b_value,))
             where = ", ".join(f"{c}={k}" for c, k in zip(by, key)) or "the file"
             if sa is None or sb is None:
-                raise UsageError(f"{args.csv}: {where} has no rows with {args.condition} = "
-                                 f"{args.a_value if sa is None else args.b_value}")
+                raise UsageError(
+                    f"{args.csv}: {where} has no rows with {args.condition} = "
+                    f"{args.a_value if sa is None else args.b_value}"
+                )
             if set(sa) != set(sb):
                 odd = sorted(set(sa) ^ set(sb))[0]
-                raise UsageError(f"{args.csv}: {where}: seed {odd} is in only one of {args.condition} = "
-                                 f"{args.a_value} and {args.b_value} (a paired test needs the same seeds)")
+                raise UsageError(
+                    f"{args.csv}: {where}: seed {odd} is in only one of {args.condition} = "
+                    f"{args.a_value} and {args.b_value} (a paired test needs the same seeds)"
+                )
             seeds = sorted(sa)
             pairs[key] = ([sa[s] for s in seeds], [sb[s] for s in seeds])
         unit = args.unit
@@ -684,8 +894,10 @@ def cmd_paired_seeds(args) -> None:
         if not args.key:
             raise UsageError("give --key: the number to compare in each JSON (e.g. top1, eta_similar)")
         if len(args.a_files or []) != len(args.b_files or []):
-            raise UsageError(f"--a has {len(args.a_files or [])} files and --b {len(args.b_files or [])}: "
-                             "give one file per seed for each, in the same seed order")
+            raise UsageError(
+                f"--a has {len(args.a_files or [])} files and --b {len(args.b_files or [])}: "
+                "give one file per seed for each, in the same seed order"
+            )
         a, unit_a = _json_results(args.a_files, args.key)
         b, unit_b = _json_results(args.b_files, args.key)
         overlap = set(map(os.path.realpath, args.a_files)) & set(map(os.path.realpath, args.b_files))
@@ -706,31 +918,50 @@ def cmd_paired_seeds(args) -> None:
         row = _interval_row(name, r, unit)
         row = {(k.replace("mean", "mean B - A", 1) if k.startswith("mean") else k): v for k, v in row.items()}
         significant = r.p_value is not None and r.p_value == r.p_value and r.p_value < 1.0 - confidence
-        row["verdict"] = (f"significant at {100 * confidence:g}%" if significant
-                          else "not distinguishable at this scale")
+        row["verdict"] = (
+            f"significant at {100 * confidence:g}%" if significant else "not distinguishable at this scale"
+        )
         rows.append(row)
         out.append({**name, **r.as_dict(), "significant": bool(significant)})
-    _emit_intervals(args, rows, unit, {"unit": unit, "difference": "B - A, per seed",
-                                       "method": "paired t-interval of the per-seed differences; two-sided "
-                                                 "paired t-test (scipy.stats.ttest_rel)", "groups": out})
+    _emit_intervals(
+        args,
+        rows,
+        unit,
+        {
+            "unit": unit,
+            "difference": "B - A, per seed",
+            "method": "paired t-interval of the per-seed differences; two-sided "
+            "paired t-test (scipy.stats.ttest_rel)",
+            "groups": out,
+        },
+    )
 
 
 # --------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name, func, help_):
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.set_defaults(func=func)
-        sp.add_argument("--format", choices=FORMATS, default="json",
-                        help="output format (default: json; markdown prints η/accuracy in percent)")
+        sp.add_argument(
+            "--format",
+            choices=FORMATS,
+            default="json",
+            help="output format (default: json; markdown prints η/accuracy in percent)",
+        )
         sp.add_argument("-o", "--output", help="write the result to this file (atomically) instead of stdout")
         return sp
 
-    sp = add("eta", cmd_eta, "diffusion index η(T1, T2; π, S) of paper Eq. 1 (a fraction; markdown tables print percent)")
+    sp = add(
+        "eta",
+        cmd_eta,
+        "diffusion index η(T1, T2; π, S) of paper Eq. 1 (a fraction; markdown tables print percent)",
+    )
     sp.add_argument("--before", required=True, help="feature set of the student at T1 (train split)")
     sp.add_argument("--after", required=True, help="feature set of the student at T2 (train split)")
     sp.add_argument("--before-valid", help="feature set at T1, validation split (adds valid columns)")
@@ -738,112 +969,209 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--target", help="target class π (name in meta.json or index)")
     sp.add_argument("--similar", help="S1: comma-separated classes semantically similar to the target")
     sp.add_argument("--dissimilar", help="S2: comma-separated dissimilar classes")
-    sp.add_argument("--sets", help='JSON {"target": {"similar": [...], "dissimilar": [...]}} for many targets')
-    sp.add_argument("--hierarchy", help="choose S1/S2 from a hierarchy: a JSON file, 'wordnet' or 'fashion-mnist'")
-    sp.add_argument("--select-by-features", action="store_true",
-                    help="choose S1/S2 from the --before set's centroids (nearest 1%%, farthest 90%%)")
-    sp.add_argument("--k", type=_positive_int, default=4, help="hierarchy: number of similar classes (default 4)")
-    sp.add_argument("--n", type=_positive_int, default=20, help="hierarchy: number of dissimilar classes (default 20)")
+    sp.add_argument(
+        "--sets", help='JSON {"target": {"similar": [...], "dissimilar": [...]}} for many targets'
+    )
+    sp.add_argument(
+        "--hierarchy", help="choose S1/S2 from a hierarchy: a JSON file, 'wordnet' or 'fashion-mnist'"
+    )
+    sp.add_argument(
+        "--select-by-features",
+        action="store_true",
+        help="choose S1/S2 from the --before set's centroids (nearest 1%%, farthest 90%%)",
+    )
+    sp.add_argument(
+        "--k", type=_positive_int, default=4, help="hierarchy: number of similar classes (default 4)"
+    )
+    sp.add_argument(
+        "--n", type=_positive_int, default=20, help="hierarchy: number of dissimilar classes (default 20)"
+    )
     sp.add_argument("--seed", type=int, default=0, help="seed for random choices and subsampling")
-    sp.add_argument("--pairwise", action="store_true",
-                    help="η_pairwise (Supp. J): mean pairwise feature distance instead of centroids")
-    sp.add_argument("--projection", choices=("head", "none"), default="head",
-                    help="η_pairwise: project onto the span of the classes' head rows (default) or not")
-    sp.add_argument("--max-per-class", type=_positive_int, default=500,
-                    help="η_pairwise: samples per class (default 500)")
-    sp.add_argument("--bootstrap", metavar="B",
-                    help="add percentile intervals from B paired bootstrap replicates over samples (each class "
-                         "resampled with replacement, the same rows for T1 and T2) and the significance verdict")
-    sp.add_argument("--confidence", default="0.95",
-                    help="confidence level of the --bootstrap intervals, in (0, 1) (default 0.95)")
+    sp.add_argument(
+        "--pairwise",
+        action="store_true",
+        help="η_pairwise (Supp. J): mean pairwise feature distance instead of centroids",
+    )
+    sp.add_argument(
+        "--projection",
+        choices=("head", "none"),
+        default="head",
+        help="η_pairwise: project onto the span of the classes' head rows (default) or not",
+    )
+    sp.add_argument(
+        "--max-per-class", type=_positive_int, default=500, help="η_pairwise: samples per class (default 500)"
+    )
+    sp.add_argument(
+        "--bootstrap",
+        metavar="B",
+        help="add percentile intervals from B paired bootstrap replicates over samples (each class "
+        "resampled with replacement, the same rows for T1 and T2) and the significance verdict",
+    )
+    sp.add_argument(
+        "--confidence",
+        default="0.95",
+        help="confidence level of the --bootstrap intervals, in (0, 1) (default 0.95)",
+    )
 
     sp = add("entropy", cmd_entropy, "mean entropy (nats) of softmax(logits/T) per temperature (Table 13)")
     sp.add_argument("--features", nargs="+", required=True, help="feature set(s) with logits.npy")
     sp.add_argument("--temperature", nargs="+", required=True, type=_positive_float, metavar="T")
 
-    sp = add("match-temperature", cmd_match_temperature,
-             "temperature at which a teacher's mean target entropy equals a value or another teacher's")
+    sp = add(
+        "match-temperature",
+        cmd_match_temperature,
+        "temperature at which a teacher's mean target entropy equals a value or another teacher's",
+    )
     sp.add_argument("--features", required=True, help="feature set (with logits.npy) of the teacher to tune")
     sp.add_argument("--entropy", type=float, help="the entropy to match, in nats")
     sp.add_argument("--reference", help="another teacher's feature set whose entropy to match")
-    sp.add_argument("--reference-temperature", type=_positive_float, default=1.0,
-                    help="temperature of the reference teacher (default 1)")
+    sp.add_argument(
+        "--reference-temperature",
+        type=_positive_float,
+        default=1.0,
+        help="temperature of the reference teacher (default 1)",
+    )
 
-    sp = add("similar", cmd_similar, "similar/dissimilar classes from a hierarchy and from feature space, "
-                                     "and their agreement (Supp. F, Table 12)")
+    sp = add(
+        "similar",
+        cmd_similar,
+        "similar/dissimilar classes from a hierarchy and from feature space, "
+        "and their agreement (Supp. F, Table 12)",
+    )
     sp.add_argument("--features", required=True, help="feature set whose centroids define feature space")
     sp.add_argument("--target", required=True, help="target class(es), comma-separated")
     sp.add_argument("--hierarchy", help="a JSON hierarchy, 'wordnet' or 'fashion-mnist'")
     sp.add_argument("--k", type=_positive_int, default=4, help="hierarchy: similar classes (default 4)")
     sp.add_argument("--n", type=_positive_int, default=20, help="hierarchy: dissimilar classes (default 20)")
-    sp.add_argument("--near", type=_fraction, default=0.01, help="feature space: nearest fraction = S1 (default 0.01)")
-    sp.add_argument("--far", type=_fraction, default=0.90, help="feature space: farthest fraction = S2 (default 0.9)")
+    sp.add_argument(
+        "--near", type=_fraction, default=0.01, help="feature space: nearest fraction = S1 (default 0.01)"
+    )
+    sp.add_argument(
+        "--far", type=_fraction, default=0.90, help="feature space: farthest fraction = S2 (default 0.9)"
+    )
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--write-sets", help="write the chosen sets as an `eta --sets` JSON file")
-    sp.add_argument("--candidates", metavar="REGEX",
-                    help="feature space: draw S1/S2 only from classes whose whole name matches this regular "
-                         "expression (e.g. '[a-z]{3,}': letters only; a BPE vocabulary's word-final pieces "
-                         "match too, see --candidate-list)")
-    sp.add_argument("--candidate-list", metavar="FILE",
-                    help="feature space: draw S1/S2 only from the classes named in FILE, one per line (e.g. "
-                         "the tokens that stand as whole words in the BPE text); with --candidates, both apply")
+    sp.add_argument(
+        "--candidates",
+        metavar="REGEX",
+        help="feature space: draw S1/S2 only from classes whose whole name matches this regular "
+        "expression (e.g. '[a-z]{3,}': letters only; a BPE vocabulary's word-final pieces "
+        "match too, see --candidate-list)",
+    )
+    sp.add_argument(
+        "--candidate-list",
+        metavar="FILE",
+        help="feature space: draw S1/S2 only from the classes named in FILE, one per line (e.g. "
+        "the tokens that stand as whole words in the BPE text); with --candidates, both apply",
+    )
 
     sp = add("project", cmd_project, "projection figure of three classes (Supp. E; grid = Figure 1 layout)")
-    sp.add_argument("--features", nargs="+", required=True,
-                    help="feature sets; rows by model/α, columns by temperature/split from meta.json")
+    sp.add_argument(
+        "--features",
+        nargs="+",
+        required=True,
+        help="feature sets; rows by model/α, columns by temperature/split from meta.json",
+    )
     sp.add_argument("--classes", required=True, help="three classes, e.g. Pullover,Coat,Sneaker")
     sp.add_argument("--out", required=True, help="PNG file to write")
-    sp.add_argument("--max-per-class", type=_positive_int, default=150,
-                    help="points per class (default 150, as the paper)")
+    sp.add_argument(
+        "--max-per-class",
+        type=_positive_int,
+        default=150,
+        help="points per class (default 150, as the paper)",
+    )
     sp.add_argument("--seed", type=int, default=0)
 
-    sp = add("soft-targets", cmd_soft_targets,
-             "mean soft targets softmax(z/T) of one class's samples, per T (Figure 2 layout)")
+    sp = add(
+        "soft-targets",
+        cmd_soft_targets,
+        "mean soft targets softmax(z/T) of one class's samples, per T (Figure 2 layout)",
+    )
     sp.add_argument("--features", required=True, help="teacher feature set with logits.npy (train split)")
     sp.add_argument("--target", required=True, help="the class whose samples are averaged")
     sp.add_argument("--similar", help="classes to show right after the target (comma-separated)")
-    sp.add_argument("--temperature", nargs="+", type=_positive_float, default=None, required=True, metavar="T")
+    sp.add_argument(
+        "--temperature", nargs="+", type=_positive_float, default=None, required=True, metavar="T"
+    )
     sp.add_argument("--out", required=True, help="PNG file to write")
 
     sp = add("stability", cmd_stability, "Shen et al.'s stability (Eq. 2) and inter-class stability (Eq. 5)")
     sp.add_argument("--features", nargs="+", required=True, help="feature set(s) with logits.npy")
-    sp.add_argument("--temperature", type=_positive_float, default=1.0, help="softmax temperature (default 1)")
-    sp.add_argument("--variant", choices=VARIANTS, default="eq2",
-                    help="eq2: Eq. 2 as printed (default); target-std: their Appendix C code")
+    sp.add_argument(
+        "--temperature", type=_positive_float, default=1.0, help="softmax temperature (default 1)"
+    )
+    sp.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="eq2",
+        help="eq2: Eq. 2 as printed (default); target-std: their Appendix C code",
+    )
 
     sp = add("accuracy", cmd_accuracy, "top-1 and per-class accuracy from logits (Tables 17-19)")
     sp.add_argument("--features", nargs="+", required=True, help="feature set(s) with logits.npy")
     sp.add_argument("--classes", help="only these classes (comma-separated); default all")
 
-    sp = add("compare", cmd_compare, "two models' top-1 on the same samples: accuracies, B - A, McNemar's exact "
-                                     "test and a paired bootstrap interval of the difference")
-    sp.add_argument("--a", required=True, help="feature set (with logits.npy, or features and head) of model A")
+    sp = add(
+        "compare",
+        cmd_compare,
+        "two models' top-1 on the same samples: accuracies, B - A, McNemar's exact "
+        "test and a paired bootstrap interval of the difference",
+    )
+    sp.add_argument(
+        "--a", required=True, help="feature set (with logits.npy, or features and head) of model A"
+    )
     sp.add_argument("--b", required=True, help="feature set of model B, the same samples as --a")
-    sp.add_argument("--bootstrap", default="10000", metavar="B",
-                    help="replicates of the paired bootstrap interval (default 10000)")
+    sp.add_argument(
+        "--bootstrap",
+        default="10000",
+        metavar="B",
+        help="replicates of the paired bootstrap interval (default 10000)",
+    )
     sp.add_argument("--confidence", default="0.95", help="confidence level, in (0, 1) (default 0.95)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
 
     def seed_csv(sp):
         sp.add_argument("--csv", help="a CSV of per-seed results instead of JSON files")
         sp.add_argument("--value", help="--csv: the column holding the number")
-        sp.add_argument("--by", help="--csv: comma-separated columns that name a group (e.g. alpha,temperature)")
-        sp.add_argument("--seed-column", default="seed", help="--csv: the column naming the seed (default seed)")
-        sp.add_argument("--key", help="JSON: dotted path of the number in each file (e.g. top1, eta_similar, "
-                                      "mcnemar.p_value); eta --sets files give one group per target")
-        sp.add_argument("--unit", help="unit of the values (default: the JSON's 'unit'); 'fraction' prints "
-                                       "percent in markdown")
+        sp.add_argument(
+            "--by", help="--csv: comma-separated columns that name a group (e.g. alpha,temperature)"
+        )
+        sp.add_argument(
+            "--seed-column", default="seed", help="--csv: the column naming the seed (default seed)"
+        )
+        sp.add_argument(
+            "--key",
+            help="JSON: dotted path of the number in each file (e.g. top1, eta_similar, "
+            "mcnemar.p_value); eta --sets files give one group per target",
+        )
+        sp.add_argument(
+            "--unit",
+            help="unit of the values (default: the JSON's 'unit'); 'fraction' prints percent in markdown",
+        )
         sp.add_argument("--confidence", default="0.95", help="confidence level, in (0, 1) (default 0.95)")
 
     sp = add("seeds", cmd_seeds, "mean ± std (n) over seeds and the Student-t interval of the mean")
-    sp.add_argument("files", nargs="*", metavar="FILE", help="JSON results, one per seed (e.g. accuracy or eta output)")
+    sp.add_argument(
+        "files", nargs="*", metavar="FILE", help="JSON results, one per seed (e.g. accuracy or eta output)"
+    )
     seed_csv(sp)
 
-    sp = add("paired-seeds", cmd_paired_seeds, "difference B - A between two conditions over the same seeds: "
-                                               "mean, paired t-interval and paired t-test")
-    sp.add_argument("--a", dest="a_files", nargs="+", metavar="FILE", help="JSON results of condition A, one per seed")
-    sp.add_argument("--b", dest="b_files", nargs="+", metavar="FILE",
-                    help="JSON results of condition B, one per seed, in the same seed order as --a")
+    sp = add(
+        "paired-seeds",
+        cmd_paired_seeds,
+        "difference B - A between two conditions over the same seeds: "
+        "mean, paired t-interval and paired t-test",
+    )
+    sp.add_argument(
+        "--a", dest="a_files", nargs="+", metavar="FILE", help="JSON results of condition A, one per seed"
+    )
+    sp.add_argument(
+        "--b",
+        dest="b_files",
+        nargs="+",
+        metavar="FILE",
+        help="JSON results of condition B, one per seed, in the same seed order as --a",
+    )
     sp.add_argument("--condition", help="--csv: the column that tells the conditions apart (e.g. alpha)")
     sp.add_argument("--a-value", help="--csv: the --condition value of A")
     sp.add_argument("--b-value", help="--csv: the --condition value of B")
@@ -868,8 +1196,11 @@ def main(argv=None) -> int:
     except Exception as e:  # never a raw traceback at the user
         if os.environ.get("LSKD_DEBUG"):
             raise
-        print(f"{PROG} {args.command}: internal error: {type(e).__name__}: {e} "
-              "(set LSKD_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"{PROG} {args.command}: internal error: {type(e).__name__}: {e} "
+            "(set LSKD_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

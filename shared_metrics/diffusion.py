@@ -11,6 +11,7 @@ tables print it in percent (Table 3's −4.618 is −0.04618 here).
 
 Systematic diffusion from T1 < T2 shows as η(S1) < 0 and η(S2) > 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ from .featureset import FeatureSet, FeatureSetError
 
 @dataclass(frozen=True)
 class EtaResult:
-    eta_similar: float      # η(T1, T2; π, S1), a fraction
-    eta_dissimilar: float   # η(T1, T2; π, S2), a fraction
+    eta_similar: float  # η(T1, T2; π, S1), a fraction
+    eta_dissimilar: float  # η(T1, T2; π, S2), a fraction
 
 
 def check_sets(target: int, similar, dissimilar) -> tuple[list[int], list[int]]:
@@ -62,13 +63,17 @@ def centroid_distances(centroids: np.ndarray, target: int, others) -> np.ndarray
     return np.linalg.norm(rows[1:] - rows[0], axis=1)
 
 
-def diffusion_index(centroids_t1: np.ndarray, centroids_t2: np.ndarray, target: int,
-                    similar, dissimilar) -> EtaResult:
+def diffusion_index(
+    centroids_t1: np.ndarray, centroids_t2: np.ndarray, target: int, similar, dissimilar
+) -> EtaResult:
     """η(T1, T2; π, S1) and η(T1, T2; π, S2) from class centroids [K, D] of two students."""
     similar, dissimilar = check_sets(target, similar, dissimilar)
     others = similar + dissimilar
-    return eta_from_distances(centroid_distances(centroids_t1, target, others),
-                              centroid_distances(centroids_t2, target, others), len(similar))
+    return eta_from_distances(
+        centroid_distances(centroids_t1, target, others),
+        centroid_distances(centroids_t2, target, others),
+        len(similar),
+    )
 
 
 # ------------------------------------------------------------------ η_pairwise (Supp. J)
@@ -84,8 +89,15 @@ def mean_pairwise_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(cdist(a, b).mean())
 
 
-def pairwise_distances_to_target(fs: FeatureSet, target: int, others, *, projection: str = "head",
-                                 max_per_class: int | None = 500, seed: int = 0) -> np.ndarray:
+def pairwise_distances_to_target(
+    fs: FeatureSet,
+    target: int,
+    others,
+    *,
+    projection: str = "head",
+    max_per_class: int | None = 500,
+    seed: int = 0,
+) -> np.ndarray:
     """Mean pairwise distance between the target's features and each other class's features.
 
     Reading of Supp. J ("average pairwise distance between the projected penultimate layer
@@ -103,15 +115,18 @@ def pairwise_distances_to_target(fs: FeatureSet, target: int, others, *, project
     return np.array([mean_pairwise_distance(feats[0], x) for x in feats[1:]])
 
 
-def diffusion_index_pairwise(fs_t1: FeatureSet, fs_t2: FeatureSet, target: int, similar, dissimilar,
-                             **kwargs) -> EtaResult:
+def diffusion_index_pairwise(
+    fs_t1: FeatureSet, fs_t2: FeatureSet, target: int, similar, dissimilar, **kwargs
+) -> EtaResult:
     """η_pairwise (Supp. J): Eq. 1 with the mean pairwise distance in place of the centroid distance."""
     similar, dissimilar = check_sets(target, similar, dissimilar)
     others = similar + dissimilar
     try:
-        return eta_from_distances(pairwise_distances_to_target(fs_t1, target, others, **kwargs),
-                                  pairwise_distances_to_target(fs_t2, target, others, **kwargs),
-                                  len(similar))
+        return eta_from_distances(
+            pairwise_distances_to_target(fs_t1, target, others, **kwargs),
+            pairwise_distances_to_target(fs_t2, target, others, **kwargs),
+            len(similar),
+        )
     except ValueError as e:
         if isinstance(e, FeatureSetError):
             raise

@@ -4,6 +4,7 @@ The mean entropy over a set of the targets softmax(z/T), in nats (natural log; t
 ln K for K classes), and the temperature at which one teacher's mean entropy equals a given value
 or another teacher's (Table 13: the α = 0 ResNet-50 at T = 1.481 matches the α = 0.1 one at T = 1).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,12 +34,14 @@ def softmax(z: np.ndarray, T: float = 1.0) -> np.ndarray:
 def _chunks(logits, chunk_rows: int = CHUNK_ROWS):
     """float64 blocks of rows; a NaN/inf is an error naming its row (and file, for a memmap)."""
     for start in range(0, logits.shape[0], chunk_rows):
-        block = np.asarray(logits[start:start + chunk_rows], np.float64)
+        block = np.asarray(logits[start : start + chunk_rows], np.float64)
         bad = ~np.isfinite(block)
         if bad.any():
             row = start + int(np.argwhere(bad)[0][0])
             where = getattr(logits, "filename", None)
-            raise ValueError(f"{str(where) + ': ' if where else ''}non-finite logit (NaN or inf) in row {row}")
+            raise ValueError(
+                f"{str(where) + ': ' if where else ''}non-finite logit (NaN or inf) in row {row}"
+            )
         yield block
 
 
@@ -52,8 +55,9 @@ def mean_entropy(logits, T: float = 1.0) -> float:
     return total / logits.shape[0]
 
 
-def match_temperature(logits, entropy: float, *, lo: float = 1e-3, hi: float = 1e4,
-                      xtol: float = 1e-7) -> float:
+def match_temperature(
+    logits, entropy: float, *, lo: float = 1e-3, hi: float = 1e4, xtol: float = 1e-7
+) -> float:
     """The T at which ``mean_entropy(logits, T) == entropy`` (to well within 1e-4 in T).
 
     Each row's entropy grows with T (dH/dT = Var_p(z)/T³ ≥ 0), so the root is unique and a
@@ -65,8 +69,10 @@ def match_temperature(logits, entropy: float, *, lo: float = 1e-3, hi: float = 1
     f = lambda T: mean_entropy(logits, T) - entropy  # noqa: E731
     f_lo, f_hi = f(lo), f(hi)
     if f_hi < 0:
-        raise ValueError(f"entropy {entropy:.6g} nats is not reached below T = {hi:g} "
-                         f"(the maximum is ln K = {np.log(K):.6g})")
+        raise ValueError(
+            f"entropy {entropy:.6g} nats is not reached below T = {hi:g} "
+            f"(the maximum is ln K = {np.log(K):.6g})"
+        )
     if f_lo > 0:
         raise ValueError(f"entropy {entropy:.6g} nats is below this teacher's entropy at T = {lo:g}")
     return float(brentq(f, lo, hi, xtol=xtol, rtol=1e-12))

@@ -21,6 +21,7 @@ Significance: a target shows *significant* systematic diffusion when the whole S
 below 0 and the whole S2 interval above 0. :func:`diffusion_p_value` gives the matching
 bootstrap p-value, so that many targets can be corrected together (Holm, :func:`stats.holm`).
 """
+
 from __future__ import annotations
 
 import os
@@ -49,6 +50,7 @@ class ClassRows:
     """The rows of some classes of paired sets (the same samples), grouped by class: in every
     ``parts[s]`` (float32 [rows, D_s], one per set), ``[offsets[i]:offsets[i+1]]`` are class
     ``classes[i]``'s rows, in file order."""
+
     classes: list[int]
     offsets: np.ndarray
     parts: tuple[np.ndarray, ...]
@@ -62,7 +64,7 @@ class ClassRows:
 
     def of(self, k: int) -> tuple[np.ndarray, ...]:
         i = self._index[k]
-        return tuple(p[self.offsets[i]:self.offsets[i + 1]] for p in self.parts)
+        return tuple(p[self.offsets[i] : self.offsets[i + 1]] for p in self.parts)
 
     def centroids(self, num_classes: int) -> list[np.ndarray]:
         """float64 [K, D] class means for each set (NaN for classes not held)."""
@@ -107,7 +109,9 @@ def _per_replicate(largest: int, dims: int, n_targets: int) -> int:
 
 
 def _step(largest: int, dims: int, n_targets: int, replicates: int) -> int:
-    blocks = max(1, min(-(-replicates // BLOCK), WORK_BYTES // (_per_replicate(largest, dims, n_targets) * BLOCK)))
+    blocks = max(
+        1, min(-(-replicates // BLOCK), WORK_BYTES // (_per_replicate(largest, dims, n_targets) * BLOCK))
+    )
     return blocks * BLOCK
 
 
@@ -116,7 +120,8 @@ def check_memory(sets, classes, targets, replicates: int) -> None:
     if have is not None and need > have:
         raise BootstrapMemoryError(
             f"--bootstrap {replicates}: the replicate arrays would need {need / 1e9:.1f} GB, more than the "
-            f"{have / 1e9:.1f} GB of memory available: use fewer replicates or fewer targets")
+            f"{have / 1e9:.1f} GB of memory available: use fewer replicates or fewer targets"
+        )
 
 
 def gather_class_rows(sets: list[FeatureSet], classes, chunk_rows: int | None = None) -> ClassRows:
@@ -138,10 +143,14 @@ def gather_class_rows(sets: list[FeatureSet], classes, chunk_rows: int | None = 
     parts = []
     for fs in sets:
         part = np.empty((by_class.size, fs.dim), np.float32)
-        progress = Progress(fs.num_samples, "rows", f"{fs.path.name}/features (bootstrap rows)",
-                            enabled=fs.num_samples * fs.dim > PROGRESS_VALUES)
+        progress = Progress(
+            fs.num_samples,
+            "rows",
+            f"{fs.path.name}/features (bootstrap rows)",
+            enabled=fs.num_samples * fs.dim > PROGRESS_VALUES,
+        )
         for start, y, block in fs.iter_chunks("features", chunk_rows, classes):
-            part[dest[start + np.flatnonzero(keep[labels[start:start + chunk_rows]])]] = block
+            part[dest[start + np.flatnonzero(keep[labels[start : start + chunk_rows]])]] = block
             progress.update(start)
         progress.update(fs.num_samples)
         parts.append(part)
@@ -153,12 +162,15 @@ def _counts(rng: np.random.Generator, replicates: int, n: int, out: np.ndarray) 
     rows, per replicate (each row of ``out`` is one Multinomial(n; 1/n, ..., 1/n) vector)."""
     idx = rng.integers(0, n, size=(replicates, n))
     idx += (np.arange(replicates, dtype=np.int64) * n)[:, None]
-    np.copyto(out, np.bincount(idx.ravel(), minlength=replicates * n).reshape(replicates, n), casting="unsafe")
+    np.copyto(
+        out, np.bincount(idx.ravel(), minlength=replicates * n).reshape(replicates, n), casting="unsafe"
+    )
 
 
 @dataclass
 class EtaReplicates:
     """η(S1) and η(S2) of one target, one value per bootstrap replicate."""
+
     similar: np.ndarray
     dissimilar: np.ndarray
 
@@ -166,8 +178,9 @@ class EtaReplicates:
 def _eta_rows(d1: np.ndarray, d2: np.ndarray, n_similar: int) -> tuple[np.ndarray, np.ndarray]:
     """Eq. 1 per replicate row from raw distances [B, |S|] at T1 and T2 (S1 columns first)."""
     if (d1 <= 0).any() or (d2 <= 0).any():
-        raise ValueError("a class coincides with the target (zero distance) in a bootstrap replicate: "
-                         "η is undefined")
+        raise ValueError(
+            "a class coincides with the target (zero distance) in a bootstrap replicate: η is undefined"
+        )
     r1, r2 = d1 / d1.sum(axis=1, keepdims=True), d2 / d2.sum(axis=1, keepdims=True)
     change = (r2 - r1) / r1
     return change[:, :n_similar].mean(axis=1), change[:, n_similar:].mean(axis=1)
@@ -180,7 +193,9 @@ def compute_block(rows: ClassRows, n_targets: int, replicates: int) -> int:
     return _step(largest, sum(rows.dims), n_targets, replicates)
 
 
-def bootstrap_eta(rows: ClassRows, targets, replicates: int, seed: int = 0, split: int = 0) -> list[EtaReplicates]:
+def bootstrap_eta(
+    rows: ClassRows, targets, replicates: int, seed: int = 0, split: int = 0
+) -> list[EtaReplicates]:
     """Replicates of η(S1), η(S2) for each (target, S1, S2) from paired rows (``rows.dims`` =
     (D of the T1 set, D of the T2 set)); ``split`` keys the draws (train 0, valid 1)."""
     replicates, seed = _check_replicates(replicates), _check_seed(seed)
@@ -188,7 +203,7 @@ def bootstrap_eta(rows: ClassRows, targets, replicates: int, seed: int = 0, spli
         raise ValueError("η's bootstrap needs the rows of two sets (T1, T2)")
     targets = [(int(t), *check_sets(t, s1, s2)) for t, s1, s2 in targets]
     target_ids = list(dict.fromkeys(t for t, _, _ in targets))
-    users: dict[int, list[tuple[int, int]]] = {}   # class -> [(target number, its column in S1 + S2)]
+    users: dict[int, list[tuple[int, int]]] = {}  # class -> [(target number, its column in S1 + S2)]
     for i, (t, s1, s2) in enumerate(targets):
         for j, k in enumerate(s1 + s2):
             users.setdefault(k, []).append((i, j))
@@ -207,9 +222,13 @@ def bootstrap_eta(rows: ClassRows, targets, replicates: int, seed: int = 0, spli
         counts = counts_buf[:nb, :n]
         # The draws of BLOCK replicates come from one keyed generator: the same whatever `step` is.
         for b in range(b0, b0 + nb, BLOCK):
-            _counts(np.random.default_rng([seed, split, k, b // BLOCK]), min(BLOCK, b0 + nb - b), n,
-                    counts[b - b0:b - b0 + BLOCK])
-        means = tuple(counts @ x for x in xs)   # [nb, D] per set: the same draws for T1 and T2
+            _counts(
+                np.random.default_rng([seed, split, k, b // BLOCK]),
+                min(BLOCK, b0 + nb - b),
+                n,
+                counts[b - b0 : b - b0 + BLOCK],
+            )
+        means = tuple(counts @ x for x in xs)  # [nb, D] per set: the same draws for T1 and T2
         for m in means:
             m /= n
         return means
@@ -223,19 +242,27 @@ def bootstrap_eta(rows: ClassRows, targets, replicates: int, seed: int = 0, spli
                 c = means[targets[i][0]]
                 for side in (0, 1):
                     diff = np.subtract(c[side], m[side], out=diff_bufs[side][:nb])
-                    dist[i][side, b0:b0 + nb, j] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+                    dist[i][side, b0 : b0 + nb, j] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return [EtaReplicates(*_eta_rows(d[0], d[1], len(s1))) for (t, s1, s2), d in zip(targets, dist)]
 
 
-def summarise(eta_similar: float, eta_dissimilar: float, rep_similar: np.ndarray, rep_dissimilar: np.ndarray,
-              confidence: float) -> dict:
+def summarise(
+    eta_similar: float,
+    eta_dissimilar: float,
+    rep_similar: np.ndarray,
+    rep_dissimilar: np.ndarray,
+    confidence: float,
+) -> dict:
     """Percentile intervals of η(S1) and η(S2), the significance verdict and its p-value."""
     confidence = check_confidence(confidence)
     lo1, hi1 = percentile_interval(rep_similar, confidence)
     lo2, hi2 = percentile_interval(rep_dissimilar, confidence)
-    return {"eta_similar_ci": [float(lo1), float(hi1)], "eta_dissimilar_ci": [float(lo2), float(hi2)],
-            "significant_systematic_diffusion": bool(hi1 < 0 < lo2),
-            "p_systematic_diffusion": diffusion_p_value(rep_similar, rep_dissimilar)}
+    return {
+        "eta_similar_ci": [float(lo1), float(hi1)],
+        "eta_dissimilar_ci": [float(lo2), float(hi2)],
+        "significant_systematic_diffusion": bool(hi1 < 0 < lo2),
+        "p_systematic_diffusion": diffusion_p_value(rep_similar, rep_dissimilar),
+    }
 
 
 def diffusion_p_value(rep_similar: np.ndarray, rep_dissimilar: np.ndarray) -> float:
@@ -254,11 +281,11 @@ def check_bootstrap_args(replicates, confidence) -> tuple[int, float]:
     try:
         replicates = _check_replicates(int(replicates))
     except (ValueError, TypeError):
-        raise ValueError(f"--bootstrap must be a whole number of replicates >= 1, got {replicates!r}") from None
+        raise ValueError(
+            f"--bootstrap must be a whole number of replicates >= 1, got {replicates!r}"
+        ) from None
     try:
         confidence = check_confidence(float(confidence))
     except (ValueError, TypeError):
         raise ValueError(f"--confidence must be a level in (0, 1), e.g. 0.95, got {confidence!r}") from None
     return replicates, confidence
-
-

@@ -17,6 +17,7 @@ set's lock (``shared_metrics.locks``, ``.NAME.lock`` beside it) from start to re
 second writer of the same set fails at once naming the first one's PID, and it removes the
 temporary siblings of writers that were killed (``.NAME.tmp-PID-*`` whose PID is dead).
 """
+
 from __future__ import annotations
 
 import json
@@ -145,7 +146,8 @@ class FeatureSet:
         labels = _load_small(lpath)
         if labels.dtype != np.int64 or labels.shape != (N,):
             raise FeatureSetError(
-                f"{lpath}: expected int64 [{N}] to match features.npy, got {labels.dtype} {labels.shape}")
+                f"{lpath}: expected int64 [{N}] to match features.npy, got {labels.dtype} {labels.shape}"
+            )
         if labels.min() < 0 or labels.max() >= K:
             bad = int(labels[(labels < 0) | (labels >= K)][0])
             raise FeatureSetError(f"{lpath}: label {bad} outside the {K} classes of meta.json")
@@ -153,7 +155,9 @@ class FeatureSet:
         wpath, bpath = path / "head_weight.npy", path / "head_bias.npy"
         weight, bias = _load_small(wpath), _load_small(bpath)
         if weight.shape != (K, D):
-            raise FeatureSetError(f"{wpath}: expected shape [{K}, {D}] (classes x feature dim), got {weight.shape}")
+            raise FeatureSetError(
+                f"{wpath}: expected shape [{K}, {D}] (classes x feature dim), got {weight.shape}"
+            )
         if bias.shape != (K,):
             raise FeatureSetError(f"{bpath}: expected shape [{K}], got {bias.shape}")
         for arr, p in ((weight, wpath), (bias, bpath)):
@@ -169,9 +173,18 @@ class FeatureSet:
                 raise FeatureSetError(f"{gpath}: expected shape [{N}, {K}], got {gshape}")
             if gdtype not in FEATURE_DTYPES:
                 raise FeatureSetError(f"{gpath}: dtype must be float16 or float32, got {gdtype}")
-        return cls(path=path, meta=meta, labels=labels, head_weight=weight.astype(np.float32),
-                   head_bias=bias.astype(np.float32), num_samples=N, dim=D, feature_dtype=dtype,
-                   _feature_offset=offset, has_logits=has_logits)
+        return cls(
+            path=path,
+            meta=meta,
+            labels=labels,
+            head_weight=weight.astype(np.float32),
+            head_bias=bias.astype(np.float32),
+            num_samples=N,
+            dim=D,
+            feature_dtype=dtype,
+            _feature_offset=offset,
+            has_logits=has_logits,
+        )
 
     @property
     def classes(self) -> list[str]:
@@ -212,8 +225,9 @@ class FeatureSet:
             self._n2i = {c: i for i, c in enumerate(self.classes)}
         return self._n2i
 
-    def iter_chunks(self, name: str = "features", chunk_rows: int | None = None, classes=None
-                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    def iter_chunks(
+        self, name: str = "features", chunk_rows: int | None = None, classes=None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Yield ``(row_offset, labels, float32 block)`` of features.npy or logits.npy.
 
         Plain file reads into a reused buffer (resident memory stays ~2 chunks, unlike a memmap
@@ -239,7 +253,7 @@ class FeatureSet:
                 if got != view.nbytes:
                     raise FeatureSetError(f"{path}: truncated at row {start}")
                 _require_finite_bits(view, path, start)
-                y = self.labels[start:start + rows]
+                y = self.labels[start : start + rows]
                 if keep is not None:
                     mask = keep[y]
                     if not mask.all():
@@ -302,9 +316,20 @@ class FeatureSetWriter:
     ``path``'s lock: a second writer of the same set raises FeatureSetError naming this one's PID.
     """
 
-    def __init__(self, path, *, num_samples: int, dim: int, head_weight, head_bias=None,
-                 meta: dict, dtype=np.float16, logits: bool = False, logits_dtype=np.float16,
-                 overwrite: bool = False):
+    def __init__(
+        self,
+        path,
+        *,
+        num_samples: int,
+        dim: int,
+        head_weight,
+        head_bias=None,
+        meta: dict,
+        dtype=np.float16,
+        logits: bool = False,
+        logits_dtype=np.float16,
+        overwrite: bool = False,
+    ):
         self.path = Path(path)
         head_weight = np.asarray(head_weight, dtype=np.float32)
         K = head_weight.shape[0]
@@ -332,8 +357,11 @@ class FeatureSetWriter:
             fmt = np.lib.format
             self._features = fmt.open_memmap(self.tmp / "features.npy", "w+", dtype, (num_samples, dim))
             self._labels = np.empty(num_samples, np.int64)
-            self._logits = (fmt.open_memmap(self.tmp / "logits.npy", "w+", logits_dtype, (num_samples, K))
-                            if logits else None)
+            self._logits = (
+                fmt.open_memmap(self.tmp / "logits.npy", "w+", logits_dtype, (num_samples, K))
+                if logits
+                else None
+            )
         except BaseException:
             self.abort()
             raise
@@ -351,8 +379,9 @@ class FeatureSetWriter:
         with np.errstate(over="ignore"):
             features = features.astype(self._features.dtype, copy=False)
         if not np.isfinite(features).all():
-            raise FeatureSetError(f"non-finite feature value in {rows} (NaN, inf, or too large for "
-                                  f"{self._features.dtype})")
+            raise FeatureSetError(
+                f"non-finite feature value in {rows} (NaN, inf, or too large for {self._features.dtype})"
+            )
         labels = np.asarray(labels).astype(np.int64, copy=False).reshape(-1)
         if labels.shape != (n,) or (labels < 0).any() or (labels >= self.num_classes).any():
             raise FeatureSetError(f"labels block must be {n} ints in 0..{self.num_classes - 1}")
@@ -365,8 +394,9 @@ class FeatureSetWriter:
             with np.errstate(over="ignore"):
                 logits = np.asarray(logits).astype(self._logits.dtype, copy=False)
             if not np.isfinite(logits).all():
-                raise FeatureSetError(f"non-finite logit in {rows} (NaN, inf, or too large for "
-                                      f"{self._logits.dtype})")
+                raise FeatureSetError(
+                    f"non-finite logit in {rows} (NaN, inf, or too large for {self._logits.dtype})"
+                )
             self._logits[sl] = logits
         self.count += n
 
@@ -405,24 +435,34 @@ class FeatureSetWriter:
         return False
 
 
-def write_feature_set(path, features, labels, head_weight, head_bias=None, meta=None,
-                      logits=None, overwrite: bool = False) -> Path:
+def write_feature_set(
+    path, features, labels, head_weight, head_bias=None, meta=None, logits=None, overwrite: bool = False
+) -> Path:
     """Write a whole in-memory feature set atomically (see :class:`FeatureSetWriter`)."""
     features = np.asarray(features)
     dtype = features.dtype if features.dtype in FEATURE_DTYPES else np.float32
     logits_dtype = np.asarray(logits).dtype if logits is not None else np.float16
     if logits is not None and logits_dtype not in FEATURE_DTYPES:
         logits_dtype = np.float32
-    with FeatureSetWriter(path, num_samples=features.shape[0], dim=features.shape[1],
-                          head_weight=head_weight, head_bias=head_bias, meta=meta or {},
-                          dtype=dtype, logits=logits is not None, logits_dtype=logits_dtype,
-                          overwrite=overwrite) as w:
+    with FeatureSetWriter(
+        path,
+        num_samples=features.shape[0],
+        dim=features.shape[1],
+        head_weight=head_weight,
+        head_bias=head_bias,
+        meta=meta or {},
+        dtype=dtype,
+        logits=logits is not None,
+        logits_dtype=logits_dtype,
+        overwrite=overwrite,
+    ) as w:
         w.append(features, labels, logits)
     return Path(path)
 
 
-def concatenate_feature_sets(parts, path, *, meta: dict | None = None, overwrite: bool = False,
-                             chunk_rows: int = 65536) -> Path:
+def concatenate_feature_sets(
+    parts, path, *, meta: dict | None = None, overwrite: bool = False, chunk_rows: int = 65536
+) -> Path:
     """Write the rows of ``parts`` (feature-set directories, in order) as one set at ``path``.
 
     The parts must agree on everything but their rows: classes, head weight and bias, feature
@@ -435,19 +475,32 @@ def concatenate_feature_sets(parts, path, *, meta: dict | None = None, overwrite
     first = sets[0]
     logits_dtype = _npy_header(first.path / "logits.npy")[1] if first.has_logits else np.float16
     for s in sets[1:]:
-        same = (s.classes == first.classes and s.dim == first.dim
-                and s.feature_dtype == first.feature_dtype and s.has_logits == first.has_logits
-                and np.array_equal(s.head_weight, first.head_weight)
-                and np.array_equal(s.head_bias, first.head_bias)
-                and (not s.has_logits or _npy_header(s.path / "logits.npy")[1] == logits_dtype))
+        same = (
+            s.classes == first.classes
+            and s.dim == first.dim
+            and s.feature_dtype == first.feature_dtype
+            and s.has_logits == first.has_logits
+            and np.array_equal(s.head_weight, first.head_weight)
+            and np.array_equal(s.head_bias, first.head_bias)
+            and (not s.has_logits or _npy_header(s.path / "logits.npy")[1] == logits_dtype)
+        )
         if not same:
-            raise FeatureSetError(f"{s.path}: not a part of the same feature set as {first.path} "
-                                  "(classes, head, dimension, dtypes or logits differ)")
-    with FeatureSetWriter(path, num_samples=sum(s.num_samples for s in sets), dim=first.dim,
-                          head_weight=first.head_weight, head_bias=first.head_bias,
-                          meta=meta if meta is not None else first.meta, dtype=first.feature_dtype,
-                          logits=first.has_logits, logits_dtype=logits_dtype,
-                          overwrite=overwrite) as w:
+            raise FeatureSetError(
+                f"{s.path}: not a part of the same feature set as {first.path} "
+                "(classes, head, dimension, dtypes or logits differ)"
+            )
+    with FeatureSetWriter(
+        path,
+        num_samples=sum(s.num_samples for s in sets),
+        dim=first.dim,
+        head_weight=first.head_weight,
+        head_bias=first.head_bias,
+        meta=meta if meta is not None else first.meta,
+        dtype=first.feature_dtype,
+        logits=first.has_logits,
+        logits_dtype=logits_dtype,
+        overwrite=overwrite,
+    ) as w:
         for s in sets:
             feats, logits = s.features, (s.logits if s.has_logits else None)
             for a in range(0, s.num_samples, chunk_rows):

@@ -9,6 +9,7 @@ killed or not, so a stale lock file blocks no one; the holder removes its file w
 temporary names of this project's atomic writers) whose PID is no longer running: what a killed
 writer left. A caller removes only what its own output owns (it holds that output's lock).
 """
+
 from __future__ import annotations
 
 import os
@@ -109,19 +110,25 @@ class OutputLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
                 self._remove_made()
-                raise self.error(f"{self.what} {self.output}: cannot create the lock file {self.path} "
-                                 f"({e.strerror})") from None
+                raise self.error(
+                    f"{self.what} {self.output}: cannot create the lock file {self.path} ({e.strerror})"
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 200, 0).decode(errors="replace").split()
                 os.close(fd)
-                who = (f"PID {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 and
-                                            holder[1] != socket.gethostname() else "")
-                       if holder else "a process that is just starting")
-                raise self.error(f"{self.what} {self.output} is being written by another run ({who}, "
-                                 f"lock {self.path}): wait for it to finish or choose another "
-                                 f"{self.what}") from None
+                who = (
+                    f"PID {holder[0]}"
+                    + (f" on {holder[1]}" if len(holder) > 1 and holder[1] != socket.gethostname() else "")
+                    if holder
+                    else "a process that is just starting"
+                )
+                raise self.error(
+                    f"{self.what} {self.output} is being written by another run ({who}, "
+                    f"lock {self.path}): wait for it to finish or choose another "
+                    f"{self.what}"
+                ) from None
             # The previous holder may have removed the file between our open and our flock: then
             # we hold a lock on a file nobody else sees; start again on the current one.
             try:

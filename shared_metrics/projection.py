@@ -6,6 +6,7 @@ of their span by QR, project each feature with a trailing 1 appended onto it (3-
 (train -> valid), so both panels share axes. Sets of one model are recognised by identical head
 weights. A grid (rows: models, columns: temperatures) gives the layout of the paper's Figure 1.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,13 @@ from .featureset import FeatureSet
 COLORS = ("tab:red", "tab:green", "tab:blue")
 
 
-def project_3d(fs: FeatureSet, classes: list[int], basis: np.ndarray | None = None,
-               max_per_class: int | None = 150, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def project_3d(
+    fs: FeatureSet,
+    classes: list[int],
+    basis: np.ndarray | None = None,
+    max_per_class: int | None = 150,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """(points [n, 3], labels [n]) of the classes' features in the span of their head rows."""
     q = head_basis(fs, classes) if basis is None else basis
     xs, ys = [], []
@@ -29,8 +35,9 @@ def project_3d(fs: FeatureSet, classes: list[int], basis: np.ndarray | None = No
     return np.vstack(xs), np.concatenate(ys)
 
 
-def project_2d(sets: list[FeatureSet], classes: list[int], max_per_class: int | None = 150,
-               seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def project_2d(
+    sets: list[FeatureSet], classes: list[int], max_per_class: int | None = 150, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """2-D points per set; sets sharing a head (same model) share the basis and the PCA,
     fitted on the first of them."""
     if len(classes) != 3 or len(set(classes)) != 3:
@@ -52,15 +59,27 @@ def project_2d(sets: list[FeatureSet], classes: list[int], max_per_class: int | 
 
 
 def _same_head(a: FeatureSet, b: FeatureSet) -> bool:
-    return (a.head_weight.shape == b.head_weight.shape and np.array_equal(a.head_weight, b.head_weight)
-            and np.array_equal(a.head_bias, b.head_bias))
+    return (
+        a.head_weight.shape == b.head_weight.shape
+        and np.array_equal(a.head_weight, b.head_weight)
+        and np.array_equal(a.head_bias, b.head_bias)
+    )
 
 
-def plot_projection_grid(grid: list[list[FeatureSet | None]], classes: list[int], out, *,
-                         row_labels=None, col_labels=None, max_per_class: int | None = 150,
-                         seed: int = 0, title: str | None = None) -> None:
+def plot_projection_grid(
+    grid: list[list[FeatureSet | None]],
+    classes: list[int],
+    out,
+    *,
+    row_labels=None,
+    col_labels=None,
+    max_per_class: int | None = 150,
+    seed: int = 0,
+    title: str | None = None,
+) -> None:
     """Save a PNG with one scatter panel per feature set; ``None`` leaves a cell empty."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

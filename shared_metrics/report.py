@@ -3,6 +3,7 @@
 Units: JSON and CSV carry fractions (η, accuracy) as computed; markdown prints them in percent,
 as the paper's tables do, and every header names its unit.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,8 +34,10 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: i
     columns = columns or list(rows[0])
     esc = lambda s: s.replace("|", "\\|")  # noqa: E731
     numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows) for c in columns]
-    lines = ["| " + " | ".join(esc(c) for c in columns) + " |",
-             "|" + "|".join("---:" if num else "---" for num in numeric) + "|"]
+    lines = [
+        "| " + " | ".join(esc(c) for c in columns) + " |",
+        "|" + "|".join("---:" if num else "---" for num in numeric) + "|",
+    ]
     for r in rows:
         lines.append("| " + " | ".join(esc(_cell(r.get(c), digits)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
@@ -46,8 +49,9 @@ def csv_table(rows: list[dict], columns: list[str] | None = None) -> str:
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({c: _cell(r.get(c), 10) if isinstance(r.get(c), (list, tuple)) else r.get(c)
-                    for c in columns})
+        w.writerow(
+            {c: _cell(r.get(c), 10) if isinstance(r.get(c), (list, tuple)) else r.get(c) for c in columns}
+        )
     return buf.getvalue()
 
 
@@ -74,6 +78,7 @@ def atomic_write_text(path, text: str) -> None:
         raise IsADirectoryError(f"{path} is a directory: give a file name to write to")
     path.parent.mkdir(parents=True, exist_ok=True)
     from .locks import remove_stale_temporaries
+
     remove_stale_temporaries(path.parent, f".{path.name}")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -89,6 +94,7 @@ def tmp_name(path) -> Path:
     killed writers (same name, a dead PID) are removed."""
     path = Path(path)
     from .locks import remove_stale_temporaries
+
     remove_stale_temporaries(path.parent, f".{path.stem}", path.suffix)
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
 
@@ -96,8 +102,9 @@ def tmp_name(path) -> Path:
 class Progress:
     """A throttled stderr progress line: done/total, rate and ETA."""
 
-    def __init__(self, total: int, unit: str = "rows", label: str = "", every: float = 5.0,
-                 enabled: bool = True):
+    def __init__(
+        self, total: int, unit: str = "rows", label: str = "", every: float = 5.0, enabled: bool = True
+    ):
         self.total, self.unit, self.label, self.every = total, unit, label, every
         self.enabled = enabled
         self.t0 = self.last = time.monotonic()
@@ -109,5 +116,9 @@ class Progress:
         self.last = now
         rate = done / max(now - self.t0, 1e-9)
         eta = (self.total - done) / rate if rate > 0 else float("inf")
-        print(f"[{self.label}] {done:,}/{self.total:,} {self.unit} ({100 * done / self.total:.0f}%) "
-              f"{rate:,.0f} {self.unit}/s ETA {eta:.0f}s", file=sys.stderr, flush=True)
+        print(
+            f"[{self.label}] {done:,}/{self.total:,} {self.unit} ({100 * done / self.total:.0f}%) "
+            f"{rate:,.0f} {self.unit}/s ETA {eta:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -17,6 +17,7 @@ classes and S2 = the farthest 90 % (rounded up; at least one each, never overlap
 
 Agreement (Table 12): |S_hier ∩ S_feat| / |S_hier|, for S1 and for S2.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,6 +72,7 @@ class Hierarchy:
                 if p not in parents:
                     add(p, ROOT)
         else:
+
             def walk(node, parent):
                 if isinstance(node, dict):
                     for group, sub in node.items():
@@ -84,6 +86,7 @@ class Hierarchy:
                             add(item, parent)
                 else:
                     add(node, parent)
+
             if not isinstance(data, (dict, list)):
                 raise HierarchyError(f"{path}: expected a JSON object of groups")
             walk(data, ROOT)
@@ -96,8 +99,10 @@ class Hierarchy:
         """The WordNet noun hypernym graph above the given synsets (wnids ``n`` + offset)."""
         data_noun = Path(data_noun)
         if not data_noun.exists():
-            raise HierarchyError(f"{data_noun}: WordNet not found (install Debian's wordnet-base, "
-                                 "or set LSKD_WORDNET to a WordNet 3.0 data.noun)")
+            raise HierarchyError(
+                f"{data_noun}: WordNet not found (install Debian's wordnet-base, "
+                "or set LSKD_WORDNET to a WordNet 3.0 data.noun)"
+            )
         parents: dict[str, list[str]] = {}
         with open(data_noun, "rb") as f:
             todo = deque(wnids)
@@ -114,8 +119,11 @@ class Hierarchy:
                 n_words = int(fields[3], 16)
                 i = 4 + 2 * n_words
                 n_ptr = int(fields[i])
-                hyper = [f"n{fields[i + 1 + 4 * j + 1]}" for j in range(n_ptr)
-                         if fields[i + 1 + 4 * j] in ("@", "@i")]
+                hyper = [
+                    f"n{fields[i + 1 + 4 * j + 1]}"
+                    for j in range(n_ptr)
+                    if fields[i + 1 + 4 * j] in ("@", "@i")
+                ]
                 parents[wnid] = hyper or [ROOT]
                 todo.extend(h for h in hyper if h not in parents)
         return cls(parents, str(data_noun))
@@ -166,8 +174,9 @@ def load_hierarchy(spec: str, classes: list[str]) -> tuple[Hierarchy, list[str]]
         elif len(classes) == 1000:
             nodes = imagenet_wnids()
         else:
-            raise HierarchyError("--hierarchy wordnet needs classes named by wnid (nXXXXXXXX) "
-                                 "or the 1000 ImageNet-1K classes")
+            raise HierarchyError(
+                "--hierarchy wordnet needs classes named by wnid (nXXXXXXXX) or the 1000 ImageNet-1K classes"
+            )
         return Hierarchy.wordnet(nodes), nodes
     if spec == "fashion-mnist":
         with resources.as_file(resources.files(__package__) / "data" / "fashion_mnist_hierarchy.json") as p:
@@ -180,8 +189,9 @@ def imagenet_wnids() -> list[str]:
     return [w for w in text.split() if w]
 
 
-def select_from_hierarchy(h: Hierarchy, nodes: list[str], target: int, k: int = 4, n: int = 20,
-                          seed: int = 0) -> tuple[list[int], list[int]]:
+def select_from_hierarchy(
+    h: Hierarchy, nodes: list[str], target: int, k: int = 4, n: int = 20, seed: int = 0
+) -> tuple[list[int], list[int]]:
     """(S1, S2) as class indices; see the module docstring for the rule."""
     if nodes[target] not in h:
         raise HierarchyError(f"class {nodes[target]!r} is not in the hierarchy {h.source}")
@@ -196,8 +206,10 @@ def select_from_hierarchy(h: Hierarchy, nodes: list[str], target: int, k: int = 
     ranked = sorted((i for i in others if dist[i] < median), key=lambda i: dist[i])  # ties: seeded order
     similar = ranked[:k]
     if not similar:
-        raise HierarchyError(f"no class is nearer than the median tree distance to {nodes[target]!r}: "
-                             "it has no similar class in the hierarchy")
+        raise HierarchyError(
+            f"no class is nearer than the median tree distance to {nodes[target]!r}: "
+            "it has no similar class in the hierarchy"
+        )
     distant = [i for i in others if dist[i] >= median]
     dissimilar = [int(i) for i in rng.choice(distant, size=min(n, len(distant)), replace=False)]
     return sorted(int(i) for i in similar), sorted(dissimilar)
@@ -207,8 +219,9 @@ def _count(fraction: float, m: int) -> int:
     return max(1, math.ceil(fraction * m - 1e-9))
 
 
-def select_from_features(centroids: np.ndarray, target: int, near: float = 0.01, far: float = 0.90,
-                         candidates=None) -> tuple[list[int], list[int]]:
+def select_from_features(
+    centroids: np.ndarray, target: int, near: float = 0.01, far: float = 0.90, candidates=None
+) -> tuple[list[int], list[int]]:
     """(S1, S2) from centroid distances (Supp. F.2): the nearest ``near`` and farthest ``far``
     fractions of the other classes (999 others: 10 and 900, as in the paper). Classes without
     samples (NaN centroid) are left out; ``candidates`` (class indices), when given, are the only
@@ -218,14 +231,17 @@ def select_from_features(centroids: np.ndarray, target: int, near: float = 0.01,
         raise ValueError("the target class has no samples (empty class)")
     d = np.linalg.norm(c - c[target], axis=1)
     allowed = None if candidates is None else set(int(i) for i in candidates)
-    others = [i for i in np.argsort(d, kind="stable") if i != target and np.isfinite(d[i])
-              and (allowed is None or i in allowed)]
+    others = [
+        i
+        for i in np.argsort(d, kind="stable")
+        if i != target and np.isfinite(d[i]) and (allowed is None or i in allowed)
+    ]
     m = len(others)
     if m < 2:
         raise ValueError("need at least 3 classes with samples to select similar and dissimilar sets")
     n1 = _count(near, m)
     n2 = min(_count(far, m), m - n1)
-    return sorted(int(i) for i in others[:n1]), sorted(int(i) for i in others[m - n2:])
+    return sorted(int(i) for i in others[:n1]), sorted(int(i) for i in others[m - n2 :])
 
 
 def agreement(reference: list[int], other: list[int]) -> float:

@@ -5,6 +5,7 @@ similar classes, then the others (dissimilar), one panel per temperature. With a
 higher T lifts the similar classes' probabilities towards the target's, which is what pulls
 the student's features of the class towards them (systematic diffusion).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,6 +34,7 @@ def profile_order(target: int, similar: list[int], num_classes: int) -> list[int
 def plot_soft_targets(fs: FeatureSet, target: int, similar: list[int], temperatures, out) -> dict:
     """Bar panels of the mean soft targets per temperature; returns {T: {class: prob}}."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -48,9 +50,18 @@ def plot_soft_targets(fs: FeatureSet, target: int, similar: list[int], temperatu
         ax.set_xlabel("class (target, similar, others)")
         ax.set_ylabel("mean soft target")
         if len(order) <= 20:
-            ax.set_xticks(range(len(order)), [fs.classes[k] for k in order], rotation=60, ha="right", fontsize=7)
-    who = " ".join(str(x) for x in (fs.meta.get("model"), fs.meta.get("alpha") is not None
-                                     and f"α={fs.meta['alpha']}", fs.meta.get("split")) if x)
+            ax.set_xticks(
+                range(len(order)), [fs.classes[k] for k in order], rotation=60, ha="right", fontsize=7
+            )
+    who = " ".join(
+        str(x)
+        for x in (
+            fs.meta.get("model"),
+            fs.meta.get("alpha") is not None and f"α={fs.meta['alpha']}",
+            fs.meta.get("split"),
+        )
+        if x
+    )
     fig.suptitle(f"Mean soft targets of {fs.classes[target]!r} samples ({who or fs.path})")
     fig.tight_layout()
     fig.savefig(out, dpi=120)

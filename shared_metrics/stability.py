@@ -9,6 +9,7 @@ averages, over classes, the standard deviation (Bessel-corrected, torch's defaul
 probability of the true class only; it is offered as ``variant="target-std"``. Eq. 2 is the
 default. Classes without samples are left out of the average over c (K counts the others).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,13 +21,13 @@ VARIANTS = ("eq2", "target-std")
 
 def _class_moments(logits, labels: np.ndarray, K: int, T: float):
     n = np.bincount(labels, minlength=K).astype(np.float64)
-    s1 = np.zeros((K, logits.shape[1]))   # Σ p per class
-    s2 = np.zeros(K)                       # Σ ‖p‖² per class
-    t1 = np.zeros(K)                       # Σ p_true per class
-    t2 = np.zeros(K)                       # Σ p_true² per class
+    s1 = np.zeros((K, logits.shape[1]))  # Σ p per class
+    s2 = np.zeros(K)  # Σ ‖p‖² per class
+    t1 = np.zeros(K)  # Σ p_true per class
+    t2 = np.zeros(K)  # Σ p_true² per class
     start = 0
     for block in _chunks(logits):
-        y = labels[start:start + len(block)]
+        y = labels[start : start + len(block)]
         p = softmax(block, T)
         np.add.at(s1, y, p)
         s2 += np.bincount(y, weights=(p * p).sum(axis=1), minlength=K)
@@ -49,7 +50,7 @@ def stability(logits, labels, T: float = 1.0, variant: str = "eq2") -> dict:
     nu = n[used]
     mean_c = s1[used] / nu[:, None]
     if variant == "eq2":
-        intra = s2[used] / nu - (mean_c ** 2).sum(axis=1)
+        intra = s2[used] / nu - (mean_c**2).sum(axis=1)
         spread = float(np.clip(intra, 0, None).mean())
     else:
         if (nu < 2).any():
@@ -58,5 +59,4 @@ def stability(logits, labels, T: float = 1.0, variant: str = "eq2") -> dict:
         spread = float(np.sqrt(np.clip(var, 0, None)).mean())
     mean_all = s1.sum(axis=0) / n.sum()
     inter = float(((mean_c - mean_all) ** 2).sum(axis=1).mean())
-    return {"stability": 1.0 - spread, "inter_class_stability": 1.0 - inter,
-            "classes_used": int(used.sum())}
+    return {"stability": 1.0 - spread, "inter_class_stability": 1.0 - inter, "classes_used": int(used.sum())}

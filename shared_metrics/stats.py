@@ -16,6 +16,7 @@ Many tests at once: :func:`holm` (Holm 1979, step-down; controls the family-wise
 
 Fractions in, fractions out (accuracies, differences); the caller chooses the display unit.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -24,7 +25,8 @@ import numpy as np
 
 
 def _scipy_stats():
-    from scipy import stats   # imported when a test runs: it costs ~0.25 s at every CLI start
+    from scipy import stats  # imported when a test runs: it costs ~0.25 s at every CLI start
+
     return stats
 
 
@@ -35,7 +37,9 @@ def check_confidence(confidence: float) -> float:
     return confidence
 
 
-def percentile_interval(replicates: np.ndarray, confidence: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(
+    replicates: np.ndarray, confidence: float, axis: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval (Efron & Tibshirani 1993, Sec. 13.3): the (1 - c)/2 and
     (1 + c)/2 quantiles of the replicate values (numpy's default linear interpolation)."""
     a = (1.0 - check_confidence(confidence)) / 2.0
@@ -46,9 +50,9 @@ def percentile_interval(replicates: np.ndarray, confidence: float, axis: int = 0
 # ------------------------------------------------------------------ over images
 @dataclass(frozen=True)
 class McNemarResult:
-    only_a: int       # b: images A gets right and B gets wrong
-    only_b: int       # c: images B gets right and A gets wrong
-    p_value: float    # two-sided exact (binomial) p-value
+    only_a: int  # b: images A gets right and B gets wrong
+    only_b: int  # c: images B gets right and A gets wrong
+    p_value: float  # two-sided exact (binomial) p-value
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +80,7 @@ def mcnemar_exact(correct_a, correct_b) -> McNemarResult:
 
 @dataclass(frozen=True)
 class BootstrapDifference:
-    difference: float   # top-1(B) - top-1(A), a fraction
+    difference: float  # top-1(B) - top-1(A), a fraction
     low: float
     high: float
     confidence: float
@@ -86,8 +90,9 @@ class BootstrapDifference:
         return asdict(self)
 
 
-def paired_bootstrap_accuracy(correct_a, correct_b, replicates: int = 10000, seed: int = 0,
-                              confidence: float = 0.95) -> BootstrapDifference:
+def paired_bootstrap_accuracy(
+    correct_a, correct_b, replicates: int = 10000, seed: int = 0, confidence: float = 0.95
+) -> BootstrapDifference:
     """Percentile interval of accuracy(B) - accuracy(A) under a paired bootstrap over samples.
 
     Resampling n samples with replacement, the difference of the two accuracies depends only on
@@ -109,12 +114,12 @@ def paired_bootstrap_accuracy(correct_a, correct_b, replicates: int = 10000, see
 @dataclass(frozen=True)
 class TInterval:
     mean: float
-    std: float        # sample standard deviation (ddof = 1); 0 for one value
+    std: float  # sample standard deviation (ddof = 1); 0 for one value
     n: int
-    low: float        # Student-t interval; NaN for n = 1 (no spread to estimate)
+    low: float  # Student-t interval; NaN for n = 1 (no spread to estimate)
     high: float
     confidence: float
-    p_value: float | None = None   # paired: two-sided t-test of mean difference 0
+    p_value: float | None = None  # paired: two-sided t-test of mean difference 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -173,7 +178,9 @@ def holm(p_values) -> np.ndarray:
 # ------------------------------------------------------------------ checks
 def _check_replicates(replicates) -> int:
     if isinstance(replicates, bool) or int(replicates) != replicates or replicates < 1:
-        raise ValueError(f"the number of bootstrap replicates must be a whole number >= 1, got {replicates!r}")
+        raise ValueError(
+            f"the number of bootstrap replicates must be a whole number >= 1, got {replicates!r}"
+        )
     return int(replicates)
 
 

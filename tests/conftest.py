@@ -5,8 +5,18 @@ import pytest
 
 from shared_metrics.featureset import write_feature_set
 
-FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def around(centroids, spread=0.5):
@@ -29,14 +39,23 @@ def free_port() -> int:
 @pytest.fixture
 def make_set(tmp_path):
     """make_set(name, features, labels, classes=None, logits=None, **meta) -> directory."""
+
     def _make(name, features, labels, classes=None, logits=None, weight=None, bias=None, **meta):
         features = np.asarray(features, np.float32)
         labels = np.asarray(labels, np.int64)
         K = int(labels.max()) + 1 if classes is None else len(classes)
         classes = classes or [f"c{i}" for i in range(K)]
         W = np.eye(K, features.shape[1], dtype=np.float32) if weight is None else weight
-        return write_feature_set(tmp_path / name, features, labels, W, bias,
-                                 {"classes": classes, "task": "vision", **meta}, logits=logits)
+        return write_feature_set(
+            tmp_path / name,
+            features,
+            labels,
+            W,
+            bias,
+            {"classes": classes, "task": "vision", **meta},
+            logits=logits,
+        )
+
     return _make
 
 
@@ -45,4 +64,5 @@ def slurm_cluster():
     """A one-node SLURM cluster on localhost for the session (tests/slurm_cluster.py): skips
     without root or the Debian packages, fails instead under CI=true; stopped by PID at the end."""
     from slurm_cluster import slurm_cluster_session
+
     yield from slurm_cluster_session()

@@ -5,6 +5,7 @@ torch refuses for a CPU module; this drops those two arguments for a CPU module 
 else, so the tests exercise torch's real DDP reducer (gloo) on the CPU machine.
 Usage: ``python tests/fairseq_cpu_ddp.py <fairseq-train arguments>``.
 """
+
 import sys
 
 import torch.nn.parallel
@@ -22,5 +23,6 @@ class CpuDistributedDataParallel(torch.nn.parallel.DistributedDataParallel):
 if __name__ == "__main__":
     distributed_fairseq_model.DistributedDataParallel = CpuDistributedDataParallel
     from fairseq_cli.train import cli_main
+
     sys.argv[0] = "fairseq-train"
     cli_main()

@@ -14,6 +14,7 @@ with torch.save, then copies it to checkpoint_best.pt and checkpoint_last.pt):
 
 Nothing else changes; a run whose point never comes (say, no new best) ends normally.
 """
+
 import io
 import os
 import shutil
@@ -37,7 +38,7 @@ def die() -> None:
 
 def write_half(data: bytes, path: str) -> None:
     with open(path, "wb") as f:
-        f.write(data[:len(data) // 2])
+        f.write(data[: len(data) // 2])
         f.flush()
         os.fsync(f.fileno())
 
@@ -57,6 +58,7 @@ def install(point: str, epoch: int) -> None:
                 if state["updates_in_epoch"] == 2:
                     die()
                 return step(*a, **kw)
+
             trainer.train_step = train_step
         return train(cfg, trainer, task, epoch_itr)
 

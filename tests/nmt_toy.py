@@ -3,6 +3,7 @@ teacher trained on it by fairseq's own label_smoothed_cross_entropy, and fairseq
 
 Everything is built once per test session (cached in a module global) under a pytest temp dir.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,12 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 PLUGIN = str(REPO / "nmt_plugin")
 PY = sys.executable
 
-TINY = ("--arch transformer --encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 "
-        "--decoder-embed-dim 16 --encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32 "
-        "--encoder-attention-heads 2 --decoder-attention-heads 2 --share-all-embeddings "
-        "--optimizer adam --lr 1e-3 --max-tokens 1000 --max-epoch 1 --cpu --no-progress-bar "
-        "--log-format json --log-interval 1 --num-workers 0 --no-epoch-checkpoints --seed 1 "
-        "--required-batch-size-multiple 1").split()
+TINY = (
+    "--arch transformer --encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 "
+    "--decoder-embed-dim 16 --encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32 "
+    "--encoder-attention-heads 2 --decoder-attention-heads 2 --share-all-embeddings "
+    "--optimizer adam --lr 1e-3 --max-tokens 1000 --max-epoch 1 --cpu --no-progress-bar "
+    "--log-format json --log-interval 1 --num-workers 0 --no-epoch-checkpoints --seed 1 "
+    "--required-batch-size-multiple 1"
+).split()
 
 
 def env() -> dict:
@@ -34,8 +37,10 @@ def env() -> dict:
 def run(args, cwd=REPO, check=True) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env(), capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"command failed ({proc.returncode}): {' '.join(map(str, args))}\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {' '.join(map(str, args))}\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -59,15 +64,42 @@ def make_toy_text(out: Path, n: int = 300, seed: int = 0, vocab: int = 24, prefi
 
 
 def binarize(text: Path, dest: Path) -> Path:
-    fairseq("preprocess", "--source-lang", "de", "--target-lang", "en", "--trainpref", text / "train",
-            "--validpref", text / "valid", "--testpref", text / "test", "--destdir", dest,
-            "--joined-dictionary", "--workers", "1")
+    fairseq(
+        "preprocess",
+        "--source-lang",
+        "de",
+        "--target-lang",
+        "en",
+        "--trainpref",
+        text / "train",
+        "--validpref",
+        text / "valid",
+        "--testpref",
+        text / "test",
+        "--destdir",
+        dest,
+        "--joined-dictionary",
+        "--workers",
+        "1",
+    )
     return dest
 
 
 def train_teacher(data: Path, save: Path, alpha: float = 0.1, extra=()) -> Path:
-    fairseq("train", data, *TINY, "--user-dir", PLUGIN, "--criterion", "label_smoothed_cross_entropy",
-            "--label-smoothing", str(alpha), "--save-dir", save, *extra)
+    fairseq(
+        "train",
+        data,
+        *TINY,
+        "--user-dir",
+        PLUGIN,
+        "--criterion",
+        "label_smoothed_cross_entropy",
+        "--label-smoothing",
+        str(alpha),
+        "--save-dir",
+        save,
+        *extra,
+    )
     return save / "checkpoint_best.pt"
 
 
@@ -104,6 +136,7 @@ def moved_checkpoint(ckpt: Path, dest: Path, **fields) -> Path:
     import nmt_plugin  # noqa: F401  (torch's safe globals for fairseq checkpoints)
     from fairseq import checkpoint_utils
     from omegaconf import OmegaConf
+
     state = checkpoint_utils.load_checkpoint_to_cpu(str(ckpt))
     cfg = OmegaConf.to_container(state["cfg"])
     for key, value in fields.items():
@@ -116,6 +149,7 @@ def moved_checkpoint(ckpt: Path, dest: Path, **fields) -> Path:
 def json_logs(text: str) -> list[dict]:
     """The JSON records of a fairseq-train --log-format json run."""
     import json
+
     out = []
     for line in text.splitlines():
         i = line.find("{")
@@ -132,8 +166,22 @@ def toy_student(tmp_path_factory, T: float = 2.0) -> Path:
     t = toy(tmp_path_factory)
     if "student" not in t:
         save = t["root"] / "student"
-        fairseq("train", t["data"], *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
-                "--teacher-path", t["teacher"], "--kd-temperature", str(T), "--criterion", "ls_kd",
-                "--save-dir", save)
+        fairseq(
+            "train",
+            t["data"],
+            *TINY,
+            "--user-dir",
+            PLUGIN,
+            "--task",
+            "kd_translation",
+            "--teacher-path",
+            t["teacher"],
+            "--kd-temperature",
+            str(T),
+            "--criterion",
+            "ls_kd",
+            "--save-dir",
+            save,
+        )
         t["student"] = save / "checkpoint_best.pt"
     return t["student"]

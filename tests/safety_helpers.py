@@ -1,5 +1,6 @@
 """Helpers of the tests/test_safety_*.py files: a checkpoint whose unpickling runs code, a second
 process holding an output's lock, and the PID of a process that has exited."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,6 +30,7 @@ def plant_payload(path, marker, state: dict | None = None) -> Path:
     """A torch.save file at ``path``: ``state`` (e.g. a real checkpoint's, so that everything but
     the payload looks right) plus a payload entry that would create ``marker``."""
     import torch
+
     torch.save({**(state or {"model": {}}), "payload": Payload(marker)}, path)
     return Path(path)
 
@@ -38,7 +40,11 @@ def payload_works(path, marker) -> bool:
     make (torch's own inspector lists the globals weights-only loading refuses, without running
     anything); the payload tests are only meaningful when it does. ``marker`` must not exist yet."""
     import torch
-    return "posix.system" in torch.serialization.get_unsafe_globals_in_checkpoint(path) and not Path(marker).exists()
+
+    return (
+        "posix.system" in torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        and not Path(marker).exists()
+    )
 
 
 def env(**extra) -> dict:
@@ -62,8 +68,14 @@ lock.release()
 def lock_held_by_another_process(output):
     """A second process that takes ``output``'s lock the way every writer does
     (shared_metrics.locks.OutputLock) and holds it until the block ends; yields its PID."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(output)], cwd=REPO, env=env(),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(output)],
+        cwd=REPO,
+        env=env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "held"
         yield proc.pid
@@ -88,14 +100,31 @@ def last_line(text: str) -> str:
 import pytest  # noqa: E402
 
 #: distill.py on the built-in digits, as small as it trains: one epoch on 16 images
-DIGITS = ["--dataset", "digits", "--limit-train", "16", "--limit-val", "8", "--workers", "0",
-          "--device", "cpu", "--epochs", "1", "--batch-size", "8", "--print-freq", "100"]
+DIGITS = [
+    "--dataset",
+    "digits",
+    "--limit-train",
+    "16",
+    "--limit-val",
+    "8",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--print-freq",
+    "100",
+]
 
 
 @pytest.fixture(scope="module")
 def toyset(tmp_path_factory):
     """The tiny fairseq data set and teacher of tests/nmt_toy.py."""
     from nmt_toy import toy
+
     return toy(tmp_path_factory)
 
 
@@ -103,6 +132,7 @@ def toyset(tmp_path_factory):
 def vision_teacher(tmp_path_factory):
     """A digits resnet18 checkpoint of distill.py (one epoch on 16 images)."""
     from vision import distill
+
     out = tmp_path_factory.mktemp("vteacher")
     distill.main(distill.get_args_parser().parse_args([*DIGITS, "--output-dir", str(out)]))
     return out / "checkpoint.pt"

@@ -7,6 +7,7 @@ end of the session, also after failures. Test sessions running at once share the
 one fits on a machine: it links /run/slurm/conf): a shared lock counts them, and the last one
 out stops a cluster that a test session started (one started by hand with `up` is left running).
 """
+
 import fcntl
 import importlib.util
 import os
@@ -24,14 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_SH = ROOT / "scripts" / "slurm" / "cluster.sh"
 PROFILES = ROOT / "scripts" / "workflow" / "profiles"
 COMMANDS = ["munged", "munge", "slurmctld", "slurmd", "sinfo", "sbatch", "squeue", "scontrol", "scancel"]
-STARTED_BY_TESTS = ".started-by-tests"   # in the state directory: the last session out stops it
+STARTED_BY_TESTS = ".started-by-tests"  # in the state directory: the last session out stops it
 
 
 @dataclass
 class SlurmCluster:
-    state: Path                 # LSKD_SLURM_DIR: slurm.conf, logs/jobcomp.txt, ...
-    env: dict                   # os.environ + SLURM_CONF, for subprocesses that talk to it
-    timings: dict = field(default_factory=dict)   # seconds: "up" (and "down" once stopped)
+    state: Path  # LSKD_SLURM_DIR: slurm.conf, logs/jobcomp.txt, ...
+    env: dict  # os.environ + SLURM_CONF, for subprocesses that talk to it
+    timings: dict = field(default_factory=dict)  # seconds: "up" (and "down" once stopped)
 
     def jobs(self) -> dict[int, dict[str, str]]:
         """Finished jobs by id, as slurmctld's jobcomp/filetxt logged them (JobState, Name, ...)."""
@@ -42,8 +43,9 @@ class SlurmCluster:
 
     def queued(self) -> list[str]:
         """Ids of the jobs pending or running now (squeue)."""
-        out = subprocess.run(["squeue", "-h", "-o", "%A"], env=self.env, capture_output=True,
-                             text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            ["squeue", "-h", "-o", "%A"], env=self.env, capture_output=True, text=True, timeout=30, check=True
+        ).stdout
         return out.split()
 
 
@@ -63,8 +65,9 @@ def why_not_here() -> str | None:
 
 
 def _cluster_sh(command: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(CLUSTER_SH), command], env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        ["bash", str(CLUSTER_SH), command], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def slurm_cluster_session():
@@ -75,11 +78,16 @@ def slurm_cluster_session():
             pytest.fail(f"CI=true, so the SLURM tests must run, but {why}")
         pytest.skip(why)
     state = Path(os.environ.get("LSKD_SLURM_DIR", "/tmp/lskd-slurm"))
-    env = {**os.environ, "LSKD_SLURM_DIR": str(state), "SLURM_CONF": str(state / "slurm.conf"),
-           # the jobs run Snakemake with this interpreter and import scripts.slurm from the checkout
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ['PYTHONPATH']}" if os.environ.get("PYTHONPATH")
-                         else str(ROOT)}
+    env = {
+        **os.environ,
+        "LSKD_SLURM_DIR": str(state),
+        "SLURM_CONF": str(state / "slurm.conf"),
+        # the jobs run Snakemake with this interpreter and import scripts.slurm from the checkout
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ['PYTHONPATH']}"
+        if os.environ.get("PYTHONPATH")
+        else str(ROOT),
+    }
     # setup.lock serialises up and down; users.lock is held shared by every session using the cluster
     setup = open(f"{state}.setup.lock", "w")
     users = open(f"{state}.users.lock", "w")
@@ -90,8 +98,10 @@ def slurm_cluster_session():
         up_seconds = time.monotonic() - t0
         if proc.returncode != 0:
             _cluster_sh("down", env)
-            pytest.fail(f"the SLURM test cluster did not come up ({up_seconds:.1f} s):\n"
-                        f"{proc.stdout}{proc.stderr}", pytrace=False)
+            pytest.fail(
+                f"the SLURM test cluster did not come up ({up_seconds:.1f} s):\n{proc.stdout}{proc.stderr}",
+                pytrace=False,
+            )
         if "already up" not in proc.stdout:
             (state / STARTED_BY_TESTS).touch()
         fcntl.flock(users, fcntl.LOCK_SH)
@@ -103,7 +113,7 @@ def slurm_cluster_session():
         try:
             fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return   # another session still uses it: the last one stops it
+            return  # another session still uses it: the last one stops it
         if (state / STARTED_BY_TESTS).exists():
             t0 = time.monotonic()
             proc = _cluster_sh("down", env)

@@ -3,6 +3,7 @@ the vision trainer on CUDA against the same run on CPU, bf16 autocast + channels
 torch.compile, the temperature sweep's per-student CUDA RNG streams, NCCL under torchrun, and
 fairseq --fp16 with the teacher moved to half precision; the KD terms of half logits against a
 float64 formula."""
+
 import math
 import os
 import subprocess
@@ -12,16 +13,29 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from shared_metrics.featureset import FeatureSet  # noqa: E402
 from vision import distill  # noqa: E402
 
-DIGITS = ["--dataset", "digits", "--limit-train", "256", "--limit-val", "101", "--workers", "0",
-          "--print-freq", "100", "--batch-size", "32", "--lr", "0.02"]
+DIGITS = [
+    "--dataset",
+    "digits",
+    "--limit-train",
+    "256",
+    "--limit-val",
+    "101",
+    "--workers",
+    "0",
+    "--print-freq",
+    "100",
+    "--batch-size",
+    "32",
+    "--lr",
+    "0.02",
+]
 
 
 def run(*argv):
@@ -30,6 +44,7 @@ def run(*argv):
 
 def records(path):
     import json
+
     with open(path) as f:
         return [json.loads(line) for line in f]
 
@@ -42,7 +57,10 @@ def weights(path):
 def restore_determinism():
     """distill.main(--deterministic) switches torch's deterministic mode on for the process: put it
     back after each test, so the later tests (compile, bf16) run as they would alone."""
-    mode, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    mode, warn = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     benchmark = torch.backends.cudnn.benchmark
     yield
     torch.use_deterministic_algorithms(mode, warn_only=warn)
@@ -53,9 +71,25 @@ def restore_determinism():
 def teacher(tmp_path_factory):
     """A resnet18 teacher (α = 0.1) trained on the GPU with bf16 autocast and channels_last."""
     out = tmp_path_factory.mktemp("cuda_teacher")
-    run("--device", "cuda", "--mode", "teacher", "--model", "resnet18", "--label-smoothing", "0.1",
-        "--epochs", "3", "--amp", "--channels-last", "--output-dir", str(out), "--dump-features",
-        "--feature-dtype", "float32")
+    run(
+        "--device",
+        "cuda",
+        "--mode",
+        "teacher",
+        "--model",
+        "resnet18",
+        "--label-smoothing",
+        "0.1",
+        "--epochs",
+        "3",
+        "--amp",
+        "--channels-last",
+        "--output-dir",
+        str(out),
+        "--dump-features",
+        "--feature-dtype",
+        "float32",
+    )
     return out
 
 
@@ -79,8 +113,11 @@ def test_teacher_bf16_channels_last_on_cuda(teacher):
     recs = records(teacher / "metrics.jsonl")
     assert [r["epoch"] for r in recs] == [0, 1, 2] and all(np.isfinite(r["train_loss"]) for r in recs)
     assert recs[-1]["val_samples"] == 101
-    assert all(v.dtype == torch.float32 and v.device.type == "cpu"            # saved as fp32, loads on CPU
-               for v in weights(teacher / "checkpoint.pt").values() if v.is_floating_point())
+    assert all(
+        v.dtype == torch.float32 and v.device.type == "cpu"  # saved as fp32, loads on CPU
+        for v in weights(teacher / "checkpoint.pt").values()
+        if v.is_floating_point()
+    )
     fs = FeatureSet.open(teacher / "features" / "valid")
     logits = np.asarray(fs.features, np.float64) @ fs.head_weight.T.astype(np.float64) + fs.head_bias
     np.testing.assert_allclose(logits, np.asarray(fs.logits, np.float64), rtol=0.05, atol=0.1)
@@ -88,23 +125,58 @@ def test_teacher_bf16_channels_last_on_cuda(teacher):
 
 def test_compiled_student_sweep_with_amp(teacher, tmp_path):
     """--compile (student and teacher) + --amp + --channels-last, two temperatures, features dumped."""
-    run("--device", "cuda", "--mode", "student", "--model", "resnet18", "--teacher",
-        str(teacher / "checkpoint.pt"), "--temperature", "1", "4", "--epochs", "1", "--amp",
-        "--channels-last", "--compile", "--output-dir", str(tmp_path), "--dump-features")
+    run(
+        "--device",
+        "cuda",
+        "--mode",
+        "student",
+        "--model",
+        "resnet18",
+        "--teacher",
+        str(teacher / "checkpoint.pt"),
+        "--temperature",
+        "1",
+        "4",
+        "--epochs",
+        "1",
+        "--amp",
+        "--channels-last",
+        "--compile",
+        "--output-dir",
+        str(tmp_path),
+        "--dump-features",
+    )
     for t in ("T1", "T4"):
         recs = records(tmp_path / t / "metrics.jsonl")
-        assert len(recs) == 1 and all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in recs)
+        assert len(recs) == 1 and all(
+            np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in recs
+        )
         assert FeatureSet.open(tmp_path / t / "features" / "train").num_samples == 256
     a, b = weights(tmp_path / "T1/checkpoint.pt"), weights(tmp_path / "T4/checkpoint.pt")
     assert not all(torch.equal(a[k], b[k]) for k in a)  # the temperature changed the student
-    assert not any(k.startswith("_orig_mod.") for k in a)  # the plain module's names, loadable without compile
+    assert not any(
+        k.startswith("_orig_mod.") for k in a
+    )  # the plain module's names, loadable without compile
 
 
 def test_sweep_student_equals_single_run_with_cuda_dropout(teacher, tmp_path):
     """mobilenet_v2's dropout draws from the CUDA generator: each student of a sweep has its own
     CUDA RNG stream, so the T = 4 student of {1, 4} is the student a T = 4 run trains alone."""
-    common = ["--device", "cuda", "--mode", "student", "--model", "mobilenet_v2", "--teacher",
-              str(teacher / "checkpoint.pt"), "--epochs", "1", "--seed", "5", "--deterministic"]
+    common = [
+        "--device",
+        "cuda",
+        "--mode",
+        "student",
+        "--model",
+        "mobilenet_v2",
+        "--teacher",
+        str(teacher / "checkpoint.pt"),
+        "--epochs",
+        "1",
+        "--seed",
+        "5",
+        "--deterministic",
+    ]
     run(*common, "--temperature", "1", "4", "--output-dir", str(tmp_path / "sweep"))
     run(*common, "--temperature", "4", "--output-dir", str(tmp_path / "single"))
     a, b = weights(tmp_path / "sweep/T4/checkpoint.pt"), weights(tmp_path / "single/T4/checkpoint.pt")
@@ -116,10 +188,33 @@ def test_sweep_student_equals_single_run_with_cuda_dropout(teacher, tmp_path):
 def test_torchrun_on_one_gpu_uses_nccl_ddp(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--standalone",
-         os.path.join(ROOT, "vision", "distill.py"), *DIGITS, "--device", "cuda", "--mode", "teacher",
-         "--model", "resnet18", "--epochs", "1", "--amp", "--output-dir", str(tmp_path), "--dump-features"],
-        env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "1",
+            "--standalone",
+            os.path.join(ROOT, "vision", "distill.py"),
+            *DIGITS,
+            "--device",
+            "cuda",
+            "--mode",
+            "teacher",
+            "--model",
+            "resnet18",
+            "--epochs",
+            "1",
+            "--amp",
+            "--output-dir",
+            str(tmp_path),
+            "--dump-features",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| distributed: nccl, world size 1" in proc.stdout and "img/s" in proc.stdout
     assert FeatureSet.open(tmp_path / "features" / "valid").num_samples == 101
@@ -138,8 +233,16 @@ def test_kd_terms_of_half_logits_match_a_float64_formula():
     cross.sum().backward()
     # the closed forms, in float64 with numpy, from the very same half values
     s64, t64 = s.double().numpy() / T, t.double().numpy() / T
-    log_ps = s64 - np.log(np.exp(s64 - s64.max(1, keepdims=True)).sum(1, keepdims=True)) - s64.max(1, keepdims=True)
-    log_pt = t64 - np.log(np.exp(t64 - t64.max(1, keepdims=True)).sum(1, keepdims=True)) - t64.max(1, keepdims=True)
+    log_ps = (
+        s64
+        - np.log(np.exp(s64 - s64.max(1, keepdims=True)).sum(1, keepdims=True))
+        - s64.max(1, keepdims=True)
+    )
+    log_pt = (
+        t64
+        - np.log(np.exp(t64 - t64.max(1, keepdims=True)).sum(1, keepdims=True))
+        - t64.max(1, keepdims=True)
+    )
     pt = np.exp(log_pt)
     np.testing.assert_allclose(cross.detach().cpu().double().numpy(), -(pt * log_ps).sum(1), rtol=1e-4)
     np.testing.assert_allclose(entropy.cpu().double().numpy(), -(pt * log_pt).sum(1), rtol=1e-4)
@@ -154,10 +257,28 @@ def test_fairseq_fp16_student_with_a_half_teacher(tmp_path_factory, tmp_path):
     t = toy(tmp_path_factory)
     args = [a for a in TINY if a != "--cpu"]
     # a few updates an epoch: start the loss scale low (an overflowed update logs nothing)
-    proc = fairseq("train", t["data"], *args, "--fp16", "--fp16-init-scale", "4", "--max-epoch", "2",
-                   "--user-dir", PLUGIN, "--task", "kd_translation",
-                   "--teacher-path", t["teacher"], "--kd-temperature", "2", "--criterion", "ls_kd",
-                   "--save-dir", tmp_path / "student")
+    proc = fairseq(
+        "train",
+        t["data"],
+        *args,
+        "--fp16",
+        "--fp16-init-scale",
+        "4",
+        "--max-epoch",
+        "2",
+        "--user-dir",
+        PLUGIN,
+        "--task",
+        "kd_translation",
+        "--teacher-path",
+        t["teacher"],
+        "--kd-temperature",
+        "2",
+        "--criterion",
+        "ls_kd",
+        "--save-dir",
+        tmp_path / "student",
+    )
     text = proc.stdout + proc.stderr
     assert "teacher placed on cuda:0 as torch.float16" in text
     train = [r for r in json_logs(text) if "train_kd_loss" in r][-1]
@@ -165,5 +286,6 @@ def test_fairseq_fp16_student_with_a_half_teacher(tmp_path_factory, tmp_path):
     assert math.isfinite(kd) and kd == pytest.approx(kl + ent, abs=5e-3) and kl > -1e-3
     valid = [r for r in json_logs(text) if "valid_kd_loss" in r][-1]
     assert float(valid["valid_kd_loss"]) == pytest.approx(
-        float(valid["valid_kl"]) + float(valid["valid_teacher_entropy"]), abs=5e-3)
+        float(valid["valid_kl"]) + float(valid["valid_teacher_entropy"]), abs=5e-3
+    )
     assert (tmp_path / "student" / "checkpoint_best.pt").exists()

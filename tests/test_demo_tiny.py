@@ -1,6 +1,7 @@
 """The whole demo end to end at the `tiny` size (~3 min on 2 cores) through ./scripts/demo.sh and
 the Snakemake workflow: every step runs through the real entry points, the report is whole, its
 numbers agree with the files they come from, and a re-run does nothing."""
+
 import csv
 import itertools
 import json
@@ -14,26 +15,42 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["## Verdict", "### Vision (Fashion-MNIST)", "### Translation (Bible de→en)", "## What ran",
-            "## Accuracy (Table 2 layout)", "## Diffusion index η(T1 = 1, T2 = 3) (Table 3 layout)",
-            "## Smoothness of the teachers' targets (Table 13 layout)",
-            "## Per-class accuracy of the η targets (Tables 17–19 layout)", "## Translation: BLEU (Table 7 layout)",
-            "## Translation: diffusion index η(T1 = 1, T2 = 3)",
-            "## Translation: smoothness of the teachers' targets (Table 13 layout)", "## Figures", "## Stages and wall time",
-            "## Commands", "## Versions"]
+SECTIONS = [
+    "## Verdict",
+    "### Vision (Fashion-MNIST)",
+    "### Translation (Bible de→en)",
+    "## What ran",
+    "## Accuracy (Table 2 layout)",
+    "## Diffusion index η(T1 = 1, T2 = 3) (Table 3 layout)",
+    "## Smoothness of the teachers' targets (Table 13 layout)",
+    "## Per-class accuracy of the η targets (Tables 17–19 layout)",
+    "## Translation: BLEU (Table 7 layout)",
+    "## Translation: diffusion index η(T1 = 1, T2 = 3)",
+    "## Translation: smoothness of the teachers' targets (Table 13 layout)",
+    "## Figures",
+    "## Stages and wall time",
+    "## Commands",
+    "## Versions",
+]
 
 
 def demo(out: Path, *extra) -> subprocess.CompletedProcess:
     env = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable)
-    proc = subprocess.run(["bash", "scripts/demo.sh", "--size", "tiny", "--jobs", "2", "--out", str(out), *map(str, extra)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["bash", "scripts/demo.sh", "--size", "tiny", "--jobs", "2", "--out", str(out), *map(str, extra)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
 def table_rows(report: str, heading: str) -> list[list[str]]:
     """The body rows of the first markdown table after ``heading``."""
-    lines = report[report.index(heading):].splitlines()
+    lines = report[report.index(heading) :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     block = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
     return [[c.strip() for c in line.strip("|").split("|")] for line in block[2:]]
@@ -56,7 +73,7 @@ def test_report_is_whole_and_links_its_figures(tiny):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
     assert "(figures/projection_fashion.png)" in report and "(figures/soft_targets_fashion.png)" in report
     assert "its numbers mean nothing" in report and str(ROOT) not in report
-    assert f"./scripts/demo.sh --size tiny --jobs 2 --out {tiny}\n" in report   # how it was started
+    assert f"./scripts/demo.sh --size tiny --jobs 2 --out {tiny}\n" in report  # how it was started
     assert re.search(r"^\| lskd commit \| [0-9a-f]{12}", report, re.M)
 
 
@@ -76,13 +93,13 @@ def test_accuracy_table_agrees_with_the_trainers_own_evaluation(tiny):
     assert [r[0] for r in rows] == ["0", "0.1"]
     for row, tag in zip(rows, ("a0", "a0.1")):
         teacher = final_val_acc1(tiny / "vision" / f"teacher_{tag}")
-        assert abs(float(row[1]) - teacher) <= 100 / 128 + 1e-6          # one image
+        assert abs(float(row[1]) - teacher) <= 100 / 128 + 1e-6  # one image
         for cell, T in zip(row[2:], (1, 2, 3, 64)):
             runs = [final_val_acc1(tiny / "vision" / f"students_{tag}" / f"seed{k}" / f"T{T}") for k in SEEDS]
             mean, std, n = re.fullmatch(r"([-\d.]+) ± ([\d.]+) \((\d+)\)", cell).groups()
             assert int(n) == len(SEEDS)
             assert abs(float(mean) - sum(runs) / 2) <= 100 / 128 + 1e-6, (tag, T, cell, runs)
-            assert abs(float(std) - abs(runs[0] - runs[1]) / math.sqrt(2)) <= 2 * 100 / 128 + 1e-6   # n = 2
+            assert abs(float(std) - abs(runs[0] - runs[1]) / math.sqrt(2)) <= 2 * 100 / 128 + 1e-6  # n = 2
 
 
 def test_paired_tests_rows_are_the_per_seed_differences(tiny):
@@ -90,13 +107,19 @@ def test_paired_tests_rows_are_the_per_seed_differences(tiny):
     and each per-seed p is that seed's McNemar p (lskd-metrics compare)."""
     rows = {r[0]: r for r in table_rows((tiny / "report.md").read_text(), "## Paired tests of top-1")}
     assert len(rows) == 4 + 2 * 3
-    cmp = [json.loads((tiny / "analysis" / "vision" / "compare" / f"alpha_seed{k}_T3.json").read_text())
-           for k in SEEDS]
+    cmp = [
+        json.loads((tiny / "analysis" / "vision" / "compare" / f"alpha_seed{k}_T3.json").read_text())
+        for k in SEEDS
+    ]
     row = rows["α = 0.1 − α = 0 at T = 3"]
     diff = sum(c["top1_b"] - c["top1_a"] for c in cmp) / len(cmp)
     assert float(row[3].split(" [")[0]) == pytest.approx(100 * diff, abs=0.006)
-    assert row[5] == ", ".join(f"{c['mcnemar']['p_value']:.3f}" if c["mcnemar"]["p_value"] >= 0.001
-                               else f"{c['mcnemar']['p_value']:.1e}" for c in cmp)
+    assert row[5] == ", ".join(
+        f"{c['mcnemar']['p_value']:.3f}"
+        if c["mcnemar"]["p_value"] >= 0.001
+        else f"{c['mcnemar']['p_value']:.1e}"
+        for c in cmp
+    )
     assert row[6] in ("significant at 95 %", "not distinguishable at this scale")
 
 
@@ -109,7 +132,9 @@ def test_bleu_table_is_the_scored_csv(tiny):
         teacher = next(float(r["bleu"]) for r in scored if r["alpha"] == alpha and r["role"] == "teacher")
         assert float(row[1].split(" ± ")[0]) == teacher
         for cell, T in zip(row[2:], (1, 2, 3, 64)):
-            per_seed = [float(r["bleu"]) for r in scored if r["alpha"] == alpha and r["temperature"] == f"{T:.1f}"]
+            per_seed = [
+                float(r["bleu"]) for r in scored if r["alpha"] == alpha and r["temperature"] == f"{T:.1f}"
+            ]
             assert len(per_seed) == len(SEEDS) and cell.endswith(f"({len(SEEDS)})")
             assert float(cell.split(" ± ")[0]) == pytest.approx(sum(per_seed) / len(per_seed), abs=0.006)
 
@@ -162,16 +187,23 @@ def test_a_lost_array_comes_back_when_asked_for_with_no_other_training(tiny):
 
 def test_translation_entropy_table_is_the_logged_teacher_entropy_in_nats(tiny):
     """Each cell: the last validation's teacher_entropy (bits) of that student's log, times ln 2."""
-    rows = table_rows((tiny / "report.md").read_text(),
-                      "## Translation: smoothness of the teachers' targets (Table 13 layout)")
+    rows = table_rows(
+        (tiny / "report.md").read_text(),
+        "## Translation: smoothness of the teachers' targets (Table 13 layout)",
+    )
     assert [r[0] for r in rows] == ["0", "0.1"]
     for row, tag in zip(rows, ("a0", "a0.1")):
         for cell, T in zip(row[1:], (1, 2, 3, 64)):
-            lines = [ln for ln in (tiny / "logs" / f"nmt-student-{tag}-seed0-T{T}.log").read_text().splitlines()
-                     if "valid on 'valid' subset" in ln]
+            lines = [
+                ln
+                for ln in (tiny / "logs" / f"nmt-student-{tag}-seed0-T{T}.log").read_text().splitlines()
+                if "valid on 'valid' subset" in ln
+            ]
             bits = float(lines[-1].split("| teacher_entropy ")[1].split()[0])
             assert float(cell) == pytest.approx(bits * math.log(2), abs=1e-3), (tag, T)
-        assert float(row[1]) <= float(row[2]) <= float(row[3]) <= float(row[4]) and row[1] != row[4]  # softer with T
+        assert (
+            float(row[1]) <= float(row[2]) <= float(row[3]) <= float(row[4]) and row[1] != row[4]
+        )  # softer with T
 
 
 def test_the_vision_half_through_slurm_equals_the_local_run(tiny, slurm_cluster, tmp_path):
@@ -180,22 +212,47 @@ def test_the_vision_half_through_slurm_equals_the_local_run(tiny, slurm_cluster,
     its own, and the features and lskd-metrics results are those of the local run, byte for byte
     (same seeds, one thread a job both ways)."""
     out = tmp_path / "slurm"
-    env = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable, **{
-        k: v for k, v in slurm_cluster.env.items() if k.startswith(("SLURM", "PYTHONPATH", "PATH"))})
-    proc = subprocess.run(["bash", "scripts/demo.sh", "--size", "tiny", "--no-nmt", "--set", "seeds=[0]", "--out", str(out), "--",
-                           "--profile", "scripts/workflow/profiles/slurm-localhost"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    env = dict(
+        os.environ,
+        LSKD_USE_CURRENT_PYTHON="1",
+        LSKD_NO_APT="1",
+        PYTHON=sys.executable,
+        **{k: v for k, v in slurm_cluster.env.items() if k.startswith(("SLURM", "PYTHONPATH", "PATH"))},
+    )
+    proc = subprocess.run(
+        [
+            "bash",
+            "scripts/demo.sh",
+            "--size",
+            "tiny",
+            "--no-nmt",
+            "--set",
+            "seeds=[0]",
+            "--out",
+            str(out),
+            "--",
+            "--profile",
+            "scripts/workflow/profiles/slurm-localhost",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", proc.stdout + proc.stderr)
     finished = slurm_cluster.jobs()
     assert len(submitted) >= 4 + 8 and all(finished[int(j)]["JobState"] == "COMPLETED" for j in submitted)
     logs = out / ".snakemake" / "slurm_logs"
     assert (logs / "rule_vision_teacher").is_dir() and (logs / "rule_vision_students").is_dir()
-    for rel in ["vision/teacher_a0.1/features/train/features.npy",
-                "vision/students_a0/seed0/T64/features/valid/logits.npy",
-                "vision/students_a0.1/seed0/T3/features/train/features.npy"]:
+    for rel in [
+        "vision/teacher_a0.1/features/train/features.npy",
+        "vision/students_a0/seed0/T64/features/valid/logits.npy",
+        "vision/students_a0.1/seed0/T3/features/train/features.npy",
+    ]:
         assert (out / rel).read_bytes() == (tiny / rel).read_bytes(), rel
-    results = sorted((out / "analysis" / "vision").rglob("*.json"))   # the first seed's and the teachers'
+    results = sorted((out / "analysis" / "vision").rglob("*.json"))  # the first seed's and the teachers'
     assert len(results) >= 20
     for result in results:
         rel = result.relative_to(out)

@@ -8,6 +8,7 @@ the subcommands are read from each entry point's own parser as parsing starts, a
 formatted as ``ENTRY SUB --help`` formats it (HELP_ALL below). Plus ``fairseq-train --user-dir nmt_plugin --task kd_translation
 --criterion ls_kd --help`` (and the plugin's own options, which that help leaves out) and the
 installed ``lskd-metrics`` console script where there is one."""
+
 import json
 import os
 import re
@@ -22,8 +23,16 @@ REPO = Path(__file__).resolve().parents[1]
 FOLDERS = ("vision", "nmt_plugin", "shared_metrics", "preprocess", "bench", "scripts")
 AS_MODULE = ("nmt_plugin", "shared_metrics", "preprocess")
 #: the ones the READMEs name, which the search below must find
-KNOWN = {"vision/distill.py", "vision/dump_features.py", "nmt_plugin/bleu.py", "nmt_plugin/dump_features.py",
-         "shared_metrics/cli.py", "preprocess/bible.py", "preprocess/iwslt14.py", "bench/nmt_kd_throughput.py"}
+KNOWN = {
+    "vision/distill.py",
+    "vision/dump_features.py",
+    "nmt_plugin/bleu.py",
+    "nmt_plugin/dump_features.py",
+    "shared_metrics/cli.py",
+    "preprocess/bible.py",
+    "preprocess/iwslt14.py",
+    "bench/nmt_kd_throughput.py",
+}
 
 #: runs an entry point, ENTRY --help, and formats the help of each subcommand of its parser exactly
 #: as ENTRY SUB --help does (argparse's help action calls print_help, i.e. format_help, then exits)
@@ -58,7 +67,9 @@ def entry_points() -> dict:
     found = {}
     for folder in FOLDERS:
         for path in sorted((REPO / folder).rglob("*.py")):
-            if "__pycache__" in path.parts or not re.search(r'^if __name__ == "__main__":', path.read_text(), re.M):
+            if "__pycache__" in path.parts or not re.search(
+                r'^if __name__ == "__main__":', path.read_text(), re.M
+            ):
                 continue
             rel = path.relative_to(REPO).as_posix()
             if rel.startswith(AS_MODULE):
@@ -78,8 +89,12 @@ def env() -> dict:
 
 def run_all(commands: dict) -> dict:
     """{name: CompletedProcess-like (returncode, stdout, stderr)}, all started at once."""
-    procs = {name: subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True) for name, cmd in commands.items()}
+    procs = {
+        name: subprocess.Popen(
+            cmd, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, cmd in commands.items()
+    }
     out = {}
     for name, p in procs.items():
         stdout, stderr = p.communicate(timeout=300)
@@ -90,23 +105,44 @@ def run_all(commands: dict) -> dict:
 def test_help_of_every_entry_point_and_subcommand():
     entries = entry_points()
     assert KNOWN <= set(entries), KNOWN - set(entries)
-    commands = {rel: [sys.executable, "-c", HELP_ALL, *(cmd if cmd[0] == "-m" else ["path", cmd[0]])]
-                for rel, cmd in entries.items()}
+    commands = {
+        rel: [sys.executable, "-c", HELP_ALL, *(cmd if cmd[0] == "-m" else ["path", cmd[0]])]
+        for rel, cmd in entries.items()
+    }
     # as a newcomer types them: the crash of issue 14 was here
     commands["python -m shared_metrics --help"] = [sys.executable, "-m", "shared_metrics", "--help"]
-    commands["python -m shared_metrics eta --help"] = [sys.executable, "-m", "shared_metrics", "eta", "--help"]
+    commands["python -m shared_metrics eta --help"] = [
+        sys.executable,
+        "-m",
+        "shared_metrics",
+        "eta",
+        "--help",
+    ]
     console = shutil.which("lskd-metrics")
     if console:
         commands["lskd-metrics --help (console script)"] = [console, "--help"]
     commands["fairseq-train --task kd_translation --criterion ls_kd --help"] = [
-        sys.executable, "-m", "fairseq_cli.train", "--user-dir", str(REPO / "nmt_plugin"),
-        "--task", "kd_translation", "--criterion", "ls_kd", "--help"]
+        sys.executable,
+        "-m",
+        "fairseq_cli.train",
+        "--user-dir",
+        str(REPO / "nmt_plugin"),
+        "--task",
+        "kd_translation",
+        "--criterion",
+        "ls_kd",
+        "--help",
+    ]
     results = run_all(commands)
-    failed = {name: f"exit {code}: {stderr.strip().splitlines()[-1:]}"
-              for name, (code, stdout, stderr) in results.items() if code != 0 or "usage:" not in stdout}
+    failed = {
+        name: f"exit {code}: {stderr.strip().splitlines()[-1:]}"
+        for name, (code, stdout, stderr) in results.items()
+        if code != 0 or "usage:" not in stdout
+    }
     assert failed == {}, failed
-    subcommands = {rel: json.loads(re.search(r"^SUBCOMMANDS (.*)$", results[rel][1], re.M).group(1))
-                   for rel in entries}
+    subcommands = {
+        rel: json.loads(re.search(r"^SUBCOMMANDS (.*)$", results[rel][1], re.M).group(1)) for rel in entries
+    }
     assert set(subcommands["shared_metrics/cli.py"]) >= {"eta", "entropy", "accuracy", "stability", "similar"}
     assert subcommands["nmt_plugin/bleu.py"] == ["paired", "score", "table"]
     assert sum(map(len, subcommands.values())) >= 10
@@ -122,9 +158,11 @@ def test_plugin_options_format_as_fairseq_shows_them():
 
     from nmt_plugin.kd_translation import KdTranslationConfig
     from nmt_plugin.ls_kd import LsKdCriterionConfig
-    for config, flags in ((KdTranslationConfig(), ("--teacher-path", "--kd-temperature", "--teacher-topk",
-                                                   "--teacher-data")),
-                          (LsKdCriterionConfig(), ("--kd-beta", "--label-smoothing"))):
+
+    for config, flags in (
+        (KdTranslationConfig(), ("--teacher-path", "--kd-temperature", "--teacher-topk", "--teacher-data")),
+        (LsKdCriterionConfig(), ("--kd-beta", "--label-smoothing")),
+    ):
         parser = argparse.ArgumentParser()
         gen_parser_from_dataclass(parser, config)
         text = parser.format_help()

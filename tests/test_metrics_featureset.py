@@ -1,18 +1,35 @@
 """The feature-set contract: round trip, validation messages, atomic writes, streamed reads."""
+
 import json
 
 import numpy as np
 import pytest
 
-from shared_metrics.featureset import (FeatureSet, FeatureSetError, FeatureSetWriter,
-                                       concatenate_feature_sets, write_feature_set)
+from shared_metrics.featureset import (
+    FeatureSet,
+    FeatureSetError,
+    FeatureSetWriter,
+    concatenate_feature_sets,
+    write_feature_set,
+)
 
 
 def _write(tmp_path, name="fs", n=6, d=3, k=2, **kw):
     x = np.arange(n * d, dtype=np.float32).reshape(n, d)
     y = np.arange(n) % k
-    return write_feature_set(tmp_path / name, x, y, np.ones((k, d)), None,
-                             {"classes": [f"c{i}" for i in range(k)], "task": "vision"}, **kw), x, y
+    return (
+        write_feature_set(
+            tmp_path / name,
+            x,
+            y,
+            np.ones((k, d)),
+            None,
+            {"classes": [f"c{i}" for i in range(k)], "task": "vision"},
+            **kw,
+        ),
+        x,
+        y,
+    )
 
 
 def test_round_trip_and_memmap(tmp_path):
@@ -38,13 +55,16 @@ def test_round_trip_and_memmap(tmp_path):
 def test_writer_is_atomic(tmp_path):
     target = tmp_path / "set"
     with pytest.raises(RuntimeError):
-        with FeatureSetWriter(target, num_samples=4, dim=2, head_weight=np.ones((2, 2)),
-                              meta={"classes": ["a", "b"]}) as w:
+        with FeatureSetWriter(
+            target, num_samples=4, dim=2, head_weight=np.ones((2, 2)), meta={"classes": ["a", "b"]}
+        ) as w:
             w.append(np.zeros((2, 2)), [0, 1])
             raise RuntimeError("killed")
     assert not target.exists()
-    assert list(tmp_path.iterdir()) == []          # no temporary left behind either
-    w = FeatureSetWriter(target, num_samples=4, dim=2, head_weight=np.ones((2, 2)), meta={"classes": ["a", "b"]})
+    assert list(tmp_path.iterdir()) == []  # no temporary left behind either
+    w = FeatureSetWriter(
+        target, num_samples=4, dim=2, head_weight=np.ones((2, 2)), meta={"classes": ["a", "b"]}
+    )
     w.append(np.zeros((2, 2)), [0, 1])
     with pytest.raises(FeatureSetError, match="2 of 4"):
         w.close()
@@ -53,15 +73,29 @@ def test_writer_is_atomic(tmp_path):
 
 def test_writer_refuses_nan_and_existing(tmp_path):
     with pytest.raises(FeatureSetError, match="non-finite"):
-        write_feature_set(tmp_path / "n", np.array([[np.nan, 1.0]]), [0], np.ones((1, 2)), meta={"classes": ["a"]})
-    with pytest.raises(FeatureSetError, match="too large for float16"):   # 1e5 > 65504
-        w = FeatureSetWriter(tmp_path / "big", num_samples=1, dim=2, head_weight=np.ones((1, 2)),
-                             meta={"classes": ["a"]}, dtype=np.float16)
+        write_feature_set(
+            tmp_path / "n", np.array([[np.nan, 1.0]]), [0], np.ones((1, 2)), meta={"classes": ["a"]}
+        )
+    with pytest.raises(FeatureSetError, match="too large for float16"):  # 1e5 > 65504
+        w = FeatureSetWriter(
+            tmp_path / "big",
+            num_samples=1,
+            dim=2,
+            head_weight=np.ones((1, 2)),
+            meta={"classes": ["a"]},
+            dtype=np.float16,
+        )
         w.append(np.array([[1e5, 1.0]], np.float32), [0])
     w.abort()
     with pytest.raises(FeatureSetError, match="non-finite logit"):
-        write_feature_set(tmp_path / "lg", np.zeros((1, 2), np.float32), [0], np.ones((1, 2)),
-                          meta={"classes": ["a"]}, logits=np.array([[np.nan]], np.float32))
+        write_feature_set(
+            tmp_path / "lg",
+            np.zeros((1, 2), np.float32),
+            [0],
+            np.ones((1, 2)),
+            meta={"classes": ["a"]},
+            logits=np.array([[np.nan]], np.float32),
+        )
     path, _, _ = _write(tmp_path)
     with pytest.raises(FeatureSetError, match="already exists"):
         _write(tmp_path)
@@ -76,25 +110,28 @@ def _corrupt(path, name, value):
         np.save(path / name, value)
 
 
-@pytest.mark.parametrize("name,value,message", [
-    ("features.npy", np.array([[1.0, np.nan, 0]] * 6, np.float32), "non-finite value .* row 0"),
-    ("features.npy", np.zeros((6, 3), np.float64), "float16 or float32"),
-    ("features.npy", np.zeros((5, 3), np.float32), r"labels.npy: expected int64 \[5\]"),
-    ("labels.npy", np.array([0, 1, 0, 1, 0, 7]), "label 7 outside the 2 classes"),
-    ("labels.npy", np.zeros(6, np.int32), "expected int64"),
-    ("head_weight.npy", np.ones((3, 3), np.float32), r"head_weight.npy: expected shape \[2, 3\]"),
-    ("head_bias.npy", np.ones(3, np.float32), r"head_bias.npy: expected shape \[2\]"),
-    ("logits.npy", np.zeros((6, 5), np.float16), r"logits.npy: expected shape \[6, 2\]"),
-    ("meta.json", "{not json", "meta.json: not valid JSON"),
-    ("meta.json", json.dumps({"classes": ["a", "a"]}), "appears more than once"),
-    ("meta.json", json.dumps({"task": "vision"}), "'classes' must be"),
-])
+@pytest.mark.parametrize(
+    "name,value,message",
+    [
+        ("features.npy", np.array([[1.0, np.nan, 0]] * 6, np.float32), "non-finite value .* row 0"),
+        ("features.npy", np.zeros((6, 3), np.float64), "float16 or float32"),
+        ("features.npy", np.zeros((5, 3), np.float32), r"labels.npy: expected int64 \[5\]"),
+        ("labels.npy", np.array([0, 1, 0, 1, 0, 7]), "label 7 outside the 2 classes"),
+        ("labels.npy", np.zeros(6, np.int32), "expected int64"),
+        ("head_weight.npy", np.ones((3, 3), np.float32), r"head_weight.npy: expected shape \[2, 3\]"),
+        ("head_bias.npy", np.ones(3, np.float32), r"head_bias.npy: expected shape \[2\]"),
+        ("logits.npy", np.zeros((6, 5), np.float16), r"logits.npy: expected shape \[6, 2\]"),
+        ("meta.json", "{not json", "meta.json: not valid JSON"),
+        ("meta.json", json.dumps({"classes": ["a", "a"]}), "appears more than once"),
+        ("meta.json", json.dumps({"task": "vision"}), "'classes' must be"),
+    ],
+)
 def test_validation_names_file_and_problem(tmp_path, name, value, message):
     path, _, _ = _write(tmp_path)
     _corrupt(path, name, value)
     with pytest.raises(FeatureSetError, match=message):
         fs = FeatureSet.open(path)
-        list(fs.iter_chunks())           # finiteness is checked as features are streamed
+        list(fs.iter_chunks())  # finiteness is checked as features are streamed
 
 
 def test_missing_and_truncated_files(tmp_path):
@@ -114,7 +151,7 @@ def test_missing_and_truncated_files(tmp_path):
 def test_rows_of_skipped_classes_are_still_checked(tmp_path):
     path, x, y = _write(tmp_path, n=6, d=3, k=2)
     x = x.copy()
-    x[2, 0] = np.inf                    # row 2 is class 0
+    x[2, 0] = np.inf  # row 2 is class 0
     np.save(path / "features.npy", x.astype(np.float16))
     fs = FeatureSet.open(path)
     with pytest.raises(FeatureSetError, match="row 2"):
@@ -129,8 +166,9 @@ def test_concatenate_keeps_rows_in_order_and_refuses_foreign_parts(tmp_path):
     w = np.full((2, 3), 0.5)
     for name, sl in (("p0", slice(0, 4)), ("p1", slice(4, 5)), ("p2", slice(5, 10))):
         write_feature_set(tmp_path / name, x[sl], y[sl], w, None, dict(meta, part=name), logits=z[sl])
-    out = concatenate_feature_sets([tmp_path / p for p in ("p0", "p1", "p2")], tmp_path / "all",
-                                   meta=meta, chunk_rows=3)
+    out = concatenate_feature_sets(
+        [tmp_path / p for p in ("p0", "p1", "p2")], tmp_path / "all", meta=meta, chunk_rows=3
+    )
     fs = FeatureSet.open(out)
     assert fs.feature_dtype == np.float16 and fs.meta == meta
     np.testing.assert_array_equal(fs.features, x)  # exact: float16 in, float16 out

@@ -1,6 +1,7 @@
 """Golden values for η, η_pairwise, entropy, temperature matching, stability and accuracy.
 
 Every expected number is worked out by hand in the comments, not by the code under test."""
+
 import math
 
 import numpy as np
@@ -19,7 +20,7 @@ from conftest import around
 # T2: distances 1, 1, 6 -> R = 8 -> d = 1/8, 1/8, 6/8.
 # Relative changes: 0, (1/8 - 2/8)/(2/8) = -1/2, (6/8 - 5/8)/(5/8) = 1/5.
 # η(S1) = (0 - 1/2)/2 = -1/4; η(S2) = 1/5.
-C_T1 = np.array([[0, 0], [1, 0], [0, 2], [-3, -4]], float)   # |(-3,-4)| = 5
+C_T1 = np.array([[0, 0], [1, 0], [0, 2], [-3, -4]], float)  # |(-3,-4)| = 5
 C_T2 = np.array([[0, 0], [0, 1], [-1, 0], [6, 0]], float)
 ETA_S1, ETA_S2 = -0.25, 0.2
 
@@ -113,7 +114,7 @@ def test_mean_entropy_golden():
     ln3 = math.log(3)
     # (0, ln 3) at T = 1: p = (1/4, 3/4), H = ln 4 - (3/4) ln 3.
     logits = np.array([[0.0, ln3], [0.0, 0.0]])
-    h1 = (math.log(4) - 0.75 * ln3 + math.log(2)) / 2     # second row is uniform: ln 2
+    h1 = (math.log(4) - 0.75 * ln3 + math.log(2)) / 2  # second row is uniform: ln 2
     assert mean_entropy(logits, 1) == pytest.approx(h1, abs=1e-12)
     assert mean_entropy(logits, 2) == pytest.approx((two_class_entropy(ln3 / 2) + math.log(2)) / 2, abs=1e-12)
     # Any logits at very high T approach the maximum ln K.
@@ -122,8 +123,8 @@ def test_mean_entropy_golden():
 
 def test_match_temperature_recovers_known_temperature():
     ln3 = math.log(3)
-    sharp = np.array([[0.0, 2 * ln3], [2.0, 0.0]])     # teacher A
-    soft = sharp / 2.0                                   # teacher B = A's logits at T = 2
+    sharp = np.array([[0.0, 2 * ln3], [2.0, 0.0]])  # teacher A
+    soft = sharp / 2.0  # teacher B = A's logits at T = 2
     target = mean_entropy(soft, 1.0)
     assert match_temperature(sharp, target) == pytest.approx(2.0, abs=1e-4)
     with pytest.raises(ValueError, match="not reached"):

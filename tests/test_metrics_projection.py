@@ -1,4 +1,5 @@
 """The Supp. E projection on a toy whose answer is known."""
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import pdist
@@ -14,7 +15,7 @@ def toy(make_set, name, rng):
     n = 20
     x = np.zeros((3 * n, 5), np.float32)
     x[:, :2] = rng.normal(size=(3 * n, 2)) + np.repeat([[0, 0], [4, 0], [0, 4]], n, axis=0)
-    x[:, 3:] = rng.normal(scale=50, size=(3 * n, 2))       # off the head's span: must vanish
+    x[:, 3:] = rng.normal(scale=50, size=(3 * n, 2))  # off the head's span: must vanish
     y = np.repeat([0, 1, 2], n)
     w = np.eye(3, 5, dtype=np.float32)
     return FeatureSet.open(make_set(name, x, y, classes=["a", "b", "c"], weight=w)), x
@@ -34,12 +35,19 @@ def test_pca_fitted_on_first_set_is_reused(make_set, tmp_path):
     # "valid" = the train points shifted by (1, 0): same head, so the same basis and PCA; the
     # 2-D points must move by a vector of length 1, identical for all points.
     x = np.asarray(train.features) + np.array([1, 0, 0, 0, 0], np.float32)
-    valid = FeatureSet.open(make_set("valid", x, train.labels, classes=["a", "b", "c"], weight=train.head_weight))
+    valid = FeatureSet.open(
+        make_set("valid", x, train.labels, classes=["a", "b", "c"], weight=train.head_weight)
+    )
     (p_tr, _), (p_va, _) = project_2d([train, valid], [0, 1, 2], max_per_class=None)
     shift = p_va - p_tr
     np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-4)
     assert np.linalg.norm(shift[0]) == pytest.approx(1.0, abs=1e-4)
     out = tmp_path / "grid.png"
-    plot_projection_grid([[train, valid], [None, train]], [0, 1, 2], out, row_labels=["m1", "m2"],
-                         col_labels=["train", "valid"])
+    plot_projection_grid(
+        [[train, valid], [None, train]],
+        [0, 1, 2],
+        out,
+        row_labels=["m1", "m2"],
+        col_labels=["train", "valid"],
+    )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,12 +1,20 @@
 """S1/S2 selection: hierarchies (JSON, WordNet), feature space, agreement."""
+
 import json
 import os
 
 import numpy as np
 import pytest
 
-from shared_metrics.selection import (Hierarchy, HierarchyError, agreement, imagenet_wnids, load_hierarchy,
-                                      select_from_features, select_from_hierarchy)
+from shared_metrics.selection import (
+    Hierarchy,
+    HierarchyError,
+    agreement,
+    imagenet_wnids,
+    load_hierarchy,
+    select_from_features,
+    select_from_hierarchy,
+)
 
 from conftest import FASHION
 
@@ -29,7 +37,9 @@ def test_fashion_hierarchy_groups():
 def test_hierarchy_selection_is_seeded():
     h, nodes = load_hierarchy("fashion-mnist", FASHION)
     t = FASHION.index("Coat")
-    assert select_from_hierarchy(h, nodes, t, k=2, n=2, seed=5) == select_from_hierarchy(h, nodes, t, k=2, n=2, seed=5)
+    assert select_from_hierarchy(h, nodes, t, k=2, n=2, seed=5) == select_from_hierarchy(
+        h, nodes, t, k=2, n=2, seed=5
+    )
     draws = {tuple(select_from_hierarchy(h, nodes, t, k=2, n=2, seed=s)[1]) for s in range(8)}
     assert len(draws) > 1
 
@@ -47,8 +57,10 @@ def test_parent_map_json_and_cycles(tmp_path):
         Hierarchy.from_json(p)
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/share/wordnet/data.noun"),
-                    reason="Debian wordnet-base not installed (scripts/setup_env.sh installs it)")
+@pytest.mark.skipif(
+    not os.path.exists("/usr/share/wordnet/data.noun"),
+    reason="Debian wordnet-base not installed (scripts/setup_env.sh installs it)",
+)
 def test_wordnet_retrievers():
     wnids = imagenet_wnids()
     assert len(wnids) == 1000 and wnids == sorted(wnids)

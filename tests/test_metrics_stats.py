@@ -1,17 +1,30 @@
 """Golden values for the paired tests, the intervals and η's bootstrap (shared_metrics.stats,
 shared_metrics.eta_bootstrap). Expected numbers are worked out by hand, from printed tables or a
 closed-form formula in the comments, never by the code under test."""
+
 import math
 
 import numpy as np
 import pytest
 
 from shared_metrics.diffusion import diffusion_index
-from shared_metrics.eta_bootstrap import (ClassRows, bootstrap_eta, check_bootstrap_args, diffusion_p_value,
-                                          gather_class_rows, summarise)
+from shared_metrics.eta_bootstrap import (
+    ClassRows,
+    bootstrap_eta,
+    check_bootstrap_args,
+    diffusion_p_value,
+    gather_class_rows,
+    summarise,
+)
 from shared_metrics.featureset import FeatureSet
-from shared_metrics.stats import (holm, mcnemar_exact, paired_bootstrap_accuracy, paired_t_interval,
-                                  percentile_interval, t_interval)
+from shared_metrics.stats import (
+    holm,
+    mcnemar_exact,
+    paired_bootstrap_accuracy,
+    paired_t_interval,
+    percentile_interval,
+    t_interval,
+)
 
 
 def _pairs(both, only_a, only_b, neither):
@@ -108,8 +121,11 @@ def rows_from(x1, x2, y, K) -> ClassRows:
     """ClassRows of two in-memory sets (the layout gather_class_rows builds from files)."""
     order = np.argsort(y, kind="stable")
     counts = np.bincount(y, minlength=K)
-    return ClassRows(list(range(K)), np.concatenate([[0], np.cumsum(counts)]),
-                     (x1[order].astype(np.float32), x2[order].astype(np.float32)))
+    return ClassRows(
+        list(range(K)),
+        np.concatenate([[0], np.cumsum(counts)]),
+        (x1[order].astype(np.float32), x2[order].astype(np.float32)),
+    )
 
 
 def test_eta_bootstrap_is_paired():
@@ -120,7 +136,7 @@ def test_eta_bootstrap_is_paired():
     y = np.repeat(np.arange(4), 30)
     x1 = rng.standard_normal((120, 3)) + 3 * np.eye(4, 3)[y]
     x2 = np.hstack([2 * x1, np.zeros((120, 1))])
-    rep, = bootstrap_eta(rows_from(x1, x2, y, 4), [(0, [1], [2, 3])], 300, seed=1)
+    (rep,) = bootstrap_eta(rows_from(x1, x2, y, 4), [(0, [1], [2, 3])], 300, seed=1)
     assert np.abs(rep.similar).max() < 1e-6 and np.abs(rep.dissimilar).max() < 1e-6
 
 
@@ -143,7 +159,7 @@ def test_eta_bootstrap_against_the_normal_interval():
     c1, c2 = rows.centroids(3)
     point = diffusion_index(c1, c2, 0, [1], [2])
     assert (point.eta_similar, point.eta_dissimilar) == pytest.approx((-0.4, 0.2), abs=1e-12)
-    rep, = bootstrap_eta(rows, [(0, [1], [2])], 4000, seed=0)
+    (rep,) = bootstrap_eta(rows, [(0, [1], [2])], 4000, seed=0)
     s = summarise(point.eta_similar, point.eta_dissimilar, rep.similar, rep.dissimilar, 0.95)
     assert s["eta_similar_ci"] == pytest.approx([-0.403696, -0.396259], abs=3e-4)
     assert s["eta_dissimilar_ci"] == pytest.approx([0.198129, 0.201848], abs=3e-4)
@@ -165,19 +181,19 @@ def test_eta_bootstrap_seeds_propagate_and_intervals_widen_with_fewer_samples():
     x1, x2, y = _noisy_pair(0, 400)
     rows = rows_from(x1, x2, y, 5)
     target = [(0, [1, 2], [3, 4])]
-    a, = bootstrap_eta(rows, target, 300, seed=11)
-    b, = bootstrap_eta(rows, target, 300, seed=11)
-    c, = bootstrap_eta(rows, target, 300, seed=12)
+    (a,) = bootstrap_eta(rows, target, 300, seed=11)
+    (b,) = bootstrap_eta(rows, target, 300, seed=11)
+    (c,) = bootstrap_eta(rows, target, 300, seed=12)
     assert np.array_equal(a.similar, b.similar) and np.array_equal(a.dissimilar, b.dissimilar)
     assert not np.allclose(a.similar, c.similar)
     # replicates are drawn per block of 128 from keyed generators: the first 300 of 1000 are the same
     # 300 draws (equal up to float32 rounding of the differently sized products, ~1e-8 here; other
     # draws would differ by ~1e-3, the replicates' spread)
-    longer, = bootstrap_eta(rows, target, 1000, seed=11)
+    (longer,) = bootstrap_eta(rows, target, 1000, seed=11)
     assert np.allclose(longer.similar[:300], a.similar, rtol=0, atol=1e-6)
     # 50 instead of 400 samples per class: the interval's width grows ~ sqrt(8) = 2.8x; ask for > 1.5x
     keep = np.concatenate([np.flatnonzero(y == k)[:50] for k in range(5)])
-    small, = bootstrap_eta(rows_from(x1[keep], x2[keep], y[keep], 5), target, 300, seed=11)
+    (small,) = bootstrap_eta(rows_from(x1[keep], x2[keep], y[keep], 5), target, 300, seed=11)
     width = lambda r: np.diff(percentile_interval(r.similar, 0.95))[0]  # noqa: E731
     assert width(small) > 1.5 * width(a)
 
@@ -193,7 +209,7 @@ def test_eta_bootstrap_null_pair_is_significant_at_about_the_nominal_rate():
         rows = rows_from(x1, x2, y, 5)
         c1, c2 = rows.centroids(5)
         point = diffusion_index(c1, c2, 0, [1, 2], [3, 4])
-        rep, = bootstrap_eta(rows, [(0, [1, 2], [3, 4])], 200, seed=r)
+        (rep,) = bootstrap_eta(rows, [(0, [1, 2], [3, 4])], 200, seed=r)
         s = summarise(point.eta_similar, point.eta_dissimilar, rep.similar, rep.dissimilar, 0.95)
         miss1 += not (s["eta_similar_ci"][0] <= 0 <= s["eta_similar_ci"][1])
         miss2 += not (s["eta_dissimilar_ci"][0] <= 0 <= s["eta_dissimilar_ci"][1])

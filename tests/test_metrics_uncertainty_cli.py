@@ -1,6 +1,7 @@
 """`lskd-metrics eta --bootstrap`, `compare`, `seeds`, `paired-seeds`: outputs, units, golden values
 (worked by hand in the comments) and one-line errors. Run in-process (main(argv)) to stay fast,
 plus one subprocess call for the real entry point."""
+
 import csv
 import io
 import json
@@ -64,9 +65,13 @@ def test_eta_bootstrap_outputs_and_units(capsys, eta_sets):
     assert r["eta_dissimilar"] == pytest.approx(ETA_S2, abs=0.02)
     lo1, hi1 = r["eta_similar_ci"]
     lo2, hi2 = r["eta_dissimilar_ci"]
-    assert lo1 < r["eta_similar"] < hi1 < 0 < lo2 < r["eta_dissimilar"] < hi2   # fractions, clear diffusion
+    assert lo1 < r["eta_similar"] < hi1 < 0 < lo2 < r["eta_dissimilar"] < hi2  # fractions, clear diffusion
     assert r["significant_systematic_diffusion"] is True and r["systematic_diffusion"] is True
-    assert r["bootstrap"]["replicates"] == 400 and r["bootstrap"]["confidence"] == 0.95 and r["unit"] == "fraction"
+    assert (
+        r["bootstrap"]["replicates"] == 400
+        and r["bootstrap"]["confidence"] == 0.95
+        and r["unit"] == "fraction"
+    )
     # p = 2 (k + 1)/(B + 1) for the k replicates on the wrong side of 0: small, as the intervals say
     k = r["p_systematic_diffusion"] * 401 / 2 - 1
     assert r["p_systematic_diffusion"] < 0.05 and k == pytest.approx(round(k), abs=1e-9)
@@ -80,10 +85,14 @@ def test_eta_bootstrap_outputs_and_units(capsys, eta_sets):
     assert float(row["eta_similar_ci_low (fraction)"]) == pytest.approx(lo1)
     assert float(row["eta_dissimilar_ci_high (fraction)"]) == pytest.approx(hi2)
     assert row["significant_systematic_diffusion"] == "True"
-    rc, out, _ = call(capsys, *base, "--bootstrap", "400", "--seed", "3", "--format", "markdown", "--confidence", "0.9")
+    rc, out, _ = call(
+        capsys, *base, "--bootstrap", "400", "--seed", "3", "--format", "markdown", "--confidence", "0.9"
+    )
     head, _, cells = out.strip().splitlines()
     assert "η S1 90% CI low (%)" in head and "significant" in head
-    md = dict(zip([h.strip() for h in head.strip("|").split("|")], [c.strip() for c in cells.strip("|").split("|")]))
+    md = dict(
+        zip([h.strip() for h in head.strip("|").split("|")], [c.strip() for c in cells.strip("|").split("|")])
+    )
     assert float(md["η S1 (%)"]) == pytest.approx(100 * r["eta_similar"], abs=1e-3)
     assert md["significant"] == "yes"
 
@@ -91,10 +100,30 @@ def test_eta_bootstrap_outputs_and_units(capsys, eta_sets):
 def test_eta_bootstrap_many_targets_and_valid_split(capsys, eta_sets, tmp_path):
     before, after = eta_sets
     sets = tmp_path / "sets.json"
-    sets.write_text(json.dumps({"dog": {"similar": ["wolf", "fox"], "dissimilar": ["truck"]},
-                                "wolf": {"similar": ["dog"], "dissimilar": ["truck"]}}))
-    rc, out, err = call(capsys, "eta", "--before", before, "--after", after, "--before-valid", before,
-                        "--after-valid", after, "--sets", sets, "--bootstrap", "200")
+    sets.write_text(
+        json.dumps(
+            {
+                "dog": {"similar": ["wolf", "fox"], "dissimilar": ["truck"]},
+                "wolf": {"similar": ["dog"], "dissimilar": ["truck"]},
+            }
+        )
+    )
+    rc, out, err = call(
+        capsys,
+        "eta",
+        "--before",
+        before,
+        "--after",
+        after,
+        "--before-valid",
+        before,
+        "--after-valid",
+        after,
+        "--sets",
+        sets,
+        "--bootstrap",
+        "200",
+    )
     assert rc == 0, err
     r = json.loads(out)
     assert "Holm over the 2 target(s)" in r["bootstrap"]["multiple_testing"]
@@ -116,19 +145,42 @@ def test_eta_bootstrap_bad_input(capsys, eta_sets):
     for bad in ("0", "-5", "lots"):
         one_line_error(call(capsys, *base, "--bootstrap", bad), "--bootstrap must be a whole number")
     for bad in ("0", "1", "95", "nan"):
-        one_line_error(call(capsys, *base, "--bootstrap", "10", "--confidence", bad),
-                       "--confidence must be a level in (0, 1)")
+        one_line_error(
+            call(capsys, *base, "--bootstrap", "10", "--confidence", bad),
+            "--confidence must be a level in (0, 1)",
+        )
     # 10^13 replicates: the replicate distances alone would be 10^13 x 3 x 40 bytes
-    one_line_error(call(capsys, *base, "--bootstrap", str(10 ** 13)), "--bootstrap 10000000000000",
-                   "GB of memory available")
+    one_line_error(
+        call(capsys, *base, "--bootstrap", str(10**13)),
+        "--bootstrap 10000000000000",
+        "GB of memory available",
+    )
     one_line_error(call(capsys, *base, "--bootstrap", "10", "--pairwise"), "does not combine with --pairwise")
     one_line_error(call(capsys, *base, "--bootstrap", "10", "--seed", "-1"), "--seed must be >= 0")
 
 
 def test_eta_bootstrap_entry_point(eta_sets):
     before, after = eta_sets
-    p = subprocess.run([sys.executable, "-m", "shared_metrics", "eta", "--before", before, "--after", after, *PICK,
-                        "--bootstrap", "50", "--format", "markdown"], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shared_metrics",
+            "eta",
+            "--before",
+            before,
+            "--after",
+            after,
+            *PICK,
+            "--bootstrap",
+            "50",
+            "--format",
+            "markdown",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     assert "| dog |" in p.stdout and "95% CI" in p.stdout
 
@@ -139,8 +191,10 @@ def compared(make_set):
     """20 samples of two classes: A and B both right on 10, only A on 1, only B on 6, neither on 3."""
     y = np.array([0, 1] * 10)
     kinds = ["both"] * 10 + ["a"] * 1 + ["b"] * 6 + ["neither"] * 3
+
     def logits(right):
         return np.eye(2, dtype=np.float32)[np.where(right, y, 1 - y)]
+
     a_right = np.array([k in ("both", "a") for k in kinds])
     b_right = np.array([k in ("both", "b") for k in kinds])
     feats = np.zeros((20, 2))
@@ -167,7 +221,9 @@ def test_compare_golden(capsys, compared):
 
 def test_compare_refuses_other_samples(capsys, compared, make_set, tmp_path):
     a, b = compared
-    other = make_set("C", np.zeros((20, 2)), np.array([1, 0] * 10), classes=["x", "z"], logits=np.zeros((20, 2)))
+    other = make_set(
+        "C", np.zeros((20, 2)), np.array([1, 0] * 10), classes=["x", "z"], logits=np.zeros((20, 2))
+    )
     one_line_error(call(capsys, "compare", "--a", a, "--b", other), "are not the same samples")
     valid = tmp_path / "Bvalid"
     shutil.copytree(b, valid)
@@ -185,33 +241,85 @@ def test_seeds_from_csv_golden(capsys, tmp_path):
     # Paired (B = α 0.1 minus A = α 0): 0.03, 0.02, 0.04 -> 0.03 ± 0.0248414, p = 0.035098 (see
     # test_metrics_stats.test_paired_t_interval_by_hand) -> significant at 95 %.
     path = tmp_path / "runs.csv"
-    path.write_text("alpha,T,seed,top1\n0,1,0,0.70\n0,1,1,0.72\n0,1,2,0.71\n0.1,1,0,0.73\n0.1,1,1,0.74\n0.1,1,2,0.75\n")
-    rc, out, err = call(capsys, "seeds", "--csv", path, "--value", "top1", "--by", "alpha,T", "--unit", "fraction")
+    path.write_text(
+        "alpha,T,seed,top1\n0,1,0,0.70\n0,1,1,0.72\n0,1,2,0.71\n0.1,1,0,0.73\n0.1,1,1,0.74\n0.1,1,2,0.75\n"
+    )
+    rc, out, err = call(
+        capsys, "seeds", "--csv", path, "--value", "top1", "--by", "alpha,T", "--unit", "fraction"
+    )
     assert rc == 0, err
     g = json.loads(out)["groups"]
     assert [(x["alpha"], x["n"]) for x in g] == [("0", 3), ("0.1", 3)]
     assert (g[0]["mean"], g[0]["std"], g[0]["low"], g[0]["high"]) == pytest.approx(
-        (0.71, 0.01, 0.71 - 0.0248414, 0.71 + 0.0248414), abs=1e-7)
-    rc, out, _ = call(capsys, "seeds", "--csv", path, "--value", "top1", "--by", "alpha", "--unit", "fraction",
-                      "--format", "markdown")
-    assert "| 0.1 | 74.000 | 1.000 | 3 | 71.516 | 76.484 |" in out   # percent: 74 ± 2.484
-    rc, out, err = call(capsys, "paired-seeds", "--csv", path, "--value", "top1", "--by", "T", "--condition", "alpha",
-                        "--a-value", "0", "--b-value", "0.1", "--unit", "fraction")
+        (0.71, 0.01, 0.71 - 0.0248414, 0.71 + 0.0248414), abs=1e-7
+    )
+    rc, out, _ = call(
+        capsys,
+        "seeds",
+        "--csv",
+        path,
+        "--value",
+        "top1",
+        "--by",
+        "alpha",
+        "--unit",
+        "fraction",
+        "--format",
+        "markdown",
+    )
+    assert "| 0.1 | 74.000 | 1.000 | 3 | 71.516 | 76.484 |" in out  # percent: 74 ± 2.484
+    rc, out, err = call(
+        capsys,
+        "paired-seeds",
+        "--csv",
+        path,
+        "--value",
+        "top1",
+        "--by",
+        "T",
+        "--condition",
+        "alpha",
+        "--a-value",
+        "0",
+        "--b-value",
+        "0.1",
+        "--unit",
+        "fraction",
+    )
     assert rc == 0, err
     d = json.loads(out)["groups"][0]
     assert (d["mean"], d["low"], d["high"], d["p_value"]) == pytest.approx(
-        (0.03, 0.0051586, 0.0548414, 0.035098), abs=1e-6)
+        (0.03, 0.0051586, 0.0548414, 0.035098), abs=1e-6
+    )
     assert d["significant"] is True
     # a seed given twice in one group; a seed only one condition has
     path.write_text("alpha,seed,top1\n0,0,0.70\n0,0,0.72\n")
-    one_line_error(call(capsys, "seeds", "--csv", path, "--value", "top1", "--by", "alpha"),
-                   "line 3: seed 0 given twice for alpha=0")
+    one_line_error(
+        call(capsys, "seeds", "--csv", path, "--value", "top1", "--by", "alpha"),
+        "line 3: seed 0 given twice for alpha=0",
+    )
     path.write_text("alpha,seed,top1\n0,0,0.70\n0,1,0.72\n0.1,0,0.75\n0.1,2,0.76\n")
-    one_line_error(call(capsys, "paired-seeds", "--csv", path, "--value", "top1", "--condition", "alpha",
-                        "--a-value", "0", "--b-value", "0.1"), "seed 1 is in only one of alpha")
+    one_line_error(
+        call(
+            capsys,
+            "paired-seeds",
+            "--csv",
+            path,
+            "--value",
+            "top1",
+            "--condition",
+            "alpha",
+            "--a-value",
+            "0",
+            "--b-value",
+            "0.1",
+        ),
+        "seed 1 is in only one of alpha",
+    )
     one_line_error(call(capsys, "seeds", "--csv", path, "--value", "acc"), "no column 'acc'")
-    one_line_error(call(capsys, "seeds", "--csv", path, "--value", "top1", "--confidence", "2"),
-                   "--confidence must be")
+    one_line_error(
+        call(capsys, "seeds", "--csv", path, "--value", "top1", "--confidence", "2"), "--confidence must be"
+    )
 
 
 def test_seeds_from_json_results(capsys, tmp_path):
@@ -230,8 +338,17 @@ def test_seeds_from_json_results(capsys, tmp_path):
     eta = []
     for seed, (s1, s2) in enumerate(((-0.01, 0.02), (-0.03, 0.01), (-0.02, 0.03))):
         f = tmp_path / f"eta{seed}.json"
-        f.write_text(json.dumps({"unit": "fraction", "targets": [
-            {"target": "dog", "eta_similar": s1}, {"target": "cat", "eta_similar": 2 * s1}]}))
+        f.write_text(
+            json.dumps(
+                {
+                    "unit": "fraction",
+                    "targets": [
+                        {"target": "dog", "eta_similar": s1},
+                        {"target": "cat", "eta_similar": 2 * s1},
+                    ],
+                }
+            )
+        )
         eta.append(f)
     g = json.loads(call(capsys, "seeds", *eta, "--key", "eta_similar")[1])["groups"]
     assert [x["target"] for x in g] == ["dog", "cat"]
@@ -247,14 +364,20 @@ def test_seeds_from_json_results(capsys, tmp_path):
     rc, out, err = call(capsys, "paired-seeds", "--a", *files, "--b", *b_files, "--key", "top1")
     assert rc == 0, err
     d = json.loads(out)["groups"][0]
-    assert (d["mean"], d["high"] - d["mean"], d["p_value"]) == pytest.approx((0.05, 0.0745241, 0.101974), abs=1e-6)
+    assert (d["mean"], d["high"] - d["mean"], d["p_value"]) == pytest.approx(
+        (0.05, 0.0745241, 0.101974), abs=1e-6
+    )
     assert d["significant"] is False
-    rc, out, _ = call(capsys, "paired-seeds", "--a", *files, "--b", *b_files, "--key", "top1", "--format", "markdown")
+    rc, out, _ = call(
+        capsys, "paired-seeds", "--a", *files, "--b", *b_files, "--key", "top1", "--format", "markdown"
+    )
     assert "| top1 | 5.000 | 3.000 | 3 |" in out and "not distinguishable at this scale" in out
     one_line_error(call(capsys, "seeds", files[0], files[0], "--key", "top1"), "is given twice")
     dup = tmp_path / "copy.json"
     shutil.copy(files[1], dup)
     one_line_error(call(capsys, "seeds", files[1], dup, "--key", "top1"), "hold the same results")
     one_line_error(call(capsys, "seeds", *files, "--key", "top5"), "no number at 'top5'")
-    one_line_error(call(capsys, "paired-seeds", "--a", *files, "--b", *eta[:2], "--key", "top1"),
-                   "--a has 3 files and --b 2")
+    one_line_error(
+        call(capsys, "paired-seeds", "--a", *files, "--b", *eta[:2], "--key", "top1"),
+        "--a has 3 files and --b 2",
+    )

@@ -1,4 +1,5 @@
 """ls_kd criterion on fixed logits against closed forms computed by hand (no training)."""
+
 import math
 from types import SimpleNamespace
 
@@ -72,8 +73,8 @@ def test_kd_loss_t_squared_scaling_and_logging():
         crit = make_criterion(T=T)
         loss, sample_size, log = crit(model, sample)
         assert sample_size == 2 and log["ntokens"] == 2 and log["sample_size"] == 2
-        assert loss.item() == pytest.approx(T * T * 2 * LN3, rel=1e-6)       # β T² Σ H
-        assert log["kd_loss"].item() == pytest.approx(2 * LN3, rel=1e-6)     # no T² in the log
+        assert loss.item() == pytest.approx(T * T * 2 * LN3, rel=1e-6)  # β T² Σ H
+        assert log["kd_loss"].item() == pytest.approx(2 * LN3, rel=1e-6)  # no T² in the log
         assert log["teacher_entropy"].item() == pytest.approx(2 * 1.5 * LN2, rel=1e-6)
         assert log["kl"].item() == pytest.approx(2 * (LN3 - 1.5 * LN2), rel=1e-5)
         # nll is the data's cross-entropy at T = 1: uniform student -> ln 3 per token.
@@ -98,7 +99,9 @@ def test_beta_zero_is_plain_label_smoothed_ce():
     logits = torch.tensor([[[math.log(4), 0.0, 0.0]]])
     teacher = [[5.0, -3.0, 1.0]]  # anything: β = 0 ignores it
     for eps, expected in ((0.0, math.log(1.5)), (0.1, 0.9 * math.log(1.5) + 0.1 * LN6)):
-        loss, n, log = make_criterion(T=3.0, beta=0.0, eps=eps)(StubModel(logits), make_sample([[0]], teacher))
+        loss, n, log = make_criterion(T=3.0, beta=0.0, eps=eps)(
+            StubModel(logits), make_sample([[0]], teacher)
+        )
         assert loss.item() == pytest.approx(expected, rel=1e-6)
         assert log["nll_loss"].item() == pytest.approx(math.log(1.5), rel=1e-6)
 
@@ -120,7 +123,7 @@ def test_pad_tokens_contribute_nothing():
     target = [[0, 3, PAD], [2, PAD, PAD]]
     rows = [[1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.0]]
     noisy = base.clone()
-    noisy[0, 2] = torch.tensor([50.0, -9.0, 3.0, 7.0])   # pad positions: wild student logits
+    noisy[0, 2] = torch.tensor([50.0, -9.0, 3.0, 7.0])  # pad positions: wild student logits
     noisy[1, 1:] = torch.tensor([-40.0, 8.0, 0.0, 1.0])
     results = []
     for logits in (base, noisy):
@@ -154,9 +157,19 @@ def test_topk_renormalises_teacher_over_k():
 
 def test_reduce_metrics_in_bits_per_token():
     from fairseq.logging import metrics
-    logs = [{"loss": torch.tensor(8 * LN2), "nll_loss": torch.tensor(4 * LN2), "kd_loss": torch.tensor(2 * LN2),
-             "kl": torch.tensor(0.5 * LN2), "teacher_entropy": torch.tensor(1.5 * LN2),
-             "ntokens": 2, "nsentences": 1, "sample_size": 2}] * 2
+
+    logs = [
+        {
+            "loss": torch.tensor(8 * LN2),
+            "nll_loss": torch.tensor(4 * LN2),
+            "kd_loss": torch.tensor(2 * LN2),
+            "kl": torch.tensor(0.5 * LN2),
+            "teacher_entropy": torch.tensor(1.5 * LN2),
+            "ntokens": 2,
+            "nsentences": 1,
+            "sample_size": 2,
+        }
+    ] * 2
     with metrics.aggregate() as agg:
         LsKdCriterion.reduce_metrics(logs)
         vals = agg.get_smoothed_values()
@@ -182,6 +195,7 @@ def test_criterion_needs_kd_task():
 @pytest.mark.parametrize("T", [0.0, -1.0, float("inf")])
 def test_temperature_must_be_positive(T):
     from nmt_plugin.kd_translation import KdTranslationTask
+
     cfg = SimpleNamespace(kd_temperature=T, teacher_topk=0)
     with pytest.raises(LskdConfigError, match="kd-temperature"):
         KdTranslationTask.setup_task(cfg)

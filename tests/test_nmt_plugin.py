@@ -1,4 +1,5 @@
 """kd_translation + ls_kd inside fairseq: a tiny Transformer on a toy corpus (CPU)."""
+
 import os
 import shutil
 import subprocess
@@ -9,8 +10,18 @@ import torch
 import nmt_plugin
 from nmt_plugin.errors import LskdConfigError
 from conftest import free_port
-from nmt_toy import (PLUGIN, PY, REPO, TINY, env, fairseq, json_logs, moved_checkpoint, swapped_dictionaries,
-                     toy)
+from nmt_toy import (
+    PLUGIN,
+    PY,
+    REPO,
+    TINY,
+    env,
+    fairseq,
+    json_logs,
+    moved_checkpoint,
+    swapped_dictionaries,
+    toy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +33,26 @@ def setup_kd(data, teacher, *extra):
     """task, criterion, cfg exactly as fairseq-train builds them from these arguments."""
     from fairseq import options, tasks, utils
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
     parser = options.get_training_parser()
     # the folder of the nmt_plugin imported above: another copy's (the repository's, where an installed
     # copy was imported) would be refused by fairseq as "not globally unique"
-    args = options.parse_args_and_arch(parser, [str(data), *TINY, "--user-dir", nmt_plugin.PLUGIN_DIR,
-                                                "--task", "kd_translation",
-                                                "--teacher-path", str(teacher), "--criterion", "ls_kd", *extra])
+    args = options.parse_args_and_arch(
+        parser,
+        [
+            str(data),
+            *TINY,
+            "--user-dir",
+            nmt_plugin.PLUGIN_DIR,
+            "--task",
+            "kd_translation",
+            "--teacher-path",
+            str(teacher),
+            "--criterion",
+            "ls_kd",
+            *extra,
+        ],
+    )
     cfg = convert_namespace_to_omegaconf(args)
     utils.import_user_module(cfg.common)
     task = tasks.setup_task(cfg.task)
@@ -36,13 +61,15 @@ def setup_kd(data, teacher, *extra):
 
 def batches(task, split="valid"):
     task.load_dataset(split)
-    itr = task.get_batch_iterator(dataset=task.dataset(split), max_tokens=1000,
-                                  required_batch_size_multiple=1, seed=1)
+    itr = task.get_batch_iterator(
+        dataset=task.dataset(split), max_tokens=1000, required_batch_size_multiple=1, seed=1
+    )
     return list(itr.next_epoch_itr(shuffle=False))
 
 
 def test_student_initialised_from_teacher_has_zero_kl(toyset):
     from fairseq import checkpoint_utils
+
     for T in (1.0, 3.0):
         task, crit, _ = setup_kd(toyset["data"], toyset["teacher"], "--kd-temperature", str(T))
         assert not any(p.requires_grad for p in task.teacher.parameters()) and not task.teacher.training
@@ -61,8 +88,19 @@ def test_student_initialised_from_teacher_has_zero_kl(toyset):
 
 def test_train_step_logs_and_teacher_frozen(toyset):
     from fairseq import checkpoint_utils
-    task, crit, _ = setup_kd(toyset["data"], toyset["teacher"], "--kd-temperature", "2", "--kd-beta", "0.5",
-                             "--label-smoothing", "0.1", "--dropout", "0")
+
+    task, crit, _ = setup_kd(
+        toyset["data"],
+        toyset["teacher"],
+        "--kd-temperature",
+        "2",
+        "--kd-beta",
+        "0.5",
+        "--label-smoothing",
+        "0.1",
+        "--dropout",
+        "0",
+    )
     [student], _ = checkpoint_utils.load_model_ensemble([str(toyset["teacher"])], task=task)
     for m in student.modules():  # train mode without dropout: the student computes what the teacher does
         if "Dropout" in type(m).__name__:
@@ -88,6 +126,7 @@ def test_train_step_logs_and_teacher_frozen(toyset):
 
 def test_teacher_follows_student_dtype(toyset):
     from fairseq import checkpoint_utils
+
     task, crit, _ = setup_kd(toyset["data"], toyset["teacher"])
     [student], _ = checkpoint_utils.load_model_ensemble([str(toyset["teacher"])], task=task)
     student = student.to(torch.bfloat16)
@@ -97,7 +136,10 @@ def test_teacher_follows_student_dtype(toyset):
 
 def test_topk_option(toyset):
     from fairseq import checkpoint_utils
-    task, crit, _ = setup_kd(toyset["data"], toyset["teacher"], "--teacher-topk", "5", "--kd-temperature", "2")
+
+    task, crit, _ = setup_kd(
+        toyset["data"], toyset["teacher"], "--teacher-topk", "5", "--kd-temperature", "2"
+    )
     [student], _ = checkpoint_utils.load_model_ensemble([str(toyset["teacher"])], task=task)
     sample = batches(task)[0]
     out = task.teacher_outputs(sample, student)
@@ -111,21 +153,49 @@ def test_topk_option(toyset):
 
 
 def test_fairseq_train_kd_end_to_end(toyset, tmp_path):
-    proc = fairseq("train", toyset["data"], *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
-                   "--teacher-path", toyset["teacher"], "--kd-temperature", "2", "--criterion", "ls_kd",
-                   "--save-dir", tmp_path / "student")
+    proc = fairseq(
+        "train",
+        toyset["data"],
+        *TINY,
+        "--user-dir",
+        PLUGIN,
+        "--task",
+        "kd_translation",
+        "--teacher-path",
+        toyset["teacher"],
+        "--kd-temperature",
+        "2",
+        "--criterion",
+        "ls_kd",
+        "--save-dir",
+        tmp_path / "student",
+    )
     logs = json_logs(proc.stdout + proc.stderr)
     train = [r for r in logs if "train_kd_loss" in r][-1]
     valid = [r for r in logs if "valid_kd_loss" in r][-1]
     for prefix, rec in (("train_", train), ("valid_", valid)):
         kd, kl, ent = (float(rec[prefix + k]) for k in ("kd_loss", "kl", "teacher_entropy"))
         assert kd == pytest.approx(kl + ent, abs=2e-3)
-        assert float(rec[prefix + "loss"]) == pytest.approx(4 * kd, abs=1e-2)   # β = 1: T² kd
+        assert float(rec[prefix + "loss"]) == pytest.approx(4 * kd, abs=1e-2)  # β = 1: T² kd
         assert prefix + "nll_loss" in rec and prefix + "ppl" in rec
     assert (tmp_path / "student" / "checkpoint_best.pt").exists()
     # the student loads back for inference without its teacher being set up (--task translation)
-    gen = fairseq("generate", toyset["data"], "--user-dir", PLUGIN, "--path", tmp_path / "student" / "checkpoint_best.pt",
-                  "--beam", "2", "--max-tokens", "1000", "--required-batch-size-multiple", "1", "--cpu", "--quiet")
+    gen = fairseq(
+        "generate",
+        toyset["data"],
+        "--user-dir",
+        PLUGIN,
+        "--path",
+        tmp_path / "student" / "checkpoint_best.pt",
+        "--beam",
+        "2",
+        "--max-tokens",
+        "1000",
+        "--required-batch-size-multiple",
+        "1",
+        "--cpu",
+        "--quiet",
+    )
     assert "BLEU" in gen.stdout + gen.stderr
 
 
@@ -133,31 +203,69 @@ def test_half_precision_training_on_cpu(toyset, tmp_path):
     """fairseq's --memory-efficient-fp16 runs on CPU (its --fp16 optimizer needs CUDA), so the half
     path of --fp16 on a GPU is exercised here: the teacher is moved to float16 with the student,
     the criterion takes half logits, and its terms match an fp32 run's on the same first batch."""
+
     def first_update(*extra):
-        proc = fairseq("train", toyset["data"], *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
-                       "--teacher-path", toyset["teacher"], "--kd-temperature", "2", "--criterion", "ls_kd",
-                       "--max-update", "1", "--save-dir", tmp_path / ("x" + "".join(extra)), *extra)
+        proc = fairseq(
+            "train",
+            toyset["data"],
+            *TINY,
+            "--user-dir",
+            PLUGIN,
+            "--task",
+            "kd_translation",
+            "--teacher-path",
+            toyset["teacher"],
+            "--kd-temperature",
+            "2",
+            "--criterion",
+            "ls_kd",
+            "--max-update",
+            "1",
+            "--save-dir",
+            tmp_path / ("x" + "".join(extra)),
+            *extra,
+        )
         out = proc.stdout + proc.stderr
         return out, [r for r in json_logs(out) if "kd_loss" in r and "num_updates" in r][0]
+
     out16, half = first_update("--memory-efficient-fp16")
     _, full = first_update()
     assert "teacher placed on cpu as torch.float16" in out16
     assert "loss_scale" in half and "loss_scale" not in full
     for k in ("loss", "nll_loss", "kd_loss", "kl", "teacher_entropy"):
         assert float(half[k]) == pytest.approx(float(full[k]), rel=1e-2, abs=2e-3), k
-    assert float(half["kd_loss"]) == pytest.approx(float(half["kl"]) + float(half["teacher_entropy"]), abs=2e-3)
+    assert float(half["kd_loss"]) == pytest.approx(
+        float(half["kl"]) + float(half["teacher_entropy"]), abs=2e-3
+    )
 
 
 def test_dictionary_mismatch_refused(toyset, tmp_path):
     with pytest.raises(LskdConfigError, match="dictionary"):
         setup_kd(toyset["other_data"], toyset["teacher"])
     # and fairseq-train ends with a one-line error naming what differs, no traceback
-    proc = fairseq("train", toyset["other_data"], *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
-                   "--teacher-path", toyset["teacher"], "--criterion", "ls_kd", "--save-dir", tmp_path / "s",
-                   check=False)
+    proc = fairseq(
+        "train",
+        toyset["other_data"],
+        *TINY,
+        "--user-dir",
+        PLUGIN,
+        "--task",
+        "kd_translation",
+        "--teacher-path",
+        toyset["teacher"],
+        "--criterion",
+        "ls_kd",
+        "--save-dir",
+        tmp_path / "s",
+        check=False,
+    )
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: teacher") and "target dictionary differs" in last and "source dictionary" in last
+    assert (
+        last.startswith("error: teacher")
+        and "target dictionary differs" in last
+        and "source dictionary" in last
+    )
     assert "Traceback" not in proc.stderr
 
 
@@ -166,12 +274,28 @@ def test_missing_or_unreadable_data_folder_refused(toyset, tmp_path):
     with pytest.raises(LskdConfigError, match=f"^data directory not found: {missing}$"):
         setup_kd(missing, toyset["teacher"])
     (tmp_path / "empty").mkdir()  # no binarised files: fairseq cannot even tell the language pair
-    with pytest.raises(LskdConfigError, match=r"^cannot read the translation data in .*empty "
-                                              r"\(Exception: Could not infer language pair"):
+    with pytest.raises(
+        LskdConfigError,
+        match=r"^cannot read the translation data in .*empty "
+        r"\(Exception: Could not infer language pair",
+    ):
         setup_kd(tmp_path / "empty", toyset["teacher"])
-    proc = fairseq("train", missing, *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
-                   "--teacher-path", toyset["teacher"], "--criterion", "ls_kd", "--save-dir", tmp_path / "s",
-                   check=False)
+    proc = fairseq(
+        "train",
+        missing,
+        *TINY,
+        "--user-dir",
+        PLUGIN,
+        "--task",
+        "kd_translation",
+        "--teacher-path",
+        toyset["teacher"],
+        "--criterion",
+        "ls_kd",
+        "--save-dir",
+        tmp_path / "s",
+        check=False,
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == f"error: data directory not found: {missing}"
 
@@ -180,7 +304,9 @@ def test_teacher_dictionary_checked_where_its_data_folder_moved(toyset, tmp_path
     """A checkpoint naming a data folder that is gone cannot be checked: refused, unless
     --teacher-data gives the teacher's dictionaries; same-size dictionaries in another order are
     caught there (the weights' row counts alone would pass them)."""
-    moved = moved_checkpoint(toyset["teacher"], tmp_path / "moved.pt", **{"task.data": str(tmp_path / "gone")})
+    moved = moved_checkpoint(
+        toyset["teacher"], tmp_path / "moved.pt", **{"task.data": str(tmp_path / "gone")}
+    )
     with pytest.raises(LskdConfigError, match=r"cannot check its source dictionary.*--teacher-data DIR"):
         setup_kd(toyset["data"], moved)
     setup_kd(toyset["data"], moved, "--teacher-data", str(toyset["data"]))  # the right folder: accepted
@@ -210,13 +336,43 @@ def test_bad_teacher_checkpoints(toyset, tmp_path):
 def _train_two_ranks(toyset, save, *extra, script=("-m", "fairseq_cli.train"), arch=TINY):
     """Two fairseq-train ranks on CPU (gloo, --distributed-world-size 2); returns rank 0's output."""
     port = free_port()
-    common = [PY, *script, str(toyset["data"]), *arch, "--user-dir", PLUGIN,
-              "--task", "kd_translation", "--teacher-path", str(toyset["teacher"]), "--kd-temperature", "2",
-              "--criterion", "ls_kd", "--save-dir", str(save), "--distributed-world-size", "2",
-              "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-no-spawn",
-              "--distributed-backend", "gloo", *extra]
-    procs = [subprocess.Popen(common + ["--distributed-rank", str(r)], cwd=REPO, env=env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
+    common = [
+        PY,
+        *script,
+        str(toyset["data"]),
+        *arch,
+        "--user-dir",
+        PLUGIN,
+        "--task",
+        "kd_translation",
+        "--teacher-path",
+        str(toyset["teacher"]),
+        "--kd-temperature",
+        "2",
+        "--criterion",
+        "ls_kd",
+        "--save-dir",
+        str(save),
+        "--distributed-world-size",
+        "2",
+        "--distributed-init-method",
+        f"tcp://127.0.0.1:{port}",
+        "--distributed-no-spawn",
+        "--distributed-backend",
+        "gloo",
+        *extra,
+    ]
+    procs = [
+        subprocess.Popen(
+            common + ["--distributed-rank", str(r)],
+            cwd=REPO,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for r in (0, 1)
+    ]
     outs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
     return outs[0]
@@ -227,7 +383,8 @@ def test_two_process_cpu_distributed(toyset, tmp_path):
     out = _train_two_ranks(toyset, tmp_path / "ddp", "--ddp-backend", "legacy_ddp")
     train = [r for r in json_logs(out) if "train_kd_loss" in r][-1]
     assert float(train["train_kd_loss"]) == pytest.approx(
-        float(train["train_kl"]) + float(train["train_teacher_entropy"]), abs=2e-3)
+        float(train["train_kl"]) + float(train["train_teacher_entropy"]), abs=2e-3
+    )
     assert (tmp_path / "ddp" / "checkpoint_best.pt").exists()
 
 
@@ -238,12 +395,16 @@ def test_pytorch_ddp_matches_legacy_ddp(toyset, tmp_path):
     projection outside it is 'marked ready twice'). Untied output projection, so that it matters."""
     untied = [a for a in TINY if a != "--share-all-embeddings"]
     shim = (str(REPO / "tests" / "fairseq_cpu_ddp.py"),)
-    runs = {"legacy": ("--ddp-backend", "legacy_ddp"), "torch": ("--ddp-backend", "pytorch_ddp"),
-            "torch_unused": ("--ddp-backend", "pytorch_ddp", "--find-unused-parameters")}
+    runs = {
+        "legacy": ("--ddp-backend", "legacy_ddp"),
+        "torch": ("--ddp-backend", "pytorch_ddp"),
+        "torch_unused": ("--ddp-backend", "pytorch_ddp", "--find-unused-parameters"),
+    }
     outs, params = {}, {}
     for name, extra in runs.items():
         outs[name] = _train_two_ranks(toyset, tmp_path / name, *extra, script=shim, arch=untied)
         from fairseq import checkpoint_utils
+
         state = checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / name / "checkpoint_last.pt"))
         params[name] = state["model"]
     assert "decoder.output_projection.weight" in params["legacy"]
@@ -258,13 +419,17 @@ def test_pytorch_ddp_matches_legacy_ddp(toyset, tmp_path):
 def test_second_copy_of_the_plugin_imports_cleanly(tmp_path):
     """An installed copy beside the --user-dir one registers nothing twice and raises nothing."""
     import shutil
-    shutil.copytree(REPO / "nmt_plugin", tmp_path / "nmt_plugin_copy",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    code = ("import sys; sys.path.insert(0, %r); import nmt_plugin, nmt_plugin_copy; "
-            "from fairseq.criterions import CRITERION_REGISTRY; from fairseq.tasks import TASK_REGISTRY; "
-            "assert CRITERION_REGISTRY['ls_kd'] is nmt_plugin.ls_kd.LsKdCriterion; "
-            "assert TASK_REGISTRY['kd_translation'] is nmt_plugin.kd_translation.KdTranslationTask; print('ok')"
-            % str(tmp_path))
+
+    shutil.copytree(
+        REPO / "nmt_plugin", tmp_path / "nmt_plugin_copy", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    code = (
+        "import sys; sys.path.insert(0, %r); import nmt_plugin, nmt_plugin_copy; "
+        "from fairseq.criterions import CRITERION_REGISTRY; from fairseq.tasks import TASK_REGISTRY; "
+        "assert CRITERION_REGISTRY['ls_kd'] is nmt_plugin.ls_kd.LsKdCriterion; "
+        "assert TASK_REGISTRY['kd_translation'] is nmt_plugin.kd_translation.KdTranslationTask; print('ok')"
+        % str(tmp_path)
+    )
     proc = subprocess.run([PY, "-c", code], cwd=REPO, env=env(), capture_output=True, text=True)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
 
@@ -302,12 +467,31 @@ print("ok")
 """
     proc = py("-c", code)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
-    proc = py("-m", "fairseq_cli.train", toyset["data"], *TINY, "--user-dir", repo_dir, "--task", "kd_translation",
-              "--teacher-path", toyset["teacher"], "--criterion", "ls_kd", "--max-update", "1", "--no-save",
-              "--save-dir", tmp_path / "s")
+    proc = py(
+        "-m",
+        "fairseq_cli.train",
+        toyset["data"],
+        *TINY,
+        "--user-dir",
+        repo_dir,
+        "--task",
+        "kd_translation",
+        "--teacher-path",
+        toyset["teacher"],
+        "--criterion",
+        "ls_kd",
+        "--max-update",
+        "1",
+        "--no-save",
+        "--save-dir",
+        tmp_path / "s",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    moved = moved_checkpoint(toyset["teacher"], tmp_path / "moved.pt",
-                             **{"common.user_dir": str(tmp_path / "old_checkout" / "nmt_plugin")})
+    moved = moved_checkpoint(
+        toyset["teacher"],
+        tmp_path / "moved.pt",
+        **{"common.user_dir": str(tmp_path / "old_checkout" / "nmt_plugin")},
+    )
     proc = py("-m", "nmt_plugin.dump_features", moved, "--out", tmp_path / "feats", "--cpu")
     assert proc.returncode == 0 and (tmp_path / "feats").is_dir(), proc.stderr[-2000:]
     proc = py("-m", "nmt_plugin.bleu", "score", moved, "--data", toyset["data"], "--cpu", "--beam", "1")

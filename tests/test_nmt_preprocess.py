@@ -1,5 +1,6 @@
 """preprocess.bible on a few real chapters, preprocess.iwslt14 on a tiny archive in the official
 layout, and the pieces of the prepare-iwslt14.sh pipeline."""
+
 import io
 import json
 import sqlite3
@@ -21,23 +22,47 @@ def test_clean_corpus_like_moses():
 
 def test_moses_tokenisation_escapes_like_tokenizer_perl():
     assert moses_tokenize(['He said "it\'s 5 & more".'], "en") == [
-        "He said &quot; it &apos;s 5 &amp; more &quot; ."]
+        "He said &quot; it &apos;s 5 &amp; more &quot; ."
+    ]
 
 
 def test_bible_few_chapters_chapter_disjoint(tmp_path):
     out = tmp_path / "bible"
-    run([PY, "-m", "preprocess.bible", "--pair", "ru-en", "--out", out, "--books", "40",
-                "--max-chapters", "9", "--bpe-merges", "300", "--seed", "3"])
+    run(
+        [
+            PY,
+            "-m",
+            "preprocess.bible",
+            "--pair",
+            "ru-en",
+            "--out",
+            out,
+            "--books",
+            "40",
+            "--max-chapters",
+            "9",
+            "--bpe-merges",
+            "300",
+            "--seed",
+            "3",
+        ]
+    )
     man = json.loads((out / "manifest.json").read_text())
     ch = {s: {tuple(c) for c in man["chapters"][s]} for s in ("train", "valid", "test")}
     assert sum(len(v) for v in ch.values()) == 9
-    assert not (ch["train"] & ch["valid"]) and not (ch["train"] & ch["test"]) and not (ch["valid"] & ch["test"])
+    assert (
+        not (ch["train"] & ch["valid"]) and not (ch["train"] & ch["test"]) and not (ch["valid"] & ch["test"])
+    )
     assert all(b == 40 for v in ch.values() for b, _ in v)
     # each split has exactly the verses of its chapters (from the real database)
     con = sqlite3.connect(bible.default_db())
     for split in ("valid", "test"):
-        n = sum(con.execute("SELECT count(*) FROM bible WHERE bbName='r' AND bNumber=? AND cNumber=?", c).fetchone()[0]
-                for c in ch[split])
+        n = sum(
+            con.execute(
+                "SELECT count(*) FROM bible WHERE bbName='r' AND bNumber=? AND cNumber=?", c
+            ).fetchone()[0]
+            for c in ch[split]
+        )
         lines = (out / "tok" / f"{split}.ru").read_text().splitlines()
         assert len(lines) == n == man["sentences"][split]["kept"]
         assert lines == [l.lower() for l in lines]
@@ -54,8 +79,12 @@ def test_bible_few_chapters_chapter_disjoint(tmp_path):
 
 def test_bible_bad_input_one_line_error(tmp_path):
     proc = run([PY, "-m", "preprocess.bible", "--pair", "fr-en", "--out", tmp_path / "x"], check=False)
-    assert proc.returncode != 0 and proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
-    proc = run([PY, "-m", "preprocess.bible", "--out", tmp_path / "x", "--db", tmp_path / "no.db"], check=False)
+    assert (
+        proc.returncode != 0 and proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+    )
+    proc = run(
+        [PY, "-m", "preprocess.bible", "--out", tmp_path / "x", "--db", tmp_path / "no.db"], check=False
+    )
     assert proc.returncode != 0 and "not found" in proc.stderr
 
 
@@ -63,7 +92,10 @@ def _fake_iwslt_archive(path, n=60):
     """The official layout: 2014-01/texts/de/en/de-en.tgz holding de-en/train.tags.* and xml sets."""
     words_de = "haus katze hund baum wasser feuer erde licht".split()
     words_en = "house cat dog tree water fire earth light".split()
-    tr_de, tr_en = ["<url>http://x</url>", "<keywords>k</keywords>", "<talkid>1</talkid>"], ["<url>http://x</url>", "<keywords>k</keywords>", "<talkid>1</talkid>"]
+    tr_de, tr_en = (
+        ["<url>http://x</url>", "<keywords>k</keywords>", "<talkid>1</talkid>"],
+        ["<url>http://x</url>", "<keywords>k</keywords>", "<talkid>1</talkid>"],
+    )
     tr_de.append("<title>Das Haus</title>")
     tr_en.append("<title>The house</title>")
     for i in range(n):
@@ -77,11 +109,13 @@ def _fake_iwslt_archive(path, n=60):
 
     inner = io.BytesIO()
     with tarfile.open(fileobj=inner, mode="w:gz") as tf:
+
         def add(name, text):
             data = text.encode()
             info = tarfile.TarInfo(f"de-en/{name}")
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
+
         add("train.tags.de-en.de", "\n".join(tr_de) + "\n")
         add("train.tags.de-en.en", "\n".join(tr_en) + "\n")
         add("IWSLT14.TED.tst2010.de-en.de.xml", xml(["Der Hund.", "Das Wasser\u2019s."], "de"))
@@ -100,14 +134,35 @@ def test_iwslt14_from_official_archive_layout(tmp_path):
     _fake_iwslt_archive(arch)
     pair, train, test, used = iwslt14.load_iwslt(arch, "de", "en")
     assert pair == "de-en" and used == ["IWSLT14.TED.dev2010", "IWSLT14.TED.tst2010"]
-    assert train[0][0] == "Das Haus" and len(train[0]) == 61          # tags filtered, title kept as text
-    assert test[1] == ["The cat.", "The dog.", "The water's."]       # dev2010 first, ’ -> '
+    assert train[0][0] == "Das Haus" and len(train[0]) == 61  # tags filtered, title kept as text
+    assert test[1] == ["The cat.", "The dog.", "The water's."]  # dev2010 first, ’ -> '
     out = tmp_path / "iw"
-    run([PY, "-m", "preprocess.iwslt14", "--raw", arch, "--src", "de", "--tgt", "en", "--out", out,
-         "--bpe-merges", "50"])
+    run(
+        [
+            PY,
+            "-m",
+            "preprocess.iwslt14",
+            "--raw",
+            arch,
+            "--src",
+            "de",
+            "--tgt",
+            "en",
+            "--out",
+            out,
+            "--bpe-merges",
+            "50",
+        ]
+    )
     man = json.loads((out / "manifest.json").read_text())
-    assert man["sentences"]["valid"]["kept"] == 61 // 23 and man["sentences"]["train"]["kept"] == 61 - 61 // 23
-    assert (out / "tok" / "test.en").read_text().splitlines() == ["the cat .", "the dog .", "the water &apos;s ."]
+    assert (
+        man["sentences"]["valid"]["kept"] == 61 // 23 and man["sentences"]["train"]["kept"] == 61 - 61 // 23
+    )
+    assert (out / "tok" / "test.en").read_text().splitlines() == [
+        "the cat .",
+        "the dog .",
+        "the water &apos;s .",
+    ]
     assert (out / "bin" / "test.de-en.de.idx").exists()
 
 
@@ -132,9 +187,11 @@ def test_clean_verse_drops_synodal_numbering_markers():
 
 
 def test_whole_word_types_leave_out_word_final_bpe_pieces():
-    lines = ["go@@ ing home , go@@ ing out",        # 'ing' only ever finishes a word
-             "the sing@@ er is sing@@ ing",         # 'ing' again; 'sing@@' is a piece
-             "ing ing home er"]                     # 'ing' twice alone: 2 of 5 whole; 'er' 1 of 2
+    lines = [
+        "go@@ ing home , go@@ ing out",  # 'ing' only ever finishes a word
+        "the sing@@ er is sing@@ ing",  # 'ing' again; 'sing@@' is a piece
+        "ing ing home er",
+    ]  # 'ing' twice alone: 2 of 5 whole; 'er' 1 of 2
     got = whole_word_types(lines)
     assert got == {"home", ",", "out", "the", "is", "er"}
     assert whole_word_types(lines, min_share=0.4) == got | {"ing"}

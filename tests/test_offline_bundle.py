@@ -1,4 +1,5 @@
 """scripts/offline_bundle.py without the network: part selection, the data parts, errors."""
+
 import filecmp
 
 import pytest
@@ -9,12 +10,15 @@ FASHION = "/usr/share/datasets/fashion-mnist"
 
 
 def test_unknown_part_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match=r"--parts must name some of wheels, fashion-mnist, bible, got 'weights'"):
+    with pytest.raises(
+        SystemExit, match=r"--parts must name some of wheels, fashion-mnist, bible, got 'weights'"
+    ):
         main(["--parts", "weights", "--out", str(tmp_path)])
 
 
 def test_fashion_mnist_part_copies_the_four_files(tmp_path, capsys):
     import os
+
     if not all(os.path.isfile(f"{FASHION}/{f}") for f in FASHION_MNIST_FILES):
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     assert main(["--parts", "fashion-mnist", "--out", str(tmp_path / "b")]) == 0

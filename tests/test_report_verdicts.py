@@ -3,6 +3,7 @@
 With n = 3 seeds the t-tests have 2 degrees of freedom, whose distribution has a closed form,
 F(t) = 1/2 + t / (2 sqrt(2 + t²)), so a two-sided p is 1 − |t| / sqrt(2 + t²): the golden values
 below come from it, not from scipy."""
+
 import math
 import sys
 from pathlib import Path
@@ -22,8 +23,14 @@ def p_df2(values):
 
 
 def eta_row(target, s1, s2, boot=False):
-    return {"target": target, "similar": ["x"], "dissimilar": ["y"], "eta_similar": s1, "eta_dissimilar": s2,
-            "significant_systematic_diffusion_holm": boot}
+    return {
+        "target": target,
+        "similar": ["x"],
+        "dissimilar": ["y"],
+        "eta_similar": s1,
+        "eta_dissimilar": s2,
+        "significant_systematic_diffusion_holm": boot,
+    }
 
 
 def test_eta_over_seeds_tests_both_signs_and_holm_corrects_over_the_targets():
@@ -31,9 +38,11 @@ def test_eta_over_seeds_tests_both_signs_and_holm_corrects_over_the_targets():
     # t(S1) = -0.025 / (0.005 / sqrt 3) = -8.660 (t² = 75): p = 1 - 8.660 / sqrt 77 = 0.013072
     # t(S2) = 0.011 / (0.001 / sqrt 3) = 19.053 (t² = 363): p = 1 - sqrt(363 / 365) = 0.0027435
     # target B has S1 > 0 (the wrong sign): p = 1. Holm over 2: 2 x 0.013072 = 0.026144; then 1.
-    seeds = [[eta_row("A", -0.02, 0.010, True), eta_row("B", 0.01, 0.02)],
-             [eta_row("A", -0.03, 0.012, True), eta_row("B", 0.02, 0.01)],
-             [eta_row("A", -0.025, 0.011), eta_row("B", 0.03, 0.03)]]
+    seeds = [
+        [eta_row("A", -0.02, 0.010, True), eta_row("B", 0.01, 0.02)],
+        [eta_row("A", -0.03, 0.012, True), eta_row("B", 0.02, 0.01)],
+        [eta_row("A", -0.025, 0.011), eta_row("B", 0.03, 0.03)],
+    ]
     assert p_df2([-0.02, -0.03, -0.025]) == pytest.approx(0.013072, abs=1e-6)
     assert p_df2([0.010, 0.012, 0.011]) == pytest.approx(0.0027435, abs=1e-6)
     a, b = verdicts.eta_over_seeds(seeds)
@@ -55,9 +64,14 @@ def test_one_seed_gives_no_test_and_says_so():
 def test_paired_lines_use_the_per_seed_differences():
     # per-seed top-1 (fractions): LS best T = 2 (0.80, 0.82, 0.84), plain best T = 1 (0.70, 0.71, 0.72);
     # differences 0.10, 0.11, 0.12: mean 0.11, sd 0.01, t = 0.11 / (0.01 / sqrt 3) = 19.053: p = 0.0027435
-    scores = {0.0: {1: [0.70, 0.71, 0.72], 2: [0.60, 0.61, 0.62]}, 0.1: {1: [0.75, 0.75, 0.75], 2: [0.80, 0.82, 0.84]}}
+    scores = {
+        0.0: {1: [0.70, 0.71, 0.72], 2: [0.60, 0.61, 0.62]},
+        0.1: {1: [0.75, 0.75, 0.75], 2: [0.80, 0.82, 0.84]},
+    }
     line = verdicts.best_line("student top-1", scores, "percent", 100)
-    assert "plain teacher (α = 0) at T = 1: 71.00 ± 1.00 (3)" in line and "LS teacher (α = 0.1) at T = 2" in line
+    assert (
+        "plain teacher (α = 0) at T = 1: 71.00 ± 1.00 (3)" in line and "LS teacher (α = 0.1) at T = 2" in line
+    )
     assert "+11.00 [" in line and "p = 0.003" in line and "**significant at 95 %**" in line
     d = verdicts.paired([0.70, 0.71, 0.72], [0.80, 0.82, 0.84])
     assert d.p_value == pytest.approx(p_df2([0.10, 0.11, 0.12]), abs=1e-6)
@@ -68,6 +82,7 @@ def test_paired_lines_use_the_per_seed_differences():
 
 
 def test_an_effect_within_the_noise_is_not_distinguishable():
-    rows = verdicts.tests_table_rows([("α = 0.1 − α = 0 at T = 1", [0.70, 0.75, 0.72], [0.74, 0.71, 0.73],
-                                       [0.4, 0.5, 0.9])], 100)
+    rows = verdicts.tests_table_rows(
+        [("α = 0.1 − α = 0 at T = 1", [0.70, 0.75, 0.72], [0.74, 0.71, 0.73], [0.4, 0.5, 0.9])], 100
+    )
     assert rows[0][-1] == "not distinguishable at this scale" and rows[0][5] == "0.400, 0.500, 0.900"

@@ -7,6 +7,7 @@ The override makes torch.load default to full unpickling wherever a caller leave
 plugin routes fairseq's own reads (trainer restore, fairseq-generate) through that loader. A
 control first unpickles each payload in full and sees it create its marker: the refusals below
 are of files that really would run code."""
+
 import subprocess
 
 import pytest
@@ -19,8 +20,22 @@ from safety_helpers import UNSAFE_ENV, env, last_line, payload_works, plant_payl
 
 DISTILL = str(REPO / "vision" / "distill.py")
 VDUMP = str(REPO / "vision" / "dump_features.py")
-DIGITS = ["--dataset", "digits", "--limit-train", "16", "--limit-val", "8", "--workers", "0",
-          "--device", "cpu", "--epochs", "1", "--batch-size", "8"]
+DIGITS = [
+    "--dataset",
+    "digits",
+    "--limit-train",
+    "16",
+    "--limit-val",
+    "8",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +46,7 @@ def toyset(tmp_path_factory):
 def paths_to_try(toyset, tmp):
     """{name: (command, marker)}: each command reads a payload checkpoint on one of the paths."""
     import nmt_plugin  # noqa: F401  (argparse.Namespace allowed: the teacher's raw state loads below)
+
     data, teacher = toyset["data"], toyset["teacher"]
     real = torch.load(teacher, weights_only=True)  # a real fairseq checkpoint's entries, plus the payload
 
@@ -43,32 +59,89 @@ def paths_to_try(toyset, tmp):
     cmds = {}
     p, m = payload("teacher_path")
     cmds["fairseq-train --teacher-path"] = (
-        [PY, "-m", "fairseq_cli.train", data, *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
-         "--teacher-path", p, "--criterion", "ls_kd", "--save-dir", tmp / "s_teacher"], m)
+        [
+            PY,
+            "-m",
+            "fairseq_cli.train",
+            data,
+            *TINY,
+            "--user-dir",
+            PLUGIN,
+            "--task",
+            "kd_translation",
+            "--teacher-path",
+            p,
+            "--criterion",
+            "ls_kd",
+            "--save-dir",
+            tmp / "s_teacher",
+        ],
+        m,
+    )
     (tmp / "s_restart").mkdir()
     p, m = payload("restart", tmp / "s_restart" / "checkpoint_last.pt")
     cmds["fairseq-train restart from checkpoint_last.pt"] = (
-        [PY, "-m", "fairseq_cli.train", data, *TINY, "--user-dir", PLUGIN, "--task", "kd_translation",
-         "--teacher-path", teacher, "--criterion", "ls_kd", "--save-dir", tmp / "s_restart"], m)
+        [
+            PY,
+            "-m",
+            "fairseq_cli.train",
+            data,
+            *TINY,
+            "--user-dir",
+            PLUGIN,
+            "--task",
+            "kd_translation",
+            "--teacher-path",
+            teacher,
+            "--criterion",
+            "ls_kd",
+            "--save-dir",
+            tmp / "s_restart",
+        ],
+        m,
+    )
     p, m = payload("bleu")
     cmds["nmt_plugin.bleu score"] = ([PY, "-m", "nmt_plugin.bleu", "score", p, "--data", data, "--cpu"], m)
     p, m = payload("dump")
     cmds["nmt_plugin.dump_features"] = (
-        [PY, "-m", "nmt_plugin.dump_features", p, "--data", data, "--out", tmp / "feats", "--cpu"], m)
+        [PY, "-m", "nmt_plugin.dump_features", p, "--data", data, "--out", tmp / "feats", "--cpu"],
+        m,
+    )
     p, m = payload("generate")
     cmds["fairseq-generate --user-dir nmt_plugin"] = (
-        [PY, "-m", "fairseq_cli.generate", data, "--user-dir", PLUGIN, "--path", p, "--cpu",
-         "--beam", "1", "--max-tokens", "1000"], m)
+        [
+            PY,
+            "-m",
+            "fairseq_cli.generate",
+            data,
+            "--user-dir",
+            PLUGIN,
+            "--path",
+            p,
+            "--cpu",
+            "--beam",
+            "1",
+            "--max-tokens",
+            "1000",
+        ],
+        m,
+    )
     # a student whose saved --teacher-path is now a payload: bleu table and dump_features read
     # the teacher checkpoint to learn its α
     p, m = payload("student_teacher")
-    student = moved_checkpoint(teacher, tmp / "student.pt", **{"criterion._name": "ls_kd",
-                                                               "task.teacher_path": str(p),
-                                                               "task.kd_temperature": 2.0})
+    student = moved_checkpoint(
+        teacher,
+        tmp / "student.pt",
+        **{"criterion._name": "ls_kd", "task.teacher_path": str(p), "task.kd_temperature": 2.0},
+    )
     cmds["nmt_plugin.bleu table (the student's teacher)"] = (
-        [PY, "-m", "nmt_plugin.bleu", "table", student, "--data", data, "--cpu", "--beam", "1"], m)
+        [PY, "-m", "nmt_plugin.bleu", "table", student, "--data", data, "--cpu", "--beam", "1"],
+        m,
+    )
     cmds["nmt_plugin.dump_features (the student's teacher)"] = (
-        [PY, "-m", "nmt_plugin.dump_features", student, "--data", data, "--out", tmp / "feats2", "--cpu"], m)
+        [PY, "-m", "nmt_plugin.dump_features", student, "--data", data, "--out", tmp / "feats2", "--cpu"],
+        m,
+    )
     # vision: a dict like distill.py's checkpoints, plus the payload
     vision_state = {"model": {}, "model_name": "resnet18", "num_classes": 10, "mode": "teacher"}
 
@@ -79,17 +152,35 @@ def paths_to_try(toyset, tmp):
         return path, marker
 
     p, m = vpayload("v_teacher")
-    cmds["distill.py --teacher"] = ([PY, DISTILL, *DIGITS, "--mode", "student", "--teacher", p,
-                                     "--temperature", "2", "--output-dir", tmp / "v_teacher_out"], m)
+    cmds["distill.py --teacher"] = (
+        [
+            PY,
+            DISTILL,
+            *DIGITS,
+            "--mode",
+            "student",
+            "--teacher",
+            p,
+            "--temperature",
+            "2",
+            "--output-dir",
+            tmp / "v_teacher_out",
+        ],
+        m,
+    )
     (tmp / "v_resume").mkdir()
     p, m = vpayload("v_resume", tmp / "v_resume" / "checkpoint.pt")
     cmds["distill.py --resume"] = ([PY, DISTILL, *DIGITS, "--resume", "--output-dir", tmp / "v_resume"], m)
     p, m = vpayload("v_pretrained")
-    cmds["distill.py --pretrained"] = ([PY, DISTILL, *DIGITS, "--pretrained", p,
-                                        "--output-dir", tmp / "v_pre_out"], m)
+    cmds["distill.py --pretrained"] = (
+        [PY, DISTILL, *DIGITS, "--pretrained", p, "--output-dir", tmp / "v_pre_out"],
+        m,
+    )
     p, m = vpayload("v_dump")
-    cmds["vision/dump_features.py"] = ([PY, VDUMP, p, "--output", tmp / "v_feats", "--device", "cpu",
-                                        "--workers", "0"], m)
+    cmds["vision/dump_features.py"] = (
+        [PY, VDUMP, p, "--output", tmp / "v_feats", "--device", "cpu", "--workers", "0"],
+        m,
+    )
     return cmds
 
 
@@ -97,9 +188,12 @@ def test_payload_refused_on_every_path_with_the_override_set(toyset, tmp_path):
     cmds = paths_to_try(toyset, tmp_path)
     assert len(cmds) == 11
     e = env(**UNSAFE_ENV)
-    procs = {name: subprocess.Popen([str(a) for a in argv], cwd=REPO, env=e, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-             for name, (argv, _) in cmds.items()}
+    procs = {
+        name: subprocess.Popen(
+            [str(a) for a in argv], cwd=REPO, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, (argv, _) in cmds.items()
+    }
     executed, problems = [], []
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=600)
@@ -107,8 +201,13 @@ def test_payload_refused_on_every_path_with_the_override_set(toyset, tmp_path):
         line = last_line(err)
         if marker.exists():
             executed.append(name)
-        if proc.returncode == 0 or "Traceback" in err or "refused: unsafe object" not in line \
-                or "corrupt" in line or "truncated" in line:
+        if (
+            proc.returncode == 0
+            or "Traceback" in err
+            or "refused: unsafe object" not in line
+            or "corrupt" in line
+            or "truncated" in line
+        ):
             problems.append(f"{name}: exit {proc.returncode}, last line {line!r}\n{err[-1500:]}")
     assert executed == [], f"the payload ran on: {executed}"
     assert problems == [], "\n\n".join(problems)
@@ -127,10 +226,16 @@ def test_safe_loader_wins_over_the_override_in_process(toyset, tmp_path, monkeyp
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     marker = tmp_path / "marker"
     path = plant_payload(tmp_path / "p.pt", marker)
-    for load, error in ((checkpoint_utils.load_checkpoint_to_cpu, UnreadableCheckpoint),
-                        (read_checkpoint, UnreadableCheckpoint), (load_checkpoint, VisionError)):
-        with pytest.raises(error, match=r"refused: unsafe object \(GLOBAL posix\.system: its module "
-                                        r"posix is blocked"):
+    for load, error in (
+        (checkpoint_utils.load_checkpoint_to_cpu, UnreadableCheckpoint),
+        (read_checkpoint, UnreadableCheckpoint),
+        (load_checkpoint, VisionError),
+    ):
+        with pytest.raises(
+            error,
+            match=r"refused: unsafe object \(GLOBAL posix\.system: its module "
+            r"posix is blocked",
+        ):
             load(str(path))
         assert not marker.exists()
     # and a whole fairseq checkpoint still loads under the override (nothing unsafe in it)
@@ -148,14 +253,19 @@ def test_unreadable_checkpoints_are_named_for_what_they_are(toyset, tmp_path):
 
     real = toyset["teacher"].read_bytes()
     (tmp_path / "empty.pt").write_bytes(b"")
-    (tmp_path / "half.pt").write_bytes(real[:len(real) // 2])
+    (tmp_path / "half.pt").write_bytes(real[: len(real) // 2])
     (tmp_path / "text.pt").write_bytes(b"hello, world")
     torch.save({"model": {}, "x": fractions.Fraction(1, 3)}, tmp_path / "fraction.pt")
-    expect = {"empty.pt": ("empty", r"is empty \(0 bytes\)"),
-              "half.pt": ("truncated", rf"is truncated or corrupted \({len(real) // 2} bytes; "),
-              "text.pt": ("not torch", r"not a torch file.*starts with b'hell'"),
-              "fraction.pt": ("unsafe", r"refused: unsafe object \(GLOBAL fractions\.Fraction is not an "
-                                        r"allowed global")}
+    expect = {
+        "empty.pt": ("empty", r"is empty \(0 bytes\)"),
+        "half.pt": ("truncated", rf"is truncated or corrupted \({len(real) // 2} bytes; "),
+        "text.pt": ("not torch", r"not a torch file.*starts with b'hell'"),
+        "fraction.pt": (
+            "unsafe",
+            r"refused: unsafe object \(GLOBAL fractions\.Fraction is not an "
+            r"allowed global",
+        ),
+    }
     for name, (kind, pattern) in expect.items():
         with pytest.raises(UnreadableCheckpoint, match=pattern) as e:
             read_checkpoint(str(tmp_path / name))
@@ -166,12 +276,31 @@ def test_unreadable_checkpoints_are_named_for_what_they_are(toyset, tmp_path):
 
 def test_directory_as_teacher_or_checkpoint_is_named(toyset, tmp_path, capsys):
     from vision import distill
-    out = subprocess.run([PY, "-m", "nmt_plugin.bleu", "score", str(tmp_path), "--data", str(toyset["data"])],
-                         cwd=REPO, env=env(), capture_output=True, text=True)
-    assert out.returncode == 2 and last_line(out.stderr) == \
-        f"error: checkpoint {tmp_path} is a directory, not a checkpoint file"
+
+    out = subprocess.run(
+        [PY, "-m", "nmt_plugin.bleu", "score", str(tmp_path), "--data", str(toyset["data"])],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        out.returncode == 2
+        and last_line(out.stderr) == f"error: checkpoint {tmp_path} is a directory, not a checkpoint file"
+    )
     with pytest.raises(SystemExit) as e:
-        distill.cli([*DIGITS, "--mode", "student", "--teacher", str(tmp_path), "--temperature", "2",
-                     "--output-dir", str(tmp_path / "out")])
+        distill.cli(
+            [
+                *DIGITS,
+                "--mode",
+                "student",
+                "--teacher",
+                str(tmp_path),
+                "--temperature",
+                "2",
+                "--output-dir",
+                str(tmp_path / "out"),
+            ]
+        )
     assert e.value.code == 2
     assert capsys.readouterr().err == f"distill.py: error: {tmp_path} is a directory, not a checkpoint file\n"

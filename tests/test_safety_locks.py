@@ -3,6 +3,7 @@
 Every case starts a second process that holds the output's lock the way every writer takes it
 (tests/safety_helpers.py: shared_metrics.locks.OutputLock), then runs the entry point into the
 same output: it must fail at once, in one line naming the holder's PID, and write nothing."""
+
 import json
 import os
 import subprocess
@@ -14,8 +15,15 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("fairseq")
 
 from nmt_toy import PLUGIN, PY, REPO, TINY, toy  # noqa: E402
-from safety_helpers import (DIGITS, dead_pid, env, last_line, lock_held_by_another_process,  # noqa: E402
-                            toyset, vision_teacher)  # noqa: F401 (fixtures)
+from safety_helpers import (
+    DIGITS,
+    dead_pid,
+    env,
+    last_line,
+    lock_held_by_another_process,  # noqa: E402
+    toyset,
+    vision_teacher,
+)  # noqa: F401 (fixtures)
 from shared_metrics.featureset import FeatureSetError, FeatureSetWriter, write_feature_set  # noqa: E402
 from shared_metrics.locks import OutputLock, lock_path, remove_stale_temporaries  # noqa: E402
 
@@ -27,14 +35,34 @@ def two_writer_cases(toyset, vision_teacher, tmp):
     """{name: (output that is held, command writing into it)}"""
     return {
         "distill.py --output-dir": (tmp / "run", [PY, DISTILL, *DIGITS, "--output-dir", tmp / "run"]),
-        "vision/dump_features.py --output": (tmp / "vfeat", [PY, VDUMP, vision_teacher, "--output", tmp / "vfeat",
-                                                             "--device", "cpu", "--workers", "0"]),
-        "nmt_plugin.dump_features --out": (tmp / "nfeat", [PY, "-m", "nmt_plugin.dump_features", toyset["teacher"],
-                                                           "--out", tmp / "nfeat", "--cpu"]),
+        "vision/dump_features.py --output": (
+            tmp / "vfeat",
+            [PY, VDUMP, vision_teacher, "--output", tmp / "vfeat", "--device", "cpu", "--workers", "0"],
+        ),
+        "nmt_plugin.dump_features --out": (
+            tmp / "nfeat",
+            [PY, "-m", "nmt_plugin.dump_features", toyset["teacher"], "--out", tmp / "nfeat", "--cpu"],
+        ),
         "fairseq-train --save-dir (kd_translation)": (
-            tmp / "save", [PY, "-m", "fairseq_cli.train", toyset["data"], *TINY, "--user-dir", PLUGIN,
-                           "--task", "kd_translation", "--teacher-path", toyset["teacher"],
-                           "--criterion", "ls_kd", "--save-dir", tmp / "save"]),
+            tmp / "save",
+            [
+                PY,
+                "-m",
+                "fairseq_cli.train",
+                toyset["data"],
+                *TINY,
+                "--user-dir",
+                PLUGIN,
+                "--task",
+                "kd_translation",
+                "--teacher-path",
+                toyset["teacher"],
+                "--criterion",
+                "ls_kd",
+                "--save-dir",
+                tmp / "save",
+            ],
+        ),
     }
 
 
@@ -42,11 +70,16 @@ def test_second_writer_is_refused_naming_the_holder(toyset, vision_teacher, tmp_
     refused, problems = [], []
     for name, (output, argv) in two_writer_cases(toyset, vision_teacher, tmp_path).items():
         with lock_held_by_another_process(output) as pid:
-            proc = subprocess.run([str(a) for a in argv], cwd=REPO, env=env(), capture_output=True, text=True,
-                                  timeout=300)
+            proc = subprocess.run(
+                [str(a) for a in argv], cwd=REPO, env=env(), capture_output=True, text=True, timeout=300
+            )
         line = last_line(proc.stderr)
-        ok = (proc.returncode != 0 and "Traceback" not in proc.stderr
-              and f"is being written by another run (PID {pid}," in line and not output.exists())
+        ok = (
+            proc.returncode != 0
+            and "Traceback" not in proc.stderr
+            and f"is being written by another run (PID {pid}," in line
+            and not output.exists()
+        )
         (refused if ok else problems).append(f"{name}: exit {proc.returncode}: {line}")
     assert problems == [], "\n".join(problems)
     assert len(refused) == 4
@@ -57,15 +90,24 @@ def test_second_writer_is_refused_naming_the_holder(toyset, vision_teacher, tmp_
 def test_feature_set_writer_refuses_a_second_writer(tmp_path):
     out = tmp_path / "set"
     with lock_held_by_another_process(out) as pid:
-        with pytest.raises(FeatureSetError, match=rf"feature set {out} is being written by another run "
-                                                  rf"\(PID {pid},"):
-            FeatureSetWriter(out, num_samples=1, dim=2, head_weight=np.eye(2, dtype=np.float32),
-                             meta={"classes": ["a", "b"]})
+        with pytest.raises(
+            FeatureSetError,
+            match=rf"feature set {out} is being written by another run "
+            rf"\(PID {pid},",
+        ):
+            FeatureSetWriter(
+                out,
+                num_samples=1,
+                dim=2,
+                head_weight=np.eye(2, dtype=np.float32),
+                meta={"classes": ["a", "b"]},
+            )
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
     # within one process the lock is re-entrant: an entry point locks its output, its writer too
     with OutputLock(out, "--out"):
-        write_feature_set(out, np.ones((1, 2), np.float32), [1], np.eye(2, dtype=np.float32),
-                          meta={"classes": ["a", "b"]})
+        write_feature_set(
+            out, np.ones((1, 2), np.float32), [1], np.eye(2, dtype=np.float32), meta={"classes": ["a", "b"]}
+        )
         assert lock_path(out).exists()
     assert not lock_path(out).exists() and out.is_dir()
 
@@ -79,8 +121,13 @@ def test_killed_writers_temporaries_are_removed_live_ones_kept(tmp_path):
     for d in (stale, running, other):
         d.mkdir()
         (d / "features.npy").write_bytes(b"partial")
-    write_feature_set(tmp_path / "train", np.ones((2, 2), np.float32), [0, 1], np.eye(2, dtype=np.float32),
-                      meta={"classes": ["a", "b"]})
+    write_feature_set(
+        tmp_path / "train",
+        np.ones((2, 2), np.float32),
+        [0, 1],
+        np.eye(2, dtype=np.float32),
+        meta={"classes": ["a", "b"]},
+    )
     assert not stale.exists() and running.exists() and other.exists()
     assert remove_stale_temporaries(tmp_path, ".valid") == [other] and running.exists()
 
@@ -88,6 +135,7 @@ def test_killed_writers_temporaries_are_removed_live_ones_kept(tmp_path):
 def test_vision_resume_removes_a_killed_save(vision_teacher, tmp_path, capsys):
     """checkpoint.pt.tmp-PID of a run killed while saving is removed by the --resume."""
     from vision import distill
+
     out = tmp_path / "run"
     out.mkdir()
     for name in ("checkpoint.pt", "args.json", "metrics.jsonl"):
@@ -102,18 +150,59 @@ def test_vision_resume_removes_a_killed_save(vision_teacher, tmp_path, capsys):
 def test_refused_fairseq_train_leaves_no_save_dir(toyset, tmp_path):
     """A kd_translation run refused at set-up (a missing teacher) removes the --save-dir it made."""
     save = tmp_path / "new" / "save"
-    proc = subprocess.run([PY, "-m", "fairseq_cli.train", str(toyset["data"]), *TINY, "--user-dir", PLUGIN,
-                           "--task", "kd_translation", "--teacher-path", str(tmp_path / "nope.pt"),
-                           "--criterion", "ls_kd", "--save-dir", str(save)], cwd=REPO, env=env(),
-                          capture_output=True, text=True)
-    assert proc.returncode != 0 and last_line(proc.stderr) == f"error: teacher checkpoint not found: {tmp_path}/nope.pt"
+    proc = subprocess.run(
+        [
+            PY,
+            "-m",
+            "fairseq_cli.train",
+            str(toyset["data"]),
+            *TINY,
+            "--user-dir",
+            PLUGIN,
+            "--task",
+            "kd_translation",
+            "--teacher-path",
+            str(tmp_path / "nope.pt"),
+            "--criterion",
+            "ls_kd",
+            "--save-dir",
+            str(save),
+        ],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        proc.returncode != 0
+        and last_line(proc.stderr) == f"error: teacher checkpoint not found: {tmp_path}/nope.pt"
+    )
     assert not save.exists() and not lock_path(save).exists() and not save.parent.exists()
     # a folder that was there before is kept, empty or not
     save.mkdir(parents=True)
-    proc = subprocess.run([PY, "-m", "fairseq_cli.train", str(toyset["data"]), *TINY, "--user-dir", PLUGIN,
-                           "--task", "kd_translation", "--teacher-path", str(tmp_path / "nope.pt"),
-                           "--criterion", "ls_kd", "--save-dir", str(save)], cwd=REPO, env=env(),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            PY,
+            "-m",
+            "fairseq_cli.train",
+            str(toyset["data"]),
+            *TINY,
+            "--user-dir",
+            PLUGIN,
+            "--task",
+            "kd_translation",
+            "--teacher-path",
+            str(tmp_path / "nope.pt"),
+            "--criterion",
+            "ls_kd",
+            "--save-dir",
+            str(save),
+        ],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0 and save.is_dir()
 
 
@@ -121,12 +210,19 @@ def test_metrics_output_that_is_a_directory(tmp_path, make_set):
     """lskd-metrics -o DIR: one line, and no .DIR.tmp-PID left beside it; a later write removes
     the temporary a killed writer left (.NAME.tmp-PID of a dead PID)."""
     from shared_metrics import cli
+
     fs = make_set("s", [[0.0, 0.0], [1.0, 1.0]], [0, 1], logits=[[1.0, 0.0], [0.0, 1.0]])
     (tmp_path / "out").mkdir()
-    proc = subprocess.run([PY, "-m", "shared_metrics", "accuracy", "--features", str(fs), "-o", str(tmp_path / "out")],
-                          cwd=REPO, env=env(), capture_output=True, text=True)
-    assert proc.returncode == 2 and proc.stderr == (f"lskd-metrics accuracy: error: {tmp_path}/out is a directory: "
-                                                    "give a file name to write to\n")
+    proc = subprocess.run(
+        [PY, "-m", "shared_metrics", "accuracy", "--features", str(fs), "-o", str(tmp_path / "out")],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr == (
+        f"lskd-metrics accuracy: error: {tmp_path}/out is a directory: give a file name to write to\n"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s"]
     stale = tmp_path / f".acc.json.tmp-{dead_pid()}"
     stale.write_text("{")

@@ -3,6 +3,7 @@ truncated is named in one line and the newest whole checkpoint is resumed; a kil
 through fairseq's copy to checkpoint_last.pt (tests/fairseq_kill_at.py) leaves the previous
 whole file there (the plugin's copy is atomic), and the restart ends with the very weights of a
 clean stop-and-restart from the same checkpoint; the killed copy's temporary is removed."""
+
 import os
 import re
 
@@ -16,7 +17,7 @@ from safety_helpers import dead_pid  # noqa: E402
 
 #: TINY with epoch checkpoints (checkpointN.pt) and without its --max-epoch
 EPOCHS = [a for a in TINY if a != "--no-epoch-checkpoints"]
-del EPOCHS[EPOCHS.index("--max-epoch"):EPOCHS.index("--max-epoch") + 2]
+del EPOCHS[EPOCHS.index("--max-epoch") : EPOCHS.index("--max-epoch") + 2]
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +26,36 @@ def toyset(tmp_path_factory):
 
 
 def train(toyset, save, epochs, script=("-m", "fairseq_cli.train"), check=True):
-    return run([PY, *script, toyset["data"], *EPOCHS, "--max-epoch", str(epochs), "--user-dir", PLUGIN,
-                "--task", "kd_translation", "--teacher-path", toyset["teacher"], "--kd-temperature", "2",
-                "--criterion", "ls_kd", "--save-dir", save], check=check)
+    return run(
+        [
+            PY,
+            *script,
+            toyset["data"],
+            *EPOCHS,
+            "--max-epoch",
+            str(epochs),
+            "--user-dir",
+            PLUGIN,
+            "--task",
+            "kd_translation",
+            "--teacher-path",
+            toyset["teacher"],
+            "--kd-temperature",
+            "2",
+            "--criterion",
+            "ls_kd",
+            "--save-dir",
+            save,
+        ],
+        check=check,
+    )
 
 
 def updates(proc) -> int:
     """num_updates of the last epoch-end training record."""
-    return int([r for r in json_logs(proc.stdout + proc.stderr) if "train_num_updates" in r][-1]["train_num_updates"])
+    return int(
+        [r for r in json_logs(proc.stdout + proc.stderr) if "train_num_updates" in r][-1]["train_num_updates"]
+    )
 
 
 def loaded(proc) -> tuple[str, int, int]:
@@ -44,6 +67,7 @@ def loaded(proc) -> tuple[str, int, int]:
 def weights(path):
     import nmt_plugin  # noqa: F401  (fairseq's reads through the plugin's weights-only loader)
     from fairseq import checkpoint_utils
+
     return checkpoint_utils.load_checkpoint_to_cpu(str(path))["model"]
 
 
@@ -54,17 +78,26 @@ def test_truncated_or_empty_checkpoint_last_resumes_from_the_newest_whole_one(to
     assert per_epoch >= 2 and updates(first) == 2 * per_epoch
     last = save / "checkpoint_last.pt"
     whole = last.read_bytes()
-    last.write_bytes(whole[:len(whole) // 2])  # a kill during a non-atomic copy
-    stale, live = save / f"checkpoint_last.pt.tmp-{dead_pid()}", save / f"checkpoint_last.pt.tmp-{os.getpid()}"
+    last.write_bytes(whole[: len(whole) // 2])  # a kill during a non-atomic copy
+    stale, live = (
+        save / f"checkpoint_last.pt.tmp-{dead_pid()}",
+        save / f"checkpoint_last.pt.tmp-{os.getpid()}",
+    )
     stale.write_bytes(b"x")
     live.write_bytes(b"x")  # a running process's (this one): not ours to remove
     second = train(toyset, save, 3)
     out = second.stdout + second.stderr
     warned = [l for l in out.splitlines() if "checkpoint_last.pt is" in l]
-    assert len(warned) == 1 and "is truncated or corrupted (a run killed while writing it?); resuming from" in warned[0]
+    assert (
+        len(warned) == 1
+        and "is truncated or corrupted (a run killed while writing it?); resuming from" in warned[0]
+    )
     path, epoch, n = loaded(second)
     # fairseq records the epoch to start next: 3 after two whole epochs, at 2 epochs' updates
-    assert os.path.basename(path) in ("checkpoint2.pt", "checkpoint_best.pt") and (epoch, n) == (3, 2 * per_epoch)
+    assert os.path.basename(path) in ("checkpoint2.pt", "checkpoint_best.pt") and (epoch, n) == (
+        3,
+        2 * per_epoch,
+    )
     assert updates(second) == 3 * per_epoch and (save / "checkpoint3.pt").is_file()
     assert "Traceback" not in out
     assert not stale.exists() and live.exists()
@@ -84,7 +117,8 @@ def test_truncated_or_empty_checkpoint_last_resumes_from_the_newest_whole_one(to
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: {lone}/checkpoint_last.pt is truncated or corrupted and --save-dir {lone} holds no other "
-        f"whole checkpoint to resume from: remove {lone}/checkpoint_last.pt to start afresh")
+        f"whole checkpoint to resume from: remove {lone}/checkpoint_last.pt to start afresh"
+    )
 
 
 def test_kill_while_copying_to_checkpoint_last_resumes_as_a_clean_restart(toyset, tmp_path):
@@ -93,8 +127,9 @@ def test_kill_while_copying_to_checkpoint_last_resumes_as_a_clean_restart(toyset
     cleanly after epoch 1 and restarted (fairseq's restart itself is the reference: it is not
     bit-identical to an uninterrupted run)."""
     killed = tmp_path / "killed"
-    proc = train(toyset, killed, 2, script=(str(REPO / "tests" / "fairseq_kill_at.py"), "copy-last", "2"),
-                 check=False)
+    proc = train(
+        toyset, killed, 2, script=(str(REPO / "tests" / "fairseq_kill_at.py"), "copy-last", "2"), check=False
+    )
     assert proc.returncode == -9
     temporaries = [n for n in os.listdir(killed) if ".tmp-" in n]
     assert len(temporaries) == 1 and temporaries[0].startswith("checkpoint_last.pt.tmp-")

@@ -2,6 +2,7 @@
 fixture `slurm_cluster`) runs a small Snakemake workflow through `--executor slurm` with the
 localhost profile, and its outputs equal a local run's; the cluster profile without a partition
 stops with one line before anything is submitted."""
+
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ from scripts.slurm.snakemake_check import submission_problem
 # Four jobs on three levels: numbers (1..10) -> power k=2, k=3 (one per job) -> total.
 # Each job also logs the SLURM job id and CPUs it ran with ("none" outside SLURM), outside the
 # outputs that the two runs must share.
-SNAKEFILE = r'''
+SNAKEFILE = r"""
 import sys
 from scripts.slurm.snakemake_check import check_slurm_submission
 
@@ -47,15 +48,28 @@ rule total:
     output: "total.txt"
     log: "jobs/total.txt"
     shell: "{PY} -c 'import sys; print(sum(int(open(p).read()) for p in sys.argv[1:]))' {input} > {output}; " + WHERE
-'''
+"""
 OUTPUTS = ["numbers.txt", "power2.txt", "power3.txt", "total.txt"]
 JOB_LOGS = ["numbers", "power2", "power3", "total"]
 
 
 def snakemake(workdir, *args, env, timeout=300):
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(workdir.parent / "Snakefile"),
-                           "-d", str(workdir), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(workdir.parent / "Snakefile"),
+            "-d",
+            str(workdir),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_submission_problem_names_the_unset_variable_or_the_missing_partition():
@@ -63,16 +77,23 @@ def test_submission_problem_names_the_unset_variable_or_the_missing_partition():
     unset = {"slurm_partition": "$LSKD_SLURM_PARTITION", "slurm_account": "a"}
     assert submission_problem("local", [("train", False, unset)]) is None
     assert submission_problem("slurm", [("all", True, {})]) is None
-    assert submission_problem("slurm", [("train", False, unset)]) == \
-        "LSKD_SLURM_PARTITION is not set: export LSKD_SLURM_PARTITION=<partition> (sinfo -s lists them)"
+    assert (
+        submission_problem("slurm", [("train", False, unset)])
+        == "LSKD_SLURM_PARTITION is not set: export LSKD_SLURM_PARTITION=<partition> (sinfo -s lists them)"
+    )
     braced = {"slurm_partition": "gpu", "slurm_account": "${LSKD_SLURM_ACCOUNT}"}
     assert submission_problem("slurm", [("train", False, braced)]).startswith(
-        "LSKD_SLURM_ACCOUNT is not set: export LSKD_SLURM_ACCOUNT=<account>")
+        "LSKD_SLURM_ACCOUNT is not set: export LSKD_SLURM_ACCOUNT=<account>"
+    )
     # an account set empty (a cluster without accounts) or absent is fine; a partition is not
-    assert submission_problem("slurm", [("train", False, {"slurm_partition": "gpu", "slurm_account": ""})]) is None
+    assert (
+        submission_problem("slurm", [("train", False, {"slurm_partition": "gpu", "slurm_account": ""})])
+        is None
+    )
     assert submission_problem("slurm", [("train", False, {"slurm_partition": "gpu"})]) is None
     assert submission_problem("slurm", [("train", False, {"slurm_partition": " "})]).startswith(
-        "rule train has no slurm_partition: use --workflow-profile scripts/workflow/profiles/slurm")
+        "rule train has no slurm_partition: use --workflow-profile scripts/workflow/profiles/slurm"
+    )
 
 
 def test_the_fixture_skips_without_root_or_packages_but_fails_under_ci(monkeypatch):
@@ -90,12 +111,15 @@ def test_the_fixture_skips_without_root_or_packages_but_fails_under_ci(monkeypat
         next(slurm_cluster_session())
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"LSKD_SLURM_PORT": "68x17"}, "LSKD_SLURM_PORT must be a port number, got '68x17'"),
-    ({"LSKD_SLURM_PORT": "80"}, "LSKD_SLURM_PORT must be in 1024..65400, got 80"),
-    ({"LSKD_SLURM_DIR": "relative/dir"}, "LSKD_SLURM_DIR must be an absolute path, got 'relative/dir'"),
-    ({}, "usage: "),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"LSKD_SLURM_PORT": "68x17"}, "LSKD_SLURM_PORT must be a port number, got '68x17'"),
+        ({"LSKD_SLURM_PORT": "80"}, "LSKD_SLURM_PORT must be in 1024..65400, got 80"),
+        ({"LSKD_SLURM_DIR": "relative/dir"}, "LSKD_SLURM_DIR must be an absolute path, got 'relative/dir'"),
+        ({}, "usage: "),
+    ],
+)
 def test_cluster_script_refuses_bad_input_with_one_line(env, message):
     args = ["bash", str(CLUSTER_SH)] + ([] if not env else ["up"])
     proc = subprocess.run(args, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True)
@@ -110,11 +134,15 @@ def test_workflow_through_slurm_equals_a_local_run(slurm_cluster, tmp_path):
     local_seconds = time.monotonic() - t0
     assert local.returncode == 0, local.stderr[-3000:]
     t0 = time.monotonic()
-    proc = snakemake(tmp_path / "slurm", "--profile", str(PROFILES / "slurm-localhost"), env=slurm_cluster.env)
+    proc = snakemake(
+        tmp_path / "slurm", "--profile", str(PROFILES / "slurm-localhost"), env=slurm_cluster.env
+    )
     slurm_seconds = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
-    print(f"\n[timing] cluster up {slurm_cluster.timings['up']:.1f} s; 4 jobs locally "
-          f"{local_seconds:.1f} s, through SLURM {slurm_seconds:.1f} s")
+    print(
+        f"\n[timing] cluster up {slurm_cluster.timings['up']:.1f} s; 4 jobs locally "
+        f"{local_seconds:.1f} s, through SLURM {slurm_seconds:.1f} s"
+    )
 
     # Σ k² for k = 1..10 = 10·11·21/6 = 385; Σ k³ = (10·11/2)² = 3025; together 3410.
     assert (tmp_path / "slurm" / "total.txt").read_text() == "3410\n"
@@ -133,7 +161,10 @@ def test_workflow_through_slurm_equals_a_local_run(slurm_cluster, tmp_path):
     run_id = re.search(r"SLURM run ID: (\S+)", proc.stdout + proc.stderr).group(1)
     finished = slurm_cluster.jobs()
     for name, job_id in ids.items():
-        assert finished[job_id]["JobState"] == "COMPLETED" and finished[job_id]["Name"] == run_id, (name, finished.get(job_id))
+        assert finished[job_id]["JobState"] == "COMPLETED" and finished[job_id]["Name"] == run_id, (
+            name,
+            finished.get(job_id),
+        )
     # the plugin's per-rule sbatch logs: .snakemake/slurm_logs/rule_<rule>[/<wildcards>]/<job id>.log
     logs = tmp_path / "slurm" / ".snakemake" / "slurm_logs"
     assert (logs / "rule_numbers" / f"{ids['numbers']}.log").exists()
@@ -147,9 +178,13 @@ def test_cluster_profile_without_partition_stops_before_submitting(slurm_cluster
     (tmp_path / "Snakefile").write_text(SNAKEFILE)
     before = set(slurm_cluster.jobs())
     env = {k: v for k, v in slurm_cluster.env.items() if not k.startswith("LSKD_SLURM_")}
-    cases = [({}, "[workflow] error: LSKD_SLURM_PARTITION is not set: export LSKD_SLURM_PARTITION=<partition>"),
-             ({"LSKD_SLURM_PARTITION": "debug"}, "[workflow] error: LSKD_SLURM_ACCOUNT is not set: export "
-                                                 "LSKD_SLURM_ACCOUNT=<account>")]
+    cases = [
+        ({}, "[workflow] error: LSKD_SLURM_PARTITION is not set: export LSKD_SLURM_PARTITION=<partition>"),
+        (
+            {"LSKD_SLURM_PARTITION": "debug"},
+            "[workflow] error: LSKD_SLURM_ACCOUNT is not set: export LSKD_SLURM_ACCOUNT=<account>",
+        ),
+    ]
     for extra, line in cases:
         proc = snakemake(tmp_path / "run", "--profile", str(PROFILES / "slurm"), env={**env, **extra})
         assert proc.returncode == 2, proc.stderr[-3000:]

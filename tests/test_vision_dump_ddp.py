@@ -1,6 +1,7 @@
 """vision.dump_features.dump_all in a 2-process gloo group (torch.multiprocessing, no training):
 each rank dumps a slice, rank 0 joins them in order; a failure on one rank fails both and leaves
 nothing under the final names."""
+
 import os
 import sys
 from types import SimpleNamespace
@@ -23,8 +24,10 @@ CLASSES = ["a", "b", "c"]
 
 def data(n_train=11, n_val=1):
     g = torch.Generator().manual_seed(0)
-    mk = lambda n: torch.utils.data.TensorDataset(torch.randn(n, 4, generator=g),  # noqa: E731
-                                                  torch.arange(n) % 3)
+    mk = lambda n: torch.utils.data.TensorDataset(
+        torch.randn(n, 4, generator=g),  # noqa: E731
+        torch.arange(n) % 3,
+    )
     return SimpleNamespace(train_eval=mk(n_train), val=mk(n_val), classes=CLASSES)
 
 
@@ -48,12 +51,21 @@ def _worker(rank, port, out, fail_on_rank, errors, thresholds=None):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     if thresholds:  # float16 above / logits up to this many values, scaled down to the toy
         from vision import dump_features
+
         dump_features.AUTO_FP16_VALUES, dump_features.MAX_LOGIT_VALUES = thresholds
     try:
         models = [Net(1, fail_on_rank), Net(2)]
-        dump_all(models, data(), [os.path.join(out, "m1"), os.path.join(out, "m2")], num_classes=3,
-                 ckpt_metas=[{"model_name": "net", "temperature": t} for t in (1.0, 2.0)],
-                 dataset_name="toy", device=torch.device("cpu"), batch_size=4, workers=0)
+        dump_all(
+            models,
+            data(),
+            [os.path.join(out, "m1"), os.path.join(out, "m2")],
+            num_classes=3,
+            ckpt_metas=[{"model_name": "net", "temperature": t} for t in (1.0, 2.0)],
+            dataset_name="toy",
+            device=torch.device("cpu"),
+            batch_size=4,
+            workers=0,
+        )
     except Exception as e:  # noqa: BLE001 - reported to the test
         errors[rank] = str(e)
     finally:

@@ -1,4 +1,5 @@
 """KD loss golden values worked out by hand, the frozen teacher, and per-student RNG streams."""
+
 import copy
 import math
 import os
@@ -30,8 +31,9 @@ def test_uniform_student_gives_t2_ln2():
     for T in (1.0, 2.0, 3.0):
         loss = kd.kd_loss(t([0.0, 0.0]), t([0.0, 5.0]), torch.tensor([1]), T)
         assert loss.item() == pytest.approx(T * T * math.log(2), rel=1e-6)
-    assert kd.kd_loss(t([0.0, 0.0]), t([0.0, 5.0]), torch.tensor([1]), 3.0).item() == \
-        pytest.approx(6.238324625, rel=1e-6)  # 9 · 0.693147...
+    assert kd.kd_loss(t([0.0, 0.0]), t([0.0, 5.0]), torch.tensor([1]), 3.0).item() == pytest.approx(
+        6.238324625, rel=1e-6
+    )  # 9 · 0.693147...
 
 
 def test_two_class_golden_value_and_t2_scaling():
@@ -118,8 +120,7 @@ def test_sweep_step_matches_single_student_with_dropout():
 
     single, sweep = [slot(3.0)], [slot(1.0), slot(3.0), slot(2.0)]
     g = torch.Generator().manual_seed(0)
-    batches = [(torch.randn(8, 6, generator=g), torch.randint(0, 3, (8,), generator=g))
-               for _ in range(4)]
+    batches = [(torch.randn(8, 6, generator=g), torch.randint(0, 3, (8,), generator=g)) for _ in range(4)]
     torch.manual_seed(123)
     for x, y in batches:
         kd.train_step(single, x, y, teacher=teacher, beta=0.5)
@@ -140,7 +141,7 @@ def test_teacher_mode_step_is_label_smoothed_ce():
     x, y = torch.randn(4, 6), torch.tensor([0, 1, 2, 0])
     expected = F.cross_entropy(m(x), y, label_smoothing=0.2).item()
     slot = kd.Slot(m, torch.optim.SGD(m.parameters(), lr=0.0))
-    (loss, logits, terms), = kd.train_step([slot], x, y, label_smoothing=0.2)
+    ((loss, logits, terms),) = kd.train_step([slot], x, y, label_smoothing=0.2)
     assert loss.item() == pytest.approx(expected, rel=1e-6) and terms is None
 
 
@@ -150,8 +151,9 @@ def test_step_under_bf16_autocast_keeps_a_float32_loss():
     m = nn.Sequential(nn.Linear(6, 3))
     slots = [kd.Slot(m, torch.optim.SGD(m.parameters(), lr=0.1), 2.0)]
     amp = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
-    (loss, logits, terms), = kd.train_step(slots, torch.randn(4, 6), torch.tensor([0, 1, 2, 0]),
-                                           teacher=teacher, autocast=amp)
+    ((loss, logits, terms),) = kd.train_step(
+        slots, torch.randn(4, 6), torch.tensor([0, 1, 2, 0]), teacher=teacher, autocast=amp
+    )
     assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
     assert torch.isfinite(loss) and m[0].weight.dtype == torch.float32
     acc = [torch.zeros(len(kd.TALLY))]
@@ -160,12 +162,15 @@ def test_step_under_bf16_autocast_keeps_a_float32_loss():
     assert acc[0][3].item() == pytest.approx(4 * terms[1].item(), rel=1e-6) and terms.dtype == torch.float32
 
 
-@pytest.mark.parametrize("clip, expected", [
-    # zero weights, x = [3, 4], y = 0: dCE/dz = [-0.5, 0.5], grad W = [[-1.5, -2], [1.5, 2]], norm sqrt(12.5)
-    (None, [[1.5, 2.0], [-1.5, -2.0]]),
-    (10.0, [[1.5, 2.0], [-1.5, -2.0]]),                         # above the norm: untouched
-    (1.0, [[1.5 / 12.5 ** 0.5, 2.0 / 12.5 ** 0.5], [-1.5 / 12.5 ** 0.5, -2.0 / 12.5 ** 0.5]]),
-])
+@pytest.mark.parametrize(
+    "clip, expected",
+    [
+        # zero weights, x = [3, 4], y = 0: dCE/dz = [-0.5, 0.5], grad W = [[-1.5, -2], [1.5, 2]], norm sqrt(12.5)
+        (None, [[1.5, 2.0], [-1.5, -2.0]]),
+        (10.0, [[1.5, 2.0], [-1.5, -2.0]]),  # above the norm: untouched
+        (1.0, [[1.5 / 12.5**0.5, 2.0 / 12.5**0.5], [-1.5 / 12.5**0.5, -2.0 / 12.5**0.5]]),
+    ],
+)
 def test_clip_grad_norm_scales_the_step_to_the_given_norm(clip, expected):
     m = nn.Linear(2, 2, bias=False)
     nn.init.zeros_(m.weight)
@@ -188,5 +193,5 @@ def test_step_logs_kl_and_teacher_entropy_at_the_students_temperature():
     acc = [torch.zeros(len(kd.TALLY))]
     kd.tally(acc, outs, y)
     h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
-    expected = [2 * 4 * math.log(2), 1.0, 2 * (math.log(2) - h), 2 * h]   # sums over the 2 samples
+    expected = [2 * 4 * math.log(2), 1.0, 2 * (math.log(2) - h), 2 * h]  # sums over the 2 samples
     torch.testing.assert_close(acc[0], torch.tensor(expected), rtol=1e-6, atol=1e-7)

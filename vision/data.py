@@ -22,6 +22,7 @@ with the same transforms of ``torchvision.transforms.v2``. Both draw the same ra
 the same order, so a seeded image gets the same crop, flip, angle and jitter factors whichever
 backend; the pixels differ by the resampling and colour arithmetic only (a few levels of 255).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -36,8 +37,18 @@ import torch.nn.functional as F
 from vision.utils import VisionError, check_at_least
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DATASETS = ("imagefolder", "fashion-mnist", "digits")
 BACKENDS = ("pil", "tensor")
@@ -56,7 +67,7 @@ def read_idx(path) -> np.ndarray:
     zero, code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or code not in _IDX_DTYPES:
         raise VisionError(f"{path}: not an IDX file")
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     arr = np.frombuffer(data, dtype=_IDX_DTYPES[code], offset=4 + 4 * ndim).copy()
     if arr.size != int(np.prod(shape)):
         raise VisionError(f"{path}: truncated IDX file")
@@ -65,12 +76,16 @@ def read_idx(path) -> np.ndarray:
 
 def load_fashion_mnist(root=None):
     root = root or FASHION_MNIST_DIR
+
     def find(stem):
         for name in (stem + ".gz", stem):
             if os.path.exists(os.path.join(root, name)):
                 return os.path.join(root, name)
-        raise FileNotFoundError(f"Fashion-MNIST file {stem}[.gz] not found in {root} "
-                                "(install Debian's dataset-fashion-mnist or pass --data DIR)")
+        raise FileNotFoundError(
+            f"Fashion-MNIST file {stem}[.gz] not found in {root} "
+            "(install Debian's dataset-fashion-mnist or pass --data DIR)"
+        )
+
     x_tr = read_idx(find("train-images-idx3-ubyte"))
     y_tr = read_idx(find("train-labels-idx1-ubyte"))
     x_va = read_idx(find("t10k-images-idx3-ubyte"))
@@ -123,13 +138,20 @@ class GreyImages(torch.utils.data.Dataset):
     """uint8 grey images [N, H, W] resized once to size x size; items are normalised float
     [3, size, size] (channel replicated) and int labels."""
 
-    def __init__(self, images, labels, size: int, mean: float, std: float, train: bool,
-                 flip: bool = False):
+    def __init__(self, images, labels, size: int, mean: float, std: float, train: bool, flip: bool = False):
         x = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
         if x.shape[-1] != size or x.shape[-2] != size:
-            x = torch.cat([F.interpolate(c.float(), size=(size, size), mode="bilinear",
-                                         antialias=True, align_corners=False)
-                           .round().clamp(0, 255).to(torch.uint8) for c in x.split(8192)])
+            x = torch.cat(
+                [
+                    F.interpolate(
+                        c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+                    )
+                    .round()
+                    .clamp(0, 255)
+                    .to(torch.uint8)
+                    for c in x.split(8192)
+                ]
+            )
         self.images, self.targets = x, torch.from_numpy(np.asarray(labels, dtype=np.int64))
         self.size, self.mean, self.std, self.train, self.flip = size, mean, std, train, flip
         self.pad = size // 8
@@ -151,7 +173,7 @@ class GreyImages(torch.utils.data.Dataset):
                 p = self.pad
                 img = F.pad(img, (p, p, p, p))
                 dy, dx = torch.randint(0, 2 * p + 1, (2,), generator=g).tolist()
-                img = img[:, dy:dy + self.size, dx:dx + self.size]
+                img = img[:, dy : dy + self.size, dx : dx + self.size]
             if self.flip and torch.rand((), generator=g) < 0.5:
                 img = img.flip(-1)
         return img.expand(3, -1, -1).contiguous(), int(self.targets[i])
@@ -204,8 +226,15 @@ def _spread_subset(ds, limit):
     return torch.utils.data.Subset(ds, [i * len(ds) // limit for i in range(limit)])
 
 
-def build_datasets(name: str, data=None, image_size=None, recipe: str = "imagenet",
-                   limit_train=None, limit_val=None, backend: str = "pil"):
+def build_datasets(
+    name: str,
+    data=None,
+    image_size=None,
+    recipe: str = "imagenet",
+    limit_train=None,
+    limit_val=None,
+    backend: str = "pil",
+):
     """Returns a namespace: train (augmented), train_eval (train split, eval transforms, for
     feature dumps), val, classes, image_size.
 
@@ -218,16 +247,18 @@ def build_datasets(name: str, data=None, image_size=None, recipe: str = "imagene
     the images as training saw them)."""
     if name not in DATASETS:
         raise VisionError(f"unknown dataset {name!r} (choose from {', '.join(DATASETS)})")
-    for dest, value in (("image_size", image_size), ("limit_train", limit_train),
-                        ("limit_val", limit_val)):  # x[:-3] would silently drop the last 3
+    for dest, value in (
+        ("image_size", image_size),
+        ("limit_train", limit_train),
+        ("limit_val", limit_val),
+    ):  # x[:-3] would silently drop the last 3
         check_at_least(dest, value, 1)
     size = image_size or DEFAULT_IMAGE_SIZE[name]
     if name == "imagefolder":
         from torchvision.datasets import ImageFolder
 
         if not data:
-            raise FileNotFoundError("--dataset imagefolder needs --data ROOT "
-                                    "(with train/ and val/)")
+            raise FileNotFoundError("--dataset imagefolder needs --data ROOT (with train/ and val/)")
         for split in ("train", "val"):
             if not os.path.isdir(os.path.join(data, split)):
                 raise FileNotFoundError(f"data path {os.path.join(data, split)} not found")
@@ -263,8 +294,7 @@ def build_datasets(name: str, data=None, image_size=None, recipe: str = "imagene
         train = GreyImages(x_tr, y_tr, size, mean, std, train=True, flip=flip)
         train_eval = GreyImages(x_tr, y_tr, size, mean, std, train=False)
         val = GreyImages(x_va, y_va, size, mean, std, train=False)
-    return SimpleNamespace(train=train, train_eval=train_eval, val=val, classes=classes,
-                           image_size=size)
+    return SimpleNamespace(train=train, train_eval=train_eval, val=val, classes=classes, image_size=size)
 
 
 # ----------------------------------------------------------------------------- samplers

@@ -21,6 +21,7 @@ Paper defaults, all overridable: SGD, momentum 0.9, weight decay 1e-4, batch 256
 (0.01 with --recipe cub) decayed x0.1 every 30 of 90 epochs (teachers) or every 80 of 200
 epochs (students).
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,16 @@ from shared_metrics.locks import remove_stale_temporaries
 from vision import data as vdata
 from vision import kd, utils
 from vision.dump_features import CREATED_BY, dump_all, feature_dtype
-from vision.models import (build_model, check_checkpoint_classes, checkpoint_meta, find_head,
-                           load_checkpoint, load_pretrained, model_from_checkpoint, state_dict_of)
+from vision.models import (
+    build_model,
+    check_checkpoint_classes,
+    checkpoint_meta,
+    find_head,
+    load_checkpoint,
+    load_pretrained,
+    model_from_checkpoint,
+    state_dict_of,
+)
 from vision.utils import VisionError
 
 DEFAULTS = {  # (mode) -> epochs, lr_step
@@ -59,78 +68,162 @@ DEFAULTS = {  # (mode) -> epochs, lr_step
 
 
 def get_args_parser(add_help=True):
-    p = argparse.ArgumentParser(prog="distill.py", description=__doc__, add_help=add_help,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="distill.py",
+        description=__doc__,
+        add_help=add_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     g = p.add_argument_group("task")
     g.add_argument("--mode", choices=("teacher", "student"), default="teacher")
-    g.add_argument("--label-smoothing", type=float, default=0.0, metavar="α",
-                   help="label smoothing α in [0, 1) of the CE term (teacher: its LS; default 0)")
+    g.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        metavar="α",
+        help="label smoothing α in [0, 1) of the CE term (teacher: its LS; default 0)",
+    )
     g.add_argument("--teacher", metavar="CKPT", help="student mode: the teacher's checkpoint")
-    g.add_argument("--teacher-model", metavar="NAME",
-                   help="the teacher's architecture (default: read from its checkpoint)")
-    g.add_argument("--teacher-alpha", type=float, metavar="α",
-                   help="the teacher's α when its checkpoint does not record it")
-    g.add_argument("--temperature", type=float, nargs="+", metavar="T",
-                   help="student mode: one or more temperatures T > 0 (one student each)")
-    g.add_argument("--beta", type=float, default=1.0, metavar="β",
-                   help="weight of the KD term, in [0, 1] (default 1: pure KD, as in the paper)")
+    g.add_argument(
+        "--teacher-model",
+        metavar="NAME",
+        help="the teacher's architecture (default: read from its checkpoint)",
+    )
+    g.add_argument(
+        "--teacher-alpha",
+        type=float,
+        metavar="α",
+        help="the teacher's α when its checkpoint does not record it",
+    )
+    g.add_argument(
+        "--temperature",
+        type=float,
+        nargs="+",
+        metavar="T",
+        help="student mode: one or more temperatures T > 0 (one student each)",
+    )
+    g.add_argument(
+        "--beta",
+        type=float,
+        default=1.0,
+        metavar="β",
+        help="weight of the KD term, in [0, 1] (default 1: pure KD, as in the paper)",
+    )
     g = p.add_argument_group("model")
     g.add_argument("--model", default="resnet18", help="any torchvision classification model")
-    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="keyword for the model builder, e.g. dropout=0.0 (repeatable)")
-    g.add_argument("--pretrained", metavar="PATH", help="start from a local weights file "
-                   "(a state dict or checkpoint; a classifier of another size is left new)")
-    g.add_argument("--small-input", action="store_true",
-                   help="stride-1 stem for tiny images (see vision/models.py:adapt_small_input)")
+    g.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keyword for the model builder, e.g. dropout=0.0 (repeatable)",
+    )
+    g.add_argument(
+        "--pretrained",
+        metavar="PATH",
+        help="start from a local weights file "
+        "(a state dict or checkpoint; a classifier of another size is left new)",
+    )
+    g.add_argument(
+        "--small-input",
+        action="store_true",
+        help="stride-1 stem for tiny images (see vision/models.py:adapt_small_input)",
+    )
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=vdata.DATASETS, default="imagefolder")
-    g.add_argument("--data", metavar="PATH", help="imagefolder root (train/, val/) or the "
-                   "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)")
-    g.add_argument("--recipe", choices=("imagenet", "cub"), default="imagenet",
-                   help="imagefolder augmentations (cub adds rotation and colour jitter; lr 0.01)")
-    g.add_argument("--backend", type=str.lower, choices=vdata.BACKENDS, default="pil",
-                   help="imagefolder decoding and augmentation: pil (PIL images) or tensor "
-                        "(torchvision.io.decode_image + transforms.v2 on uint8 tensors, the same "
-                        "random draws); case-insensitive, as torchvision's reference (default pil)")
-    g.add_argument("--image-size", type=int, help="train crop / resize size "
-                   "(default 224 for imagefolder, 32 for the small grey sets)")
-    g.add_argument("--limit-train", type=int, metavar="N", help="use N training images: the first N "
-                   "(grey sets), N spread evenly over the class folders (imagefolder)")
+    g.add_argument(
+        "--data",
+        metavar="PATH",
+        help="imagefolder root (train/, val/) or the "
+        "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)",
+    )
+    g.add_argument(
+        "--recipe",
+        choices=("imagenet", "cub"),
+        default="imagenet",
+        help="imagefolder augmentations (cub adds rotation and colour jitter; lr 0.01)",
+    )
+    g.add_argument(
+        "--backend",
+        type=str.lower,
+        choices=vdata.BACKENDS,
+        default="pil",
+        help="imagefolder decoding and augmentation: pil (PIL images) or tensor "
+        "(torchvision.io.decode_image + transforms.v2 on uint8 tensors, the same "
+        "random draws); case-insensitive, as torchvision's reference (default pil)",
+    )
+    g.add_argument(
+        "--image-size",
+        type=int,
+        help="train crop / resize size (default 224 for imagefolder, 32 for the small grey sets)",
+    )
+    g.add_argument(
+        "--limit-train",
+        type=int,
+        metavar="N",
+        help="use N training images: the first N "
+        "(grey sets), N spread evenly over the class folders (imagefolder)",
+    )
     g.add_argument("--limit-val", type=int, metavar="N", help="use N validation images (as --limit-train)")
-    g.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                   help="data-loading processes per process (default: min(8, CPUs))")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="data-loading processes per process (default: min(8, CPUs))",
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help="default 90 (teacher) / 200 (student)")
     g.add_argument("--batch-size", type=int, default=256, help="images per process")
     g.add_argument("--lr", type=float, help="default 0.1 (0.01 with --recipe cub)")
     g.add_argument("--lr-step", type=int, help="decay every N epochs: default 30 / 80")
     g.add_argument("--lr-gamma", type=float, default=0.1)
-    g.add_argument("--lr-warmup-epochs", type=int, default=0,
-                   help="raise the lr linearly, iteration by iteration, from lr/iters to the scheduled lr "
-                        "over the first N epochs (Goyal et al., 2017); default 0, as the paper")
-    g.add_argument("--clip-grad-norm", type=float, default=None,
-                   help="scale each model's gradient to at most this L2 norm (default: no clipping)")
+    g.add_argument(
+        "--lr-warmup-epochs",
+        type=int,
+        default=0,
+        help="raise the lr linearly, iteration by iteration, from lr/iters to the scheduled lr "
+        "over the first N epochs (Goyal et al., 2017); default 0, as the paper",
+    )
+    g.add_argument(
+        "--clip-grad-norm",
+        type=float,
+        default=None,
+        help="scale each model's gradient to at most this L2 norm (default: no clipping)",
+    )
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument("--weight-decay", type=float, default=1e-4)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--deterministic", action="store_true",
-                   help="deterministic algorithms where torch has them (others warn), cudnn.benchmark off")
+    g.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic algorithms where torch has them (others warn), cudnn.benchmark off",
+    )
     g = p.add_argument_group("engineering")
-    g.add_argument("--device", choices=("cpu", "cuda"),
-                   default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu"
+    )
     g.add_argument("--amp", action="store_true", help="bf16 autocast")
     g.add_argument("--channels-last", action="store_true")
     g.add_argument("--compile", action="store_true", help="torch.compile student(s) and teacher")
     g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP (CUDA only)")
     g.add_argument("--output-dir", default="runs/vision")
-    g.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint(s) in --output-dir")
-    g.add_argument("--test-only", action="store_true",
-                   help="evaluate the checkpoint(s) in --output-dir (or --pretrained) and stop")
-    g.add_argument("--dump-features", action="store_true",
-                   help="write features/train and features/valid for the final model(s)")
-    g.add_argument("--feature-dtype", choices=("auto", "float16", "float32"), default="auto",
-                   help="features.npy dtype; auto: float32, float16 above 2**28 values")
+    g.add_argument("--resume", action="store_true", help="continue from the checkpoint(s) in --output-dir")
+    g.add_argument(
+        "--test-only",
+        action="store_true",
+        help="evaluate the checkpoint(s) in --output-dir (or --pretrained) and stop",
+    )
+    g.add_argument(
+        "--dump-features",
+        action="store_true",
+        help="write features/train and features/valid for the final model(s)",
+    )
+    g.add_argument(
+        "--feature-dtype",
+        choices=("auto", "float16", "float32"),
+        default="auto",
+        help="features.npy dtype; auto: float32, float16 above 2**28 values",
+    )
     g.add_argument("--print-freq", type=int, default=50)
     g.add_argument("--dist-timeout", type=int, default=120, help="process-group timeout, minutes")
     return p
@@ -211,8 +304,9 @@ def plain_args(args) -> dict:
 
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate(model, loader, device, num_classes, autocast=contextlib.nullcontext,
-             memory_format=torch.contiguous_format) -> dict:
+def evaluate(
+    model, loader, device, num_classes, autocast=contextlib.nullcontext, memory_format=torch.contiguous_format
+) -> dict:
     """Top-1/top-5, per-class accuracy and mean CE over the whole split. Each process sees a
     disjoint unpadded shard (vdata.ShardSampler); sums are all-reduced, so nothing counts twice."""
     model.eval()
@@ -227,16 +321,19 @@ def evaluate(model, loader, device, num_classes, autocast=contextlib.nullcontext
         top = logits.topk(min(5, K), dim=1).indices
         hit1 = top[:, 0] == target
         sums[:K] += torch.bincount(target[hit1], minlength=K)
-        sums[K:2 * K] += torch.bincount(target, minlength=K)
+        sums[K : 2 * K] += torch.bincount(target, minlength=K)
         sums[2 * K] += (top == target[:, None]).any(1).sum()
         sums[2 * K + 1] += F.cross_entropy(logits, target, reduction="sum").double()
     sums = utils.reduce_across_processes(sums).cpu()
-    n = float(sums[K:2 * K].sum())
-    per_class = (sums[:K] / sums[K:2 * K].clamp(min=1)).tolist()
-    return {"val_acc1": 100.0 * float(sums[:K].sum()) / max(n, 1),
-            "val_acc5": 100.0 * float(sums[2 * K]) / max(n, 1),
-            "val_loss": float(sums[2 * K + 1]) / max(n, 1),
-            "val_per_class_acc1": [100.0 * a for a in per_class], "val_samples": int(n)}
+    n = float(sums[K : 2 * K].sum())
+    per_class = (sums[:K] / sums[K : 2 * K].clamp(min=1)).tolist()
+    return {
+        "val_acc1": 100.0 * float(sums[:K].sum()) / max(n, 1),
+        "val_acc5": 100.0 * float(sums[2 * K]) / max(n, 1),
+        "val_loss": float(sums[2 * K + 1]) / max(n, 1),
+        "val_per_class_acc1": [100.0 * a for a in per_class],
+        "val_samples": int(n),
+    }
 
 
 # ----------------------------------------------------------------------------- training
@@ -252,8 +349,9 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
     win_n = tot_n = 0
     t0 = time.time()
     warmup_iters = args.lr_warmup_epochs * len(loader)
-    for i, (images, target) in enumerate(logger.log_every(loader, args.print_freq,
-                                                          f"Epoch: [{epoch}]", n_img)):
+    for i, (images, target) in enumerate(
+        logger.log_every(loader, args.print_freq, f"Epoch: [{epoch}]", n_img)
+    ):
         it = epoch * len(loader) + i
         if it < warmup_iters:  # the last warm-up iteration lands exactly on the scheduled lr
             lr = args.lr * args.lr_gamma ** (epoch // args.lr_step) * (it + 1) / warmup_iters
@@ -262,9 +360,16 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
                     group["lr"] = lr
         images = images.to(device, non_blocking=True, memory_format=memory_format)
         target = target.to(device, non_blocking=True)
-        outs = kd.train_step(slots, images, target, teacher=teacher, beta=args.beta,
-                             label_smoothing=args.label_smoothing, autocast=autocast,
-                             clip_grad_norm=args.clip_grad_norm)
+        outs = kd.train_step(
+            slots,
+            images,
+            target,
+            teacher=teacher,
+            beta=args.beta,
+            label_smoothing=args.label_smoothing,
+            autocast=autocast,
+            clip_grad_norm=args.clip_grad_norm,
+        )
         kd.tally(win, outs, target)
         win_n += target.size(0)
         if logger.will_print(i):  # the only host sync of the loop
@@ -272,29 +377,42 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
             if teacher is not None and i == 0:  # the teacher's entropy H(p_t) on the first batch
                 bad = utils.reduce_across_processes(float(not np.isfinite(vals[:, 3]).all()), device)
                 if bad.item():
-                    raise VisionError(f"the teacher {args.teacher} gives NaN or inf logits on the first "
-                                      "batch: the teacher is at fault, not the student's settings; "
-                                      "nothing was trained or saved"
-                                      + (" (try without --amp: its logits may overflow bfloat16)"
-                                         if args.amp else ""))
+                    raise VisionError(
+                        f"the teacher {args.teacher} gives NaN or inf logits on the first "
+                        "batch: the teacher is at fault, not the student's settings; "
+                        "nothing was trained or saved"
+                        + (" (try without --amp: its logits may overflow bfloat16)" if args.amp else "")
+                    )
             tot += vals
             tot_n += win_n
             for r, (ls, c, *_) in zip(runs, vals):
-                logger.update(n=win_n, **{f"lr{r.tag}": r.slot.optimizer.param_groups[0]["lr"],
-                                 f"loss{r.tag}": ls / win_n, f"acc1{r.tag}": 100.0 * c / win_n})
+                logger.update(
+                    n=win_n,
+                    **{
+                        f"lr{r.tag}": r.slot.optimizer.param_groups[0]["lr"],
+                        f"loss{r.tag}": ls / win_n,
+                        f"acc1{r.tag}": 100.0 * c / win_n,
+                    },
+                )
             for w in win:
                 w.zero_()
             win_n = 0
     elapsed = time.time() - t0
     totals = utils.reduce_across_processes(
-        torch.tensor(np.concatenate([tot.ravel(), [tot_n]]), dtype=torch.float64), device).cpu()
+        torch.tensor(np.concatenate([tot.ravel(), [tot_n]]), dtype=torch.float64), device
+    ).cpu()
     tot, n = totals[:-1].view(len(runs), width).numpy(), float(totals[-1])
     out = []
     for r, (ls, c, kl, ent) in zip(runs, tot):
         rec = {"train_loss": ls / max(n, 1), "train_acc1": 100.0 * c / max(n, 1)}
-        if r.slot.temperature is not None:  # KD terms at the student's T, nats, without T² (ls_kd logs the same terms in bits)
-            rec.update(train_kd_loss=(kl + ent) / max(n, 1), train_kl=kl / max(n, 1),
-                       train_teacher_entropy=ent / max(n, 1))
+        if (
+            r.slot.temperature is not None
+        ):  # KD terms at the student's T, nats, without T² (ls_kd logs the same terms in bits)
+            rec.update(
+                train_kd_loss=(kl + ent) / max(n, 1),
+                train_kl=kl / max(n, 1),
+                train_teacher_entropy=ent / max(n, 1),
+            )
         out.append({**rec, "train_samples": int(n), "img_s": n / elapsed, "epoch_time_s": elapsed})
     return out
 
@@ -313,9 +431,11 @@ def check_teacher_inputs(what: str, saved: dict, args) -> None:
     """Refuse a teacher whose checkpoint ``saved`` args record another input pipeline than this
     run's ``args`` (after build_datasets resolved args.image_size). Nothing to compare for a plain
     state dict (no args) or an older checkpoint without a field."""
+
     def size(a):
         s = a.get("image_size")
         return s or vdata.DEFAULT_IMAGE_SIZE.get(a.get("dataset"))
+
     now = vars(args)
     diffs = []
     for key in TEACHER_INPUTS:
@@ -325,26 +445,34 @@ def check_teacher_inputs(what: str, saved: dict, args) -> None:
         if then_v != now_v:
             diffs.append(f"--{key.replace('_', '-')} {then_v} (this run: {now_v})")
     if diffs:
-        raise VisionError(f"{what} was trained with {', '.join(diffs)}: it would see other images "
-                          "than it learned from; give this run the teacher's data flags")
+        raise VisionError(
+            f"{what} was trained with {', '.join(diffs)}: it would see other images "
+            "than it learned from; give this run the teacher's data flags"
+        )
 
 
 def load_teacher(args, num_classes, classes, device):
-    model, ckpt = model_from_checkpoint(args.teacher, args.teacher_model, num_classes=num_classes,
-                                        flag="--teacher-model")
+    model, ckpt = model_from_checkpoint(
+        args.teacher, args.teacher_model, num_classes=num_classes, flag="--teacher-model"
+    )
     check_checkpoint_classes(f"teacher {args.teacher}", ckpt, classes, args.dataset, role="teacher")
     check_teacher_inputs(f"teacher {args.teacher}", ckpt["args"], args)
     alpha = ckpt.get("alpha")  # None: not recorded (e.g. a student of a plain state dict)
     if alpha is None:
         alpha = args.teacher_alpha
     elif args.teacher_alpha is not None and alpha != args.teacher_alpha:
-        raise VisionError(f"--teacher-alpha {args.teacher_alpha:g} contradicts the teacher "
-                          f"checkpoint's α = {alpha:g}")
-    bad = next((k for k, v in model.state_dict().items()
-                if v.is_floating_point() and not torch.isfinite(v).all()), None)
+        raise VisionError(
+            f"--teacher-alpha {args.teacher_alpha:g} contradicts the teacher checkpoint's α = {alpha:g}"
+        )
+    bad = next(
+        (k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()),
+        None,
+    )
     if bad:
-        raise VisionError(f"teacher {args.teacher}: its weights hold NaN or inf ({bad}): the teacher "
-                          "checkpoint is broken (a diverged run?); distil from a sound one")
+        raise VisionError(
+            f"teacher {args.teacher}: its weights hold NaN or inf ({bad}): the teacher "
+            "checkpoint is broken (a diverged run?); distil from a sound one"
+        )
     teacher = kd.FrozenTeacher(model.to(device))
     if args.channels_last:
         teacher.to(memory_format=torch.channels_last)
@@ -360,8 +488,10 @@ def make_runs(args, num_classes, device):
     base = build_model(args.model, num_classes, args.small_input, args.model_kwargs)
     if args.pretrained:
         left = load_pretrained(base, args.pretrained)
-        print(f"pretrained: {args.pretrained} ({len(left)} tensors left as initialised: "
-              f"{', '.join(left[:4])}{' ...' if len(left) > 4 else ''})")
+        print(
+            f"pretrained: {args.pretrained} ({len(left)} tensors left as initialised: "
+            f"{', '.join(left[:4])}{' ...' if len(left) > 4 else ''})"
+        )
     if args.dump_features:
         find_head(base, num_classes)  # fail now, not after training, if there is no Linear head
     temps = args.temperature if args.mode == "student" else [None]
@@ -375,34 +505,61 @@ def make_runs(args, num_classes, device):
         model = module
         if args.distributed:
             model = nn.parallel.DistributedDataParallel(
-                module, device_ids=[args.gpu] if device.type == "cuda" else None)
+                module, device_ids=[args.gpu] if device.type == "cuda" else None
+            )
         if args.compile:
             model = torch.compile(model)
-        opt = torch.optim.SGD(module.parameters(), lr=args.lr, momentum=args.momentum,
-                              weight_decay=args.weight_decay)
+        opt = torch.optim.SGD(
+            module.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+        )
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=args.lr_step, gamma=args.lr_gamma)
         out = args.output_dir if t is None else os.path.join(args.output_dir, temp_name(t))
         tag = "" if len(temps) == 1 else f"[{temp_name(t)}]"
         slot = kd.Slot(model, opt, temperature=t, seed=args.seed, cuda=device.type == "cuda")
-        runs.append(SimpleNamespace(slot=slot, module=module, scheduler=sched, out_dir=out,
-                                    temperature=t, tag=tag, start_epoch=0))
+        runs.append(
+            SimpleNamespace(
+                slot=slot, module=module, scheduler=sched, out_dir=out, temperature=t, tag=tag, start_epoch=0
+            )
+        )
     return runs
 
 
 def checkpoint(run, args, epoch, classes, alpha) -> dict:
-    return {"model": run.module.state_dict(), "optimizer": run.slot.optimizer.state_dict(),
-            "lr_scheduler": run.scheduler.state_dict(), "epoch": epoch, "args": plain_args(args),
-            "model_name": args.model, "num_classes": len(classes), "classes": list(classes),
-            "mode": args.mode, "alpha": alpha, "temperature": run.temperature,
-            "label_smoothing": args.label_smoothing, "teacher": args.teacher,
-            "rng": dict(run.slot.rng), "created_by": CREATED_BY}
+    return {
+        "model": run.module.state_dict(),
+        "optimizer": run.slot.optimizer.state_dict(),
+        "lr_scheduler": run.scheduler.state_dict(),
+        "epoch": epoch,
+        "args": plain_args(args),
+        "model_name": args.model,
+        "num_classes": len(classes),
+        "classes": list(classes),
+        "mode": args.mode,
+        "alpha": alpha,
+        "temperature": run.temperature,
+        "label_smoothing": args.label_smoothing,
+        "teacher": args.teacher,
+        "rng": dict(run.slot.rng),
+        "created_by": CREATED_BY,
+    }
 
 
 #: What a --resume may not change: it would make one run of two trainings (the data, the model
 #: built, the loss). The epochs, lr and engineering flags may change, --backend too (the same
 #: files and random draws; the pixels differ by a few levels of resampling arithmetic).
-RESUME_FIXED = ("mode", "model", "dataset", "recipe", "image_size", "limit_train", "small_input",
-                "model_kwargs", "label_smoothing", "beta", "seed")
+RESUME_FIXED = (
+    "mode",
+    "model",
+    "dataset",
+    "recipe",
+    "image_size",
+    "limit_train",
+    "small_input",
+    "model_kwargs",
+    "label_smoothing",
+    "beta",
+    "seed",
+)
 
 
 def restore(runs, args, full: bool, alpha=None) -> int:
@@ -426,30 +583,39 @@ def restore(runs, args, full: bool, alpha=None) -> int:
         ck = checkpoint_meta(path, load_checkpoint(path))
         if not ck:
             raise VisionError(f"{path}: not a checkpoint of distill.py (a plain state dict?)")
-        lacking = [k for k in ("epoch", *(("optimizer", "lr_scheduler", "rng") if full else ()))
-                   if ck.get(k) is None]
+        lacking = [
+            k for k in ("epoch", *(("optimizer", "lr_scheduler", "rng") if full else ())) if ck.get(k) is None
+        ]
         if lacking:
             raise VisionError(f"{path}: the checkpoint lacks {', '.join(lacking)}")
         if ck.get("model_name") != args.model or ck.get("mode") != args.mode:
-            raise VisionError(f"{path} is a {ck.get('mode')} {ck.get('model_name')}, "
-                              f"not a {args.mode} {args.model}")
+            raise VisionError(
+                f"{path} is a {ck.get('mode')} {ck.get('model_name')}, not a {args.mode} {args.model}"
+            )
         if full:
             saved = ck.get("args") or {}
-            changed = [f"--{k.replace('_', '-')} {saved[k]} (now {now.get(k)})" for k in RESUME_FIXED
-                       if k in saved and saved[k] != now.get(k)]
+            changed = [
+                f"--{k.replace('_', '-')} {saved[k]} (now {now.get(k)})"
+                for k in RESUME_FIXED
+                if k in saved and saved[k] != now.get(k)
+            ]
             if ck.get("temperature") != r.temperature:
                 changed.append(f"temperature {ck.get('temperature')} (now {r.temperature})")
             if alpha is not None and ck.get("alpha") is not None and ck["alpha"] != alpha:
                 changed.append(f"teacher α {ck['alpha']:g} (now {alpha:g})")
             if changed:
-                raise VisionError(f"{path} was trained with {', '.join(changed)}: --resume continues "
-                                  "the same training; use another --output-dir for a new one")
+                raise VisionError(
+                    f"{path} was trained with {', '.join(changed)}: --resume continues "
+                    "the same training; use another --output-dir for a new one"
+                )
         try:
             r.module.load_state_dict(state_dict_of(ck, path))
         except RuntimeError as e:
             first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
-            raise VisionError(f"{path} does not fit the model built from these arguments "
-                              f"(--model-arg, --small-input, classes?): {first}") from None
+            raise VisionError(
+                f"{path} does not fit the model built from these arguments "
+                f"(--model-arg, --small-input, classes?): {first}"
+            ) from None
         if full:
             r.slot.optimizer.load_state_dict(ck["optimizer"])
             r.scheduler.load_state_dict(ck["lr_scheduler"])
@@ -477,8 +643,11 @@ def main(args):
     utils.init_distributed_mode(args)
     device = torch.device("cuda", args.gpu) if args.device == "cuda" else torch.device("cpu")
     # one run per --output-dir (rank 0 holds the lock for all ranks); --test-only only reads it
-    lock = (None if args.test_only and not args.dump_features else
-            utils.lock_output(args.output_dir, "--output-dir", device))
+    lock = (
+        None
+        if args.test_only and not args.dump_features
+        else utils.lock_output(args.output_dir, "--output-dir", device)
+    )
     try:
         run(args, device)
     finally:
@@ -499,8 +668,15 @@ def run(args, device):
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
 
-    ds = vdata.build_datasets(args.dataset, args.data, args.image_size, args.recipe,
-                              args.limit_train, args.limit_val, backend=args.backend)
+    ds = vdata.build_datasets(
+        args.dataset,
+        args.data,
+        args.image_size,
+        args.recipe,
+        args.limit_train,
+        args.limit_val,
+        backend=args.backend,
+    )
     args.image_size = ds.image_size
     K, classes = len(ds.classes), ds.classes
     teacher, alpha = None, args.label_smoothing
@@ -512,18 +688,22 @@ def run(args, device):
             for name in ("checkpoint.pt", "metrics.jsonl"):
                 remove_stale_temporaries(r.out_dir, name)
 
-    amp = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp \
-        else contextlib.nullcontext
+    amp = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp else contextlib.nullcontext
     mf = torch.channels_last if args.channels_last else torch.contiguous_format
     pin = device.type == "cuda"
-    sampler = torch.utils.data.DistributedSampler(ds.train, num_replicas=args.world_size,
-                                                  rank=args.rank, shuffle=True, seed=args.seed)
-    train_loader = torch.utils.data.DataLoader(ds.train, batch_size=args.batch_size,
-                                               sampler=sampler, num_workers=args.workers,
-                                               pin_memory=pin)
+    sampler = torch.utils.data.DistributedSampler(
+        ds.train, num_replicas=args.world_size, rank=args.rank, shuffle=True, seed=args.seed
+    )
+    train_loader = torch.utils.data.DataLoader(
+        ds.train, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers, pin_memory=pin
+    )
     val_loader = torch.utils.data.DataLoader(
-        ds.val, batch_size=args.batch_size, num_workers=args.workers, pin_memory=pin,
-        sampler=vdata.ShardSampler(len(ds.val), args.world_size, args.rank))
+        ds.val,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        pin_memory=pin,
+        sampler=vdata.ShardSampler(len(ds.val), args.world_size, args.rank),
+    )
 
     start_epoch = 0
     have_ckpt = all(os.path.isfile(os.path.join(r.out_dir, "checkpoint.pt")) for r in runs)
@@ -537,8 +717,9 @@ def run(args, device):
         for r in runs:
             path = os.path.join(r.out_dir, "checkpoint.pt")
             if os.path.exists(path):
-                raise VisionError(f"{path} exists: pass --resume to continue it, or choose "
-                                  "another --output-dir")
+                raise VisionError(
+                    f"{path} exists: pass --resume to continue it, or choose another --output-dir"
+                )
     for r in runs:
         os.makedirs(r.out_dir, exist_ok=True)
         if utils.is_main_process() and not args.test_only:
@@ -555,49 +736,87 @@ def run(args, device):
     if args.test_only:
         for r in runs:
             m = evaluate(r.module, val_loader, device, K, amp, mf)
-            print(f"test{r.tag}: acc1 {m['val_acc1']:.3f}  acc5 {m['val_acc5']:.3f}  "
-                  f"loss {m['val_loss']:.4f}  ({m['val_samples']} images)")
+            print(
+                f"test{r.tag}: acc1 {m['val_acc1']:.3f}  acc5 {m['val_acc5']:.3f}  "
+                f"loss {m['val_loss']:.4f}  ({m['val_samples']} images)"
+            )
     else:
         for epoch in range(start_epoch, args.epochs):
             sampler.set_epoch(epoch)
-            torch.manual_seed((args.seed * 1_000_003 + epoch) % 2**63)  # loader worker seeds (augmentation is per image)
+            torch.manual_seed(
+                (args.seed * 1_000_003 + epoch) % 2**63
+            )  # loader worker seeds (augmentation is per image)
             if hasattr(ds.train, "set_epoch"):  # the grey sets: per-image augmentation seeds
                 ds.train.set_epoch(epoch, args.seed)
             active = [r for r in runs if r.start_epoch <= epoch]  # all, unless catching up
             train_stats = train_one_epoch(active, teacher, train_loader, epoch, args, device, amp, mf)
             for r, st in zip(active, train_stats):  # before any save: keep the last good checkpoint
                 if not math.isfinite(st.get("train_teacher_entropy", 0.0)):
-                    raise VisionError(f"the teacher {args.teacher} gave NaN or inf logits in epoch {epoch}: "
-                                      "the teacher is at fault, not the student's settings; nothing of "
-                                      "this epoch was saved")
+                    raise VisionError(
+                        f"the teacher {args.teacher} gave NaN or inf logits in epoch {epoch}: "
+                        "the teacher is at fault, not the student's settings; nothing of "
+                        "this epoch was saved"
+                    )
                 if not math.isfinite(st["train_loss"]):
-                    raise VisionError(f"training{r.tag} diverged in epoch {epoch} (train loss "
-                                      f"{st['train_loss']}); nothing of this epoch was saved: lower --lr")
+                    raise VisionError(
+                        f"training{r.tag} diverged in epoch {epoch} (train loss "
+                        f"{st['train_loss']}); nothing of this epoch was saved: lower --lr"
+                    )
             for r, st in zip(active, train_stats):
                 lr = r.slot.optimizer.param_groups[0]["lr"]
                 r.scheduler.step()
                 utils.broadcast_buffers(r.module)  # every rank evaluates the checkpointed model
                 m = evaluate(r.module, val_loader, device, K, amp, mf)
-                rec = {"epoch": epoch, "mode": args.mode, "model": args.model,
-                       "temperature": r.temperature, "alpha": alpha, "beta": args.beta,
-                       "lr": lr, **st, **m, "teacher_val_acc1": teacher_acc}
-                print(f"Epoch: [{epoch}]{r.tag} acc1 {m['val_acc1']:.3f}  acc5 "
-                      f"{m['val_acc5']:.3f}  val loss {m['val_loss']:.4f}  "
-                      f"train loss {st['train_loss']:.4f}  "
-                      + (f"kl {st['train_kl']:.4f}  H(p_t) {st['train_teacher_entropy']:.4f}  "
-                         if "train_kl" in st else "") + f"{st['img_s']:.1f} img/s")
+                rec = {
+                    "epoch": epoch,
+                    "mode": args.mode,
+                    "model": args.model,
+                    "temperature": r.temperature,
+                    "alpha": alpha,
+                    "beta": args.beta,
+                    "lr": lr,
+                    **st,
+                    **m,
+                    "teacher_val_acc1": teacher_acc,
+                }
+                print(
+                    f"Epoch: [{epoch}]{r.tag} acc1 {m['val_acc1']:.3f}  acc5 "
+                    f"{m['val_acc5']:.3f}  val loss {m['val_loss']:.4f}  "
+                    f"train loss {st['train_loss']:.4f}  "
+                    + (
+                        f"kl {st['train_kl']:.4f}  H(p_t) {st['train_teacher_entropy']:.4f}  "
+                        if "train_kl" in st
+                        else ""
+                    )
+                    + f"{st['img_s']:.1f} img/s"
+                )
                 utils.append_jsonl(os.path.join(r.out_dir, "metrics.jsonl"), rec)
-                utils.save_on_master(checkpoint(r, args, epoch + 1, classes, alpha),
-                                     os.path.join(r.out_dir, "checkpoint.pt"))
+                utils.save_on_master(
+                    checkpoint(r, args, epoch + 1, classes, alpha), os.path.join(r.out_dir, "checkpoint.pt")
+                )
     if args.dump_features:  # every rank dumps a slice; all the students share one data pass
         done = start_epoch if args.test_only else max(start_epoch, args.epochs)
-        metas = [r.saved if args.test_only and getattr(r, "saved", None) else  # what was trained
-                 checkpoint(r, args, done, classes, alpha) for r in runs]
-        dump_all([r.module for r in runs], ds, [os.path.join(r.out_dir, "features") for r in runs],
-                 num_classes=K, ckpt_metas=metas,
-                 dataset_name=args.dataset, device=device, batch_size=args.batch_size,
-                 workers=args.workers, autocast=amp, channels_last=args.channels_last,
-                 dtype=feature_dtype(args.feature_dtype))
+        metas = [
+            r.saved
+            if args.test_only and getattr(r, "saved", None)
+            # what was trained
+            else checkpoint(r, args, done, classes, alpha)
+            for r in runs
+        ]
+        dump_all(
+            [r.module for r in runs],
+            ds,
+            [os.path.join(r.out_dir, "features") for r in runs],
+            num_classes=K,
+            ckpt_metas=metas,
+            dataset_name=args.dataset,
+            device=device,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            autocast=amp,
+            channels_last=args.channels_last,
+            dtype=feature_dtype(args.feature_dtype),
+        )
     if args.distributed:
         torch.distributed.destroy_process_group()
 

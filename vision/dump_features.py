@@ -11,6 +11,7 @@ given; a plain state dict (e.g. torchvision weights) needs --model NAME and --da
 are the data's). Under ``torchrun --nproc_per_node N`` every process dumps a slice of each split
 and rank 0 joins them (see :func:`dump_all`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,12 +27,18 @@ if __package__ in (None, ""):  # run as a script: make `import vision.x` work
 import numpy as np
 import torch
 
-from shared_metrics.featureset import (FeatureSetError, FeatureSetWriter,
-                                       concatenate_feature_sets)
+from shared_metrics.featureset import FeatureSetError, FeatureSetWriter, concatenate_feature_sets
 from vision import data as vdata
 from vision import utils
-from vision.models import (VisionError, check_checkpoint_classes, checkpoint_meta, find_head,
-                           load_checkpoint, model_from_checkpoint, model_name_of)
+from vision.models import (
+    VisionError,
+    check_checkpoint_classes,
+    checkpoint_meta,
+    find_head,
+    load_checkpoint,
+    model_from_checkpoint,
+    model_name_of,
+)
 
 CREATED_BY = "lskd-vision 0.1.0"
 MAX_LOGIT_VALUES = 100_000_000  # logits.npy (float32) only when N * K is at most this
@@ -42,18 +49,41 @@ SPLIT_DIRS = {"train": "train", "valid": "valid"}
 
 def feature_meta(ckpt: dict, classes, split: str, dataset: str) -> dict:
     args = ckpt.get("args", {})
-    return {"classes": list(classes), "task": "vision", "model": ckpt.get("model_name"),
-            "alpha": ckpt.get("alpha"), "temperature": ckpt.get("temperature"), "split": split,
-            "dataset": dataset, "seed": args.get("seed"), "mode": ckpt.get("mode"),
-            "beta": args.get("beta") if ckpt.get("mode") == "student" else None,
-            "epoch": ckpt.get("epoch"), "created_by": CREATED_BY}
+    return {
+        "classes": list(classes),
+        "task": "vision",
+        "model": ckpt.get("model_name"),
+        "alpha": ckpt.get("alpha"),
+        "temperature": ckpt.get("temperature"),
+        "split": split,
+        "dataset": dataset,
+        "seed": args.get("seed"),
+        "mode": ckpt.get("mode"),
+        "beta": args.get("beta") if ckpt.get("mode") == "student" else None,
+        "epoch": ckpt.get("epoch"),
+        "created_by": CREATED_BY,
+    }
 
 
 @torch.no_grad()
-def dump_split(models, dataset, paths, metas, *, num_classes: int, device, batch_size=256,
-               workers=0, autocast=contextlib.nullcontext, channels_last=False,
-               dtype=None, overwrite=True, header="features", images_per_iter=None,
-               split_size=None):
+def dump_split(
+    models,
+    dataset,
+    paths,
+    metas,
+    *,
+    num_classes: int,
+    device,
+    batch_size=256,
+    workers=0,
+    autocast=contextlib.nullcontext,
+    channels_last=False,
+    dtype=None,
+    overwrite=True,
+    header="features",
+    images_per_iter=None,
+    split_size=None,
+):
     """Run every model of ``models`` (unwrapped; in eval mode while dumping) over ``dataset`` in
     order and write one feature set per model at ``paths[i]`` with ``metas[i]``. The models
     share each batch: one pass over the data for all the students of a sweep.
@@ -64,8 +94,9 @@ def dump_split(models, dataset, paths, metas, *, num_classes: int, device, batch
     heads = [find_head(m, num_classes) for m in models]
     n = len(dataset)
     total = split_size or n
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                                         num_workers=workers, pin_memory=device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda"
+    )
     mf = torch.channels_last if channels_last else torch.contiguous_format
     log = utils.MetricLogger()
     captured = [[] for _ in models]
@@ -78,11 +109,22 @@ def dump_split(models, dataset, paths, metas, *, num_classes: int, device, batch
         for head, path, meta in zip(heads, paths, metas):
             dt = dtype or (np.float16 if total * head.in_features > AUTO_FP16_VALUES else np.float32)
             bias = head.bias.detach().float().cpu().numpy() if head.bias is not None else None
-            writers.append(stack.enter_context(FeatureSetWriter(
-                path, num_samples=n, dim=head.in_features,
-                head_weight=head.weight.detach().float().cpu().numpy(), head_bias=bias, meta=meta,
-                dtype=dt, logits=total * num_classes <= MAX_LOGIT_VALUES, logits_dtype=np.float32,
-                overwrite=overwrite)))
+            writers.append(
+                stack.enter_context(
+                    FeatureSetWriter(
+                        path,
+                        num_samples=n,
+                        dim=head.in_features,
+                        head_weight=head.weight.detach().float().cpu().numpy(),
+                        head_bias=bias,
+                        meta=meta,
+                        dtype=dt,
+                        logits=total * num_classes <= MAX_LOGIT_VALUES,
+                        logits_dtype=np.float32,
+                        overwrite=overwrite,
+                    )
+                )
+            )
         for m in models:
             m.eval()
         per_iter = images_per_iter or batch_size
@@ -95,8 +137,9 @@ def dump_split(models, dataset, paths, metas, *, num_classes: int, device, batch
                     logits = model(images)
                 feats = cap[-1].float().flatten(1).cpu().numpy()
                 if w.dtype == np.float16 and np.abs(feats).max(initial=0) > FP16_MAX:
-                    raise VisionError(f"{path}: a feature exceeds the float16 range; "
-                                      "dump with --feature-dtype float32")
+                    raise VisionError(
+                        f"{path}: a feature exceeds the float16 range; dump with --feature-dtype float32"
+                    )
                 w.append(feats, labels, logits.float().cpu().numpy())
     return paths
 
@@ -118,8 +161,9 @@ def _settle(error, leftovers, device, what: str) -> None:
         raise VisionError(f"{what} failed on {failed} other rank(s); see their error")
 
 
-def dump_all(models, datasets, out_dirs, *, num_classes, ckpt_metas, dataset_name,
-             splits=("train", "valid"), **kw):
+def dump_all(
+    models, datasets, out_dirs, *, num_classes, ckpt_metas, dataset_name, splits=("train", "valid"), **kw
+):
     """Dump the train (eval transforms) and valid splits of each model under
     ``out_dirs[i]/{train,valid}``, one pass over each split for all the models.
 
@@ -144,10 +188,17 @@ def dump_all(models, datasets, out_dirs, *, num_classes, ckpt_metas, dataset_nam
             error = None
             try:
                 if hi > lo:
-                    dump_split(models, torch.utils.data.Subset(ds, range(lo, hi)), mine,
-                               [dict(m, part=f"{rank}/{world}") for m in metas],
-                               num_classes=num_classes, header=header, split_size=n,
-                               images_per_iter=kw.get("batch_size", 256) * world, **kw)
+                    dump_split(
+                        models,
+                        torch.utils.data.Subset(ds, range(lo, hi)),
+                        mine,
+                        [dict(m, part=f"{rank}/{world}") for m in metas],
+                        num_classes=num_classes,
+                        header=header,
+                        split_size=n,
+                        images_per_iter=kw.get("batch_size", 256) * world,
+                        **kw,
+                    )
             except Exception as e:  # every rank must reach the vote below, or the others hang
                 error = e
             _settle(error, mine, kw.get("device"), f"the feature dump of the {split} split")
@@ -181,31 +232,55 @@ def feature_dtype(name: str):
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(prog="dump_features.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="a checkpoint.pt written by vision/distill.py, or a plain "
-                   "state dict (e.g. torchvision weights) with --model and --dataset")
-    p.add_argument("--model", metavar="NAME", help="the architecture of a plain state dict "
-                   "(default: the checkpoint's; its classes are the data's)")
-    p.add_argument("--small-input", action="store_true", default=None,
-                   help="a plain state dict of a --small-input model (default: the checkpoint's)")
+    p = argparse.ArgumentParser(
+        prog="dump_features.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "checkpoint",
+        help="a checkpoint.pt written by vision/distill.py, or a plain "
+        "state dict (e.g. torchvision weights) with --model and --dataset",
+    )
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="the architecture of a plain state dict (default: the checkpoint's; its classes are the data's)",
+    )
+    p.add_argument(
+        "--small-input",
+        action="store_true",
+        default=None,
+        help="a plain state dict of a --small-input model (default: the checkpoint's)",
+    )
     p.add_argument("--output", required=True, help="directory that gets train/ and valid/")
     p.add_argument("--dataset", choices=vdata.DATASETS, help="default: the checkpoint's")
     p.add_argument("--data", help="data path (default: the checkpoint's)")
     p.add_argument("--image-size", type=int, help="default: the checkpoint's")
-    p.add_argument("--backend", type=str.lower, choices=vdata.BACKENDS,
-                   help="imagefolder decoding: pil or tensor (default: the checkpoint's, else pil)")
+    p.add_argument(
+        "--backend",
+        type=str.lower,
+        choices=vdata.BACKENDS,
+        help="imagefolder decoding: pil or tensor (default: the checkpoint's, else pil)",
+    )
     p.add_argument("--splits", nargs="+", choices=("train", "valid"), default=["train", "valid"])
-    p.add_argument("--limit-train", type=int, help="dump only N training samples (the first N of a "
-                   "grey set, N spread evenly over an imagefolder's classes)")
+    p.add_argument(
+        "--limit-train",
+        type=int,
+        help="dump only N training samples (the first N of a "
+        "grey set, N spread evenly over an imagefolder's classes)",
+    )
     p.add_argument("--limit-val", type=int, help="dump only N validation samples (as --limit-train)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=4)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   choices=("cpu", "cuda"))
+    p.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda")
+    )
     p.add_argument("--amp", action="store_true", help="bf16 autocast")
-    p.add_argument("--feature-dtype", choices=("auto", "float16", "float32"), default="auto",
-                   help="auto: float32, float16 above 2**28 values (default)")
+    p.add_argument(
+        "--feature-dtype",
+        choices=("auto", "float16", "float32"),
+        default="auto",
+        help="auto: float32, float16 above 2**28 values (default)",
+    )
     p.add_argument("--dist-timeout", type=int, default=120, help="process-group timeout, minutes")
     return p
 
@@ -220,12 +295,22 @@ def main(args):
     if name is None:
         raise VisionError("the checkpoint does not say its dataset: pass --dataset")
     datasets = vdata.build_datasets(
-        name, args.data or (cargs.get("data") if name == cargs.get("dataset") else None),
-        args.image_size or cargs.get("image_size"), cargs.get("recipe", "imagenet"),
-        args.limit_train, args.limit_val, backend=args.backend or cargs.get("backend") or "pil")
-    model, ckpt = model_from_checkpoint(args.checkpoint, args.model, args.small_input,
-                                        num_classes=len(datasets.classes), flag="--model",
-                                        ckpt=loaded)
+        name,
+        args.data or (cargs.get("data") if name == cargs.get("dataset") else None),
+        args.image_size or cargs.get("image_size"),
+        cargs.get("recipe", "imagenet"),
+        args.limit_train,
+        args.limit_val,
+        backend=args.backend or cargs.get("backend") or "pil",
+    )
+    model, ckpt = model_from_checkpoint(
+        args.checkpoint,
+        args.model,
+        args.small_input,
+        num_classes=len(datasets.classes),
+        flag="--model",
+        ckpt=loaded,
+    )
     del loaded
     check_checkpoint_classes(str(args.checkpoint), ckpt, datasets.classes, name)
     utils.init_distributed_mode(args)
@@ -233,11 +318,25 @@ def main(args):
     lock = utils.lock_output(args.output, "--output", device)  # one dump per --output (rank 0 holds it)
     try:
         model.to(device)
-        amp = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp
-               else contextlib.nullcontext)
-        dump_all([model], datasets, [args.output], num_classes=ckpt["num_classes"], ckpt_metas=[ckpt],
-                 dataset_name=name, splits=args.splits, device=device, batch_size=args.batch_size,
-                 workers=args.workers, autocast=amp, dtype=feature_dtype(args.feature_dtype))
+        amp = (
+            (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+            if args.amp
+            else contextlib.nullcontext
+        )
+        dump_all(
+            [model],
+            datasets,
+            [args.output],
+            num_classes=ckpt["num_classes"],
+            ckpt_metas=[ckpt],
+            dataset_name=name,
+            splits=args.splits,
+            device=device,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            autocast=amp,
+            dtype=feature_dtype(args.feature_dtype),
+        )
     finally:
         if lock is not None:
             lock.release()

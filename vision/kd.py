@@ -5,6 +5,7 @@ L = (1 - β)·CE(y, p_s) + β·T²·H(p_t(T), p_s(T)),   p(T) = softmax(z / T)  
 H(p_t, p_s) differs from KL(p_t ‖ p_s) by the teacher entropy, a constant for the student:
 the gradients are the same. ``kd_terms`` also returns the KL and the teacher entropy for logs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def kd_loss(student_logits, teacher_logits, target, temperature: float, beta: float = 1.0,
-            label_smoothing: float = 0.0):
+def kd_loss(
+    student_logits,
+    teacher_logits,
+    target,
+    temperature: float,
+    beta: float = 1.0,
+    label_smoothing: float = 0.0,
+):
     """(1-β)·CE(y) + β·T²·H(softmax(t/T), softmax(s/T)), averaged over the batch (float32)."""
     s, t, T = student_logits.float(), teacher_logits.float(), float(temperature)
     kd = -(F.softmax(t / T, dim=1) * F.log_softmax(s / T, dim=1)).sum(1).mean() * (T * T)
@@ -92,9 +99,17 @@ class Slot:
                 torch.cuda.set_rng_state(outer_cuda)
 
 
-def train_step(slots, images, target, *, teacher=None, beta: float = 1.0,
-               label_smoothing: float = 0.0, autocast=contextlib.nullcontext,
-               clip_grad_norm: float | None = None):
+def train_step(
+    slots,
+    images,
+    target,
+    *,
+    teacher=None,
+    beta: float = 1.0,
+    label_smoothing: float = 0.0,
+    autocast=contextlib.nullcontext,
+    clip_grad_norm: float | None = None,
+):
     """One optimisation step of every slot on the same batch.
 
     Teacher mode (``teacher is None``): CE with label smoothing. Student mode: ONE teacher
@@ -142,4 +157,3 @@ def tally(acc, outs, target) -> None:
     for a, (loss, logits, terms) in zip(acc, outs):
         kd = terms.float() * n if terms is not None else loss.new_zeros(2, dtype=torch.float32)
         a += torch.cat((torch.stack((loss.float() * n, (logits.argmax(1) == target).sum().float())), kd))
-

@@ -1,5 +1,6 @@
 """torchvision classification models by name, the small-input adaptation, the classifier head,
 and checkpoint / pretrained-weights loading (``torch.load(weights_only=True)`` throughout)."""
+
 from __future__ import annotations
 
 import math
@@ -34,17 +35,22 @@ def adapt_small_input(model: nn.Module, name: str) -> nn.Module:
         conv = model.features[0][0]
         conv.stride = (1, 1)
         return model
-    raise VisionError(f"--small-input supports the resnet, resnext, wide_resnet, mobilenet and "
-                      f"efficientnet families, not {name}; use a larger --image-size instead")
+    raise VisionError(
+        f"--small-input supports the resnet, resnext, wide_resnet, mobilenet and "
+        f"efficientnet families, not {name}; use a larger --image-size instead"
+    )
 
 
 def build_model(name: str, num_classes: int, small_input: bool = False, model_kwargs=None):
     if name not in classification_models():
-        raise VisionError(f"unknown model {name!r}: use a torchvision classification model "
-                          "(e.g. resnet18, resnet50, mobilenet_v2, efficientnet_b0, convnext_tiny)")
+        raise VisionError(
+            f"unknown model {name!r}: use a torchvision classification model "
+            "(e.g. resnet18, resnet50, mobilenet_v2, efficientnet_b0, convnext_tiny)"
+        )
     try:
-        model = torchvision.models.get_model(name, weights=None, num_classes=num_classes,
-                                             **(model_kwargs or {}))
+        model = torchvision.models.get_model(
+            name, weights=None, num_classes=num_classes, **(model_kwargs or {})
+        )
     except (TypeError, ValueError) as e:
         raise VisionError(f"{name}: bad --model-arg ({' '.join(str(e).split())})") from None
     return adapt_small_input(model, name) if small_input else model
@@ -54,11 +60,15 @@ def check_checkpoint_classes(what: str, ckpt: dict, classes, dataset: str, role:
     """A checkpoint (``what``: e.g. "teacher PATH"; ``role``: "teacher", "model") must have the
     data's classes, in its order."""
     if ckpt["num_classes"] != len(classes):
-        raise VisionError(f"{what} has {ckpt['num_classes']} classes but the {dataset} data has {len(classes)}")
+        raise VisionError(
+            f"{what} has {ckpt['num_classes']} classes but the {dataset} data has {len(classes)}"
+        )
     if ckpt.get("classes") and list(ckpt["classes"]) != list(classes):
         i = next(i for i, (a, b) in enumerate(zip(ckpt["classes"], classes)) if a != b)
-        raise VisionError(f"{what} has other classes than the {dataset} data: class {i} is "
-                          f"{ckpt['classes'][i]!r} for the {role}, {classes[i]!r} in the data")
+        raise VisionError(
+            f"{what} has other classes than the {dataset} data: class {i} is "
+            f"{ckpt['classes'][i]!r} for the {role}, {classes[i]!r} in the data"
+        )
 
 
 def find_head(model: nn.Module, num_classes: int) -> nn.Linear:
@@ -69,8 +79,10 @@ def find_head(model: nn.Module, num_classes: int) -> nn.Linear:
         if isinstance(m, nn.Linear) and m.out_features == num_classes:
             head = m
     if head is None:
-        raise VisionError(f"{type(model).__name__}: no nn.Linear layer with {num_classes} outputs "
-                          "(a convolutional classifier has no penultimate feature to dump)")
+        raise VisionError(
+            f"{type(model).__name__}: no nn.Linear layer with {num_classes} outputs "
+            "(a convolutional classifier has no penultimate feature to dump)"
+        )
     return head
 
 
@@ -81,7 +93,7 @@ ZIP_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x80"  # torch.save's zip archive; a 
 def one_line(text, limit: int = 300) -> str:
     """``text`` without terminal escape codes, its whitespace runs made single spaces, cut."""
     out = " ".join(_ANSI.sub("", str(text)).split())
-    return out if len(out) <= limit else out[:limit - 3] + "..."
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def load_checkpoint(path):
@@ -103,19 +115,29 @@ def load_checkpoint(path):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated files, non-torch files
         if not head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
-            raise VisionError(f"{path}: not a torch checkpoint (torch.save writes a zip archive "
-                              f"or a pickle; this file starts with {head[:4]!r})") from None
+            raise VisionError(
+                f"{path}: not a torch checkpoint (torch.save writes a zip archive "
+                f"or a pickle; this file starts with {head[:4]!r})"
+            ) from None
         text = _ANSI.sub("", str(e))
         if text.startswith("Weights only load failed"):  # what the pickle asked for is not allowed
             blocked = re.search(r"unsupported GLOBAL ([\w.]+) whose module ([\w.]+) is blocked", text)
             unknown = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
             refused = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", text, re.S)
-            why = (f"GLOBAL {blocked.group(1)}: its module {blocked.group(2)} is blocked" if blocked else
-                   f"GLOBAL {unknown.group(1)} is not an allowed global" if unknown else
-                   one_line(refused.group(1).split(". ")[0]) if refused else "an object it does not allow")
-            raise VisionError(f"{path}: refused: unsafe object ({why} in a weights-only load; the file "
-                              "would run code or build arbitrary objects if unpickled in full: load it "
-                              "only if you trust it)") from None
+            why = (
+                f"GLOBAL {blocked.group(1)}: its module {blocked.group(2)} is blocked"
+                if blocked
+                else f"GLOBAL {unknown.group(1)} is not an allowed global"
+                if unknown
+                else one_line(refused.group(1).split(". ")[0])
+                if refused
+                else "an object it does not allow"
+            )
+            raise VisionError(
+                f"{path}: refused: unsafe object ({why} in a weights-only load; the file "
+                "would run code or build arbitrary objects if unpickled in full: load it "
+                "only if you trust it)"
+            ) from None
         first = one_line(text.strip().split(". ")[0] if text.strip() else "", 200)
         why = f"{type(e).__name__}: {first}" if first else type(e).__name__
         if head.startswith(ZIP_MAGIC):
@@ -144,8 +166,10 @@ def _is_number(v) -> bool:
 META_TYPES = {
     "model_name": (lambda v: isinstance(v, str) and v != "", "a model name"),
     "num_classes": (lambda v: _is_int(v, 1), "a whole number >= 1"),
-    "classes": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(c, str) for c in v),
-                "a list of class names"),
+    "classes": (
+        lambda v: isinstance(v, (list, tuple)) and all(isinstance(c, str) for c in v),
+        "a list of class names",
+    ),
     "args": (lambda v: isinstance(v, dict), "a dict of the run's arguments"),
     "mode": (lambda v: v in ("teacher", "student"), "teacher or student"),
     "alpha": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -170,8 +194,9 @@ def checkpoint_meta(path, ckpt) -> dict:
     for where, fields, types in (("", ckpt, META_TYPES), ("args.", ckpt.get("args") or {}, ARGS_TYPES)):
         for key, (ok, want) in types.items():
             if fields.get(key) is not None and not ok(fields[key]):
-                raise VisionError(f"{path}: checkpoint field {where}{key} is "
-                                  f"{one_line(repr(fields[key]), 60)}, not {want}")
+                raise VisionError(
+                    f"{path}: checkpoint field {where}{key} is {one_line(repr(fields[key]), 60)}, not {want}"
+                )
     classes, k = ckpt.get("classes"), ckpt.get("num_classes")
     if classes is not None and k is not None and len(classes) != k:
         raise VisionError(f"{path}: checkpoint lists {len(classes)} classes but says num_classes {k}")
@@ -203,8 +228,9 @@ def load_pretrained(model: nn.Module, path) -> list[str]:
     return skipped + missing
 
 
-def model_from_checkpoint(path, model_name=None, small_input=None, *, num_classes=None,
-                          flag: str = "--model", ckpt=None):
+def model_from_checkpoint(
+    path, model_name=None, small_input=None, *, num_classes=None, flag: str = "--model", ckpt=None
+):
     """Rebuild the model saved in one of our checkpoints (name, classes, small-input and
     model kwargs come from the checkpoint), or from a plain state dict given model_name (the
     caller's ``flag``), ``num_classes`` (the data's; else the last 2-D weight's rows) and
@@ -224,8 +250,10 @@ def model_from_checkpoint(path, model_name=None, small_input=None, *, num_classe
         num_classes = int(heads[-1].shape[0])
     saved_small = args.get("small_input")
     if small_input is not None and saved_small is not None and bool(small_input) != saved_small:
-        raise VisionError(f"{path} was trained {'with' if saved_small else 'without'} --small-input: "
-                          f"{'add' if saved_small else 'drop'} --small-input")
+        raise VisionError(
+            f"{path} was trained {'with' if saved_small else 'without'} --small-input: "
+            f"{'add' if saved_small else 'drop'} --small-input"
+        )
     small = bool(saved_small if small_input is None else small_input)
     model = build_model(name, num_classes, small, args.get("model_kwargs"))
     try:

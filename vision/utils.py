@@ -1,5 +1,6 @@
 """Distributed helpers, progress logging and atomic checkpoints (after torchvision's
 references/classification/utils.py, trimmed)."""
+
 from __future__ import annotations
 
 import datetime
@@ -31,8 +32,14 @@ def check_at_least(dest: str, value, minimum: int) -> None:
 
 #: the data and loader flags that vision/distill.py and vision/dump_features.py share, and the
 #: least value each may take (None: not given)
-DATA_FLAGS_MIN = {"image_size": 1, "limit_train": 1, "limit_val": 1, "batch_size": 1,
-                  "workers": 0, "dist_timeout": 1}
+DATA_FLAGS_MIN = {
+    "image_size": 1,
+    "limit_train": 1,
+    "limit_val": 1,
+    "batch_size": 1,
+    "workers": 0,
+    "dist_timeout": 1,
+}
 
 
 def check_data_args(args) -> None:
@@ -126,9 +133,14 @@ def lock_output(path, flag: str, device=None):
             lock = OutputLock(path, flag, error=VisionError).acquire()
         except VisionError as e:
             error = e
-    if get_world_size() > 1 and reduce_across_processes(float(error is not None), device).item() and error is None:
-        raise VisionError(f"{flag} {path} is being written by another run (rank 0 could not lock it; "
-                          "see its error)")
+    if (
+        get_world_size() > 1
+        and reduce_across_processes(float(error is not None), device).item()
+        and error is None
+    ):
+        raise VisionError(
+            f"{flag} {path} is being written by another run (rank 0 could not lock it; see its error)"
+        )
     if error is not None:
         raise error
     return lock
@@ -195,8 +207,7 @@ class SmoothedValue:
         return self.deque[-1] if self.deque else 0.0
 
     def __str__(self) -> str:
-        return self.fmt.format(median=self.median, avg=self.avg, global_avg=self.global_avg,
-                               value=self.value)
+        return self.fmt.format(median=self.median, avg=self.avg, global_avg=self.global_avg, value=self.value)
 
 
 class MetricLogger:
@@ -236,9 +247,19 @@ class MetricLogger:
             if self.will_print(i):
                 eta = datetime.timedelta(seconds=int(iter_time.global_avg * (n - i - 1)))
                 rate = images_per_iter / iter_time.avg if iter_time.avg > 0 else 0.0
-                print(self.delimiter.join([
-                    f"{header} [{i:>{width}}/{n}]", f"eta: {eta}", str(self),
-                    f"img/s: {rate:.1f}", f"time: {iter_time}", f"data: {data_time}"]), flush=True)
+                print(
+                    self.delimiter.join(
+                        [
+                            f"{header} [{i:>{width}}/{n}]",
+                            f"eta: {eta}",
+                            str(self),
+                            f"img/s: {rate:.1f}",
+                            f"time: {iter_time}",
+                            f"data: {data_time}",
+                        ]
+                    ),
+                    flush=True,
+                )
             end = time.time()
         total = datetime.timedelta(seconds=int(time.time() - start))
         print(f"{header} Total time: {total}", flush=True)

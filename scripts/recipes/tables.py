@@ -30,6 +30,7 @@ one seed) and PREFIX.csv (one row per cell with ``*_mean``, ``*_std`` and ``n`` 
   split and seed read from each feature set's meta.json. Markdown in percent, CSV in fractions
   (as lskd-metrics).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -129,9 +130,18 @@ def scan_runs(root: Path) -> list[dict]:
         if epochs is not None and last["epoch"] + 1 < epochs:
             print(f"warning: {d} stopped at epoch {last['epoch'] + 1} of {epochs}; left out", file=sys.stderr)
             continue
-        runs.append({"dir": str(d), "mode": last.get("mode"), "model": last.get("model"),
-                     "alpha": float(last.get("alpha") or 0.0), "temperature": last.get("temperature"),
-                     "seed": args.get("seed"), "acc1": last["val_acc1"], "acc5": last["val_acc5"]})
+        runs.append(
+            {
+                "dir": str(d),
+                "mode": last.get("mode"),
+                "model": last.get("model"),
+                "alpha": float(last.get("alpha") or 0.0),
+                "temperature": last.get("temperature"),
+                "seed": args.get("seed"),
+                "acc1": last["val_acc1"],
+                "acc5": last["val_acc5"],
+            }
+        )
     return runs
 
 
@@ -147,31 +157,53 @@ def cmd_vision_accuracy(a) -> None:
     if not students:
         raise TableError(f"no finished student runs under {a.students}")
     alphas = sorted({r["alpha"] for r in teachers + students})
-    md = [f"# {a.title}\n",
-          "Top-1 / top-5 validation accuracy (%) of the final epoch, mean ± sample std over seeds "
-          "(n seeds in brackets).\n"]
+    md = [
+        f"# {a.title}\n",
+        "Top-1 / top-5 validation accuracy (%) of the final epoch, mean ± sample std over seeds "
+        "(n seeds in brackets).\n",
+    ]
     rows_csv = []
     for model in sorted({r["model"] for r in students}):
         rows = []
         for tm in sorted({r["model"] for r in teachers}):
-            rows.append([f"Teacher: {tm}"] + [acc_cell([r for r in teachers if r["model"] == tm and r["alpha"] == al])
-                                            for al in alphas])
+            rows.append(
+                [f"Teacher: {tm}"]
+                + [acc_cell([r for r in teachers if r["model"] == tm and r["alpha"] == al]) for al in alphas]
+            )
             for al in alphas:
                 sel = [r for r in teachers if r["model"] == tm and r["alpha"] == al]
                 if sel:
-                    rows_csv.append({"student": model, "row": f"teacher {tm}", "alpha": al, "temperature": "",
-                                     "n": len(sel), **stats_columns("top1", [r["acc1"] for r in sel]),
-                                     **stats_columns("top5", [r["acc5"] for r in sel])})
+                    rows_csv.append(
+                        {
+                            "student": model,
+                            "row": f"teacher {tm}",
+                            "alpha": al,
+                            "temperature": "",
+                            "n": len(sel),
+                            **stats_columns("top1", [r["acc1"] for r in sel]),
+                            **stats_columns("top5", [r["acc5"] for r in sel]),
+                        }
+                    )
         mine = [r for r in students if r["model"] == model]
         for T in sorted({r["temperature"] for r in mine}):
-            rows.append([f"Student: {model} T = {fnum(T)}"] + [
-                acc_cell([r for r in mine if r["temperature"] == T and r["alpha"] == al]) for al in alphas])
+            rows.append(
+                [f"Student: {model} T = {fnum(T)}"]
+                + [acc_cell([r for r in mine if r["temperature"] == T and r["alpha"] == al]) for al in alphas]
+            )
             for al in alphas:
                 sel = [r for r in mine if r["temperature"] == T and r["alpha"] == al]
                 if sel:
-                    rows_csv.append({"student": model, "row": f"T={fnum(T)}", "alpha": al, "temperature": T,
-                                     "n": len(sel), **stats_columns("top1", [r["acc1"] for r in sel]),
-                                     **stats_columns("top5", [r["acc5"] for r in sel])})
+                    rows_csv.append(
+                        {
+                            "student": model,
+                            "row": f"T={fnum(T)}",
+                            "alpha": al,
+                            "temperature": T,
+                            "n": len(sel),
+                            **stats_columns("top1", [r["acc1"] for r in sel]),
+                            **stats_columns("top5", [r["acc5"] for r in sel]),
+                        }
+                    )
         md += [f"## Student {model}\n", markdown(rows, ["", *[f"α = {al:g}" for al in alphas]])]
     write_outputs(a.out, "\n".join(md), rows_csv)
 
@@ -194,27 +226,39 @@ def cmd_eta(a) -> None:
             groups[key][row["target"]].append(row)
     if not groups:
         raise TableError("no η inputs")
-    cols = [("eta_similar", "S1 train"), ("eta_dissimilar", "S2 train"),
-            ("eta_similar_valid", "S1 valid"), ("eta_dissimilar_valid", "S2 valid")]
-    md = [f"# {a.title}\n",
-          "η(T1, T2; π, S) in percent (paper Eq. 1), mean ± sample std over seeds (n). Systematic "
-          "diffusion: η(S1) < 0 and η(S2) > 0; the last column counts the seeds where it holds "
-          "(train, valid).\n"]
+    cols = [
+        ("eta_similar", "S1 train"),
+        ("eta_dissimilar", "S2 train"),
+        ("eta_similar_valid", "S1 valid"),
+        ("eta_dissimilar_valid", "S2 valid"),
+    ]
+    md = [
+        f"# {a.title}\n",
+        "η(T1, T2; π, S) in percent (paper Eq. 1), mean ± sample std over seeds (n). Systematic "
+        "diffusion: η(S1) < 0 and η(S2) > 0; the last column counts the seeds where it holds "
+        "(train, valid).\n",
+    ]
     rows_csv = []
     for (model, alpha, t1, t2), targets in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         have = [c for c in cols if any(c[0] in r for rs in targets.values() for r in rs)]
         rows = []
         for target, rs in targets.items():
-            sysd = [f"{sum(bool(r.get(k)) for r in rs)}/{len(rs)}"
-                    for k in ("systematic_diffusion", "systematic_diffusion_valid") if k in rs[0]]
-            rows.append([target, *[cell([r[k] for r in rs if k in r], scale=100.0) for k, _ in have],
-                         ", ".join(sysd)])
+            sysd = [
+                f"{sum(bool(r.get(k)) for r in rs)}/{len(rs)}"
+                for k in ("systematic_diffusion", "systematic_diffusion_valid")
+                if k in rs[0]
+            ]
+            rows.append(
+                [target, *[cell([r[k] for r in rs if k in r], scale=100.0) for k, _ in have], ", ".join(sysd)]
+            )
             rec = {"student": model, "alpha": alpha, "T1": t1, "T2": t2, "target": target, "n": len(rs)}
             for k, _ in have:
                 rec.update(stats_columns(k, [r[k] for r in rs if k in r]))
             rows_csv.append(rec)
-        md += [f"## Student {model}, teacher α = {fnum(alpha)}, T1 = {fnum(t1)} → T2 = {fnum(t2)}\n",
-               markdown(rows, ["target", *[f"η {h} (%)" for _, h in have], "systematic (seeds)"])]
+        md += [
+            f"## Student {model}, teacher α = {fnum(alpha)}, T1 = {fnum(t1)} → T2 = {fnum(t2)}\n",
+            markdown(rows, ["target", *[f"η {h} (%)" for _, h in have], "systematic (seeds)"]),
+        ]
     if a.agreement:
         per_target: dict[str, list[dict]] = defaultdict(list)
         for f in a.agreement:
@@ -222,10 +266,14 @@ def cmd_eta(a) -> None:
                 if "agreement_similar" in row:
                     per_target[row["target"]].append(row)
         if per_target:
-            rows = [[t, cell([r["agreement_similar"] for r in rs]), cell([r["agreement_dissimilar"] for r in rs])]
-                    for t, rs in per_target.items()]
-            md += ["## Hierarchy vs feature-space S1/S2 agreement (Table 12 layout)\n",
-                   markdown(rows, ["target", "|S1 ∩ S1,feat| / |S1|", "|S2 ∩ S2,feat| / |S2|"])]
+            rows = [
+                [t, cell([r["agreement_similar"] for r in rs]), cell([r["agreement_dissimilar"] for r in rs])]
+                for t, rs in per_target.items()
+            ]
+            md += [
+                "## Hierarchy vs feature-space S1/S2 agreement (Table 12 layout)\n",
+                markdown(rows, ["target", "|S1 ∩ S1,feat| / |S1|", "|S2 ∩ S2,feat| / |S2|"]),
+            ]
     write_outputs(a.out, "\n".join(md), rows_csv)
 
 
@@ -242,7 +290,9 @@ def cmd_entropy(a) -> None:
         data = read_json(f)
         per_path = data if all(isinstance(v, dict) for v in data.values()) else None
         if per_path is None:
-            raise TableError(f"{f}: give `lskd-metrics entropy` outputs of several teachers (a JSON object per path)")
+            raise TableError(
+                f"{f}: give `lskd-metrics entropy` outputs of several teachers (a JSON object per path)"
+            )
         for path, by_t in per_path.items():
             label = teacher_label(path)
             for t, h in by_t.items():
@@ -254,10 +304,23 @@ def cmd_entropy(a) -> None:
     labels = sorted(vals, key=lambda x: (str(x[0]), x[1] if x[1] is not None else -1))
     head = ["T", *[f"{m} α = {fnum(al)}" for m, al in labels]]
     rows = [[t, *[cell(vals[lb][t], digits=4) for lb in labels]] for t in temps]
-    rows_csv = [{"teacher": m, "alpha": al, "T": t, "n": len(vals[(m, al)][t]),
-                 **stats_columns("entropy_nats", vals[(m, al)][t])} for t in temps for m, al in labels]
-    md = [f"# {a.title}\n", "Mean entropy (nats) of the teachers' targets softmax(z/T) over the training "
-          "set, mean ± sample std over seeds (n) (Table 13).\n", markdown(rows, head)]
+    rows_csv = [
+        {
+            "teacher": m,
+            "alpha": al,
+            "T": t,
+            "n": len(vals[(m, al)][t]),
+            **stats_columns("entropy_nats", vals[(m, al)][t]),
+        }
+        for t in temps
+        for m, al in labels
+    ]
+    md = [
+        f"# {a.title}\n",
+        "Mean entropy (nats) of the teachers' targets softmax(z/T) over the training "
+        "set, mean ± sample std over seeds (n) (Table 13).\n",
+        markdown(rows, head),
+    ]
     if a.match:
         md += [match_table(a.match)]
     write_outputs(a.out, "\n".join(md), rows_csv)
@@ -278,10 +341,16 @@ def match_table(files) -> str:
     rows = []
     for ref, ds in read_matches(files).items():
         m0, m1 = teacher_label(ds[0]["features"]), teacher_label(ds[0]["reference"])
-        rows.append([f"{m1[0]} α = {fnum(m1[1])} at T = {ref:g}", cell([d["entropy"] for d in ds], digits=4),
-                     f"{m0[0]} α = {fnum(m0[1])} at T = {cell([d['temperature'] for d in ds], digits=4)}"])
-    return ("## Entropy-matched temperatures\n\n"
-            + markdown(rows, ["reference teacher", "entropy (nats)", "teacher with the same entropy"]))
+        rows.append(
+            [
+                f"{m1[0]} α = {fnum(m1[1])} at T = {ref:g}",
+                cell([d["entropy"] for d in ds], digits=4),
+                f"{m0[0]} α = {fnum(m0[1])} at T = {cell([d['temperature'] for d in ds], digits=4)}",
+            ]
+        )
+    return "## Entropy-matched temperatures\n\n" + markdown(
+        rows, ["reference teacher", "entropy (nats)", "teacher with the same entropy"]
+    )
 
 
 # ----------------------------------------------------------------------------- counterexamples
@@ -296,35 +365,69 @@ def cmd_counterexamples(a) -> None:
         alpha = teacher_label(ds[0]["features"])[1]
         ent = cell([d["entropy"] for d in ds], digits=4)
         for model in models:
-            ls = [r for r in main if r["model"] == model and r["alpha"] == ref_alpha and r["temperature"] == ref]
+            ls = [
+                r for r in main if r["model"] == model and r["alpha"] == ref_alpha and r["temperature"] == ref
+            ]
             other, temps = [], []
             for d in ds:
                 T = float(d["temperature"])
                 pool = matched + main
-                hit = [r for r in pool if r["model"] == model and r["alpha"] == alpha and r["seed"] == d["seed"]
-                       and r["temperature"] is not None and abs(r["temperature"] - T) <= 1e-6 * T]
+                hit = [
+                    r
+                    for r in pool
+                    if r["model"] == model
+                    and r["alpha"] == alpha
+                    and r["seed"] == d["seed"]
+                    and r["temperature"] is not None
+                    and abs(r["temperature"] - T) <= 1e-6 * T
+                ]
                 if not hit and ref >= 64:  # the paper compares T = 64 with T = 64 (both near uniform)
-                    hit = [r for r in main if r["model"] == model and r["alpha"] == alpha
-                           and r["seed"] == d["seed"] and r["temperature"] == ref]
+                    hit = [
+                        r
+                        for r in main
+                        if r["model"] == model
+                        and r["alpha"] == alpha
+                        and r["seed"] == d["seed"]
+                        and r["temperature"] == ref
+                    ]
                 if hit:
                     other.append(hit[0])
                     temps.append(hit[0]["temperature"])
-            rows.append([f"T_ref = {ref:g}", model, f"α = {fnum(ref_alpha)} / T = {ref:g}", ent, acc_cell(ls)])
-            rows.append(["", model, f"α = {fnum(alpha)} / T = {cell(temps, digits=4, n=False) if temps else '—'}",
-                         ent, acc_cell(other)])
+            rows.append(
+                [f"T_ref = {ref:g}", model, f"α = {fnum(ref_alpha)} / T = {ref:g}", ent, acc_cell(ls)]
+            )
+            rows.append(
+                [
+                    "",
+                    model,
+                    f"α = {fnum(alpha)} / T = {cell(temps, digits=4, n=False) if temps else '—'}",
+                    ent,
+                    acc_cell(other),
+                ]
+            )
             for lab, sel, al in (("reference", ls, ref_alpha), ("matched", other, alpha)):
-                rows_csv.append({"T_ref": ref, "student": model, "role": lab, "alpha": al,
-                                 "temperature_mean": mean_std([r["temperature"] for r in sel])[0] if sel else math.nan,
-                                 "entropy_mean": mean_std([d["entropy"] for d in ds])[0], "n": len(sel),
-                                 **stats_columns("top1", [r["acc1"] for r in sel]),
-                                 **stats_columns("top5", [r["acc5"] for r in sel])})
-    md = [f"# {a.title}\n",
-          "Same mean target entropy, different teachers (Tables 14–16): students of the LS teacher at "
-          "T_ref against students of the α = 0 teacher at the temperature with the same entropy "
-          "(per seed). Top-1 / top-5 (%), mean ± sample std over seeds (n). At T_ref = 64 both teachers "
-          "are near uniform and the paper compares T = 64 with T = 64; that is used when no student "
-          "was trained at the matched T.\n",
-          markdown(rows, ["case", "student", "α / T", "entropy (nats)", "top-1 / top-5"])]
+                rows_csv.append(
+                    {
+                        "T_ref": ref,
+                        "student": model,
+                        "role": lab,
+                        "alpha": al,
+                        "temperature_mean": mean_std([r["temperature"] for r in sel])[0] if sel else math.nan,
+                        "entropy_mean": mean_std([d["entropy"] for d in ds])[0],
+                        "n": len(sel),
+                        **stats_columns("top1", [r["acc1"] for r in sel]),
+                        **stats_columns("top5", [r["acc5"] for r in sel]),
+                    }
+                )
+    md = [
+        f"# {a.title}\n",
+        "Same mean target entropy, different teachers (Tables 14–16): students of the LS teacher at "
+        "T_ref against students of the α = 0 teacher at the temperature with the same entropy "
+        "(per seed). Top-1 / top-5 (%), mean ± sample std over seeds (n). At T_ref = 64 both teachers "
+        "are near uniform and the paper compares T = 64 with T = 64; that is used when no student "
+        "was trained at the matched T.\n",
+        markdown(rows, ["case", "student", "α / T", "entropy (nats)", "top-1 / top-5"]),
+    ]
     write_outputs(a.out, "\n".join(md), rows_csv)
 
 
@@ -339,9 +442,16 @@ def accuracy_entries(files) -> list[dict]:
             raise TableError(f"{f}: not an `lskd-metrics accuracy --format json` output")
         for e in sets:
             meta = feature_meta(e["features"])
-            entries.append({"per_class": e["per_class"], "model": meta.get("model", "?"), "alpha": meta.get("alpha"),
-                            "temperature": meta.get("temperature"), "split": meta.get("split", "?"),
-                            "seed": meta.get("seed")})
+            entries.append(
+                {
+                    "per_class": e["per_class"],
+                    "model": meta.get("model", "?"),
+                    "alpha": meta.get("alpha"),
+                    "temperature": meta.get("temperature"),
+                    "split": meta.get("split", "?"),
+                    "seed": meta.get("seed"),
+                }
+            )
     if not entries:
         raise TableError("no accuracy inputs")
     return entries
@@ -376,15 +486,22 @@ def cmd_per_class_accuracy(a) -> None:
     splits = [sp for sp in ("train", "valid") if any(e["split"] == sp for e in entries)]
     splits += sorted({e["split"] for e in entries} - set(splits))
     key = lambda x: (str(x[0]), -1 if x[1] is None else float(x[1]))  # noqa: E731
-    md = [f"# {a.title}\n",
-          "Top-1 accuracy (%) of each class on its own samples (Tables 17–19 layout), mean ± sample std "
-          "over seeds (n); Average: the mean over the set's classes, taken per seed. Few samples per class "
-          "make single cells noisy; read the trend of the average.\n"]
+    md = [
+        f"# {a.title}\n",
+        "Top-1 accuracy (%) of each class on its own samples (Tables 17–19 layout), mean ± sample std "
+        "over seeds (n); Average: the mean over the set's classes, taken per seed. Few samples per class "
+        "make single cells noisy; read the trend of the average.\n",
+    ]
     rows_csv = []
     for model, alpha in sorted({(e["model"], e["alpha"]) for e in entries}, key=key):
         mine = [e for e in entries if e["model"] == model and e["alpha"] == alpha]
         temps = sorted({e["temperature"] for e in mine}, key=lambda t: -1 if t is None else float(t))
-        cols = [(T, sp) for T in temps for sp in splits if any(e["temperature"] == T and e["split"] == sp for e in mine)]
+        cols = [
+            (T, sp)
+            for T in temps
+            for sp in splits
+            if any(e["temperature"] == T and e["split"] == sp for e in mine)
+        ]
         for set_name, classes in sets:
             rows = []
             names = [c for c, _ in classes]
@@ -392,23 +509,41 @@ def cmd_per_class_accuracy(a) -> None:
                 row = [label]
                 for T, sp in cols:
                     sel = [e for e in mine if e["temperature"] == T and e["split"] == sp]
-                    vals = [v for v in (e["per_class"].get(cls) if cls else set_average(e, names) for e in sel)
-                            if v is not None]
+                    vals = [
+                        v
+                        for v in (e["per_class"].get(cls) if cls else set_average(e, names) for e in sel)
+                        if v is not None
+                    ]
                     row.append(cell(vals, scale=100.0))
                     if vals:
-                        rows_csv.append({"student": model, "alpha": alpha, "set": set_name, "class": cls or "Average",
-                                         "T": T, "split": sp, "n": len(vals), **stats_columns("top1_fraction", vals)})
+                        rows_csv.append(
+                            {
+                                "student": model,
+                                "alpha": alpha,
+                                "set": set_name,
+                                "class": cls or "Average",
+                                "T": T,
+                                "split": sp,
+                                "n": len(vals),
+                                **stats_columns("top1_fraction", vals),
+                            }
+                        )
                 rows.append(row)
-            head = ["class", *[f"T = {fnum(T)} {sp} (%)" if len(splits) > 1 else f"T = {fnum(T)} (%)"
-                               for T, sp in cols]]
+            head = [
+                "class",
+                *[f"T = {fnum(T)} {sp} (%)" if len(splits) > 1 else f"T = {fnum(T)} (%)" for T, sp in cols],
+            ]
             md += [f"## Student {model}, teacher α = {fnum(alpha)}: {set_name}\n", markdown(rows, head)]
     write_outputs(a.out, "\n".join(md), rows_csv)
 
 
 # ----------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m scripts.recipes.tables", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m scripts.recipes.tables",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("vision-accuracy", help="α × T accuracy per student model (Tables 2, 5, 6, 9-11, 20)")
@@ -425,26 +560,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("entropy", help="teacher target entropy per T and α (Table 13)")
     p.add_argument("--inputs", nargs="+", required=True, help="lskd-metrics entropy --format json outputs")
-    p.add_argument("--match", nargs="*", default=[], help="lskd-metrics match-temperature --format json outputs")
+    p.add_argument(
+        "--match", nargs="*", default=[], help="lskd-metrics match-temperature --format json outputs"
+    )
     p.add_argument("--title", default="Smoothness of the teachers' targets")
     p.set_defaults(func=cmd_entropy)
 
     p = sub.add_parser("counterexamples", help="entropy-matched students (Tables 14-16)")
-    p.add_argument("--match", nargs="+", required=True, help="lskd-metrics match-temperature --format json outputs")
+    p.add_argument(
+        "--match", nargs="+", required=True, help="lskd-metrics match-temperature --format json outputs"
+    )
     p.add_argument("--students", type=Path, required=True, help="the main student sweeps")
     p.add_argument("--matched", type=Path, required=True, help="the students at the matched temperatures")
     p.add_argument("--title", default="Same smoothness, different students")
     p.set_defaults(func=cmd_counterexamples)
 
-    p = sub.add_parser("per-class-accuracy", help="top-1 of each target class per T, per teacher α (Tables 17-19)")
+    p = sub.add_parser(
+        "per-class-accuracy", help="top-1 of each target class per T, per teacher α (Tables 17-19)"
+    )
     p.add_argument("--inputs", nargs="+", required=True, help="lskd-metrics accuracy --format json outputs")
-    p.add_argument("--set", nargs=2, action="append", dest="sets", default=[], metavar=("NAME", "CLASSES"),
-                   help="one table per set: NAME and CLASS[=LABEL],... (class as in meta.json; LABEL printed); "
-                        "repeatable; default one set of every class in the inputs")
+    p.add_argument(
+        "--set",
+        nargs=2,
+        action="append",
+        dest="sets",
+        default=[],
+        metavar=("NAME", "CLASSES"),
+        help="one table per set: NAME and CLASS[=LABEL],... (class as in meta.json; LABEL printed); "
+        "repeatable; default one set of every class in the inputs",
+    )
     p.add_argument("--title", default="Per-class accuracy of the target classes")
     p.set_defaults(func=cmd_per_class_accuracy)
 
-    for p in (sub.choices[c] for c in ("vision-accuracy", "eta", "entropy", "counterexamples", "per-class-accuracy")):
+    for p in (
+        sub.choices[c] for c in ("vision-accuracy", "eta", "entropy", "counterexamples", "per-class-accuracy")
+    ):
         p.add_argument("--out", type=Path, required=True, help="write OUT.md and OUT.csv")
     return ap
 

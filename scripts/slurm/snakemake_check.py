@@ -12,13 +12,14 @@ Without this, an unset variable reaches sbatch as the literal text ``$LSKD_SLURM
 and fails there, one traceback per job; a missing partition silently falls back to the
 cluster's default one.
 """
+
 import re
 import sys
 
 HINTS = {
     "slurm_partition": "export LSKD_SLURM_PARTITION=<partition> (sinfo -s lists them)",
     "slurm_account": "export LSKD_SLURM_ACCOUNT=<account> (sacctmgr show associations user=$USER "
-                     "format=account lists yours), or LSKD_SLURM_ACCOUNT= on a cluster without accounts",
+    "format=account lists yours), or LSKD_SLURM_ACCOUNT= on a cluster without accounts",
 }
 UNSET = re.compile(r"\$\{?(\w+)\}?")
 
@@ -40,9 +41,11 @@ def submission_problem(executor: str, jobs) -> str | None:
             if unset:
                 return f"{unset.group(1)} is not set: {hint}"
         if not str(resources.get("slurm_partition") or "").strip():
-            return (f"rule {rule} has no slurm_partition: use --workflow-profile "
-                    f"scripts/workflow/profiles/slurm and {HINTS['slurm_partition']}, or "
-                    f"--set-resources {rule}:slurm_partition=<partition>")
+            return (
+                f"rule {rule} has no slurm_partition: use --workflow-profile "
+                f"scripts/workflow/profiles/slurm and {HINTS['slurm_partition']}, or "
+                f"--set-resources {rule}:slurm_partition=<partition>"
+            )
     return None
 
 

