@@ -165,6 +165,7 @@ def check_fits_data(checkpoint: str, data: str, checkpoint_data: str | None = No
     reads from ``data``: it would translate with the wrong words, silently (see
     kd_translation.check_data_dictionaries; ``checkpoint_data`` = --checkpoint-data)."""
     from fairseq.tasks.translation import TranslationConfig
+
     from .kd_translation import check_data_dictionaries, load_checkpoint_state, setup_translation_data
 
     state, cfg = load_checkpoint_state(checkpoint)

@@ -67,7 +67,7 @@ def select_positions(dataset, indices, max_per_type: int, skip: set[int]) -> tup
     import numpy as np
 
     counts: dict[int, int] = {}
-    keep: dict[int, "np.ndarray"] = {}
+    keep: dict[int, np.ndarray] = {}
     total = 0
     for i in sorted(int(j) for j in indices):
         tgt = dataset.tgt[i].numpy()
@@ -126,9 +126,10 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
+    from shared_metrics.locks import OutputLock
+
     from . import kd_translation  # noqa: F401  (registers the task; the weights-only checkpoint reads)
     from .errors import LskdConfigError
-    from shared_metrics.locks import OutputLock
 
     if args.max_per_type < 0 or args.max_tokens < 1:
         raise LskdConfigError("--max-per-type must be >= 0 and --max-tokens >= 1")
@@ -142,6 +143,10 @@ def run(args) -> int:
 def _dump(args) -> int:
     import numpy as np
     import torch
+    from fairseq import checkpoint_utils, utils
+    from omegaconf import open_dict
+
+    from shared_metrics.featureset import FeatureSetError, FeatureSetWriter
 
     from .errors import LskdConfigError
     from .kd_translation import (
@@ -151,9 +156,6 @@ def _dump(args) -> int:
         load_checkpoint_state,
         setup_translation_data,
     )
-    from fairseq import checkpoint_utils, utils
-    from omegaconf import open_dict
-    from shared_metrics.featureset import FeatureSetError, FeatureSetWriter
 
     if args.out.exists() and not args.overwrite:
         raise LskdConfigError(f"{args.out} already exists (pass --overwrite to replace it)")

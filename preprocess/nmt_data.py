@@ -24,9 +24,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Iterable, Sequence
 
 SPLITS = ("train", "valid", "test")
 

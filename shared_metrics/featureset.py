@@ -24,9 +24,9 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class FeatureSet:
 
     # ------------------------------------------------------------------ reading
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "FeatureSet":
+    def open(cls, path: str | os.PathLike) -> FeatureSet:
         """Validate the directory's shapes, dtypes, labels and class names (cheap: headers,
         labels and the head only). Feature values are checked for finiteness as they are read."""
         path = Path(path)

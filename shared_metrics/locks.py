@@ -85,7 +85,7 @@ class OutputLock:
         self.fd: int | None = None
         self._made: list[Path] = []
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> OutputLock:
         if self.fd is not None:
             return self
         held = _HELD.get(self.path)

@@ -47,7 +47,7 @@ class Hierarchy:
 
     # ----------------------------------------------------------- construction
     @classmethod
-    def from_json(cls, path) -> "Hierarchy":
+    def from_json(cls, path) -> Hierarchy:
         """Either nested groups, ``{"tops": ["Pullover", "Coat"], "footwear": {"boots": [...]}}``
         (keys are groups; lists hold class names or further groups), or an explicit map
         ``{"parents": {"Pullover": "tops", "tops": "clothing"}}`` (a value may be a list)."""
@@ -95,7 +95,7 @@ class Hierarchy:
         return h
 
     @classmethod
-    def wordnet(cls, wnids, data_noun: str | os.PathLike = WORDNET_NOUNS) -> "Hierarchy":
+    def wordnet(cls, wnids, data_noun: str | os.PathLike = WORDNET_NOUNS) -> Hierarchy:
         """The WordNet noun hypernym graph above the given synsets (wnids ``n`` + offset)."""
         data_noun = Path(data_noun)
         if not data_noun.exists():

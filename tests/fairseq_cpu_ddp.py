@@ -8,9 +8,8 @@ Usage: ``python tests/fairseq_cpu_ddp.py <fairseq-train arguments>``.
 
 import sys
 
-import torch.nn.parallel
-
 import fairseq.models.distributed_fairseq_model as distributed_fairseq_model
+import torch.nn.parallel
 
 
 class CpuDistributedDataParallel(torch.nn.parallel.DistributedDataParallel):

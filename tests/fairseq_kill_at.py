@@ -21,10 +21,9 @@ import shutil
 import signal
 import sys
 
-import torch
-
-from fairseq import checkpoint_utils
 import fairseq_cli.train as fairseq_train
+import torch
+from fairseq import checkpoint_utils
 
 POINTS = ("update", "save", "copy-best", "copy-last", "after-save")
 state = {"epoch": None, "updates_in_epoch": 0}

@@ -133,9 +133,10 @@ def swapped_dictionaries(data: Path, dest: Path) -> Path:
 def moved_checkpoint(ckpt: Path, dest: Path, **fields) -> Path:
     """A copy of a checkpoint with fields of its saved config changed, e.g. {"task.data": DIR}."""
     import torch
-    import nmt_plugin  # noqa: F401  (torch's safe globals for fairseq checkpoints)
     from fairseq import checkpoint_utils
     from omegaconf import OmegaConf
+
+    import nmt_plugin  # noqa: F401  (torch's safe globals for fairseq checkpoints)
 
     state = checkpoint_utils.load_checkpoint_to_cpu(str(ckpt))
     cfg = OmegaConf.to_container(state["cfg"])

@@ -1,16 +1,15 @@
 """`lskd-metrics` end to end: the two documented calls, formats, and one-line errors."""
 
 import json
-from pathlib import Path
 import math
 import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FASHION, around
 from test_metrics_math import C_T1, C_T2, ETA_S1, ETA_S2
 

@@ -6,14 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from conftest import around
 
 from shared_metrics.centroids import class_centroids, per_class_accuracy
 from shared_metrics.diffusion import diffusion_index, diffusion_index_pairwise, eta_from_distances
 from shared_metrics.entropy import match_temperature, mean_entropy
 from shared_metrics.featureset import FeatureSet
 from shared_metrics.stability import stability
-
-from conftest import around
 
 # Target π = class 0 at the origin; S1 = {1, 2}; S2 = {3}.
 # T1: distances 1, 2, 5 -> R = 8 -> d = 1/8, 2/8, 5/8.

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import FASHION
 
 from shared_metrics.selection import (
     Hierarchy,
@@ -15,8 +16,6 @@ from shared_metrics.selection import (
     select_from_features,
     select_from_hierarchy,
 )
-
-from conftest import FASHION
 
 
 def test_fashion_hierarchy_groups():

@@ -11,11 +11,11 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import around
-from shared_metrics.cli import main
 from test_metrics_cli import ROOT
 from test_metrics_math import C_T1, C_T2, ETA_S1, ETA_S2
+
+from shared_metrics.cli import main
 
 
 def call(capsys, *args):

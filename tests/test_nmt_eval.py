@@ -1,13 +1,13 @@
 """Feature dumps (lskd feature-set contract) and BLEU scoring of toy checkpoints."""
 
 import csv
-from pathlib import Path
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
-
 from nmt_toy import PY, moved_checkpoint, run, swapped_dictionaries, toy, toy_student
+
 from shared_metrics.featureset import FeatureSet
 
 
@@ -35,9 +35,10 @@ def test_dump_features_teacher(toyset, tmp_path):
         ]
     )
     fs = FeatureSet.open(out)
-    import nmt_plugin  # noqa: F401
     from fairseq import checkpoint_utils
     from fairseq.data import data_utils
+
+    import nmt_plugin  # noqa: F401
 
     [model], _ = checkpoint_utils.load_model_ensemble([str(toyset["teacher"])])
     tgt = data_utils.load_indexed_dataset(str(toyset["data"] / "valid.de-en.en"), None)

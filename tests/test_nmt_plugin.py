@@ -6,9 +6,6 @@ import subprocess
 
 import pytest
 import torch
-
-import nmt_plugin
-from nmt_plugin.errors import LskdConfigError
 from conftest import free_port
 from nmt_toy import (
     PLUGIN,
@@ -22,6 +19,9 @@ from nmt_toy import (
     swapped_dictionaries,
     toy,
 )
+
+import nmt_plugin
+from nmt_plugin.errors import LskdConfigError
 
 
 @pytest.fixture(scope="module")

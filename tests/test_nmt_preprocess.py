@@ -7,6 +7,7 @@ import sqlite3
 import tarfile
 
 from nmt_toy import PY, run
+
 from preprocess import bible, iwslt14
 from preprocess.nmt_data import clean_corpus, moses_tokenize, whole_word_types
 

@@ -21,8 +21,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scripts.recipes import tables  # noqa: E402
 from test_workflow import job_counts  # noqa: E402  (one parser of Snakemake's "Job stats:" table)
+
+from scripts.recipes import tables  # noqa: E402
 
 # recipe.sh with this interpreter as it is: no venv, nothing installed (the set-up has its own test)
 ENV = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable)

@@ -216,9 +216,9 @@ def test_payload_refused_on_every_path_with_the_override_set(toyset, tmp_path):
 def test_safe_loader_wins_over_the_override_in_process(toyset, tmp_path, monkeypatch):
     """The same in one process, through the functions themselves: fairseq's load_checkpoint_to_cpu
     (replaced by the plugin's), the plugin's reader, vision's loader."""
-    import nmt_plugin  # noqa: F401
     from fairseq import checkpoint_utils
 
+    import nmt_plugin  # noqa: F401
     from nmt_plugin.checkpoints import UnreadableCheckpoint, read_checkpoint
     from vision.models import load_checkpoint
     from vision.utils import VisionError

@@ -14,16 +14,15 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("fairseq")
 
-from nmt_toy import PLUGIN, PY, REPO, TINY, toy  # noqa: E402
+from nmt_toy import PLUGIN, PY, REPO, TINY  # noqa: E402
 from safety_helpers import (
     DIGITS,
     dead_pid,
     env,
     last_line,
     lock_held_by_another_process,  # noqa: E402
-    toyset,
-    vision_teacher,
-)  # noqa: F401 (fixtures)
+    )  # noqa: F401 (fixtures)
+
 from shared_metrics.featureset import FeatureSetError, FeatureSetWriter, write_feature_set  # noqa: E402
 from shared_metrics.locks import OutputLock, lock_path, remove_stale_temporaries  # noqa: E402
 

@@ -11,9 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("fairseq")
 
-from nmt_plugin.errors import LskdConfigError  # noqa: E402
-from nmt_toy import PLUGIN, PY, REPO, TINY, toy  # noqa: E402
+from nmt_toy import PLUGIN, PY, REPO, TINY  # noqa: E402
 from safety_helpers import DIGITS, env, last_line, plant_payload, toyset, vision_teacher  # noqa: E402,F401
+
+from nmt_plugin.errors import LskdConfigError  # noqa: E402
 
 
 def vision_with_weights(src, dest, change):
@@ -24,9 +25,10 @@ def vision_with_weights(src, dest, change):
 
 
 def nmt_with_weights(src, dest, change):
-    import nmt_plugin  # noqa: F401
     from fairseq import checkpoint_utils
     from omegaconf import OmegaConf
+
+    import nmt_plugin  # noqa: F401
 
     state = checkpoint_utils.load_checkpoint_to_cpu(str(src))
     change(state["model"])
@@ -113,8 +115,8 @@ def test_vision_messages(vision_teacher, tmp_path, monkeypatch, capsys):
 
 
 def test_translation_messages(toyset, tmp_path, monkeypatch):
-    from test_nmt_plugin import batches, setup_kd
     from fairseq import checkpoint_utils
+    from test_nmt_plugin import batches, setup_kd
 
     data, teacher = toyset["data"], toyset["teacher"]
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")

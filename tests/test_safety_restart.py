@@ -65,8 +65,9 @@ def loaded(proc) -> tuple[str, int, int]:
 
 
 def weights(path):
-    import nmt_plugin  # noqa: F401  (fairseq's reads through the plugin's weights-only loader)
     from fairseq import checkpoint_utils
+
+    import nmt_plugin  # noqa: F401  (fairseq's reads through the plugin's weights-only loader)
 
     return checkpoint_utils.load_checkpoint_to_cpu(str(path))["model"]
 

@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-
 from slurm_cluster import CLUSTER_SH, PROFILES, ROOT, slurm_cluster_session
+
 from scripts.slurm.snakemake_check import submission_problem
 
 # Four jobs on three levels: numbers (1..10) -> power k=2, k=3 (one per job) -> total.

@@ -16,6 +16,7 @@ import torch.multiprocessing as mp  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from conftest import free_port  # noqa: E402
+
 from shared_metrics.featureset import FeatureSet  # noqa: E402
 from vision.dump_features import dump_all  # noqa: E402
 

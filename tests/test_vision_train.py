@@ -17,8 +17,8 @@ pytest.importorskip("sklearn")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from shared_metrics.featureset import FeatureSet  # noqa: E402
-from vision import distill, dump_features  # noqa: E402
 from vision import data as vdata  # noqa: E402
+from vision import distill, dump_features  # noqa: E402
 from vision.models import build_model, find_head, load_pretrained  # noqa: E402
 
 DATA = [

@@ -321,7 +321,7 @@ def unstable_epochs(records: list[dict], spike: float = 10.0, drop: float = 15.0
     return found
 
 
-def training_health(study: "Study") -> str:
+def training_health(study: Study) -> str:
     """One report line: the vision runs whose training blew up on the way (their final accuracy then
     says little about α or T), or that none did."""
     bad = []
@@ -446,7 +446,7 @@ def eta_table(rows: list[dict], valid: list[dict] | None) -> str:
     return md_table(head, body)
 
 
-def nmt_report(study: "Study", n: dict) -> list[str]:
+def nmt_report(study: Study, n: dict) -> list[str]:
     p = study.p
     parts = [
         "\n## Translation: BLEU (Table 7 layout)\n\n",
@@ -500,7 +500,7 @@ ETA_TESTS = (
 )
 
 
-def report_text(study: "Study", v: dict, n: dict | None = None) -> str:
+def report_text(study: Study, v: dict, n: dict | None = None) -> str:
     p = study.p
     setup_seconds = os.environ.get("LSKD_SETUP_SECONDS", "")  # set by scripts/demo.sh
     T_cols = [f"T={T}" for T in TEMPERATURES]

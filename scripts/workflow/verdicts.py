@@ -18,7 +18,6 @@ Every number a verdict rests on comes with its uncertainty, from shared_metrics.
 
 from __future__ import annotations
 
-
 from shared_metrics.stats import holm, paired_t_interval, t_interval
 
 CONFIDENCE = 0.95
