@@ -1,0 +1,56 @@
+"""One error path for every entry point: bad input is a :class:`UserError`, shown as one line.
+
+Every command of the project (``lskd-metrics``, ``vision/distill.py``, ``vision/dump_features.py``,
+``python -m nmt_plugin.bleu``, the preprocessors, the workflow's helpers) runs its body through
+:func:`run_cli`::
+
+    def main(argv=None) -> int:
+        args = build_parser().parse_args(argv)
+        return run_cli("lskd-metrics eta", run, args)
+
+``run_cli`` prints ``PROG: error: MESSAGE`` on one line and returns 2 for a :class:`UserError` or an
+``OSError`` (missing file, permission, disk full, ...), 2 for ``MemoryError``, 0 for a closed pipe,
+and for any other exception one ``internal error`` line and 1 (``LSKD_DEBUG=1`` re-raises it, for the
+traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+class UserError(ValueError):
+    """Bad input to one of the project's commands; the message says what and where, in one line."""
+
+
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace (newlines included) folded to one space."""
+    return " ".join(str(text).split())
+
+
+def run_cli(prog: str, fn, *args, **kwargs) -> int:
+    """Call ``fn(*args, **kwargs)``; return its int result (0 for None), or report a failure in one line.
+
+    Exit statuses: 2 for bad input (:class:`UserError`, ``OSError``, ``MemoryError``), 1 for an
+    internal error, 0 when the reader of our output went away (``BrokenPipeError``).
+    """
+    try:
+        result = fn(*args, **kwargs)
+    except BrokenPipeError:
+        return 0
+    except (UserError, OSError) as e:
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{prog}: error: out of memory", file=sys.stderr)
+        return 2
+    except Exception as e:  # never a raw traceback at the user
+        if os.environ.get("LSKD_DEBUG"):
+            raise
+        print(
+            f"{prog}: internal error: {type(e).__name__}: {one_line(e)} (set LSKD_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    return int(result or 0)
