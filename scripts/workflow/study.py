@@ -6,7 +6,7 @@ hyper-parameter lives there, this module only checks the values and turns them i
 trainers' command lines. Paths are relative to the study's output directory, which is Snakemake's
 working directory (``snakemake --directory OUT``).
 
-    python scripts/workflow/study.py check CONFIG.yaml [MORE.yaml ...] [key=value ...]   # one line and exit 2 if bad
+    python scripts/workflow/study.py check CONFIG.yaml [MORE.yaml ...] [key=value ...]  # bad: 1 line, exit 2
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 import shlex
 import shutil
 import sys
@@ -112,7 +111,7 @@ def check_grid(cfg: dict) -> None:
 
 
 def check(cfg: dict) -> dict:
-    """A copy of ``cfg`` with its schedules scaled by ``scale_epochs``, or ConfigError naming the bad value."""
+    """A copy of ``cfg`` with its schedules scaled by ``scale_epochs``; ConfigError names a bad value."""
     cfg = copy.deepcopy(cfg)
     if cfg.get("study", "demo") != "demo":
         return check_recipe(cfg)
@@ -157,14 +156,14 @@ def check(cfg: dict) -> dict:
     if cfg["vision"].get("student_limit_train") and cfg["vision"].get("limit_train"):
         need(
             cfg["vision"]["student_limit_train"] <= cfg["vision"]["limit_train"],
-            "config: vision.student_limit_train must not exceed vision.limit_train (the students' images are the "
-            "teacher's first N)",
+            "config: vision.student_limit_train must not exceed vision.limit_train (the students' images "
+            "are the teacher's first N)",
         )
     return cfg
 
 
 def check_recipe(cfg: dict) -> dict:
-    """A paper recipe's configuration (config/{imagenet,cub,iwslt}.yaml), or ConfigError naming the bad value."""
+    """A paper recipe's configuration (config/{imagenet,cub,iwslt}.yaml); ConfigError names a bad value."""
     name = cfg["study"]
     need(name in RECIPES, f"config: unknown study {name!r} (choose from demo, {', '.join(RECIPES)})")
     check_grid(cfg)
@@ -286,6 +285,7 @@ def check_prepared_nmt_data(data: Path, cfg: dict) -> None:
 
 
 # --------------------------------------------------------------------------------- commands
+# The flag lists keep each flag beside its value, one or two pairs a line, as a command line reads.
 def python() -> str:
     return shlex.quote(sys.executable)
 
@@ -299,98 +299,42 @@ def tool(name: str) -> str:
 def vision_command(cfg: dict, mode: str) -> list[str]:
     """The vision/distill.py flags every run of the study shares, plus the ``mode``'s schedule."""
     v = cfg["vision"]
-    cmd = [
-        "--dataset",
-        "fashion-mnist",
-        "--model",
-        v["model"],
-        "--device",
-        v["device"],
-        "--batch-size",
-        v["batch_size"],
-        "--lr",
-        v["lr"],
-        "--lr-warmup-epochs",
-        v["lr_warmup_epochs"],
-        "--workers",
-        v["workers"],
-        "--epochs",
-        v[f"{mode}_epochs"],
-        "--lr-step",
-        v[f"{mode}_lr_step"],
-        "--dump-features",
-        *v.get("extra", []),
-    ]
+    # fmt: off
+    cmd = ["--dataset", "fashion-mnist", "--model", v["model"], "--device", v["device"],
+           "--batch-size", v["batch_size"], "--lr", v["lr"], "--lr-warmup-epochs", v["lr_warmup_epochs"],
+           "--workers", v["workers"], "--epochs", v[f"{mode}_epochs"], "--lr-step", v[f"{mode}_lr_step"],
+           "--dump-features", *v.get("extra", [])]
+    # fmt: on
     if v.get("clip_grad_norm"):
         cmd += ["--clip-grad-norm", v["clip_grad_norm"]]
     if cfg.get("fashion_mnist"):
         cmd += ["--data", cfg["fashion_mnist"]]
     # students may train on fewer images than their teacher (its first N): a cheaper run per seed
-    limits = {
-        "limit_train": (mode == "student" and v.get("student_limit_train")) or v.get("limit_train"),
-        "limit_val": v.get("limit_val"),
-    }
-    for key, n in limits.items():
-        if n:
-            cmd += [f"--{key.replace('_', '-')}", n]
+    limit_train = (mode == "student" and v.get("student_limit_train")) or v.get("limit_train")
+    cmd += ["--limit-train", limit_train] if limit_train else []
+    cmd += ["--limit-val", v["limit_val"]] if v.get("limit_val") else []
     return [str(c) for c in cmd]
 
 
 def fairseq_command(cfg: dict, data: str, role: str, save_dir: str, seed: int) -> list[str]:
     """The fairseq-train flags of a translation ``role`` ("teacher" or "student") of the study
     (``data``: the binarised folder). A student may be a smaller Transformer than its teacher
-    (``nmt.student_arch``) and stop after ``nmt.student_max_update`` updates."""
+    (``nmt.student_arch``) and stop after ``nmt.student_max_update`` updates. checkpoint_best is
+    chosen by validation NLL: the loss (label-smoothed CE, T²·H(p_t, p_s) for students) is not
+    comparable across α and T."""
     n = cfg["nmt"]
     arch = (role == "student" and n.get("student_arch")) or n["arch"]
-    stop = (
-        ["--max-update", n["student_max_update"]] if role == "student" and n.get("student_max_update") else []
-    )
-    epochs = n[f"{role}_epochs"]
-    return [
-        str(c)
-        for c in [
-            data,
-            "--user-dir",
-            ROOT / "nmt_plugin",
-            *arch,
-            *stop,
-            "--share-all-embeddings",
-            "--optimizer",
-            "adam",
-            "--adam-betas",
-            "(0.9, 0.98)",
-            "--lr",
-            n["lr"],
-            "--lr-scheduler",
-            "inverse_sqrt",
-            "--warmup-updates",
-            n["warmup_updates"],
-            "--dropout",
-            n["dropout"],
-            "--weight-decay",
-            "0.0001",
-            "--max-tokens",
-            n["max_tokens"],
-            "--max-epoch",
-            epochs,
-            "--seed",
-            seed,
-            "--num-workers",
-            "0",
-            "--no-epoch-checkpoints",
-            "--log-format",
-            "simple",
-            "--log-interval",
-            "50",
-            # checkpoint_best by validation NLL: the loss (label-smoothed CE, T²·H(p_t, p_s) for students)
-            # is not comparable across α and T
-            "--best-checkpoint-metric",
-            "nll_loss",
-            "--save-dir",
-            save_dir,
-            *n["device_flags"],
-        ]
-    ]
+    stop = n.get("student_max_update") if role == "student" else None
+    # fmt: off
+    cmd = [data, "--user-dir", ROOT / "nmt_plugin", *arch, *(["--max-update", stop] if stop else []),
+           "--share-all-embeddings", "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)",
+           "--lr", n["lr"], "--lr-scheduler", "inverse_sqrt", "--warmup-updates", n["warmup_updates"],
+           "--dropout", n["dropout"], "--weight-decay", "0.0001", "--max-tokens", n["max_tokens"],
+           "--max-epoch", n[f"{role}_epochs"], "--seed", seed, "--num-workers", "0",
+           "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "50",
+           "--best-checkpoint-metric", "nll_loss", "--save-dir", save_dir, *n["device_flags"]]
+    # fmt: on
+    return [str(c) for c in cmd]
 
 
 def fmt(x) -> str:
@@ -399,7 +343,7 @@ def fmt(x) -> str:
 
 
 def launcher(gpus: int, script: str) -> list[str]:
-    """``torchrun --nproc_per_node N --standalone SCRIPT`` for a training on N > 1 GPUs, else the interpreter."""
+    """``torchrun --nproc_per_node N --standalone SCRIPT`` for N > 1 GPUs, else the interpreter."""
     head = [tool("torchrun"), "--nproc_per_node", str(gpus), "--standalone"] if gpus > 1 else [sys.executable]
     return head + [script]
 
@@ -413,91 +357,35 @@ def paper_vision_command(cfg: dict, role: str, model: str, seed, gpus: int) -> l
     if cfg["batch_size"] % max(1, gpus):
         raise ConfigError(f"{gpus} GPUs do not divide the global batch of {cfg['batch_size']}")
     weights = (cfg.get("pretrained") or {}).get(model)
-    return [
-        fmt(c)
-        for c in launcher(gpus, f"{ROOT}/vision/distill.py")
-        + [
-            "--mode",
-            role,
-            "--model",
-            model,
-            *(["--pretrained", weights] if weights else []),
-            *data,
-            "--epochs",
-            s["epochs"],
-            "--lr",
-            s["lr"],
-            "--lr-step",
-            s["lr_step"],
-            "--lr-gamma",
-            cfg["lr_gamma"],
-            "--batch-size",
-            cfg["batch_size"] // max(1, gpus),
-            "--momentum",
-            cfg["momentum"],
-            "--weight-decay",
-            cfg["weight_decay"],
-            "--seed",
-            seed,
-            *cfg["flags"],
-        ]
-    ]
+    # fmt: off
+    cmd = [*launcher(gpus, f"{ROOT}/vision/distill.py"), "--mode", role, "--model", model,
+           *(["--pretrained", weights] if weights else []), *data,
+           "--epochs", s["epochs"], "--lr", s["lr"], "--lr-step", s["lr_step"], "--lr-gamma", cfg["lr_gamma"],
+           "--batch-size", cfg["batch_size"] // max(1, gpus), "--momentum", cfg["momentum"],
+           "--weight-decay", cfg["weight_decay"], "--seed", seed, *cfg["flags"]]
+    # fmt: on
+    return [fmt(c) for c in cmd]
 
 
 def paper_fairseq_command(cfg: dict, pair: str, save_dir: str, seed, gpus: int) -> list[str]:
     """fairseq-train for one translation of the IWSLT recipe on ``gpus`` GPUs (the rule's resources):
     fairseq spawns one process a GPU, each with max_tokens / gpus tokens a batch."""
     c = cfg
-    return [
-        fmt(x)
-        for x in [
-            tool("fairseq-train"),
-            f"data/{pair}/bin",
-            "--user-dir",
-            ROOT / "nmt_plugin",
-            "--arch",
-            c["arch"],
-            *c["arch_flags"],
-            "--share-all-embeddings",
-            "--dropout",
-            c["dropout"],
-            "--optimizer",
-            "adam",
-            "--adam-betas",
-            c["adam_betas"],
-            "--clip-norm",
-            c["clip_norm"],
-            "--lr",
-            c["lr"],
-            "--lr-scheduler",
-            "inverse_sqrt",
-            "--warmup-updates",
-            c["warmup_updates"],
-            "--weight-decay",
-            c["weight_decay"],
-            "--max-tokens",
-            c["max_tokens"] // max(1, gpus),
-            "--max-epoch",
-            c["max_epoch"],
-            "--best-checkpoint-metric",
-            "nll_loss",
-            "--no-epoch-checkpoints",
-            "--log-format",
-            "simple",
-            "--log-interval",
-            "100",
-            "--seed",
-            seed,
-            "--save-dir",
-            save_dir,
-            *(["--distributed-world-size", gpus] if gpus > 1 else []),
-            *c["flags"],
-        ]
-    ]
+    # fmt: off
+    cmd = [tool("fairseq-train"), f"data/{pair}/bin", "--user-dir", ROOT / "nmt_plugin",
+           "--arch", c["arch"], *c["arch_flags"], "--share-all-embeddings", "--dropout", c["dropout"],
+           "--optimizer", "adam", "--adam-betas", c["adam_betas"], "--clip-norm", c["clip_norm"],
+           "--lr", c["lr"], "--lr-scheduler", "inverse_sqrt", "--warmup-updates", c["warmup_updates"],
+           "--weight-decay", c["weight_decay"], "--max-tokens", c["max_tokens"] // max(1, gpus),
+           "--max-epoch", c["max_epoch"], "--best-checkpoint-metric", "nll_loss", "--no-epoch-checkpoints",
+           "--log-format", "simple", "--log-interval", "100", "--seed", seed, "--save-dir", save_dir,
+           *(["--distributed-world-size", gpus] if gpus > 1 else []), *c["flags"]]
+    # fmt: on
+    return [fmt(x) for x in cmd]
 
 
 def paper_data_command(cfg: dict, pair: str) -> list[str]:
-    """The command that prepares one translation direction's data in data/PAIR (IWSLT14, or the toy's Bible)."""
+    """The command preparing one translation direction's data in data/PAIR (IWSLT14, or the toy's Bible)."""
     src, tgt = pair.split("-")
     if cfg["corpus"] == "bible":
         cmd = [
@@ -518,19 +406,10 @@ def paper_data_command(cfg: dict, pair: str) -> list[str]:
 def bible_command(cfg: dict, out: str) -> list[str]:
     """The command that prepares the study's Bible de-en data in ``out``."""
     n = cfg["nmt"]
-    cmd = [
-        sys.executable,
-        "-m",
-        "preprocess.bible",
-        "--pair",
-        "de-en",
-        "--out",
-        out,
-        "--bpe-merges",
-        str(n["bpe_merges"]),
-        "--workers",
-        "2",
-    ]
+    # fmt: off
+    cmd = [sys.executable, "-m", "preprocess.bible", "--pair", "de-en", "--out", out,
+           "--bpe-merges", str(n["bpe_merges"]), "--workers", "2"]
+    # fmt: on
     return cmd + (["--books", n["books"]] if n.get("books") else [])
 
 
@@ -547,42 +426,9 @@ def read_json(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-# ----------------------------------------------------------------------- translation targets
-# Targets, S1 and S2 among words of 3+ letters (no punctuation) that stand as whole words in most of
-# their occurrences in the BPE'd training text (a word-final piece like 'ing' of 'go@@ ing' does not).
-NMT_CANDIDATES = "[a-z]{3,}"
-FUNCTION_WORDS = set(
-    "the and that for not but his her him they them their you your this with from have has had "
-    "was were are who which what when then there these those will shall into unto out all "
-    "one also".split()
-)
-
-
-def nmt_targets(features: Path, train_text: Path, n: int, out_json: Path, out_words: Path) -> None:
-    """The translation η's targets: the ``n`` most frequent whole content words among the dumped
-    training tokens (at least 20 rows each), written to ``out_json``; every whole word of the
-    vocabulary, one a line, to ``out_words`` (`lskd-metrics similar --candidate-list`)."""
-    import numpy as np
-
-    from preprocess.nmt_data import read_lines, whole_word_types
-
-    classes = read_json(features / "meta.json")["classes"]
-    whole = whole_word_types(read_lines(train_text))
-    words = [c for c in classes if c in whole and re.fullmatch(NMT_CANDIDATES, c)]
-    counts = np.bincount(np.load(features / "labels.npy"), minlength=len(classes))
-    index = {c: i for i, c in enumerate(classes)}
-    ranked = sorted(
-        (w for w in words if w not in FUNCTION_WORDS), key=lambda w: (-counts[index[w]], index[w])
-    )
-    targets = [w for w in ranked[:n] if counts[index[w]] >= 20]
-    out_words.parent.mkdir(parents=True, exist_ok=True)
-    out_words.write_text("".join(w + "\n" for w in words))
-    out_json.write_text(json.dumps({"targets": targets, "vocabulary": len(classes)}, indent=1) + "\n")
-
-
 def main(argv: list[str]) -> int:
     """``check``: one line and exit 2 if the configuration cannot run, else the overrides as a YAML
-    config file; ``nmt-targets``: see nmt_targets (the workflow's rule)."""
+    config file."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="scripts/workflow/study.py", description=__doc__.split("\n\n")[0])
@@ -597,18 +443,7 @@ def main(argv: list[str]) -> int:
     c.add_argument(
         "items", nargs="+", metavar="CONFIG|KEY=VALUE", help="config files (or sizes), then overrides"
     )
-    t = sub.add_parser(
-        "nmt-targets", help="the translation η's target words (the workflow's nmt_targets rule)"
-    )
-    t.add_argument("features", type=Path)
-    t.add_argument("train_text", type=Path)
-    t.add_argument("n", type=int)
-    t.add_argument("out_json", type=Path)
-    t.add_argument("out_words", type=Path)
     args = ap.parse_args(argv)
-    if args.cmd == "nmt-targets":
-        nmt_targets(args.features, args.train_text, args.n, args.out_json, args.out_words)
-        return 0
     files = [a for a in args.items if "=" not in a]
     overrides = {}
     for item in args.items[len(files) :]:
