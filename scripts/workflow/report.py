@@ -36,23 +36,6 @@ from verdicts import (
 )
 
 ROOT = paths.ROOT
-# The study's grid and classes, set from its configuration by configure().
-ALPHAS: tuple = (0.0, 0.1)
-TEMPERATURES: tuple = (1, 2, 3, 64)
-FASHION_TARGETS: list = []
-PROJECTION_CLASSES = SOFT_TARGET_CLASS = SOFT_TARGET_SIMILAR = ""
-ETA_T1, ETA_T2 = 1, 3
-
-
-def configure(cfg: dict) -> None:
-    """Set the module's grid (α, T) and named classes from the workflow's configuration."""
-    global ALPHAS, TEMPERATURES, FASHION_TARGETS, PROJECTION_CLASSES, SOFT_TARGET_CLASS, SOFT_TARGET_SIMILAR
-    global ETA_T1, ETA_T2
-    ETA_T1, ETA_T2 = cfg["eta"]["T1"], cfg["eta"]["T2"]
-    v = cfg["vision"]
-    ALPHAS, TEMPERATURES = tuple(float(a) for a in cfg["alphas"]), tuple(cfg["temperatures"])
-    FASHION_TARGETS, PROJECTION_CLASSES = list(v["targets"]), v["projection_classes"]
-    SOFT_TARGET_CLASS, SOFT_TARGET_SIMILAR = v["soft_target"]["class"], v["soft_target"]["similar"]
 
 
 class Study:
@@ -66,6 +49,7 @@ class Study:
         self.temperatures = list(cfg["temperatures"])
         self.seeds = cfg["seeds"]
         self.seed = self.seeds[0]
+        self.eta_T1, self.eta_T2 = cfg["eta"]["T1"], cfg["eta"]["T2"]
         v, n = cfg["vision"], cfg["nmt"]
         # the flat view the report's sentences use
         self.p = {**v, **{f"nmt_{k}": val for k, val in n.items()}, "nmt_bpe": n["bpe_merges"]}
@@ -325,9 +309,8 @@ def training_health(study: Study) -> str:
     """One report line: the vision runs whose training blew up on the way (their final accuracy then
     says little about α or T), or that none did."""
     bad = []
-    runs = [(a, None, None) for a in ALPHAS] + [
-        (a, T, k) for a in ALPHAS for k in study.seeds for T in TEMPERATURES
-    ]
+    runs = [(a, None, None) for a in study.alphas]
+    runs += [(a, T, k) for a in study.alphas for k in study.seeds for T in study.temperatures]
     for a, T, seed in runs:
         d = study.out / (study.vision_teacher_dir(a) if T is None else study.vision_student_dir(a, T, seed))
         with open(d / "metrics.jsonl") as f:
@@ -363,16 +346,18 @@ def per_seed_p(results: list[dict], system_suffix: str | None = None) -> list:
     ]
 
 
-def vision_verdict(v: dict) -> list[str]:
-    T1, T2, Tmax = ETA_T1, ETA_T2, max(TEMPERATURES)
+def vision_verdict(s: Study, v: dict) -> list[str]:
+    T1, T2, Tmax = s.eta_T1, s.eta_T2, max(s.temperatures)
     lines = [best_line("student top-1", v["acc"], "percent", 100)]
-    lines += [diffusion_line(f"Teacher α = {a:g} (train split)", eta_over_seeds(v["eta"][a])) for a in ALPHAS]
+    lines += [
+        diffusion_line(f"Teacher α = {a:g} (train split)", eta_over_seeds(v["eta"][a])) for a in s.alphas
+    ]
     lines.append(temperature_line("Top-1", v["acc"], "points", 100, 1, Tmax))
     return [line.replace("T1 to T2", f"T = {T1:g} to T = {T2:g}") for line in lines]
 
 
-def nmt_verdict(n: dict) -> list[str]:
-    T1, T2, Tmax = ETA_T1, ETA_T2, max(TEMPERATURES)
+def nmt_verdict(s: Study, n: dict) -> list[str]:
+    T1, T2, Tmax = s.eta_T1, s.eta_T2, max(s.temperatures)
     lines = [best_line("student BLEU", n["bleu"], "BLEU points", 1)]
     lines += [
         diffusion_line(
@@ -380,7 +365,7 @@ def nmt_verdict(n: dict) -> list[str]:
             eta_over_seeds(n["eta"][a]),
             "target words",
         )
-        for a in ALPHAS
+        for a in s.alphas
     ]
     lines.append(temperature_line("BLEU", n["bleu"], "BLEU points", 1, 1, Tmax))
     return [line.replace("T1 to T2", f"T = {T1:g} to T = {T2:g}") for line in lines]
@@ -392,7 +377,8 @@ def tests_section(
     """The paired tests of one task: the LS teacher's student against the plain teacher's at each T,
     and each T against T = 1 per teacher; per seed on the same images / sentences, across seeds by
     the paired t-interval."""
-    a0, a1 = ALPHAS
+    a0, a1 = scores
+    temperatures = list(scores[a0])
     pairs = [
         (
             f"α = {a1:g} − α = {a0:g} at T = {T:g}",
@@ -400,10 +386,10 @@ def tests_section(
             scores[a1][T],
             per_seed_p(vs_alpha[T], f"/T{T:g}/model.pt" if bleu else None),
         )
-        for T in TEMPERATURES
+        for T in temperatures
     ]
-    for a in ALPHAS:
-        for T in TEMPERATURES:
+    for a in (a0, a1):
+        for T in temperatures:
             if T != 1:
                 per_seed = per_seed_p(vs_T1[a], f"/T{T:g}/model.pt") if bleu else per_seed_p(vs_T1[a][T])
                 pairs.append((f"α = {a:g}: T = {T:g} − T = 1", scores[a][1], scores[a][T], per_seed))
@@ -415,7 +401,8 @@ def tests_section(
     return [
         f"\n## {title}\n\n",
         f"A and B are students of the same seed; B − A is the mean of the per-seed differences with its "
-        f"{level()} paired t-interval and the paired t-test over seeds; per seed, {test} (p per seed, in seed "
+        f"{level()} paired t-interval and the paired t-test over seeds; per seed, {test} (p per seed, in "
+        "seed "
         f"order). {unit}. Each row is one question asked on its own: read several rows together with care "
         "(no correction across rows).\n\n",
         md_table(
@@ -451,7 +438,8 @@ def nmt_report(study: Study, n: dict) -> list[str]:
     parts = [
         "\n## Translation: BLEU (Table 7 layout)\n\n",
         f"Bible German→English ({'books ' + p['nmt_books'] if p['nmt_books'] else 'all books'}, "
-        f"chapter-disjoint splits, joint BPE {p['nmt_bpe']} merges), teachers {epochs(p['nmt_teacher_epochs'])}, "
+        f"chapter-disjoint splits, joint BPE {p['nmt_bpe']} merges), teachers "
+        f"{epochs(p['nmt_teacher_epochs'])}, "
         f"students {study.nmt_student_schedule()}, {len(study.seeds)} seed(s) of each student; sacrebleu on "
         f"detokenised test output, beam {p.get('nmt_bleu_beam', 5)}; mean ± std (n) over seeds.\n\n",
         n["bleu_md"].strip() + "\n",
@@ -460,35 +448,38 @@ def nmt_report(study: Study, n: dict) -> list[str]:
         "Translation: paired tests of BLEU", n["bleu"], n["vs_alpha"], n["vs_T1"], 1, "BLEU points", bleu=True
     )
     parts += [
-        f"\n## Translation: diffusion index η(T1 = {ETA_T1:g}, T2 = {ETA_T2:g})\n\n",
+        f"\n## Translation: diffusion index η(T1 = {study.eta_T1:g}, T2 = {study.eta_T2:g})\n\n",
         "η in **percent**, mean [" + level() + " t-interval] over seeds; decoder output features of training "
-        "target tokens (teacher-forced, at most 300 per word); S1/S2 from feature space (nearest 1 %, farthest "
+        "target tokens (teacher-forced, at most 300 per word); S1/S2 from feature space (nearest 1 %, "
+        "farthest "
         "90 % of the other words of 3+ letters that stand as whole words in most of their occurrences in the "
         "BPE'd training text — no word-final BPE pieces, no punctuation — by centroid distance in the first "
         "seed's T = 1 student); targets: the most frequent such content words. " + ETA_TESTS + "\n",
     ]
-    for a in ALPHAS:
+    for a in study.alphas:
         parts += [
             f"\n**Students of the α = {a:g} teacher**\n\n",
             eta_table(eta_over_seeds(n["eta"][a]), None),
         ]
     nats = {
-        a: {T: None if b is None else b * math.log(2) for T, b in n["entropy"][a].items()} for a in ALPHAS
+        a: {T: None if b is None else b * math.log(2) for T, b in n["entropy"][a].items()}
+        for a in study.alphas
     }
     parts += [
         "\n## Translation: smoothness of the teachers' targets (Table 13 layout)\n\n",
         "Mean entropy of the teacher's softmax(z/T) over the validation target tokens (teacher-forced), nats "
-        f"(maximum ln {n['vocabulary']} = {math.log(n['vocabulary']):.3f}); `ls_kd` logs it as `teacher_entropy` "
+        f"(maximum ln {n['vocabulary']} = {math.log(n['vocabulary']):.3f}); `ls_kd` logs it as "
+        "`teacher_entropy` "
         "in bits with each validation (of the first seed's students), converted here.\n\n",
         md_table(
-            ["teacher α", *[f"T={T}" for T in TEMPERATURES]],
+            ["teacher α", *[f"T={T}" for T in study.temperatures]],
             [
-                [f"{a:g}", *["–" if nats[a][T] is None else f"{nats[a][T]:.3f}" for T in TEMPERATURES]]
-                for a in ALPHAS
+                [f"{a:g}", *["–" if nats[a][T] is None else f"{nats[a][T]:.3f}" for T in study.temperatures]]
+                for a in study.alphas
             ],
         ),
     ]
-    return parts, nmt_verdict(n)
+    return parts, nmt_verdict(study, n)
 
 
 ETA_TESTS = (
@@ -503,18 +494,19 @@ ETA_TESTS = (
 def report_text(study: Study, v: dict, n: dict | None = None) -> str:
     p = study.p
     setup_seconds = os.environ.get("LSKD_SETUP_SECONDS", "")  # set by scripts/demo.sh
-    T_cols = [f"T={T}" for T in TEMPERATURES]
+    T_cols = [f"T={T}" for T in study.temperatures]
     nmt_parts, nmt_lines = nmt_report(study, n) if n else ([], [])
     parts = [
         f"# lskd study report ({study.size} study)\n\n",
         "Should I smooth my teacher, and at which temperature? What happened on the data this run used.\n\n",
         "\n## Verdict\n\n",
-        f"Every line says how sure it is: {level()} intervals over the {len(study.seeds)} seeds of each student "
+        f"Every line says how sure it is: {level()} intervals over the {len(study.seeds)} seeds of each "
+        "student "
         f'(paired by seed), and the verdict "significant at {level()}" or "not distinguishable at this '
         f'scale"; {t_critical_note(len(study.seeds))}. The per-seed tests and every interval are in the '
         "tables below.\n",
         "\n### Vision (Fashion-MNIST)\n\n",
-        *[line + "\n" for line in vision_verdict(v)],
+        *[line + "\n" for line in vision_verdict(study, v)],
         training_health(study) + "\n",
         "\n### Translation (Bible de→en)\n\n",
         *([line + "\n" for line in nmt_lines] if n else ["Not run (--no-nmt).\n"]),
@@ -523,10 +515,13 @@ def report_text(study: Study, v: dict, n: dict | None = None) -> str:
         f"({p['limit_train'] or 60000} training images for the teachers, the first "
         f"{p.get('student_limit_train') or p['limit_train'] or 60000} of them for the students; "
         f"{p['limit_val'] or 10000} validation images), teachers "
-        f"{epochs(p['teacher_epochs'])}, students {epochs(p['student_epochs'])} ({len(study.seeds)} seeds of each: "
-        f"{', '.join(map(str, study.seeds))}; the teachers once, seed {study.seeds[0]}), batch {p['batch_size']}, "
+        f"{epochs(p['teacher_epochs'])}, students {epochs(p['student_epochs'])} ({len(study.seeds)} seeds of "
+        "each: "
+        f"{', '.join(map(str, study.seeds))}; the teachers once, seed {study.seeds[0]}), batch "
+        f"{p['batch_size']}, "
         f"lr {p['lr']} (linear warm-up over {epochs(p['lr_warmup_epochs'])}, "
-        f"{'gradient norm clipped at ' + str(p['clip_grad_norm']) + ', ' if p['clip_grad_norm'] else ''}×0.1 every "
+        f"{'gradient norm clipped at ' + str(p['clip_grad_norm']) + ', ' if p['clip_grad_norm'] else ''}×0.1 "
+        "every "
         f"{p['teacher_lr_step']}/{p['student_lr_step']} epochs), pure KD (β = 1), device {p['device']}. "
         f"Translation: {p['nmt_arch'][1] if p['nmt_arch'][1] != 'transformer' else 'a small Transformer'} "
         f"({' '.join(p['nmt_arch'][2:]) or 'as in the paper'}), students {study.nmt_student_schedule()}, "
@@ -548,7 +543,8 @@ def report_text(study: Study, v: dict, n: dict | None = None) -> str:
         )
         + (
             f" Every schedule length of the `{study.size}` study (epochs, lr steps, warm-up) was "
-            f"multiplied by {study.scale_epochs:g} (`--scale-epochs`), rounded up: every number in this report is for "
+            f"multiplied by {study.scale_epochs:g} (`--scale-epochs`), rounded up: every number in this "
+            "report is for "
             "these shorter runs."
             if study.scale_epochs != 1
             else ""
@@ -560,19 +556,20 @@ def report_text(study: Study, v: dict, n: dict | None = None) -> str:
         md_table(
             ["teacher α", "teacher", *T_cols],
             [
-                [f"{a:g}", pct(v["teacher"][a]), *[cell(v["acc"][a][T], 100) for T in TEMPERATURES]]
-                for a in ALPHAS
+                [f"{a:g}", pct(v["teacher"][a]), *[cell(v["acc"][a][T], 100) for T in study.temperatures]]
+                for a in study.alphas
             ],
         ),
         *tests_section(
             "Paired tests of top-1", v["acc"], v["vs_alpha"], v["vs_T1"], 100, "Percent", bleu=False
         ),
-        f"\n## Diffusion index η(T1 = {ETA_T1:g}, T2 = {ETA_T2:g}) (Table 3 layout)\n\n",
-        f"η in **percent** (JSON outputs carry fractions), mean [{level()} t-interval] over seeds. S1/S2 from the "
+        f"\n## Diffusion index η(T1 = {study.eta_T1:g}, T2 = {study.eta_T2:g}) (Table 3 layout)\n\n",
+        f"η in **percent** (JSON outputs carry fractions), mean [{level()} t-interval] over seeds. S1/S2 "
+        "from the "
         "shipped Fashion-MNIST hierarchy (tops, footwear, trousers, bags): S1 = the target's group, S2 = the "
         "other groups. " + ETA_TESTS + " The verdict uses the train split.\n",
     ]
-    for a in ALPHAS:
+    for a in study.alphas:
         parts += [
             f"\n**Students of the α = {a:g} teacher**\n\n",
             eta_table(eta_over_seeds(v["eta"][a]), eta_over_seeds(v["eta"][a], "_valid")),
@@ -582,7 +579,10 @@ def report_text(study: Study, v: dict, n: dict | None = None) -> str:
         "Mean entropy of softmax(z/T) over the training images, nats (maximum ln 10 = 2.303).\n\n",
         md_table(
             ["teacher α", *T_cols],
-            [[f"{a:g}", *[f"{v['entropy'][a][str(T)]:.3f}" for T in TEMPERATURES]] for a in ALPHAS],
+            [
+                [f"{a:g}", *[f"{v['entropy'][a][str(T)]:.3f}" for T in study.temperatures]]
+                for a in study.alphas
+            ],
         ),
         f"\nThe α = 0 teacher's targets match the α = 0.1 teacher's entropy at T = 1 "
         f"({v['matched']['entropy']:.3f} nats) at **T = {v['matched']['temperature']:.4f}**.\n",
@@ -594,21 +594,26 @@ def report_text(study: Study, v: dict, n: dict | None = None) -> str:
         "\n## Per-class accuracy of the η targets (Tables 17–19 layout)\n\n",
         "Validation top-1 per class, percent, mean ± std (n) over seeds.\n",
     ]
-    for a in ALPHAS:
+    for a in study.alphas:
         parts += [
             f"\n**Students of the α = {a:g} teacher**\n\n",
             md_table(
                 ["class", *T_cols],
-                [[c, *[cell(v["per_class"][a][T][c], 100) for T in TEMPERATURES]] for c in FASHION_TARGETS],
+                [
+                    [c, *[cell(v["per_class"][a][T][c], 100) for T in study.temperatures]]
+                    for c in p["targets"]
+                ],
             ),
         ]
     parts += nmt_parts
     parts += [
         "\n## Figures\n\n",
-        f"Penultimate-layer projection (Supp. E) of {PROJECTION_CLASSES.replace(',', ', ')} — rows: teachers "
-        "α = 0 and α = 0.1 with their students; columns: the teacher, then the students by T (Figure 1 layout):\n\n",
+        f"Penultimate-layer projection (Supp. E) of {p['projection_classes'].replace(',', ', ')} — rows: "
+        "teachers "
+        "α = 0 and α = 0.1 with their students; columns: the teacher, then the students by T (Figure 1 "
+        "layout):\n\n",
         "![projection](figures/projection_fashion.png)\n\n",
-        f"Mean soft targets of the α = 0.1 teacher for {SOFT_TARGET_CLASS} at T = 1 and T = 2 "
+        f"Mean soft targets of the α = 0.1 teacher for {p['soft_target']['class']} at T = 1 and T = 2 "
         "(target, its group, the rest; Figure 2 layout):\n\n",
         "![soft targets](figures/soft_targets_fashion.png)\n",
         "\n## Stages and wall time\n\n\n",
@@ -635,7 +640,8 @@ def report_text(study: Study, v: dict, n: dict | None = None) -> str:
         f"\nTotal wall time of this invocation up to the report: {study.wall():.0f} s"
         + (f" (plus {setup_seconds} s of setup before it)" if setup_seconds else "")
         + f"; time with no job running (Snakemake's own overhead, at most): {study.idle():.0f} s.\n",
-        "\n## Commands\n\nRun from the study's output directory (Snakemake's `--directory`) in the repository's "
+        "\n## Commands\n\nRun from the study's output directory (Snakemake's `--directory`) in the "
+        "repository's "
         "`.venv`; the study itself was started as\n\n"
         f"```\n{study.invocation}\n```\n\nand ran these:\n\n```\n",
         *[shown(c) + "\n" for c in study.commands()],
@@ -652,7 +658,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("report.md"))
     args = ap.parse_args(argv)
     cfg = json.loads(args.config.read_text())
-    configure(cfg)
     started = os.environ.get("LSKD_STUDY_STARTED")
     study = Study(cfg, Path.cwd(), float(started) if started else None)
     v = vision_results(study)

@@ -105,9 +105,11 @@ def diffusion_line(who: str, rows: list[dict], what: str = "targets") -> str:
     n = rows[0]["n"] if rows else 0
     boot = sum(r["bootstrap_significant"] for r in rows)
     return (
-        f"- {who}: systematic diffusion from T1 to T2 **significant at {level()} for {len(sig)} of {len(rows)} "
+        f"- {who}: systematic diffusion from T1 to T2 **significant at {level()} for {len(sig)} of "
+        f"{len(rows)} "
         f"{what}**{' (' + ', '.join(sig) + ')' if sig else ''} (one-sample t-tests over {n} seeds, Holm over "
-        f"the {len(rows)} {what}); the mean η has the sign pattern (S1 < 0 < S2) for {len(sign)}; the per-seed "
+        f"the {len(rows)} {what}); the mean η has the sign pattern (S1 < 0 < S2) for {len(sign)}; the "
+        "per-seed "
         f"paired bootstrap (Holm) found it in {boot} of {len(rows) * n} (target, seed) pairs."
     )
 
@@ -120,7 +122,8 @@ def best_line(metric: str, scores: dict, unit: str, scale: float) -> str:
     a0, a1 = alphas
     d = paired(scores[a0][best[a0]], scores[a1][best[a1]])
     return (
-        f"- Best {metric} ({unit}, mean ± std (n) over seeds): plain teacher (α = {a0:g}) at T = {best[a0]:g}: "
+        f"- Best {metric} ({unit}, mean ± std (n) over seeds): plain teacher (α = {a0:g}) at T = "
+        f"{best[a0]:g}: "
         f"{cell(scores[a0][best[a0]], scale)}; LS teacher (α = {a1:g}) at T = {best[a1]:g}: "
         f"{cell(scores[a1][best[a1]], scale)}. LS − plain: {interval(d, scale, signed=True)} "
         f"({level()} paired t-interval over seeds, p = {p_text(d.p_value)}): **{verdict(d.p_value)}**."
@@ -174,5 +177,6 @@ def t_critical_note(n: int) -> str:
 
     return (
         f"with n = {n} seeds a {level()} t-interval is ± {t.ppf((1 + CONFIDENCE) / 2, n - 1):.2f} standard "
-        f"errors wide (t with {n - 1} degrees of freedom), so only large, consistent effects reach significance"
+        f"errors wide (t with {n - 1} degrees of freedom), so only large, consistent effects reach "
+        "significance"
     )
