@@ -21,8 +21,10 @@ from .diffusion import check_sets, diffusion_index, diffusion_index_pairwise
 from .entropy import check_temperature, match_temperature, mean_entropy
 from .eta_bootstrap import bootstrap_eta, check_bootstrap_args, check_memory, gather_class_rows, summarise
 from .featureset import FeatureSet, FeatureSetError
+from .isotropy import check_ratio, negligible_classes
 from .report import FORMATS, atomic_write_text, csv_table, markdown_table, read_json, tmp_name, to_json
 from .selection import HierarchyError, agreement, load_hierarchy, select_from_features, select_from_hierarchy
+from .soft_targets import class_mean_soft_targets, plot_soft_targets, soft_target_profiles
 from .stability import VARIANTS, stability
 from .stats import holm, mcnemar_exact, paired_bootstrap_accuracy, paired_t_interval, t_interval
 
@@ -587,24 +589,85 @@ def cmd_project(args) -> None:
 
 
 def cmd_soft_targets(args) -> None:
-    from .soft_targets import plot_soft_targets
-
+    """Figure 2: the mean soft targets of one class's samples per T, as a bar figure and a table."""
     fs = _open(args.features)
     target = fs.class_index(args.target)
-    similar = [k for k in _class_list(fs, args.similar) if k != target]
+    similar = list(dict.fromkeys(k for k in _class_list(fs, args.similar) if k != target))
+    profiles = soft_target_profiles(fs, target, similar, args.temperature)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(out)
-    profile = plot_soft_targets(fs, target, similar, args.temperature, tmp)
+    plot_soft_targets(fs, target, similar, profiles, tmp)
     os.replace(tmp, out)
     payload = {
         "figure": str(out),
         "target": fs.classes[target],
-        "mean_soft_targets": {T.text: profile[T] for T in args.temperature},
+        "similar": [fs.classes[k] for k in similar],
+        "samples": int(fs.label_counts()[target]),
+        "logits": fs.logits_source,
+        "mean_soft_targets": {T.text: profiles[T] for T in args.temperature},
     }
-    names = list(profile[args.temperature[0]])
-    rows = [{"class": c, **{f"T={T.text}": profile[T][c] for T in args.temperature}} for c in names]
+    names = list(profiles[args.temperature[0]])
+    rows = [{"class": c, **{f"T={T.text}": profiles[T][c] for T in args.temperature}} for c in names]
     _emit(args, payload, rows, list(rows[0]))
+
+
+def _isotropy_rows(fs: FeatureSet, targets: list[int], means, ratio: float) -> list[dict]:
+    """One row per target of the Supp. D count on its mean probability vector."""
+    counts = fs.label_counts()
+    rows = []
+    for t, p in zip(targets, means):
+        r = negligible_classes(p, t, ratio)
+        rows.append(
+            {
+                "target": fs.classes[t],
+                "samples": int(counts[t]),
+                "p_target": float(p[t]),
+                "target_is_largest": r.target_is_largest,
+                "second": fs.classes[r.reference],
+                "p_second": float(p[r.reference]),
+                "negligible": r.negligible,
+                "others": r.others,
+                "not_negligible": [fs.classes[k] for k in r.not_negligible],
+                "p_not_negligible": [float(p[k]) for k in r.not_negligible],
+            }
+        )
+    return rows
+
+
+def cmd_isotropy(args) -> None:
+    """Supp. D: per target, how many of the other K - 1 mean probabilities are at least --ratio
+    times smaller than the largest of them, and which classes are not (shared_metrics.isotropy)."""
+    ratio = check_ratio(args.ratio)
+    fs = _open(args.features)
+    targets = list(dict.fromkeys(_class_list(fs, args.target)))
+    if not targets:
+        raise UsageError("give --target NAME[,NAME...]")
+    means = class_mean_soft_targets(fs, targets, [args.temperature])[:, 0]
+    rows = _isotropy_rows(fs, targets, means, ratio)
+    payload = {
+        "features": str(fs.path),
+        "logits": fs.logits_source,
+        "temperature": args.temperature,
+        "ratio": ratio,
+        "definition": "mean over the target's samples of softmax(z/T); p_second = the largest non-target "
+        "probability; negligible = non-target classes with p <= p_second / ratio, out of the K - 1 others",
+        "targets": rows,
+    }
+    table = [
+        {
+            "target": r["target"],
+            "samples": r["samples"],
+            "p target": r["p_target"],
+            "second largest": r["second"],
+            "p second": r["p_second"],
+            f"{ratio:g}x smaller": r["negligible"],
+            "of K - 1": r["others"],
+            "not negligible": r["not_negligible"],
+        }
+        for r in rows
+    ]
+    _emit(args, payload, table, list(table[0]))
 
 
 # ------------------------------------------------------ stability, accuracy
@@ -1087,13 +1150,39 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_soft_targets,
         "mean soft targets softmax(z/T) of one class's samples, per T (Figure 2 layout)",
     )
-    sp.add_argument("--features", required=True, help="teacher feature set with logits.npy (train split)")
+    sp.add_argument(
+        "--features",
+        required=True,
+        help="teacher feature set (train split): its logits.npy, or features and head where it has none",
+    )
     sp.add_argument("--target", required=True, help="the class whose samples are averaged")
     sp.add_argument("--similar", help="classes to show right after the target (comma-separated)")
     sp.add_argument(
         "--temperature", nargs="+", type=_positive_float, default=None, required=True, metavar="T"
     )
     sp.add_argument("--out", required=True, help="PNG file to write")
+
+    sp = add(
+        "isotropy",
+        cmd_isotropy,
+        "Supp. D: how many of a class's other K - 1 mean soft targets are at least RATIO times "
+        "smaller than the largest of them (systematic, not isotropic diffusion), and which are not",
+    )
+    sp.add_argument(
+        "--features",
+        required=True,
+        help="teacher feature set (train split): its logits.npy, or features and head where it has none",
+    )
+    sp.add_argument("--target", required=True, help="target class(es), comma-separated")
+    sp.add_argument(
+        "--temperature",
+        type=_positive_float,
+        default=1.0,
+        help="softmax temperature (default 1, the paper's)",
+    )
+    sp.add_argument(
+        "--ratio", type=float, default=100.0, help="how many times smaller is negligible (default 100)"
+    )
 
     sp = add("stability", cmd_stability, "Shen et al.'s stability (Eq. 2) and inter-class stability (Eq. 5)")
     sp.add_argument("--features", nargs="+", required=True, help="feature set(s) with logits.npy")

@@ -260,6 +260,30 @@ class FeatureSet:
                         view, y = view[mask], y[mask]
                 yield start, y, view.astype(np.float32)
 
+    @property
+    def logits_source(self) -> str:
+        """Where :meth:`iter_logits` reads the logits from."""
+        return "logits.npy" if self.has_logits else "features.npy @ head_weight.T + head_bias"
+
+    def iter_logits(
+        self, chunk_rows: int | None = None, classes=None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Yield ``(row_offset, labels, float32 [rows, K] logits)`` in bounded chunks.
+
+        From logits.npy, or, in a set without it (ImageNet train: 1.28 M x 1000 logits are not
+        dumped), from the features and the head, z = f W^T + b: the head is the model's last
+        layer, so these are the model's own logits up to the features' float16 rounding.
+        ``classes`` keeps only those classes' rows, as in :meth:`iter_chunks`; the default chunk
+        keeps the wider of a feature block and a logits block near CHUNK_BYTES."""
+        if chunk_rows is None:
+            chunk_rows = max(1, CHUNK_BYTES // (4 * max(self.dim, self.num_classes)))
+        if self.has_logits:
+            yield from self.iter_chunks("logits", chunk_rows, classes)
+            return
+        w_t = self.head_weight.T
+        for start, y, f in self.iter_chunks("features", chunk_rows, classes):
+            yield start, y, f @ w_t + self.head_bias
+
     def class_features(self, index: int, max_rows: int | None = None, seed: int = 0) -> np.ndarray:
         """float32 features of one class (optionally a seeded random subsample of max_rows)."""
         rows = np.flatnonzero(self.labels == index)
