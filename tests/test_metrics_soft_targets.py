@@ -180,14 +180,14 @@ def test_isotropy_cli_golden(isotropy_set, tmp_path):
     assert rc == 0, err
     header, _, row_a, row_b = out.strip().splitlines()
     assert "100x smaller" in header and "of K - 1" in header and "not negligible" in header
-    assert row_a.startswith("| a | 1 | 0.899 | b | 0.090 | 2 | 5 | b, c, d |")
+    assert row_a.startswith("| a | 1 | 0.899 | yes | b | 0.090 | 2 | 5 | b, c, d |")
     assert row_b.startswith("| b | 1 |") and "| a |" in row_b
     rc, out, err = run(
         "isotropy", "--features", isotropy_set, "--target", "a", "--format", "csv", "-o", tmp_path / "i.csv"
     )
     assert rc == 0 and out == "", err
     lines = (tmp_path / "i.csv").read_text().splitlines()
-    assert lines[0].startswith("target,samples,p target,second largest,p second,100x smaller,of K - 1")
+    assert lines[0].startswith("target,samples,p target,target largest,second largest,p second,100x smaller")
     assert lines[1].startswith("a,1,") and lines[1].endswith(',2,5,"b, c, d"')
 
 
