@@ -1,5 +1,5 @@
-"""``lskd-metrics``: η, target entropy, stability, accuracy, S1/S2 selection and the projection
-figure from feature sets (also ``python -m shared_metrics``).
+"""``lskd-metrics``: η, target entropy, stability, accuracy, S1/S2 selection, the projection and
+soft-target figures and the Supp. D isotropy count from feature sets (also ``python -m shared_metrics``).
 
 Units: η and accuracies are fractions in JSON and CSV, percent in markdown (the paper's tables);
 entropies are in nats. Every command exits 2 with a one-line message on bad input.
