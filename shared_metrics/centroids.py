@@ -62,18 +62,10 @@ def require_classes_present(fs: FeatureSet, indices) -> None:
 
 
 def top1_correct(fs: FeatureSet, chunk_rows: int | None = None) -> np.ndarray:
-    """bool [N]: whether each sample's top-1 prediction is its label.
-
-    From logits.npy; a set without it (ImageNet train: 1.28 M x 1000 logits are not dumped) is
-    scored from its features and head, logits = f W^T + b, block by block (the head is the model's
-    last layer, so this is the model's own prediction up to the features' float16 rounding)."""
+    """bool [N]: whether each sample's top-1 prediction is its label, from the logits of
+    :meth:`FeatureSet.iter_logits` (logits.npy, or features and head where it is absent)."""
     hit = np.empty(fs.num_samples, bool)
-    if fs.has_logits:
-        blocks = fs.iter_chunks("logits", chunk_rows)
-    else:
-        w, b = fs.head_weight.T.astype(np.float32), fs.head_bias.astype(np.float32)
-        blocks = ((start, y, f @ w + b) for start, y, f in fs.iter_chunks("features", chunk_rows))
-    for start, y, block in blocks:
+    for start, y, block in fs.iter_logits(chunk_rows):
         hit[start : start + len(y)] = block.argmax(axis=1) == y
     return hit
 

@@ -1,5 +1,5 @@
-"""``lskd-metrics``: η, target entropy, stability, accuracy, S1/S2 selection and the projection
-figure from feature sets (also ``python -m shared_metrics``).
+"""``lskd-metrics``: η, target entropy, stability, accuracy, S1/S2 selection, the projection and
+soft-target figures and the Supp. D isotropy count from feature sets (also ``python -m shared_metrics``).
 
 Units: η and accuracies are fractions in JSON and CSV, percent in markdown (the paper's tables);
 entropies are in nats. Every command exits 2 with a one-line message on bad input.
@@ -21,8 +21,10 @@ from .diffusion import check_sets, diffusion_index, diffusion_index_pairwise
 from .entropy import check_temperature, match_temperature, mean_entropy
 from .eta_bootstrap import bootstrap_eta, check_bootstrap_args, check_memory, gather_class_rows, summarise
 from .featureset import FeatureSet, FeatureSetError
+from .isotropy import check_ratio, negligible_classes
 from .report import FORMATS, atomic_write_text, csv_table, markdown_table, read_json, tmp_name, to_json
 from .selection import HierarchyError, agreement, load_hierarchy, select_from_features, select_from_hierarchy
+from .soft_targets import class_mean_soft_targets, plot_soft_targets, soft_target_profiles
 from .stability import VARIANTS, stability
 from .stats import holm, mcnemar_exact, paired_bootstrap_accuracy, paired_t_interval, t_interval
 
@@ -290,27 +292,32 @@ def _eta_compute(args, opened: dict, targets) -> list[dict]:
             row[f"eta_dissimilar{suffix}"] = r.eta_dissimilar
             row[f"systematic_diffusion{suffix}"] = bool(r.eta_similar < 0 < r.eta_dissimilar)
         if rows is not None:
-            reps = bootstrap_eta(rows, targets, args.bootstrap, args.seed, split=split_id)
+            _eta_add_bootstrap(args, results, rows, targets, split_id, suffix)
             del rows
-            for row, rep in zip(results, reps):
-                summary = summarise(
-                    row[f"eta_similar{suffix}"],
-                    row[f"eta_dissimilar{suffix}"],
-                    rep.similar,
-                    rep.dissimilar,
-                    args.confidence,
-                )
-                row.update({f"{k}{suffix}": v for k, v in summary.items()})
-            adjusted = holm([row[f"p_systematic_diffusion{suffix}"] for row in results])
-            for row, p in zip(results, adjusted):
-                row[f"p_systematic_diffusion_holm{suffix}"] = float(p)
-                row[f"significant_systematic_diffusion_holm{suffix}"] = bool(p < 1.0 - args.confidence)
     return results
 
 
-def _eta_emit(args, opened: dict, results: list[dict]) -> None:
-    """JSON (fractions; one target at the top level unless --sets), or the Table 3 layout: one row
-    per target, train (and valid) η over S1 and S2, with interval bounds under --bootstrap."""
+def _eta_add_bootstrap(args, results: list[dict], rows, targets, split_id: int, suffix: str) -> None:
+    """Add one split's bootstrap columns to each target's row: the percentile intervals and
+    verdict of eta_bootstrap.summarise, and the p-value Holm-adjusted over the targets."""
+    reps = bootstrap_eta(rows, targets, args.bootstrap, args.seed, split=split_id)
+    for row, rep in zip(results, reps):
+        summary = summarise(
+            row[f"eta_similar{suffix}"],
+            row[f"eta_dissimilar{suffix}"],
+            rep.similar,
+            rep.dissimilar,
+            args.confidence,
+        )
+        row.update({f"{k}{suffix}": v for k, v in summary.items()})
+    adjusted = holm([row[f"p_systematic_diffusion{suffix}"] for row in results])
+    for row, p in zip(results, adjusted):
+        row[f"p_systematic_diffusion_holm{suffix}"] = float(p)
+        row[f"significant_systematic_diffusion_holm{suffix}"] = bool(p < 1.0 - args.confidence)
+
+
+def _eta_payload(args, opened: dict, results: list[dict]) -> dict:
+    """The JSON result (fractions): one target at the top level unless --sets, else a "targets" list."""
     common = {
         "unit": "fraction",
         "distance": "pairwise" if args.pairwise else "centroid",
@@ -330,13 +337,17 @@ def _eta_emit(args, opened: dict, results: list[dict]) -> None:
             "multiple_testing": f"Holm over the {len(results)} target(s) of each split, on "
             "p_systematic_diffusion (the larger of the S1 and S2 bootstrap p-values)",
         }
-    payload = (
-        {**common, **results[0]} if len(results) == 1 and not args.sets else {**common, "targets": results}
-    )
-    suffixes = [""] + (["_valid"] if len(opened) > 1 else [])
+    if len(results) == 1 and not args.sets:
+        return {**common, **results[0]}
+    return {**common, "targets": results}
+
+
+def _eta_columns(args, splits: int) -> list[tuple]:
+    """The Table 3 columns: (key in the row, or (key, interval end); CSV header; markdown header;
+    is a fraction), train then valid, η over S1 and S2, with interval bounds under --bootstrap."""
     pct = f"{100 * args.confidence:g}" if args.bootstrap else None
-    columns = []  # (key in the row, CSV header, markdown header, is a fraction)
-    for sfx in suffixes:
+    columns = []
+    for sfx in [""] + (["_valid"] if splits > 1 else []):
         v = " valid" if sfx else ""
         for key, sym in (("eta_similar", "S1"), ("eta_dissimilar", "S2")):
             columns.append((f"{key}{sfx}", f"{key}{sfx} (fraction)", f"η {sym}{v} (fraction)", True))
@@ -351,22 +362,16 @@ def _eta_emit(args, opened: dict, results: list[dict]) -> None:
                         )
                     )
         if args.bootstrap:
-            columns.append(
-                (
-                    f"significant_systematic_diffusion{sfx}",
-                    f"significant_systematic_diffusion{sfx}",
-                    f"significant{v}",
-                    False,
-                )
-            )
-            columns.append(
-                (
-                    f"p_systematic_diffusion_holm{sfx}",
-                    f"p_systematic_diffusion_holm{sfx}",
-                    f"p Holm{v}",
-                    False,
-                )
-            )
+            key = f"significant_systematic_diffusion{sfx}"
+            columns.append((key, key, f"significant{v}", False))
+            key = f"p_systematic_diffusion_holm{sfx}"
+            columns.append((key, key, f"p Holm{v}", False))
+    return columns
+
+
+def _eta_emit(args, opened: dict, results: list[dict]) -> None:
+    """The JSON payload, or the Table 3 layout: one row per target (yes/no verdicts in markdown)."""
+    columns = _eta_columns(args, len(opened))
     csv = args.format == "csv"
     table_rows = []
     for r in results:
@@ -378,7 +383,8 @@ def _eta_emit(args, opened: dict, results: list[dict]) -> None:
             )
         table_rows.append(cells)
     headers = ["target"] + [c[1] if csv else c[2] for c in columns]
-    _emit(args, payload, table_rows, headers, pct_columns=set() if csv else {c[2] for c in columns if c[3]})
+    pct_columns = set() if csv else {c[2] for c in columns if c[3]}
+    _emit(args, _eta_payload(args, opened, results), table_rows, headers, pct_columns=pct_columns)
 
 
 def cmd_eta(args) -> None:
@@ -450,13 +456,9 @@ def cmd_match_temperature(args) -> None:
 
 
 # -------------------------------------------------------------- similar
-def cmd_similar(args) -> None:
-    fs = _open(args.features)
-    targets = _class_list(fs, args.target)
-    if not targets:
-        raise UsageError("give --target NAME[,NAME...]")
-    centroids = class_centroids(fs)
-    hier = _hierarchy(args.hierarchy, fs.classes) if args.hierarchy else None
+def _similar_candidates(args, fs: FeatureSet) -> list[int] | None:
+    """The classes feature space may draw S1/S2 from: those whose name matches --candidates and/or
+    those listed in --candidate-list (both: the intersection); None when neither is given."""
     candidates = None
     if args.candidates is not None:
         try:
@@ -478,35 +480,44 @@ def cmd_similar(args) -> None:
                 f"{' with --candidates' if args.candidates is not None else ''} leaves "
                 f"{len(candidates)} classes; need at least 3"
             )
+    return candidates
+
+
+def _similar_row(args, fs: FeatureSet, t: int, centroids, hier, candidates) -> tuple[dict, dict]:
+    """One target's row (feature-space S1, and the hierarchy's S1/S2 with their agreement when a
+    hierarchy is given) and its `eta --sets` entry (the hierarchy's sets, else feature space's)."""
+    require_classes_present(fs, [t])
+    f1, f2 = select_from_features(centroids, t, args.near, args.far, candidates)
+    names = lambda ks: [fs.classes[k] for k in ks]  # noqa: E731
+    row = {"target": fs.classes[t], "similar_features": names(f1), "dissimilar_features_count": len(f2)}
+    if not hier:
+        row["dissimilar_features"] = names(f2)
+        return row, {"similar": row["similar_features"], "dissimilar": row["dissimilar_features"]}
+    h1, h2 = select_from_hierarchy(*hier, t, args.k, args.n, args.seed)
+    row.update(
+        similar_hierarchy=names(h1),
+        dissimilar_hierarchy=names(h2),
+        agreement_similar=agreement(h1, f1),
+        agreement_dissimilar=agreement(h2, f2),
+    )
+    return row, {"similar": row["similar_hierarchy"], "dissimilar": row["dissimilar_hierarchy"]}
+
+
+def cmd_similar(args) -> None:
+    """Supp. F, Table 12: S1/S2 of each target from a hierarchy and from feature space (centroid
+    distances), their agreement, and optionally the chosen sets as an `eta --sets` file."""
+    fs = _open(args.features)
+    targets = _class_list(fs, args.target)
+    if not targets:
+        raise UsageError("give --target NAME[,NAME...]")
+    hier = _hierarchy(args.hierarchy, fs.classes) if args.hierarchy else None
+    candidates = _similar_candidates(args, fs)
     if args.near + args.far > 1.0:
         raise UsageError(f"--near {args.near:g} + --far {args.far:g} is over 1: S1 and S2 would overlap")
+    centroids = class_centroids(fs)
     rows, sets_out = [], {}
     for t in targets:
-        require_classes_present(fs, [t])
-        f1, f2 = select_from_features(centroids, t, args.near, args.far, candidates)
-        row = {
-            "target": fs.classes[t],
-            "similar_features": [fs.classes[k] for k in f1],
-            "dissimilar_features_count": len(f2),
-        }
-        if hier:
-            h1, h2 = select_from_hierarchy(*hier, t, args.k, args.n, args.seed)
-            row.update(
-                similar_hierarchy=[fs.classes[k] for k in h1],
-                dissimilar_hierarchy=[fs.classes[k] for k in h2],
-                agreement_similar=agreement(h1, f1),
-                agreement_dissimilar=agreement(h2, f2),
-            )
-            sets_out[fs.classes[t]] = {
-                "similar": row["similar_hierarchy"],
-                "dissimilar": row["dissimilar_hierarchy"],
-            }
-        else:
-            row["dissimilar_features"] = [fs.classes[k] for k in f2]
-            sets_out[fs.classes[t]] = {
-                "similar": row["similar_features"],
-                "dissimilar": row["dissimilar_features"],
-            }
+        row, sets_out[fs.classes[t]] = _similar_row(args, fs, t, centroids, hier, candidates)
         rows.append(row)
     if args.write_sets:
         atomic_write_text(args.write_sets, to_json(sets_out))
@@ -515,22 +526,8 @@ def cmd_similar(args) -> None:
         if hier
         else ["target", "similar_features", "dissimilar_features_count"]
     )
-    _emit(
-        args,
-        {
-            "targets": rows,
-            "rule": {
-                "near": args.near,
-                "far": args.far,
-                "k": args.k,
-                "n": args.n,
-                "seed": args.seed,
-                "hierarchy": args.hierarchy,
-            },
-        },
-        rows,
-        columns,
-    )
+    rule = {k: getattr(args, k) for k in ("near", "far", "k", "n", "seed", "hierarchy")}
+    _emit(args, {"targets": rows, "rule": rule}, rows, columns)
 
 
 # -------------------------------------------------------------- project
@@ -587,24 +584,86 @@ def cmd_project(args) -> None:
 
 
 def cmd_soft_targets(args) -> None:
-    from .soft_targets import plot_soft_targets
-
+    """Figure 2: the mean soft targets of one class's samples per T, as a bar figure and a table."""
     fs = _open(args.features)
     target = fs.class_index(args.target)
-    similar = [k for k in _class_list(fs, args.similar) if k != target]
+    similar = list(dict.fromkeys(k for k in _class_list(fs, args.similar) if k != target))
+    profiles = soft_target_profiles(fs, target, similar, args.temperature)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(out)
-    profile = plot_soft_targets(fs, target, similar, args.temperature, tmp)
+    plot_soft_targets(fs, target, similar, profiles, tmp)
     os.replace(tmp, out)
     payload = {
         "figure": str(out),
         "target": fs.classes[target],
-        "mean_soft_targets": {T.text: profile[T] for T in args.temperature},
+        "similar": [fs.classes[k] for k in similar],
+        "samples": int(fs.label_counts()[target]),
+        "logits": fs.logits_source,
+        "mean_soft_targets": {T.text: profiles[T] for T in args.temperature},
     }
-    names = list(profile[args.temperature[0]])
-    rows = [{"class": c, **{f"T={T.text}": profile[T][c] for T in args.temperature}} for c in names]
+    names = list(profiles[args.temperature[0]])
+    rows = [{"class": c, **{f"T={T.text}": profiles[T][c] for T in args.temperature}} for c in names]
     _emit(args, payload, rows, list(rows[0]))
+
+
+def _isotropy_rows(fs: FeatureSet, targets: list[int], means, ratio: float) -> list[dict]:
+    """One row per target of the Supp. D count on its mean probability vector."""
+    counts = fs.label_counts()
+    rows = []
+    for t, p in zip(targets, means):
+        r = negligible_classes(p, t, ratio)
+        rows.append(
+            {
+                "target": fs.classes[t],
+                "samples": int(counts[t]),
+                "p_target": float(p[t]),
+                "target_is_largest": r.target_is_largest,
+                "second": fs.classes[r.reference],
+                "p_second": float(p[r.reference]),
+                "negligible": r.negligible,
+                "others": r.others,
+                "not_negligible": [fs.classes[k] for k in r.not_negligible],
+                "p_not_negligible": [float(p[k]) for k in r.not_negligible],
+            }
+        )
+    return rows
+
+
+def cmd_isotropy(args) -> None:
+    """Supp. D: per target, how many of the other K - 1 mean probabilities are at least --ratio
+    times smaller than the largest of them, and which classes are not (shared_metrics.isotropy)."""
+    ratio = check_ratio(args.ratio)
+    fs = _open(args.features)
+    targets = list(dict.fromkeys(_class_list(fs, args.target)))
+    if not targets:
+        raise UsageError("give --target NAME[,NAME...]")
+    means = class_mean_soft_targets(fs, targets, [args.temperature])[:, 0]
+    rows = _isotropy_rows(fs, targets, means, ratio)
+    payload = {
+        "features": str(fs.path),
+        "logits": fs.logits_source,
+        "temperature": args.temperature,
+        "ratio": ratio,
+        "definition": "mean over the target's samples of softmax(z/T); p_second = the largest non-target "
+        "probability; negligible = non-target classes with p <= p_second / ratio, out of the K - 1 others",
+        "targets": rows,
+    }
+    table = [
+        {
+            "target": r["target"],
+            "samples": r["samples"],
+            "p target": r["p_target"],
+            "target largest": "yes" if r["target_is_largest"] else "no",
+            "second largest": r["second"],
+            "p second": r["p_second"],
+            f"{ratio:g}x smaller": r["negligible"],
+            "of K - 1": r["others"],
+            "not negligible": r["not_negligible"],
+        }
+        for r in rows
+    ]
+    _emit(args, payload, table, list(table[0]))
 
 
 # ------------------------------------------------------ stability, accuracy
@@ -859,6 +918,55 @@ def cmd_seeds(args) -> None:
     )
 
 
+def _paired_from_csv(args) -> tuple[dict, list[str], str | None]:
+    """({group: (A values, B values) in seed order}, group columns, unit) from --csv."""
+    if not (args.value and args.condition and args.a_value is not None and args.b_value is not None):
+        raise UsageError("--csv needs --value, --condition, --a-value and --b-value")
+    by = _split_list(args.by)
+    groups = _csv_results(args.csv, args.value, by, args.seed_column, args.condition)
+    pairs = {}
+    for key in dict.fromkeys(k[:-1] for k in groups):
+        sa, sb = groups.get(key + (args.a_value,)), groups.get(key + (args.b_value,))
+        where = ", ".join(f"{c}={k}" for c, k in zip(by, key)) or "the file"
+        if sa is None or sb is None:
+            raise UsageError(
+                f"{args.csv}: {where} has no rows with {args.condition} = "
+                f"{args.a_value if sa is None else args.b_value}"
+            )
+        if set(sa) != set(sb):
+            odd = sorted(set(sa) ^ set(sb))[0]
+            raise UsageError(
+                f"{args.csv}: {where}: seed {odd} is in only one of {args.condition} = "
+                f"{args.a_value} and {args.b_value} (a paired test needs the same seeds)"
+            )
+        seeds = sorted(sa)
+        pairs[key] = ([sa[s] for s in seeds], [sb[s] for s in seeds])
+    return pairs, by, args.unit
+
+
+def _paired_from_json(args) -> tuple[dict, list[str], str | None]:
+    """({group: (A values, B values) in file order}, group columns, unit) from --a/--b JSON files."""
+    if not args.key:
+        raise UsageError("give --key: the number to compare in each JSON (e.g. top1, eta_similar)")
+    if len(args.a_files or []) != len(args.b_files or []):
+        raise UsageError(
+            f"--a has {len(args.a_files or [])} files and --b {len(args.b_files or [])}: "
+            "give one file per seed for each, in the same seed order"
+        )
+    a, unit_a = _json_results(args.a_files, args.key)
+    b, unit_b = _json_results(args.b_files, args.key)
+    overlap = set(map(os.path.realpath, args.a_files)) & set(map(os.path.realpath, args.b_files))
+    if overlap:
+        raise UsageError(f"{sorted(overlap)[0]} is given in both --a and --b")
+    names = list(dict.fromkeys(g for groups in a for g in groups))
+    for i, (ga, gb) in enumerate(zip(a, b)):
+        if set(ga) != set(gb):
+            raise UsageError(f"{args.a_files[i]} and {args.b_files[i]} hold different targets")
+    pairs = {(g,): ([x[g] for x in a], [x[g] for x in b]) for g in names}
+    by = ["target" if names != [args.key] else "key"]
+    return pairs, by, unit_a if unit_a == unit_b else None
+
+
 def cmd_paired_seeds(args) -> None:
     """Per-seed difference B - A between two conditions: mean, t-interval and the paired t-test."""
     confidence = check_bootstrap_args(1, args.confidence)[1]
@@ -867,49 +975,7 @@ def cmd_paired_seeds(args) -> None:
             "give --a FILE... --b FILE... (JSON, one per seed, in the same seed order) with --key, "
             "or --csv FILE with --value, --condition, --a-value and --b-value"
         )
-    if args.csv:
-        if not (args.value and args.condition and args.a_value is not None and args.b_value is not None):
-            raise UsageError("--csv needs --value, --condition, --a-value and --b-value")
-        by = _split_list(args.by)
-        groups = _csv_results(args.csv, args.value, by, args.seed_column, args.condition)
-        pairs = {}
-        for key in dict.fromkeys(k[:-1] for k in groups):
-            sa, sb = groups.get(key + (args.a_value,)), groups.get(key + (args.b_value,))
-            where = ", ".join(f"{c}={k}" for c, k in zip(by, key)) or "the file"
-            if sa is None or sb is None:
-                raise UsageError(
-                    f"{args.csv}: {where} has no rows with {args.condition} = "
-                    f"{args.a_value if sa is None else args.b_value}"
-                )
-            if set(sa) != set(sb):
-                odd = sorted(set(sa) ^ set(sb))[0]
-                raise UsageError(
-                    f"{args.csv}: {where}: seed {odd} is in only one of {args.condition} = "
-                    f"{args.a_value} and {args.b_value} (a paired test needs the same seeds)"
-                )
-            seeds = sorted(sa)
-            pairs[key] = ([sa[s] for s in seeds], [sb[s] for s in seeds])
-        unit = args.unit
-    else:
-        if not args.key:
-            raise UsageError("give --key: the number to compare in each JSON (e.g. top1, eta_similar)")
-        if len(args.a_files or []) != len(args.b_files or []):
-            raise UsageError(
-                f"--a has {len(args.a_files or [])} files and --b {len(args.b_files or [])}: "
-                "give one file per seed for each, in the same seed order"
-            )
-        a, unit_a = _json_results(args.a_files, args.key)
-        b, unit_b = _json_results(args.b_files, args.key)
-        overlap = set(map(os.path.realpath, args.a_files)) & set(map(os.path.realpath, args.b_files))
-        if overlap:
-            raise UsageError(f"{sorted(overlap)[0]} is given in both --a and --b")
-        names = list(dict.fromkeys(g for groups in a for g in groups))
-        for i, (ga, gb) in enumerate(zip(a, b)):
-            if set(ga) != set(gb):
-                raise UsageError(f"{args.a_files[i]} and {args.b_files[i]} hold different targets")
-        pairs = {(g,): ([x[g] for x in a], [x[g] for x in b]) for g in names}
-        by = ["target" if names != [args.key] else "key"]
-        unit = unit_a if unit_a == unit_b else None
+    pairs, by, unit = _paired_from_csv(args) if args.csv else _paired_from_json(args)
     unit = args.unit or unit
     rows, out = [], []
     for key, (va, vb) in pairs.items():
@@ -938,25 +1004,8 @@ def cmd_paired_seeds(args) -> None:
 
 
 # --------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def add(name, func, help_):
-        sp = sub.add_parser(name, help=help_, description=help_)
-        sp.set_defaults(func=func)
-        sp.add_argument(
-            "--format",
-            choices=FORMATS,
-            default="json",
-            help="output format (default: json; markdown prints η/accuracy in percent)",
-        )
-        sp.add_argument("-o", "--output", help="write the result to this file (atomically) instead of stdout")
-        return sp
-
+def _add_eta_command(add) -> None:
+    """eta: η of Eq. 1, η_pairwise (Supp. J), the bootstrap intervals."""
     sp = add(
         "eta",
         cmd_eta,
@@ -1013,6 +1062,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="confidence level of the --bootstrap intervals, in (0, 1) (default 0.95)",
     )
 
+
+def _add_entropy_commands(add) -> None:
+    """entropy and match-temperature (Supp. G, Table 13)."""
     sp = add("entropy", cmd_entropy, "mean entropy (nats) of softmax(logits/T) per temperature (Table 13)")
     sp.add_argument("--features", nargs="+", required=True, help="feature set(s) with logits.npy")
     sp.add_argument("--temperature", nargs="+", required=True, type=_positive_float, metavar="T")
@@ -1032,6 +1084,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="temperature of the reference teacher (default 1)",
     )
 
+
+def _add_similar_command(add) -> None:
+    """similar: S1/S2 from a hierarchy and from feature space (Supp. F, Table 12)."""
     sp = add(
         "similar",
         cmd_similar,
@@ -1065,6 +1120,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the tokens that stand as whole words in the BPE text); with --candidates, both apply",
     )
 
+
+def _add_figure_commands(add) -> None:
+    """project (Figures 1, 4), soft-targets (Figure 2) and isotropy (Supp. D)."""
     sp = add("project", cmd_project, "projection figure of three classes (Supp. E; grid = Figure 1 layout)")
     sp.add_argument(
         "--features",
@@ -1087,7 +1145,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_soft_targets,
         "mean soft targets softmax(z/T) of one class's samples, per T (Figure 2 layout)",
     )
-    sp.add_argument("--features", required=True, help="teacher feature set with logits.npy (train split)")
+    sp.add_argument(
+        "--features",
+        required=True,
+        help="teacher feature set (train split): its logits.npy, or features and head where it has none",
+    )
     sp.add_argument("--target", required=True, help="the class whose samples are averaged")
     sp.add_argument("--similar", help="classes to show right after the target (comma-separated)")
     sp.add_argument(
@@ -1095,6 +1157,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--out", required=True, help="PNG file to write")
 
+    sp = add(
+        "isotropy",
+        cmd_isotropy,
+        "Supp. D: how many of a class's other K - 1 mean soft targets are at least RATIO times "
+        "smaller than the largest of them (systematic, not isotropic diffusion), and which are not",
+    )
+    sp.add_argument(
+        "--features",
+        required=True,
+        help="teacher feature set (train split): its logits.npy, or features and head where it has none",
+    )
+    sp.add_argument("--target", required=True, help="target class(es), comma-separated")
+    sp.add_argument(
+        "--temperature",
+        type=_positive_float,
+        default=1.0,
+        help="softmax temperature (default 1, the paper's)",
+    )
+    sp.add_argument(
+        "--ratio", type=float, default=100.0, help="how many times smaller is negligible (default 100)"
+    )
+
+
+def _add_model_commands(add) -> None:
+    """stability, accuracy and compare: per-model scores from the logits."""
     sp = add("stability", cmd_stability, "Shen et al.'s stability (Eq. 2) and inter-class stability (Eq. 5)")
     sp.add_argument("--features", nargs="+", required=True, help="feature set(s) with logits.npy")
     sp.add_argument(
@@ -1129,6 +1216,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--confidence", default="0.95", help="confidence level, in (0, 1) (default 0.95)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+
+
+def _add_seed_commands(add) -> None:
+    """seeds and paired-seeds: intervals over seeds."""
 
     def seed_csv(sp):
         sp.add_argument("--csv", help="a CSV of per-seed results instead of JSON files")
@@ -1176,6 +1267,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--a-value", help="--csv: the --condition value of A")
     sp.add_argument("--b-value", help="--csv: the --condition value of B")
     seed_csv(sp)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name, func, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=func)
+        sp.add_argument(
+            "--format",
+            choices=FORMATS,
+            default="json",
+            help="output format (default: json; markdown prints η/accuracy in percent)",
+        )
+        sp.add_argument("-o", "--output", help="write the result to this file (atomically) instead of stdout")
+        return sp
+
+    _add_eta_command(add)
+    _add_entropy_commands(add)
+    _add_similar_command(add)
+    _add_figure_commands(add)
+    _add_model_commands(add)
+    _add_seed_commands(add)
     return p
 
 

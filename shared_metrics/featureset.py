@@ -97,6 +97,64 @@ def _require_finite_bits(block: np.ndarray, path: Path, row_offset: int) -> None
         _require_finite(block, path, row_offset)
 
 
+def _read_meta(meta_path: Path) -> dict:
+    """meta.json: a JSON object whose "classes" are distinct names and whose "task" is known."""
+    meta = read_json(meta_path, FeatureSetError)
+    if not isinstance(meta, dict):
+        raise FeatureSetError(f"{meta_path}: expected a JSON object")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise FeatureSetError(f"{meta_path}: 'classes' must be a non-empty list of names")
+    if len(set(classes)) != len(classes):
+        dup = next(c for c in classes if classes.count(c) > 1)
+        raise FeatureSetError(f"{meta_path}: class name {dup!r} appears more than once")
+    if meta.get("task", "vision") not in TASKS:
+        raise FeatureSetError(f"{meta_path}: 'task' must be one of {TASKS}, got {meta.get('task')!r}")
+    return meta
+
+
+def _read_labels(lpath: Path, N: int, K: int) -> np.ndarray:
+    """labels.npy: int64 [N], each one of the K classes."""
+    labels = _load_small(lpath)
+    if labels.dtype != np.int64 or labels.shape != (N,):
+        raise FeatureSetError(
+            f"{lpath}: expected int64 [{N}] to match features.npy, got {labels.dtype} {labels.shape}"
+        )
+    if labels.min() < 0 or labels.max() >= K:
+        bad = int(labels[(labels < 0) | (labels >= K)][0])
+        raise FeatureSetError(f"{lpath}: label {bad} outside the {K} classes of meta.json")
+    return labels
+
+
+def _read_head(path: Path, K: int, D: int) -> tuple[np.ndarray, np.ndarray]:
+    """head_weight.npy [K, D] and head_bias.npy [K]: finite float arrays."""
+    wpath, bpath = path / "head_weight.npy", path / "head_bias.npy"
+    weight, bias = _load_small(wpath), _load_small(bpath)
+    if weight.shape != (K, D):
+        raise FeatureSetError(
+            f"{wpath}: expected shape [{K}, {D}] (classes x feature dim), got {weight.shape}"
+        )
+    if bias.shape != (K,):
+        raise FeatureSetError(f"{bpath}: expected shape [{K}], got {bias.shape}")
+    for arr, p in ((weight, wpath), (bias, bpath)):
+        if arr.dtype.kind != "f":
+            raise FeatureSetError(f"{p}: expected a float array, got {arr.dtype}")
+        _require_finite(arr, p)
+    return weight, bias
+
+
+def _check_logits(gpath: Path, N: int, K: int) -> bool:
+    """Whether the optional logits.npy exists; if it does, its header must say float16/32 [N, K]."""
+    if not gpath.exists():
+        return False
+    gshape, gdtype, _ = _npy_header(gpath)
+    if gshape != (N, K):
+        raise FeatureSetError(f"{gpath}: expected shape [{N}, {K}], got {gshape}")
+    if gdtype not in FEATURE_DTYPES:
+        raise FeatureSetError(f"{gpath}: dtype must be float16 or float32, got {gdtype}")
+    return True
+
+
 @dataclass
 class FeatureSet:
     """A validated, lazily read feature set. Open with :meth:`open`."""
@@ -120,20 +178,8 @@ class FeatureSet:
         path = Path(path)
         if not path.is_dir():
             raise FeatureSetError(f"{path}: feature set directory not found")
-        meta_path = path / "meta.json"
-        meta = read_json(meta_path, FeatureSetError)
-        if not isinstance(meta, dict):
-            raise FeatureSetError(f"{meta_path}: expected a JSON object")
-        classes = meta.get("classes")
-        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-            raise FeatureSetError(f"{meta_path}: 'classes' must be a non-empty list of names")
-        if len(set(classes)) != len(classes):
-            dup = next(c for c in classes if classes.count(c) > 1)
-            raise FeatureSetError(f"{meta_path}: class name {dup!r} appears more than once")
-        if meta.get("task", "vision") not in TASKS:
-            raise FeatureSetError(f"{meta_path}: 'task' must be one of {TASKS}, got {meta.get('task')!r}")
-        K = len(classes)
-
+        meta = _read_meta(path / "meta.json")
+        K = len(meta["classes"])
         fpath = path / "features.npy"
         shape, dtype, offset = _npy_header(fpath)
         if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
@@ -141,38 +187,8 @@ class FeatureSet:
         if dtype not in FEATURE_DTYPES:
             raise FeatureSetError(f"{fpath}: dtype must be float16 or float32, got {dtype}")
         N, D = shape
-
-        lpath = path / "labels.npy"
-        labels = _load_small(lpath)
-        if labels.dtype != np.int64 or labels.shape != (N,):
-            raise FeatureSetError(
-                f"{lpath}: expected int64 [{N}] to match features.npy, got {labels.dtype} {labels.shape}"
-            )
-        if labels.min() < 0 or labels.max() >= K:
-            bad = int(labels[(labels < 0) | (labels >= K)][0])
-            raise FeatureSetError(f"{lpath}: label {bad} outside the {K} classes of meta.json")
-
-        wpath, bpath = path / "head_weight.npy", path / "head_bias.npy"
-        weight, bias = _load_small(wpath), _load_small(bpath)
-        if weight.shape != (K, D):
-            raise FeatureSetError(
-                f"{wpath}: expected shape [{K}, {D}] (classes x feature dim), got {weight.shape}"
-            )
-        if bias.shape != (K,):
-            raise FeatureSetError(f"{bpath}: expected shape [{K}], got {bias.shape}")
-        for arr, p in ((weight, wpath), (bias, bpath)):
-            if arr.dtype.kind != "f":
-                raise FeatureSetError(f"{p}: expected a float array, got {arr.dtype}")
-            _require_finite(arr, p)
-
-        has_logits = (path / "logits.npy").exists()
-        if has_logits:
-            gpath = path / "logits.npy"
-            gshape, gdtype, _ = _npy_header(gpath)
-            if gshape != (N, K):
-                raise FeatureSetError(f"{gpath}: expected shape [{N}, {K}], got {gshape}")
-            if gdtype not in FEATURE_DTYPES:
-                raise FeatureSetError(f"{gpath}: dtype must be float16 or float32, got {gdtype}")
+        labels = _read_labels(path / "labels.npy", N, K)
+        weight, bias = _read_head(path, K, D)
         return cls(
             path=path,
             meta=meta,
@@ -183,7 +199,7 @@ class FeatureSet:
             dim=D,
             feature_dtype=dtype,
             _feature_offset=offset,
-            has_logits=has_logits,
+            has_logits=_check_logits(path / "logits.npy", N, K),
         )
 
     @property
@@ -259,6 +275,30 @@ class FeatureSet:
                     if not mask.all():
                         view, y = view[mask], y[mask]
                 yield start, y, view.astype(np.float32)
+
+    @property
+    def logits_source(self) -> str:
+        """Where :meth:`iter_logits` reads the logits from."""
+        return "logits.npy" if self.has_logits else "features.npy @ head_weight.T + head_bias"
+
+    def iter_logits(
+        self, chunk_rows: int | None = None, classes=None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Yield ``(row_offset, labels, float32 [rows, K] logits)`` in bounded chunks.
+
+        From logits.npy, or, in a set without it (ImageNet train: 1.28 M x 1000 logits are not
+        dumped), from the features and the head, z = f W^T + b: the head is the model's last
+        layer, so these are the model's own logits up to the features' float16 rounding.
+        ``classes`` keeps only those classes' rows, as in :meth:`iter_chunks`; the default chunk
+        keeps the wider of a feature block and a logits block near CHUNK_BYTES."""
+        if chunk_rows is None:
+            chunk_rows = max(1, CHUNK_BYTES // (4 * max(self.dim, self.num_classes)))
+        if self.has_logits:
+            yield from self.iter_chunks("logits", chunk_rows, classes)
+            return
+        w_t = self.head_weight.T
+        for start, y, f in self.iter_chunks("features", chunk_rows, classes):
+            yield start, y, f @ w_t + self.head_bias
 
     def class_features(self, index: int, max_rows: int | None = None, seed: int = 0) -> np.ndarray:
         """float32 features of one class (optionally a seeded random subsample of max_rows)."""

@@ -99,3 +99,10 @@ rule counterexamples_table:
 
 
 TARGETS = VISION_TARGETS + rules.entropy_table.output + rules.counterexamples_table.output
+
+
+# ---- Figure 2 (soft targets) and Supp. D (systematic, not isotropic): config soft_targets, isotropy
+include: "soft_targets.smk"
+
+
+TARGETS = TARGETS + SOFT_TARGETS_OUTPUTS

@@ -63,3 +63,10 @@ rule eta_table:
 
 
 TARGETS = VISION_TARGETS + expand(rules.eta_table.output.md, model=config["eta"])
+
+
+# ---- Figure 2 (soft targets) and Supp. D (systematic, not isotropic): config soft_targets, isotropy
+include: "soft_targets.smk"
+
+
+TARGETS = TARGETS + SOFT_TARGETS_OUTPUTS
