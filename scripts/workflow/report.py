@@ -491,163 +491,171 @@ ETA_TESTS = (
 )
 
 
-def report_text(study: Study, v: dict, n: dict | None = None) -> str:
-    p = study.p
-    setup_seconds = os.environ.get("LSKD_SETUP_SECONDS", "")  # set by scripts/demo.sh
-    T_cols = [f"T={T}" for T in study.temperatures]
-    nmt_parts, nmt_lines = nmt_report(study, n) if n else ([], [])
-    parts = [
-        f"# lskd study report ({study.size} study)\n\n",
-        "Should I smooth my teacher, and at which temperature? What happened on the data this run used.\n\n",
+def verdict_section(study: Study, v: dict, nmt_lines: list[str] | None) -> list[str]:
+    n_seeds = len(study.seeds)
+    return [
         "\n## Verdict\n\n",
-        f"Every line says how sure it is: {level()} intervals over the {len(study.seeds)} seeds of each "
-        "student "
+        f"Every line says how sure it is: {level()} intervals over the {n_seeds} seeds of each student "
         f'(paired by seed), and the verdict "significant at {level()}" or "not distinguishable at this '
-        f'scale"; {t_critical_note(len(study.seeds))}. The per-seed tests and every interval are in the '
-        "tables below.\n",
+        f'scale"; {t_critical_note(n_seeds)}. The per-seed tests and every interval are in the tables '
+        "below.\n",
         "\n### Vision (Fashion-MNIST)\n\n",
         *[line + "\n" for line in vision_verdict(study, v)],
         training_health(study) + "\n",
         "\n### Translation (Bible de→en)\n\n",
-        *([line + "\n" for line in nmt_lines] if n else ["Not run (--no-nmt).\n"]),
-        "\n## What ran\n\n",
-        f"Study size `{study.size}`: model {p['model']} on Fashion-MNIST "
-        f"({p['limit_train'] or 60000} training images for the teachers, the first "
-        f"{p.get('student_limit_train') or p['limit_train'] or 60000} of them for the students; "
-        f"{p['limit_val'] or 10000} validation images), teachers "
-        f"{epochs(p['teacher_epochs'])}, students {epochs(p['student_epochs'])} ({len(study.seeds)} seeds of "
-        "each: "
-        f"{', '.join(map(str, study.seeds))}; the teachers once, seed {study.seeds[0]}), batch "
-        f"{p['batch_size']}, "
-        f"lr {p['lr']} (linear warm-up over {epochs(p['lr_warmup_epochs'])}, "
-        f"{'gradient norm clipped at ' + str(p['clip_grad_norm']) + ', ' if p['clip_grad_norm'] else ''}×0.1 "
-        "every "
-        f"{p['teacher_lr_step']}/{p['student_lr_step']} epochs), pure KD (β = 1), device {p['device']}. "
-        f"Translation: {p['nmt_arch'][1] if p['nmt_arch'][1] != 'transformer' else 'a small Transformer'} "
-        f"({' '.join(p['nmt_arch'][2:]) or 'as in the paper'}), students {study.nmt_student_schedule()}, "
-        f"batches of {p['nmt_max_tokens']} tokens, "
-        f"{'all books' if not p['nmt_books'] else 'books ' + p['nmt_books']} of the Bible. "
-        + (
-            "Scaled down from the paper (90/200 epochs on ImageNet, IWSLT14 for translation, 3 seeds) to fit "
-            "a 2-core CPU with three seeds of every student: the vision students train on part of the "
-            "teachers' images for a few epochs, the translation students for a fraction of an epoch (see "
-            "above), and BLEU decodes greedily. "
-            "Read the numbers as a small study, not a reproduction."
-            if study.size == "quick"
-            else ""
-        )
-        + (
-            "The `tiny` size checks that every stage runs and the report is whole; its numbers mean nothing."
-            if study.size == "tiny"
-            else ""
-        )
-        + (
-            f" Every schedule length of the `{study.size}` study (epochs, lr steps, warm-up) was "
-            f"multiplied by {study.scale_epochs:g} (`--scale-epochs`), rounded up: every number in this "
-            "report is for "
+        *([line + "\n" for line in nmt_lines] if nmt_lines is not None else ["Not run (--no-nmt).\n"]),
+    ]
+
+
+def scale_note(study: Study) -> str:
+    """What the study's size and --scale-epochs mean for reading its numbers."""
+    note = {
+        "quick": "Scaled down from the paper (90/200 epochs on ImageNet, IWSLT14 for translation, 3 seeds) "
+        "to fit a 2-core CPU with three seeds of every student: the vision students train on part of the "
+        "teachers' images for a few epochs, the translation students for a fraction of an epoch (see "
+        "above), and BLEU decodes greedily. Read the numbers as a small study, not a reproduction.",
+        "tiny": "The `tiny` size checks that every stage runs and the report is whole; its numbers mean "
+        "nothing.",
+    }.get(study.size, "")
+    if study.scale_epochs != 1:
+        note += (
+            f" Every schedule length of the `{study.size}` study (epochs, lr steps, warm-up) was multiplied "
+            f"by {study.scale_epochs:g} (`--scale-epochs`), rounded up: every number in this report is for "
             "these shorter runs."
-            if study.scale_epochs != 1
-            else ""
         )
+    return note
+
+
+def what_ran_section(study: Study) -> list[str]:
+    p, seeds = study.p, study.seeds
+    n_train = p["limit_train"] or 60000
+    clip = f"gradient norm clipped at {p['clip_grad_norm']}, " if p["clip_grad_norm"] else ""
+    arch = p["nmt_arch"][1] if p["nmt_arch"][1] != "transformer" else "a small Transformer"
+    return [
+        "\n## What ran\n\n",
+        f"Study size `{study.size}`: model {p['model']} on Fashion-MNIST ({n_train} training images for "
+        f"the teachers, the first {p.get('student_limit_train') or n_train} "
+        f"of them for the students; {p['limit_val'] or 10000} validation images), teachers "
+        f"{epochs(p['teacher_epochs'])}, students {epochs(p['student_epochs'])} ({len(seeds)} seeds of each: "
+        f"{', '.join(map(str, seeds))}; the teachers once, seed {seeds[0]}), batch {p['batch_size']}, "
+        f"lr {p['lr']} (linear warm-up over {epochs(p['lr_warmup_epochs'])}, {clip}×0.1 every "
+        f"{p['teacher_lr_step']}/{p['student_lr_step']} epochs), pure KD (β = 1), device {p['device']}. "
+        f"Translation: {arch} ({' '.join(p['nmt_arch'][2:]) or 'as in the paper'}), students "
+        f"{study.nmt_student_schedule()}, batches of {p['nmt_max_tokens']} tokens, "
+        f"{'all books' if not p['nmt_books'] else 'books ' + p['nmt_books']} of the Bible. "
+        + scale_note(study)
         + "\n",
+    ]
+
+
+def vision_sections(study: Study, v: dict) -> list[str]:
+    """Accuracy and its paired tests, η, the teachers' entropy and stability, per-class accuracy."""
+    temps, alphas = study.temperatures, study.alphas
+    T_cols = [f"T={T}" for T in temps]
+    parts = [
         "\n## Accuracy (Table 2 layout)\n\n",
         "Top-1 on the validation images, percent: the teacher (one run), its students mean ± std (n) over "
         "seeds.\n\n",
         md_table(
             ["teacher α", "teacher", *T_cols],
-            [
-                [f"{a:g}", pct(v["teacher"][a]), *[cell(v["acc"][a][T], 100) for T in study.temperatures]]
-                for a in study.alphas
-            ],
+            [[f"{a:g}", pct(v["teacher"][a]), *[cell(v["acc"][a][T], 100) for T in temps]] for a in alphas],
         ),
         *tests_section(
             "Paired tests of top-1", v["acc"], v["vs_alpha"], v["vs_T1"], 100, "Percent", bleu=False
         ),
         f"\n## Diffusion index η(T1 = {study.eta_T1:g}, T2 = {study.eta_T2:g}) (Table 3 layout)\n\n",
         f"η in **percent** (JSON outputs carry fractions), mean [{level()} t-interval] over seeds. S1/S2 "
-        "from the "
-        "shipped Fashion-MNIST hierarchy (tops, footwear, trousers, bags): S1 = the target's group, S2 = the "
-        "other groups. " + ETA_TESTS + " The verdict uses the train split.\n",
+        "from the shipped Fashion-MNIST hierarchy (tops, footwear, trousers, bags): S1 = the target's group, "
+        "S2 = the other groups. " + ETA_TESTS + " The verdict uses the train split.\n",
     ]
-    for a in study.alphas:
+    for a in alphas:
         parts += [
             f"\n**Students of the α = {a:g} teacher**\n\n",
             eta_table(eta_over_seeds(v["eta"][a]), eta_over_seeds(v["eta"][a], "_valid")),
         ]
+    stability = "; ".join(
+        f"{s['label']}: {s['stability']:.4f} / {s['inter_class_stability']:.4f}" for s in v["stability"]
+    )
     parts += [
         "\n## Smoothness of the teachers' targets (Table 13 layout)\n\n",
         "Mean entropy of softmax(z/T) over the training images, nats (maximum ln 10 = 2.303).\n\n",
         md_table(
             ["teacher α", *T_cols],
-            [
-                [f"{a:g}", *[f"{v['entropy'][a][str(T)]:.3f}" for T in study.temperatures]]
-                for a in study.alphas
-            ],
+            [[f"{a:g}", *[f"{v['entropy'][a][str(T)]:.3f}" for T in temps]] for a in alphas],
         ),
         f"\nThe α = 0 teacher's targets match the α = 0.1 teacher's entropy at T = 1 "
         f"({v['matched']['entropy']:.3f} nats) at **T = {v['matched']['temperature']:.4f}**.\n",
-        "\nStability (Shen et al., Eq. 2 / Eq. 5) of the teachers on the validation images: "
-        + "; ".join(
-            f"{s['label']}: {s['stability']:.4f} / {s['inter_class_stability']:.4f}" for s in v["stability"]
-        )
-        + ".\n",
+        f"\nStability (Shen et al., Eq. 2 / Eq. 5) of the teachers on the validation images: {stability}.\n",
         "\n## Per-class accuracy of the η targets (Tables 17–19 layout)\n\n",
         "Validation top-1 per class, percent, mean ± std (n) over seeds.\n",
     ]
-    for a in study.alphas:
-        parts += [
-            f"\n**Students of the α = {a:g} teacher**\n\n",
-            md_table(
-                ["class", *T_cols],
-                [
-                    [c, *[cell(v["per_class"][a][T][c], 100) for T in study.temperatures]]
-                    for c in p["targets"]
-                ],
-            ),
-        ]
-    parts += nmt_parts
-    parts += [
+    for a in alphas:
+        rows = [[c, *[cell(v["per_class"][a][T][c], 100) for T in temps]] for c in study.p["targets"]]
+        parts += [f"\n**Students of the α = {a:g} teacher**\n\n", md_table(["class", *T_cols], rows)]
+    return parts
+
+
+def figures_section(study: Study) -> list[str]:
+    p = study.p
+    return [
         "\n## Figures\n\n",
         f"Penultimate-layer projection (Supp. E) of {p['projection_classes'].replace(',', ', ')} — rows: "
-        "teachers "
-        "α = 0 and α = 0.1 with their students; columns: the teacher, then the students by T (Figure 1 "
-        "layout):\n\n",
+        "teachers α = 0 and α = 0.1 with their students; columns: the teacher, then the students by T "
+        "(Figure 1 layout):\n\n",
         "![projection](figures/projection_fashion.png)\n\n",
         f"Mean soft targets of the α = 0.1 teacher for {p['soft_target']['class']} at T = 1 and T = 2 "
         "(target, its group, the rest; Figure 2 layout):\n\n",
         "![soft targets](figures/soft_targets_fashion.png)\n",
+    ]
+
+
+def stages_section(study: Study) -> list[str]:
+    setup_seconds = os.environ.get("LSKD_SETUP_SECONDS", "")  # set by scripts/demo.sh
+    rows = (
+        [["setup (`scripts/setup_env.sh`)", "–", setup_seconds, "before this invocation"]]
+        if setup_seconds
+        else []
+    )
+    for s in study.stages:
+        start = "–" if s["skipped"] else f"{s['start']:.0f}"
+        note = "skipped (done before; its time then)" if s["skipped"] else ""
+        rows.append([s["name"], start, f"{s['seconds']:.0f}", note])
+    setup = f" (plus {setup_seconds} s of setup before it)" if setup_seconds else ""
+    return [
         "\n## Stages and wall time\n\n\n",
         "Start: seconds after this invocation began (Snakemake's benchmark records); stages with overlapping "
         f"spans ran side by side, up to {study.cores} at a time (`--cores`), each with OMP_NUM_THREADS = its "
         "rule's threads.\n\n",
-        md_table(
-            ["stage", "start (s)", "seconds", "note"],
-            (
-                [["setup (`scripts/setup_env.sh`)", "–", setup_seconds, "before this invocation"]]
-                if setup_seconds
-                else []
-            )
-            + [
-                [
-                    s["name"],
-                    "–" if s["skipped"] else f"{s['start']:.0f}",
-                    f"{s['seconds']:.0f}",
-                    "skipped (done before; its time then)" if s["skipped"] else "",
-                ]
-                for s in study.stages
-            ],
-        ),
-        f"\nTotal wall time of this invocation up to the report: {study.wall():.0f} s"
-        + (f" (plus {setup_seconds} s of setup before it)" if setup_seconds else "")
-        + f"; time with no job running (Snakemake's own overhead, at most): {study.idle():.0f} s.\n",
+        md_table(["stage", "start (s)", "seconds", "note"], rows),
+        f"\nTotal wall time of this invocation up to the report: {study.wall():.0f} s{setup}; time with no "
+        f"job running (Snakemake's own overhead, at most): {study.idle():.0f} s.\n",
+    ]
+
+
+def commands_section(study: Study) -> list[str]:
+    return [
         "\n## Commands\n\nRun from the study's output directory (Snakemake's `--directory`) in the "
-        "repository's "
-        "`.venv`; the study itself was started as\n\n"
+        "repository's `.venv`; the study itself was started as\n\n"
         f"```\n{study.invocation}\n```\n\nand ran these:\n\n```\n",
         *[shown(c) + "\n" for c in study.commands()],
         "```\n",
         "\n## Versions\n\n\n",
         md_table(["component", "version"], [[k, val] for k, val in versions().items()]),
+    ]
+
+
+def report_text(study: Study, v: dict, n: dict | None = None) -> str:
+    nmt_parts, nmt_lines = nmt_report(study, n) if n else ([], None)
+    parts = [
+        f"# lskd study report ({study.size} study)\n\n",
+        "Should I smooth my teacher, and at which temperature? What happened on the data this run used.\n\n",
+        *verdict_section(study, v, nmt_lines),
+        *what_ran_section(study),
+        *vision_sections(study, v),
+        *nmt_parts,
+        *figures_section(study),
+        *stages_section(study),
+        *commands_section(study),
     ]
     return "".join(parts)
 
