@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import shlex
@@ -59,7 +60,7 @@ def recipe(*args, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def jobs(stdout: str) -> dict[str, list[dict]]:
-    """{rule: [{"cmd": its shell command, "resources": {...}, "wildcards": {...}}, ...]} of a ``-n -p`` run."""
+    """{rule: [{"cmd": its shell command, "resources": {...}, "wildcards": {...}}, ...]} of a -n -p run."""
     out: dict[str, list[dict]] = {}
     job = None
     for line in stdout.splitlines():
@@ -123,11 +124,12 @@ def test_imagenet_dry_run(imagefolder, tmp_path):
     similar = cmds(out, "similar")
     assert len(similar) == 3  # one per seed: Table 12 on the plain ResNet-50 teacher's validation set
     for c in similar:
-        assert flag(c, "--target").split(",") == WNIDS and "--hierarchy wordnet --k 4 --n 20 --seed 0" in c
-        assert re.search(r"--features teachers/a0_s\d/features/valid ", c) and "--write-sets" in c
+        assert flag(c, "--target").split(",") == WNIDS and "--hierarchy" not in c  # feature space only
+        assert re.search(r"--features teachers/a0_s\d/features/valid ", c)
     etas = jobs(out)["eta"]
     assert len(etas) == 12 and all(
-        "--sets eta/sets_s" in j["cmd"] and "--before-valid" in j["cmd"] for j in etas
+        "/config/imagenet_table3_sets.json" in flag(j["cmd"], "--sets") and "--before-valid" in j["cmd"]
+        for j in etas
     )
     t1_t2 = {j["wildcards"]["model"]: (flag(j["cmd"], "--before"), flag(j["cmd"], "--after")) for j in etas}
     assert t1_t2["resnet18"][0].endswith("/T1/features/train") and t1_t2["resnet18"][1].endswith(
@@ -285,8 +287,8 @@ def test_cub_needs_pretrained_weights(imagefolder, tmp_path):
     weights.write_bytes(b"")
     p = recipe("cub", "--data", imagefolder, "--dry-run", check=False)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
-        "[study] error: cub: no ImageNet weights for resnet50 (the paper, after Shen et al., fine-tunes every CUB "
-        "model): ./scripts/recipe.sh cub --pretrained resnet50=FILE, or list it in from_scratch"
+        "[study] error: cub: no ImageNet weights for resnet50 (the paper, after Shen et al., fine-tunes "
+        "every CUB model): ./scripts/recipe.sh cub --pretrained resnet50=FILE, or list it in from_scratch"
     ]
     p = recipe("cub", "--data", imagefolder, "--pretrained", f"resnet50={weights}", "--dry-run", check=False)
     assert p.returncode == 2 and "no ImageNet weights for resnet18" in p.stderr
@@ -463,17 +465,25 @@ def test_imagenet_toy_runs_and_a_rerun_does_nothing(tmp_path):
     t0 = time.perf_counter()
     p = recipe("imagenet", "--toy", "--out", out, "--jobs", "2")
     first = time.perf_counter() - t0
-    # 2 teachers, 4 sweeps, 1 similar, 4 η, 3 projections, 4 per-class accuracies, 4 tables, all
+    # 2 teachers, 4 sweeps, 1 similar, 4 η, 4 η_pairwise, 3 projections, 4 per-class accuracies,
+    # 8 + 12 paired comparisons, 7 tables, soft targets (Figure 2), isotropy (Supp. D), all
     assert job_counts(p.stdout + p.stderr) == {
         "teacher": 2,
         "students": 4,
         "similar": 1,
         "eta": 4,
+        "eta_pairwise": 4,
         "projection": 3,
         "per_class_accuracy": 4,
+        "compare_alpha": 2 * 4,
+        "compare_temperature": 2 * 2 * 3,
         "accuracy_table": 1,
         "eta_table": 2,
+        "eta_pairwise_table": 2,
         "per_class_table": 1,
+        "paired_table": 1,
+        "soft_targets": 1,
+        "isotropy": 1,
         "all": 1,
     }
     acc = (out / "tables" / "accuracy.md").read_text()
@@ -487,8 +497,12 @@ def test_imagenet_toy_runs_and_a_rerun_does_nothing(tmp_path):
         assert "Pullover" in eta and "±" in eta
         assert "eta_similar_mean" in (out / "tables" / f"eta_{model}.csv").read_text().splitlines()[0]
     assert (out / "figures" / "projection_resnet18_s1.png").stat().st_size > 1000
-    sets = json.loads((out / "eta" / "sets_s1.json").read_text())
-    assert sets["Coat"]["similar"] and sets["Coat"]["dissimilar"]
+    assert "Pullover" in eta and "| Average |" in eta  # Table 12 against the toy's sets file
+    pairwise = (out / "tables" / "eta_pairwise_resnet18.md").read_text()
+    assert "η_pairwise(T1, T2; π, S)" in pairwise and "Sneaker" in pairwise
+    rows = json.loads((out / "eta" / "eta_pairwise_resnet18_a0_s1.json").read_text())
+    assert rows["distance"] == "pairwise" and len(rows["targets"]) == 8
+    check_paired_table(out)
     check_per_class_table(out)
 
     t0 = time.perf_counter()
@@ -501,10 +515,34 @@ def test_imagenet_toy_runs_and_a_rerun_does_nothing(tmp_path):
         "accuracy_table": 1,
         "all": 1,
     }
-    # another S1/S2 draw re-runs what reads the sets (params changed), nothing else
-    changed = recipe("imagenet", "--toy", "--out", out, "--dry-run", "--set", "similar.seed=5").stdout
-    assert job_counts(changed) == {"similar": 1, "eta": 4, "eta_table": 2, "accuracy_table": 1, "all": 1}
-    assert "Params have changed since last execution" in changed
+    # S1/S2 from the hierarchy instead of the sets file re-runs what reads the sets, nothing else
+    changed = recipe("imagenet", "--toy", "--out", out, "--dry-run", "--set", "similar.sets_file=null").stdout
+    assert job_counts(changed) == {
+        "accuracy_table": 1,  # still lost above
+        "similar": 1,
+        "eta": 4,
+        "eta_pairwise": 4,
+        "eta_table": 2,
+        "eta_pairwise_table": 2,
+        "all": 1,
+    }
+
+
+def check_paired_table(out: Path) -> None:
+    """tables/paired_accuracy.csv against top-1 from the compared students' logits, by hand."""
+    rows = list(csv.DictReader(open(out / "tables" / "paired_accuracy.csv")))
+    assert len(rows) == 2 * 4 + 2 * 2 * 3  # per model: α at 4 T; 2 α x 3 T against T = 1
+    r = next(r for r in rows if r["student"] == "resnet18" and r["comparison"] == "T = 64 − T = 1")
+    assert r["n"] == "1" and r["family"] == "T"
+    sweep = out / "students" / f"resnet18_a{float(r['alpha_a']):g}_s1"
+    top1 = []
+    for T in (1, 64):
+        fs = sweep / f"T{T}" / "features" / "valid"
+        top1.append(float((np.load(fs / "logits.npy").argmax(1) == np.load(fs / "labels.npy")).mean()))
+    assert abs(float(r["a_mean"]) - top1[0]) < 1e-12
+    assert abs(float(r["difference_mean"]) - (top1[1] - top1[0])) < 1e-12
+    md = (out / "tables" / "paired_accuracy.md").read_text()
+    assert "not distinguishable at this scale (fewer than two seeds" in md
 
 
 def check_per_class_table(out: Path) -> None:
@@ -549,3 +587,319 @@ def check_per_class_table(out: Path) -> None:
     col = table["class"].index(f"T = {meta['temperature']:g} valid (%)")  # train and valid columns
     assert table["Coat"][col] == f"{100 * acc['Coat']:.3f} ± 0.000 (1)"
     assert table["Average"][col] == f"{100 * average:.3f} ± 0.000 (1)"
+
+
+# ----------------------------------------------------------------------------- #15, #12 additions
+def write_meta(d: Path, **meta) -> str:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "meta.json").write_text(json.dumps(meta))
+    return str(d)
+
+
+def test_tables_topk_accuracy_by_hand(tmp_path):
+    """3 samples, 6 classes: label ranks 0, 2 (two higher), 5 (five higher) -> top-1 1/3, top-5 2/3;
+    the same from features and head when the dump kept no logits (W = I, b = 0)."""
+    z = np.array([[5, 1, 0, 0, 0, 0], [3, 2, 1, 0, 0, 0], [1, 2, 3, 4, 5, 0]], np.float32)
+    y = np.array([0, 2, 5])
+    d = tmp_path / "fs"
+    d.mkdir()
+    np.save(d / "labels.npy", y)
+    np.save(d / "logits.npy", z)
+    assert tables.topk_accuracy(d, chunk=2) == {1: 1 / 3, 5: 2 / 3}
+    (d / "logits.npy").unlink()
+    np.save(d / "features.npy", z)
+    np.save(d / "head_weight.npy", np.eye(6, dtype=np.float32))
+    np.save(d / "head_bias.npy", np.zeros(6, np.float32))
+    assert tables.topk_accuracy(d) == {1: 1 / 3, 5: 2 / 3}
+
+
+def test_tables_agreement_against_a_sets_file(tmp_path):
+    """Table 12 from feature-space lists and the sets η read: t: S1 {a, b} vs {a, c} -> 1/2, S2 {x, y, z,
+    w} vs {x, y, z} -> 3/4; u: 1 and 1/2; Average per seed (1/2 + 1)/2 = 3/4, (3/4 + 1/2)/2 = 5/8."""
+    sets = tmp_path / "sets.json"
+    sets.write_text(
+        json.dumps(
+            {
+                "t": {"similar": ["a", "b"], "dissimilar": ["x", "y", "z", "w"]},
+                "u": {"similar": ["a"], "dissimilar": ["x", "y"]},
+            }
+        )
+    )
+    sim = tmp_path / "similar.json"
+    sim.write_text(
+        json.dumps(
+            {
+                "targets": [
+                    {"target": "t", "similar_features": ["a", "c"], "dissimilar_features": ["x", "y", "z"]},
+                    {"target": "u", "similar_features": ["a"], "dissimilar_features": ["y", "q"]},
+                ]
+            }
+        )
+    )
+    md = tables.agreement_table([sim], tables.read_sets(sets), "note")
+    assert "| t | 0.500 ± 0.000 (1) | 0.750 ± 0.000 (1) |" in md
+    assert "| Average | 0.750 ± 0.000 (1) | 0.625 ± 0.000 (1) |" in md and "note" in md
+    bad = tmp_path / "hier.json"
+    bad.write_text(
+        json.dumps({"targets": [{"target": "t", "agreement_similar": 1, "agreement_dissimilar": 1}]})
+    )
+    with pytest.raises(tables.TableError, match="no feature-space S1/S2 lists"):
+        tables.agreement_table([bad], tables.read_sets(sets))
+
+
+def test_tables_entropy_rows_at_the_matched_temperature(tmp_path):
+    """Table 13's T* rows: the α = 0 teacher matched at T* = 1.5 (seed 1) and 1.7 (seed 2) to the α = 0.1
+    teacher at T_ref = 1; every teacher's entropy at T* goes in a row placed between T = 1 and T = 2."""
+    plain = {s: write_meta(tmp_path / f"a0_s{s}", model="resnet50", alpha=0.0, seed=s) for s in (1, 2)}
+    smooth = {s: write_meta(tmp_path / f"a01_s{s}", model="resnet50", alpha=0.1, seed=s) for s in (1, 2)}
+    files = {}
+    for s, T, h0, h1 in ((1, 1.5, 0.9, 3.2), (2, 1.7, 0.8, 3.4)):
+        files[f"e{s}"] = {plain[s]: {"1": 0.2, "2": 2.2}, smooth[s]: {"1": 0.9, "2": 4.5}}
+        files[f"m{s}"] = {"temperature": T, "entropy": h0, "features": plain[s], "reference": smooth[s],
+                          "reference_temperature": 1.0}  # fmt: skip
+        files[f"x{s}"] = {plain[s]: {repr(T): h0}, smooth[s]: {repr(T): h1}}
+    for k, v in files.items():
+        (tmp_path / f"{k}.json").write_text(json.dumps(v))
+    j = lambda k: str(tmp_path / f"{k}.json")  # noqa: E731
+    argv = [
+        "entropy",
+        "--inputs",
+        j("e1"),
+        j("e2"),
+        "--match",
+        j("m1"),
+        j("m2"),
+        "--matched-entropy",
+        j("x1"),
+    ]
+    assert tables.main([*argv, j("x2"), "--out", str(tmp_path / "t")]) == 0
+    lines = [ln for ln in (tmp_path / "t.md").read_text().splitlines() if ln.startswith("| ")]
+    assert lines[1].startswith("| 1 |") and lines[3].startswith("| 2 |")
+    # T* mean 1.6, sample std sqrt(2 * 0.1² / 1) = 0.1414; α = 0: 0.85 ± 0.0707, α = 0.1: 3.3 ± 0.1414
+    assert lines[2] == (
+        "| T* = 1.6000 ± 0.1414 (2) (matched to T_ref = 1) | 0.8500 ± 0.0707 (2) | 3.3000 ± 0.1414 (2) |"
+    )
+    rows = [r for r in csv.DictReader(open(tmp_path / "t.csv")) if r["matched_to_T_ref"]]
+    assert len(rows) == 2 and abs(float(rows[1]["entropy_nats_mean"]) - 3.3) < 1e-12
+    (tmp_path / "x3.json").write_text(json.dumps({plain[1]: {"1.6": 0.5}}))
+    assert tables.main([*argv, j("x3"), "--out", str(tmp_path / "u")]) == 2
+
+
+def compare_json(tmp_path, name, a, b, top1_a, top1_b, p):
+    f = tmp_path / f"{name}.json"
+    f.write_text(json.dumps({"a": a, "b": b, "top1_a": top1_a, "top1_b": top1_b, "mcnemar": {"p_value": p}}))
+    return str(f)
+
+
+def test_tables_paired_accuracy_by_hand(tmp_path, capsys):
+    """Three seeds, α = 0.1 − α = 0 at T = 1: per-seed differences 0.1, 0.2, 0 -> mean 0.1, s = 0.1,
+    se = 0.1/√3; t_{2, 0.975} = 4.302653 -> [-0.148414, 0.348414]; t = √3, two-sided p with 2 degrees of
+    freedom 1 - t/√(2 + t²) = 1 - √3/√5 = 0.225403; a second row with p = 1 (no difference) -> Holm over
+    the family: 2 x 0.225403 = 0.450807, and 1."""
+    inputs = []
+    for s, (x, y) in zip((1, 2, 3), ((0.5, 0.6), (0.6, 0.8), (0.7, 0.7))):
+        for T, (u, v) in ((1, (x, y)), (2, (x, x))):
+            a = write_meta(tmp_path / f"a0_s{s}_T{T}", model="resnet18", alpha=0.0, temperature=T, seed=s)
+            b = write_meta(tmp_path / f"a1_s{s}_T{T}", model="resnet18", alpha=0.1, temperature=T, seed=s)
+            inputs.append(compare_json(tmp_path, f"c{s}_{T}", a, b, u, v, 0.01 * s))
+    assert tables.main(["paired-accuracy", "--inputs", *inputs, "--out", str(tmp_path / "p")]) == 0
+    rows = {r["comparison"]: r for r in csv.DictReader(open(tmp_path / "p.csv"))}
+    r = rows["α = 0.1 − α = 0 at T = 1"]
+    assert r["n"] == "3" and r["seeds"] == "1;2;3" and r["per_seed_p"] == "0.010;0.020;0.030"
+    assert abs(float(r["difference_mean"]) - 0.1) < 1e-12 and abs(float(r["difference_std"]) - 0.1) < 1e-12
+    assert (
+        abs(float(r["difference_low"]) + 0.148414) < 1e-6
+        and abs(float(r["difference_high"]) - 0.348414) < 1e-6
+    )
+    assert abs(float(r["p_paired_t"]) - (1 - math.sqrt(3 / 5))) < 1e-9
+    assert abs(float(r["p_holm"]) - 2 * (1 - math.sqrt(3 / 5))) < 1e-9 and r["significant"] == "False"
+    assert float(rows["α = 0.1 − α = 0 at T = 2"]["p_holm"]) == 1.0
+    md = (tmp_path / "p.md").read_text()
+    assert (
+        "| α = 0.1 − α = 0 at T = 1 | 60.00 (3) | 70.00 (3) | +10.00 [-14.84, +34.84] | 0.225 | 0.451 |" in md
+    )
+    assert "not distinguishable at this scale" in md and "## Student resnet18: each teacher α" in md
+    # the same seed twice, or students of two seeds compared: one line, exit 2
+    assert (
+        tables.main(["paired-accuracy", "--inputs", inputs[0], inputs[0], "--out", str(tmp_path / "q")]) == 2
+    )
+    odd = write_meta(tmp_path / "odd", model="resnet18", alpha=0.1, temperature=1, seed=2)
+    bad = compare_json(tmp_path, "bad", str(tmp_path / "a0_s1_T1"), odd, 0.5, 0.5, 1.0)
+    assert tables.main(["paired-accuracy", "--inputs", bad, "--out", str(tmp_path / "q")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1] == f"tables: error: {bad}: compares seeds 1 and 2: a paired test needs students of one seed"
+    )
+
+
+def test_tables_paired_bleu(tmp_path):
+    """sacrebleu outputs tied to α, T and seed by the BLEU table's CSV: T = 2 − T = 1 per seed 1.0 and
+    3.0 -> mean 2, s = √2, t_{1, 0.975} = 12.7062 -> ± 12.7062 · √2 / √2 = ± 12.7062."""
+    table = tmp_path / "bleu.csv"
+    rows = ["alpha,temperature,seed,role,bleu,sentences,checkpoint"]
+    paired = []
+    for s, (b1, b2) in ((1, (20.0, 21.0)), (2, (22.0, 25.0))):
+        for T, b in ((1, b1), (2, b2)):
+            rows.append(f"0.0,{float(T)},{s},student,{b},10,nmt/x/student_a0_T{T}_s{s}/model.pt")
+        f = tmp_path / f"p{s}.json"
+        f.write_text(
+            json.dumps(
+                {
+                    "baseline": f"nmt/x/student_a0_T1_s{s}/model.pt",
+                    "systems": [
+                        {"system": f"nmt/x/student_a0_T1_s{s}/model.pt", "bleu": b1, "p_value": None},
+                        {"system": f"./nmt/x/student_a0_T2_s{s}/model.pt", "bleu": b2, "p_value": 0.04},
+                    ],
+                }
+            )
+        )
+        paired.append(str(f))
+    table.write_text("\n".join(rows) + "\n")
+    argv = ["paired-bleu", "--inputs", *paired, "--bleu", str(table), "--out", str(tmp_path / "b")]
+    assert tables.main(argv) == 0
+    (r,) = csv.DictReader(open(tmp_path / "b.csv"))
+    assert r["comparison"] == "T = 2 − T = 1" and r["family"] == "T" and r["per_seed_p"] == "0.040;0.040"
+    assert abs(float(r["difference_mean"]) - 2.0) < 1e-12
+    assert abs(float(r["difference_high"]) - (2.0 + 12.706205)) < 1e-5
+    assert "sacrebleu's paired bootstrap" in (tmp_path / "b.md").read_text()
+
+
+def test_table3_sets_file_is_the_papers_groups():
+    """The shipped S1 are the other four of each Table 3 group (names from WordNet's data.noun as the
+    accuracy sets name them); S2 is the seed-0 WordNet draw of select_from_hierarchy, outside both groups."""
+    sets = json.loads((REPO / "scripts" / "workflow" / "config" / "imagenet_table3_sets.json").read_text())
+    groups = [WNIDS[:5], WNIDS[5:]]
+    assert sorted(sets) == sorted(WNIDS)
+    for g in groups:
+        for t in g:
+            assert sorted(sets[t]["similar"]) == sorted(set(g) - {t})
+            assert len(sets[t]["dissimilar"]) == 20 and not set(sets[t]["dissimilar"]) & set(WNIDS)
+    assert sets["n01728920"]["name"] == "ringneck_snake" and "n01729977" not in sets["n01728920"]["similar"]
+    from shared_metrics import selection
+
+    if not Path(selection.WORDNET_NOUNS).is_file():
+        pytest.skip("WordNet (Debian's wordnet-base) is not installed")
+    wnids = selection.imagenet_wnids()
+    h, nodes = selection.load_hierarchy("wordnet", wnids)
+    for t in WNIDS:
+        _, s2 = selection.select_from_hierarchy(h, nodes, wnids.index(t), 4, 20, 0)
+        assert sets[t]["dissimilar"] == [wnids[k] for k in s2]
+
+
+def test_imagenet_dry_run_table21_sets_and_paired_tests(imagefolder, tmp_path):
+    """Table 21 steps beside Table 3's, reading the shipped sets; WordNet's draw behind sets_file: null;
+    the paired tests of the accuracy table (α = 0.1 vs 0 at each T, each T vs T = 1)."""
+    out = recipe(
+        "imagenet", "--data", imagefolder, "--out", tmp_path / "o", "--gpus", "4", "--dry-run"
+    ).stdout
+    sets = str(REPO / "scripts" / "workflow" / "config" / "imagenet_table3_sets.json")
+    pairwise = jobs(out)["eta_pairwise"]
+    assert len(pairwise) == 12 and all(f"--sets {sets} --pairwise" in j["cmd"] for j in pairwise)
+    assert all(f"--sets {sets} " in c for c in cmds(out, "eta"))
+    assert all("--before-valid" in j["cmd"] for j in pairwise)
+    assert len(cmds(out, "eta_pairwise_table")) == 2
+    assert all("--hierarchy" not in c and "--write-sets" not in c for c in cmds(out, "similar"))
+    assert all(f"--sets {sets} " in c for c in cmds(out, "eta_table"))
+    alpha, temp = jobs(out)["compare_alpha"], jobs(out)["compare_temperature"]
+    assert (
+        len(alpha) == 2 * 4 * 3 and len(temp) == 2 * 2 * 3 * 3
+    )  # models x T x seeds; models x α x T x seeds
+    assert {j["wildcards"]["T"] for j in temp} == {"2", "3", "64"}
+    c = next(
+        j["cmd"]
+        for j in alpha
+        if j["wildcards"] == {"model": "resnet18", "seed": "2", "alpha": "0.1", "T": "3"}
+    )
+    assert (
+        "--a students/resnet18_a0_s2/T3/features/valid --b students/resnet18_a0.1_s2/T3/features/valid" in c
+    )
+    assert cmds(out, "paired_table")[0].count("compare/") == 60
+    wordnet = recipe(
+        "imagenet",
+        "--data",
+        imagefolder,
+        "--out",
+        tmp_path / "o",
+        "--set",
+        "similar.sets_file=null",
+        "--dry-run",
+    ).stdout
+    assert all("--hierarchy wordnet --k 4" in c and "--write-sets" in c for c in cmds(wordnet, "similar"))
+    assert all("--sets eta/sets_s" in c for c in cmds(wordnet, "eta_pairwise"))
+
+
+def test_official_teacher_weights(imagefolder, tmp_path):
+    """official_teacher.weights: the α = 0 teacher of every seed, not trained; another architecture or
+    class count is one line before anything runs (tiny fake state dicts of the wrong shapes)."""
+    import torch
+    import torchvision
+
+    keys = torchvision.models.resnet50().state_dict()
+    fakes = {
+        "arch": {"conv1.weight": torch.zeros(2, 3, 3, 3), "fc.weight": torch.zeros(10, 8)},
+        "classes": {k: torch.zeros(10, 2048) if k == "fc.weight" else torch.zeros(1) for k in keys},
+        "shape": {k: torch.zeros(1000, 1) if k == "fc.weight" else torch.zeros(1) for k in keys},
+    }
+    messages = {
+        "arch": " is not a torchvision resnet50 state dict: 318 tensors missing (e.g. bn1.weight)",
+        "classes": ": its classifier fc.weight is 10 x 2048: 10 classes, the recipe's data has 1000",
+        "shape": " is not a torchvision resnet50 state dict: conv1.weight is 1, "
+        "a resnet50's is 64 x 3 x 7 x 7",
+    }
+    for name, sd in fakes.items():
+        path = tmp_path / f"{name}.pth"
+        torch.save(sd, path)
+        p = recipe(
+            "imagenet", "--data", imagefolder, "--out", tmp_path / "o", "--set",
+            f"official_teacher.weights={path}", "--dry-run", check=False,
+        )  # fmt: skip
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 2 and len(lines) == 1, p.stderr
+        assert (
+            lines[0].startswith(f"[study] error: official_teacher.weights: {path}")
+            and messages[name] in lines[0]
+        )
+    assert not (tmp_path / "o").exists()
+    good = tmp_path / "r50.pth"
+    torch.save({k: torch.zeros(v.shape) for k, v in keys.items()}, good)
+    out = recipe(
+        "imagenet", "--data", imagefolder, "--out", tmp_path / "o", "--gpus", "1", "--set",
+        f"official_teacher.weights={good}", "--dry-run",
+    ).stdout  # fmt: skip
+    (convert,) = cmds(out, "official_teacher")
+    assert f"-m vision.official {good} --model resnet50 --num-classes 1000 --dataset imagefolder" in convert
+    assert "--imagenet-classes --out teachers/official/model.pt" in convert
+    assert len(cmds(out, "official_features")) == 1
+    assert (
+        sorted(flag(c, "--label-smoothing") for c in cmds(out, "teacher")) == ["0.1"] * 3
+    )  # α = 0 not trained
+    students = {(j["wildcards"]["alpha"], j["wildcards"]["seed"]): j["cmd"] for j in jobs(out)["students"]}
+    assert all("--teacher teachers/official/model.pt " in students[("0", s)] for s in "123")
+    assert "--teacher teachers/a0.1_s2/model.pt " in students[("0.1", "2")]
+    assert all("--features teachers/official/features/valid " in c for c in cmds(out, "similar"))
+    assert "--official teachers/official/features/valid" in cmds(out, "accuracy_table")[0]
+
+
+def test_cub_and_iwslt_dry_runs_gain_table13_rows_and_paired_tests(imagefolder, tmp_path):
+    out = recipe(
+        "cub", "--data", imagefolder, "--set", "from_scratch=[resnet50,resnet18,mobilenet_v2]", "--set",
+        "seeds=[1]", "--out", tmp_path / "c", "--dry-run",
+    ).stdout  # fmt: skip
+    matched = jobs(out)["entropy_matched"]
+    assert len(matched) == 3 and all(j["cmd"].endswith("--temperature <TBD> --format json -o "
+                                                      f"analysis/entropy_matched_T{j['wildcards']['ref']}_s1.json")
+                                     for j in matched)  # fmt: skip
+    assert all(j["cmd"].count("/features/train") == 3 for j in matched)  # every teacher α at T*
+    assert "--matched-entropy analysis/entropy_matched_T1_s1.json" in cmds(out, "entropy_table")[0]
+    assert len(cmds(out, "compare_alpha")) == 2 * 4 + 2 * 4  # resnets: α = 0.1; mobilenet_v2: 0.1, 0.2
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    out = recipe("iwslt", "--data", raw, "--out", tmp_path / "i", "--set", "seeds=[1]", "--dry-run").stdout
+    alpha = {(j["wildcards"]["pair"], j["wildcards"]["T"]): j["cmd"] for j in jobs(out)["bleu_paired_alpha"]}
+    assert len(alpha) == 8 and (
+        "--baseline nmt/en-de/student_a0_T64_s1/model.pt "
+        "--system nmt/en-de/student_a0.1_T64_s1/model.pt --seed 2" in alpha[("en-de", "64")]
+    )
+    temp = [j["cmd"] for j in jobs(out)["bleu_paired_temperature"]]
+    assert len(temp) == 4 and all(c.count("--system") == 1 and c.count("student_a") == 4 for c in temp)
+    assert all("paired-bleu" in c and "--bleu tables/bleu_" in c for c in cmds(out, "bleu_paired_table"))

@@ -232,6 +232,19 @@ def check_recipe(cfg: dict) -> dict:
             f"model): ./scripts/recipe.sh {name} --pretrained {model}=FILE, or list it in from_scratch",
         )
         need(Path(weights).is_file(), f"{name}: pretrained.{model}: {weights} not found")
+    sets = (cfg.get("similar") or {}).get("sets_file")
+    need(not sets or (ROOT / sets).is_file(), f"config: similar.sets_file: {sets} not found")
+    official = (cfg.get("official_teacher") or {}).get("weights")
+    if official:  # the α = 0 teacher from local torchvision weights: checked before anything runs
+        need(0.0 in cfg["alphas"], "config: official_teacher is the α = 0 teacher: alphas needs 0")
+        sys.path.insert(0, str(ROOT))
+        from vision.models import VisionError
+        from vision.official import check_official_weights
+
+        try:
+            check_official_weights(official, cfg["teacher"]["model"], cfg["official_teacher"]["num_classes"])
+        except (VisionError, OSError) as e:
+            raise ConfigError(f"official_teacher.weights: {' '.join(str(e).split())}") from None
     return cfg
 
 

@@ -1,6 +1,7 @@
 # The CUB-200-2011 recipe (config/cub.yaml): teachers and student sweeps (rules/paper_vision.smk), the
 # mean entropy of the teachers' targets and the entropy-matched temperatures (Table 13), students of
-# the α = 0 teacher at those temperatures (Tables 14-16), per-class accuracy, Figure 4 and the tables.
+# the α = 0 teacher at those temperatures (Tables 14-16), per-class accuracy, Figure 4, the tables and the
+# accuracy table's paired tests.
 TITLES = {"entropy": "CUB-200-2011: smoothness of the ResNet-50 teachers' targets (Table 13)",
           "counterexamples": "CUB-200-2011: same smoothness, different students (Tables 14-16)",
           "accuracy": "CUB-200-2011: ResNet-50 teachers -> ResNet-18 / ResNet-50 / MobileNetV2 students "
@@ -68,10 +69,27 @@ rule matched_student:
         "{params.cmd} --temperature {params.T}"
 
 
+# ---- Table 13's rows at the matched temperatures (T = 1.481, 5.638 in the paper): every teacher's entropy
+# at the α = 0 teacher's T*, read from match_temperature's output when the job starts (a dry run: <TBD>)
+rule entropy_matched:
+    input:
+        [f for a in ALPHAS for f in feature_files(f"teachers/a{a}_s{{seed}}/features/train", logits=True)],
+        match="analysis/match_T{ref}_s{seed}.json",
+    output:
+        json="analysis/entropy_matched_T{ref}_s{seed}.json",
+    params:
+        feats=lambda w: [f"teachers/a{a}_s{w.seed}/features/train" for a in ALPHAS],
+        T=lambda w, input: repr(study.read_json(input.match)["temperature"]),
+    log: "logs/entropy_matched_T{ref}_s{seed}.log"
+    shell:
+        METRICS + " entropy --features {params.feats} --temperature {params.T} --format json -o {output.json}"
+
+
 rule entropy_table:
     input:
         entropy=expand("analysis/entropy_s{seed}.json", seed=SEEDS),
         match=expand("analysis/match_T{ref}_s{seed}.json", ref=REFS, seed=SEEDS),
+        matched=expand("analysis/entropy_matched_T{ref}_s{seed}.json", ref=REFS, seed=SEEDS),
     output:
         md="tables/entropy.md",
         csv="tables/entropy.csv",
@@ -79,7 +97,8 @@ rule entropy_table:
         title=TITLES["entropy"],
     log: "logs/table_entropy.log"
     shell:
-        TABLES + " entropy --inputs {input.entropy} --match {input.match} --title {params.title:q} --out tables/entropy"
+        TABLES + " entropy --inputs {input.entropy} --match {input.match} --matched-entropy {input.matched} "
+        "--title {params.title:q} --out tables/entropy"
 
 
 rule counterexamples_table:

@@ -1,7 +1,8 @@
 # The IWSLT14 recipe (config/iwslt.yaml), per translation direction: the data (preprocess.iwslt14, as
 # fairseq's prepare-iwslt14.sh), fairseq teachers (label_smoothed_cross_entropy, each α) and ls_kd
 # students at each T through the kd_translation task, then BLEU, α x T, mean ± std over seeds
-# (Tables 7, 8). Paths: data/<pair>/, nmt/<pair>/{teacher_a<α>,student_a<α>_T<T>}_s<seed>/, tables/.
+# (Tables 7, 8), and its paired tests. Paths: data/<pair>/, nmt/<pair>/{teacher_a<α>,student_a<α>_T<T>}_s<seed>/,
+# bleu_paired/<pair>/, tables/.
 from study import fmt  # noqa: E402
 
 ALPHAS = [fmt(a) for a in config["alphas"]]
@@ -74,4 +75,59 @@ rule bleu_table:
         "--out tables/bleu_{wildcards.pair} --jobs {threads} {params.flags}"
 
 
-TARGETS = expand(rules.bleu_table.output.md, pair=config["pairs"])
+# ---- paired tests behind the BLEU table (#12): per seed sacrebleu's paired bootstrap resampling on the test
+# sentences (nmt_plugin.bleu paired, on the translations bleu_table kept), across seeds the paired t-interval
+# (tables paired-bleu); each other teacher α against α = 0 at each T, each other T against the lowest per α
+A0, T0 = ALPHAS[0], TEMPS[0]
+PAIRED = "bleu_paired/{pair}/"
+BLEU_PAIRED = (LOG + " {PY} -m nmt_plugin.bleu paired --table tables/bleu_{wildcards.pair} --baseline {params.baseline} "
+               "--system {params.systems} --seed {params.seed} --format json -o {output.json}")
+
+
+rule bleu_paired_alpha:
+    input:
+        rules.bleu_table.output.md,
+    output:
+        json=PAIRED + "alpha_T{T}_s{seed}.json",
+    params:
+        baseline=lambda w: STUDENT.format(pair=w.pair, alpha=A0, T=w.T, seed=w.seed) + "/model.pt",
+        systems=lambda w: quote(STUDENT.format(pair=w.pair, alpha=a, T=w.T, seed=w.seed) + "/model.pt"
+                                for a in ALPHAS if a != A0),
+        seed=lambda w: 1 + int(w.seed),  # sacrebleu's seed must be >= 1
+    log: "logs/bleu_paired_{pair}_alpha_T{T}_s{seed}.log"
+    shell:
+        BLEU_PAIRED
+
+
+rule bleu_paired_temperature:
+    input:
+        rules.bleu_table.output.md,
+    output:
+        json=PAIRED + "a{alpha}_s{seed}.json",
+    params:
+        baseline=lambda w: STUDENT.format(pair=w.pair, alpha=w.alpha, T=T0, seed=w.seed) + "/model.pt",
+        systems=lambda w: quote(STUDENT.format(pair=w.pair, alpha=w.alpha, T=T, seed=w.seed) + "/model.pt"
+                                for T in TEMPS if T != T0),
+        seed=lambda w: 1 + int(w.seed),
+    log: "logs/bleu_paired_{pair}_a{alpha}_s{seed}.log"
+    shell:
+        BLEU_PAIRED
+
+
+rule bleu_paired_table:
+    input:
+        bleu=rules.bleu_table.output.csv,
+        tests=lambda w: expand(PAIRED + "alpha_T{T}_s{seed}.json", pair=w.pair, T=TEMPS, seed=config["seeds"])
+        + expand(PAIRED + "a{alpha}_s{seed}.json", pair=w.pair, alpha=ALPHAS, seed=config["seeds"]),
+    output:
+        md="tables/paired_bleu_{pair}.md",
+        csv="tables/paired_bleu_{pair}.csv",
+    params:
+        title=lambda w: f"IWSLT14 {w.pair}: paired tests of the students' BLEU (Tables 7, 8)",
+    log: "logs/table_paired_bleu_{pair}.log"
+    shell:
+        LOG + " {PY} -m scripts.recipes.tables paired-bleu --inputs {input.tests} --bleu {input.bleu} "
+        "--title {params.title:q} --out tables/paired_bleu_{wildcards.pair}"
+
+
+TARGETS = expand([rules.bleu_table.output.md, rules.bleu_paired_table.output.md], pair=config["pairs"])
