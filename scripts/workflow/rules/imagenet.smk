@@ -77,7 +77,12 @@ def eta_sets(w):
     return {"before": f"{t1}/train", "after": f"{t2}/train", "before-valid": f"{t1}/valid", "after-valid": f"{t2}/valid"}
 
 
+# the models with an η (not "pairwise_resnet18": eta_pairwise's outputs share the eta_ prefix)
+ETA_MODEL = "|".join(config["eta"])
+
+
 rule eta:
+    wildcard_constraints: model=ETA_MODEL
     input:
         sets=lambda w: sets_of(w.seed),
         feats=lambda w: [f for d in eta_sets(w).values() for f in feature_files(d)],
@@ -91,6 +96,7 @@ rule eta:
 
 
 rule eta_table:
+    wildcard_constraints: model=ETA_MODEL
     input:
         etas=lambda w: expand("eta/eta_{model}_a{alpha}_s{seed}.json", model=w.model, alpha=STUDENTS[w.model], seed=SEEDS),
         agreement=expand("eta/similar_s{seed}.json", seed=SEEDS),
