@@ -1,1 +1,2 @@
-"""The paper recipes' tables (tables.py); the recipes themselves are Snakemake rules, scripts/workflow/rules/."""
+"""The paper recipes' tables (tables.py); the recipes themselves are Snakemake rules,
+scripts/workflow/rules/."""
