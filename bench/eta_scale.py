@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""η at ImageNet-train scale: streamed centroids + η (and its bootstrap) for 10 targets vs a plain np.load floor.
+"""η at ImageNet-train scale: streamed centroids + η (and its bootstrap) for 10 targets, against a plain
+np.load floor.
 
 Writes two synthetic feature sets of 1,281,167 x 512 float16 with 1000 classes (the "T1" and
 "T2" students; 1.3 GB each), then in the same run times, as separate processes:
@@ -15,7 +16,8 @@ and prints wall time, peak RSS and the ratios. Goals on the 2-core CPU machine: 
 floor, boot <= 4x the floor, both with peak RSS <= 1.5 GB. All read from the page cache (the
 files were just written); each is run --repeat times and the fastest is kept.
 
-    python bench/eta_scale.py [--rows 1281167] [--dim 512] [--bootstrap 1000] [--workdir /tmp/lskd_eta_scale] [--keep]
+    python bench/eta_scale.py [--rows 1281167] [--dim 512] [--bootstrap 1000] \\
+        [--workdir /tmp/lskd_eta_scale] [--keep]
 """
 
 from __future__ import annotations
@@ -160,7 +162,8 @@ def main() -> None:
         print(f"{f'boot (+ --bootstrap {args.bootstrap})':34s}{boot[0]:9.2f}{boot[1]:13.2f}")
     print(f"{'floor (np.load both files)':34s}{floor[0]:9.2f}{floor[1]:13.2f}")
     print(
-        f"ratio ours/floor: {ours[0] / floor[0]:.2f}x (goal <= 3x); peak RSS {ours[1]:.2f} GB (goal <= 1.5 GB)"
+        f"ratio ours/floor: {ours[0] / floor[0]:.2f}x (goal <= 3x); "
+        f"peak RSS {ours[1]:.2f} GB (goal <= 1.5 GB)"
     )
     if boot:
         print(

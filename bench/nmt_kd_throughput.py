@@ -6,7 +6,8 @@ invocation; the KD run also queries a frozen teacher as large as the student (as
 The ratio kd_wps / ce_wps is what matters (goal on CUDA with --fp16: >= 0.75). Each run builds
 task, model, criterion and fairseq's Trainer in-process from fairseq-train arguments and times
 ``Trainer.train_step`` (forward, backward, optimizer step; teacher forward for KD) over the same
-batches after 3 warm-up updates. The two runs alternate in blocks of --block updates, so both see the same machine load.
+batches after 3 warm-up updates. The two runs alternate in blocks of --block updates, so both see the
+same machine load.
 
     python bench/nmt_kd_throughput.py                 # CPU: small model, small vocabulary
     python bench/nmt_kd_throughput.py --fp16          # CUDA: transformer_iwslt_de_en, 10k vocab
@@ -170,7 +171,7 @@ def measure(runs: dict, updates: int, block: int, device: str) -> dict:
 
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     stats = {name: {"tokens": 0, "seconds": 0.0, "updates": 0, "blocks": []} for name in runs}
-    for name, (trainer, batches) in runs.items():
+    for trainer, batches in runs.values():
         for sample in batches[:3]:
             trainer.train_step([sample])
     timed = min(len(b) for _, b in runs.values()) - 3
@@ -263,7 +264,8 @@ def main(argv=None) -> int:
         sh(cmd)
     vocab = sum(1 for _ in open(data / "dict.src.txt")) + 4
     print(
-        f"device {args.device}{' fp16' if args.fp16 else ''}, vocab {vocab}, max-tokens {preset['max_tokens']}, "
+        f"device {args.device}{' fp16' if args.fp16 else ''}, vocab {vocab}, "
+        f"max-tokens {preset['max_tokens']}, "
         f"{updates} updates per run, setup {time.time() - t0:.0f} s",
         flush=True,
     )
@@ -299,8 +301,9 @@ def main(argv=None) -> int:
         rounds.append(
             {name: {k: res[name][k] for k in ("wps", "updates", "tokens", "seconds")} for name in res}
         )
+        overall = res["kd"]["wps"] / res["ce"]["wps"]
         print(
-            f"round {r + 1}: ls_kd / label_smoothed_cross_entropy = {res['kd']['wps'] / res['ce']['wps']:.3f} "
+            f"round {r + 1}: ls_kd / label_smoothed_cross_entropy = {overall:.3f} "
             f"overall, {ratios[-1]:.3f} median of {len(block_ratios)} interleaved blocks",
             flush=True,
         )

@@ -43,10 +43,6 @@ from . import PLUGIN_DIR
 from .errors import LskdConfigError
 
 
-class BleuError(LskdConfigError):
-    pass
-
-
 def generate(
     checkpoint: str,
     data: str,
@@ -61,11 +57,11 @@ def generate(
 ) -> tuple[list[str], list[str]]:
     """(hypotheses, references) in corpus order, BPE removed, still Moses-tokenised."""
     if os.path.isdir(checkpoint):
-        raise BleuError(f"checkpoint {checkpoint} is a directory, not a checkpoint file")
+        raise LskdConfigError(f"checkpoint {checkpoint} is a directory, not a checkpoint file")
     if not os.path.isfile(checkpoint):
-        raise BleuError(f"checkpoint not found: {checkpoint}")
+        raise LskdConfigError(f"checkpoint not found: {checkpoint}")
     if not os.path.isdir(data):
-        raise BleuError(f"data directory not found: {data}")
+        raise LskdConfigError(f"data directory not found: {data}")
     cmd = [
         sys.executable,
         "-m",
@@ -101,8 +97,8 @@ def generate(
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        tail = [l for l in proc.stderr.strip().splitlines() if l.strip()][-3:]
-        raise BleuError(f"fairseq-generate failed on {checkpoint}: " + " | ".join(tail))
+        tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-3:]
+        raise LskdConfigError(f"fairseq-generate failed on {checkpoint}: " + " | ".join(tail))
     hyps, refs = {}, {}
     for line in proc.stdout.splitlines():
         if line.startswith("H-"):
@@ -112,10 +108,12 @@ def generate(
             i, text = line[2:].split("\t", 1)
             refs[int(i)] = text
     if not hyps or set(hyps) != set(refs):
-        raise BleuError(f"fairseq-generate gave {len(hyps)} hypotheses for {len(refs)} references")
+        raise LskdConfigError(f"fairseq-generate gave {len(hyps)} hypotheses for {len(refs)} references")
     expected = _split_size(data, split)
     if expected is not None and len(hyps) != expected:
-        raise BleuError(f"fairseq-generate translated {len(hyps)} of the {expected} sentences of {split}")
+        raise LskdConfigError(
+            f"fairseq-generate translated {len(hyps)} of the {expected} sentences of {split}"
+        )
     order = sorted(hyps)
     return [hyps[i] for i in order], [refs[i] for i in order]
 
@@ -136,7 +134,7 @@ def _target_lang(data: str, split: str) -> str:
         m = re.fullmatch(rf"{re.escape(split)}\.([a-z_]+)-([a-z_]+)\.([a-z_]+)\.idx", name)
         if m:
             return m.group(2)
-    raise BleuError(f"no binarised split {split!r} in {data}")
+    raise LskdConfigError(f"no binarised split {split!r} in {data}")
 
 
 def detokenise(lines: list[str], lang: str) -> list[str]:
@@ -163,22 +161,14 @@ def detok_bleu(hyps: list[str], refs: list[str], lang: str, keep: str | None = N
 def check_fits_data(checkpoint: str, data: str, checkpoint_data: str | None = None) -> None:
     """Refuse (LskdConfigError) a checkpoint whose dictionaries are not those fairseq-generate
     reads from ``data``: it would translate with the wrong words, silently (see
-    kd_translation.check_data_dictionaries; ``checkpoint_data`` = --checkpoint-data)."""
+    nmt_plugin.checks.check_data_dictionaries; ``checkpoint_data`` = --checkpoint-data)."""
     from fairseq.tasks.translation import TranslationConfig
 
-    from .kd_translation import check_data_dictionaries, load_checkpoint_state, setup_translation_data
+    from .checks import check_checkpoint_dictionaries, load_checkpoint_state, setup_translation_data
 
     state, cfg = load_checkpoint_state(checkpoint)
     task = setup_translation_data(TranslationConfig(data=data))  # as fairseq-generate --task translation
-    check_data_dictionaries(
-        task,
-        checkpoint,
-        cfg,
-        state["model"],
-        who="checkpoint",
-        dict_dir=checkpoint_data,
-        dict_flag="--checkpoint-data",
-    )
+    check_checkpoint_dictionaries(task, checkpoint, cfg, state["model"], checkpoint_data)
 
 
 def score_checkpoint(
@@ -208,7 +198,8 @@ def score_checkpoint(
 # ---------------------------------------------------------------------- table
 def checkpoint_info(checkpoint: str) -> dict:
     """α, T, seed and role of a checkpoint, from its saved config."""
-    from .kd_translation import _get, load_checkpoint_state, teacher_alpha
+    from .checks import cfg_get as _get
+    from .checks import load_checkpoint_state, teacher_alpha
 
     _, cfg = load_checkpoint_state(checkpoint)
     crit, task = _get(cfg, "criterion"), _get(cfg, "task")
@@ -217,7 +208,7 @@ def checkpoint_info(checkpoint: str) -> dict:
         tpath = _get(task, "teacher_path")
         alpha = teacher_alpha(tpath)
         if alpha is None:
-            raise BleuError(f"{checkpoint}: cannot read its teacher {tpath} to learn the teacher's α")
+            raise LskdConfigError(f"{checkpoint}: cannot read its teacher {tpath} to learn the teacher's α")
         return {
             "role": "student",
             "alpha": alpha,
@@ -274,7 +265,7 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     """One sentence per line, written to a temporary name (unique per thread: `table --jobs`
     decodes side by side) and renamed into place."""
     if any("\n" in line for line in lines):
-        raise BleuError(f"{path}: a line holds a newline; cannot keep it one sentence per line")
+        raise LskdConfigError(f"{path}: a line holds a newline; cannot keep it one sentence per line")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
@@ -285,7 +276,7 @@ def _read_lines(path) -> list[str]:
     try:
         text = Path(path).read_bytes().decode("utf-8")  # no newline translation: a \r stays in its sentence
     except (OSError, UnicodeDecodeError) as e:
-        raise BleuError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
+        raise LskdConfigError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
     if text and not text.endswith("\n"):
         text += "\n"
     return text[:-1].split("\n") if text else []
@@ -323,19 +314,19 @@ def _resolve_system(spec: str, cache: dict, references: str | None) -> dict:
     if entries:
         kept = [r for r in entries if r.get("hypotheses")]
         if not kept:
-            raise BleuError(
+            raise LskdConfigError(
                 f"{spec}: scored by an older `table` that kept no hypotheses: run `table --out` again "
                 "(it decodes what lacks its kept translations)"
             )
         if len({r["hypotheses"] for r in kept}) > 1:
-            raise BleuError(
+            raise LskdConfigError(
                 f"{spec}: scored several times in this table (other splits, beams or data): give its "
                 "hypothesis file (under OUT.hyps/) instead of the checkpoint"
             )
         r = kept[0]
         hyps, refs = _read_lines(r["hypotheses"]), _read_lines(r["references"])
         if _sha1_lines(refs) != r["references_sha1"]:
-            raise BleuError(f"{r['references']}: changed since `table` wrote it")
+            raise LskdConfigError(f"{r['references']}: changed since `table` wrote it")
         name = spec if not spec.endswith(".txt") else r.get("checkpoint", spec)
         return {
             "name": name,
@@ -347,11 +338,13 @@ def _resolve_system(spec: str, cache: dict, references: str | None) -> dict:
             "info": r,
         }
     if spec.endswith(".pt"):
-        raise BleuError(
+        raise LskdConfigError(
             f"{spec}: not in the table's cache (give --table OUT of the `table` run that scored it)"
         )
     if references is None:
-        raise BleuError(f"{spec}: a hypothesis file outside a `table` cache needs --references REF_FILE")
+        raise LskdConfigError(
+            f"{spec}: a hypothesis file outside a `table` cache needs --references REF_FILE"
+        )
     refs = _read_lines(references)
     return {
         "name": spec,
@@ -378,28 +371,28 @@ def paired_bootstrap(
     from sacrebleu.significance import PairedTest
 
     if seed < 1:
-        raise BleuError(f"--seed must be >= 1 (sacrebleu treats seed 0 as 'no seed'), got {seed}")
+        raise LskdConfigError(f"--seed must be >= 1 (sacrebleu treats seed 0 as 'no seed'), got {seed}")
     if replicates < 1:
-        raise BleuError(f"--bootstrap must be a whole number >= 1, got {replicates}")
+        raise LskdConfigError(f"--bootstrap must be a whole number >= 1, got {replicates}")
     for s in systems:
         if s["references_sha1"] != baseline["references_sha1"]:
-            raise BleuError(
+            raise LskdConfigError(
                 f"{s['name']} and {baseline['name']} were scored on different references "
                 f"({s['references_file']} vs {baseline['references_file']}): a paired test needs "
                 "the same sentences"
             )
         if len(s["hypotheses"]) != len(baseline["references"]):
-            raise BleuError(
+            raise LskdConfigError(
                 f"{s['name']}: {len(s['hypotheses'])} hypotheses for {len(baseline['references'])} references"
             )
     if len(baseline["hypotheses"]) != len(baseline["references"]):
-        raise BleuError(
+        raise LskdConfigError(
             f"{baseline['name']}: {len(baseline['hypotheses'])} hypotheses for "
             f"{len(baseline['references'])} references"
         )
     named = [(baseline["name"], baseline["hypotheses"])] + [(s["name"], s["hypotheses"]) for s in systems]
     if len({n for n, _ in named}) != len(named):
-        raise BleuError("a system is given twice (or as the baseline too)")
+        raise LskdConfigError("a system is given twice (or as the baseline too)")
     old = os.environ.get("SACREBLEU_SEED")
     os.environ["SACREBLEU_SEED"] = str(seed)  # PairedTest reads its seed from here
     try:
@@ -433,12 +426,50 @@ def paired_bootstrap(
     return out
 
 
+def paired_text(payload: dict, fmt: str) -> str:
+    """The paired test's result as JSON, CSV or a markdown table (one row per system)."""
+    rows = payload["systems"]
+    if fmt == "json":
+        return json.dumps(payload, indent=1) + "\n"
+    cells = [
+        [
+            r["system"],
+            f"{r['bleu']:.2f}",
+            f"{r['bootstrap_mean']:.2f}",
+            f"{r['ci95_half_width']:.2f}",
+            "" if r["p_value"] is None else f"{r['p_value']:.4f}",
+            "" if r["p_holm"] is None else f"{r['p_holm']:.4f}",
+            r["verdict"],
+        ]
+        for r in rows
+    ]
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["system", "bleu", "bootstrap_mean", "ci95_half_width", "p_value", "p_holm", "verdict"])
+        w.writerows(cells)
+        return buf.getvalue()
+    head = ["system", "BLEU", "bootstrap mean", "95% CI ±", "p", "p Holm", "verdict"]
+    return (
+        "| "
+        + " | ".join(head)
+        + " |\n|"
+        + "---|" * len(head)
+        + "\n"
+        + "".join("| " + " | ".join(c) + " |\n" for c in cells)
+        + f"\nsacrebleu paired bootstrap, {payload['replicates']} resamples, seed {payload['seed']}; "
+        f"BLEU points; signature: {rows[0]['signature']}\n"
+    )
+
+
 def cmd_paired(args) -> int:
     cache = {}
     if args.table is not None:
         cache_path = Path(f"{args.table}.cache.json")
         if not cache_path.exists():
-            raise BleuError(f"{cache_path}: not found (the score cache `table --out {args.table}` writes)")
+            raise LskdConfigError(
+                f"{cache_path}: not found (the score cache `table --out {args.table}` writes)"
+            )
         cache = json.loads(cache_path.read_text())
     baseline = _resolve_system(args.baseline, cache, args.references)
     systems = [_resolve_system(s, cache, args.references) for s in args.system]
@@ -466,43 +497,7 @@ def cmd_paired(args) -> int:
         "baseline": baseline["name"],
         "systems": rows,
     }
-    if args.format == "json":
-        text = json.dumps(payload, indent=1) + "\n"
-    else:
-        head = ["system", "BLEU", "bootstrap mean", "95% CI ±", "p", "p Holm", "verdict"]
-        cells = [
-            [
-                r["system"],
-                f"{r['bleu']:.2f}",
-                f"{r['bootstrap_mean']:.2f}",
-                f"{r['ci95_half_width']:.2f}",
-                "" if r["p_value"] is None else f"{r['p_value']:.4f}",
-                "" if r["p_holm"] is None else f"{r['p_holm']:.4f}",
-                r["verdict"],
-            ]
-            for r in rows
-        ]
-        if args.format == "csv":
-            buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
-            w.writerows(
-                [
-                    ["system", "bleu", "bootstrap_mean", "ci95_half_width", "p_value", "p_holm", "verdict"],
-                    *cells,
-                ]
-            )
-            text = buf.getvalue()
-        else:
-            text = (
-                "| "
-                + " | ".join(head)
-                + " |\n|"
-                + "---|" * len(head)
-                + "\n"
-                + "".join("| " + " | ".join(c) + " |\n" for c in cells)
-                + f"\nsacrebleu paired bootstrap, {args.bootstrap} resamples, seed {args.seed}; BLEU points; "
-                f"signature: {rows[0]['signature']}\n"
-            )
+    text = paired_text(payload, args.format)
     if args.output:
         _write_atomic(Path(args.output), text)
     else:
@@ -510,7 +505,7 @@ def cmd_paired(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m nmt_plugin.bleu",
         description="sacrebleu BLEU of fairseq translation checkpoints (beam 5, "
@@ -570,16 +565,27 @@ def main(argv=None) -> int:
                 default=1,
                 help="checkpoints decoded side by side (CPU threads shared among them; default 1)",
             )
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    from shared_metrics.errors import run_cli
+
+    return run_cli("", run, build_parser().parse_args(argv))
+
+
+def run(args) -> int:
     if args.cmd == "paired":
-        try:
-            if not 0.0 < args.confidence < 1.0:
-                raise BleuError(f"--confidence must be in (0, 1), got {args.confidence:g}")
-            return cmd_paired(args)
-        except LskdConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    kw = dict(
+        if not 0.0 < args.confidence < 1.0:
+            raise LskdConfigError(f"--confidence must be in (0, 1), got {args.confidence:g}")
+        return cmd_paired(args)
+    if args.cmd == "score":
+        return cmd_score(args)
+    return cmd_table(args)
+
+
+def _decode_options(args) -> dict:
+    return dict(
         beam=args.beam,
         max_tokens=args.max_tokens,
         cpu=args.cpu,
@@ -587,97 +593,105 @@ def main(argv=None) -> int:
         lenpen=args.lenpen,
         checkpoint_data=args.checkpoint_data,
     )
-    try:
-        if args.cmd == "score":
-            r = score_checkpoint(args.checkpoints[0], args.data, args.split, **kw)
-            print(r["detail"])
-            print(f"signature: {r['signature']}")
-            return 0
-        cache_path = Path(f"{args.out}.cache.json") if args.out else None
-        cache = json.loads(cache_path.read_text()) if cache_path and cache_path.exists() else {}
-        if args.jobs < 1:
-            raise BleuError("--jobs must be at least 1")
-        keys = {}
-        for ck in args.checkpoints:
-            st = os.stat(ck) if os.path.isfile(ck) else None
-            if st is None:
-                raise BleuError(
-                    f"checkpoint {ck} is a directory, not a checkpoint file"
-                    if os.path.isdir(ck)
-                    else f"checkpoint not found: {ck}"
-                )
-            keys[ck] = (
-                f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|"
-                f"{args.lenpen}|fp16={args.fp16}|{data_fingerprint(args.data, args.split)}"
-            )
 
-        def cached(ck) -> bool:
-            """Scored before with these settings, and (with --out) its kept translations still there
-            (a cache written before translations were kept, or whose files went missing, decodes again)."""
-            r = cache.get(keys[ck])
-            return r is not None and (
-                not args.out
-                or (
-                    bool(r.get("hypotheses"))
-                    and os.path.isfile(r["hypotheses"])
-                    and os.path.isfile(r.get("references", ""))
-                )
-            )
 
-        todo = [ck for ck in dict.fromkeys(args.checkpoints) if not cached(ck)]
-        jobs = max(1, min(args.jobs, len(todo)))
-        if jobs > 1:
-            kw["threads"] = max(1, (os.cpu_count() or 1) // jobs)
+def cmd_score(args) -> int:
+    r = score_checkpoint(args.checkpoints[0], args.data, args.split, **_decode_options(args))
+    print(r["detail"])
+    print(f"signature: {r['signature']}")
+    return 0
 
-        def score(ck):
-            keep = (
-                str(Path(f"{args.out}.hyps") / f"{hashlib.sha1(keys[ck].encode()).hexdigest()[:16]}.txt")
-                if args.out
-                else None
-            )
-            r = score_checkpoint(ck, args.data, args.split, keep=keep, **kw)
-            r.update(checkpoint_info(ck))
-            return ck, r
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for ck, r in pool.map(score, todo):  # cached as each finishes: a re-run decodes only the rest
-                cache[keys[ck]] = r
-                if cache_path:
-                    _write_atomic(cache_path, json.dumps(cache, indent=1))
-        rows, signature = [], None
-        for ck in args.checkpoints:
-            r = cache[keys[ck]]
-            signature = r["signature"]
-            print(
-                f"{r['bleu']:6.2f}  α={r['alpha']:g} {_fmt_t(r['temperature'])} seed={r['seed']}  {ck}",
-                file=sys.stderr,
+def cache_keys(args) -> dict:
+    """{checkpoint: the key of its score in the cache}: the file (path, mtime, size), the decoding
+    settings and the data's fingerprint, so that a changed one is scored again."""
+    keys = {}
+    for ck in args.checkpoints:
+        st = os.stat(ck) if os.path.isfile(ck) else None
+        if st is None:
+            raise LskdConfigError(
+                f"checkpoint {ck} is a directory, not a checkpoint file"
+                if os.path.isdir(ck)
+                else f"checkpoint not found: {ck}"
             )
-            rows.append(r)
-        table = make_table(rows)
-        print(table)
-        print(f"\nBLEU: sacrebleu on Moses-detokenised output, beam {args.beam}; signature: {signature}")
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
-            w.writerow(["alpha", "temperature", "seed", "role", "bleu", "sentences", "checkpoint"])
-            for r in rows:
-                w.writerow(
-                    [
-                        r["alpha"],
-                        r["temperature"],
-                        r["seed"],
-                        r["role"],
-                        r["bleu"],
-                        r["sentences"],
-                        r["checkpoint"],
-                    ]
-                )
-            _write_atomic(Path(f"{args.out}.csv"), buf.getvalue())
-            _write_atomic(Path(f"{args.out}.md"), table + f"\n\nsacrebleu signature: {signature}\n")
-    except LskdConfigError as e:  # BleuError included
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        keys[ck] = (
+            f"{os.path.abspath(ck)}|{st.st_mtime_ns}|{st.st_size}|{args.split}|{args.beam}|"
+            f"{args.lenpen}|fp16={args.fp16}|{data_fingerprint(args.data, args.split)}"
+        )
+    return keys
+
+
+def score_uncached(args, cache: dict, keys: dict, cache_path: Path | None) -> None:
+    """Score the checkpoints not in ``cache`` yet (``--jobs`` side by side) and add them to it,
+    saving it to ``cache_path`` as each finishes: a re-run decodes only the rest."""
+    kw = _decode_options(args)
+
+    def cached(ck) -> bool:
+        """Scored before with these settings, and (with --out) its kept translations still there
+        (a cache entry without kept translations, or whose files went missing, decodes again)."""
+        r = cache.get(keys[ck])
+        return r is not None and (
+            not args.out
+            or (
+                bool(r.get("hypotheses"))
+                and os.path.isfile(r["hypotheses"])
+                and os.path.isfile(r.get("references", ""))
+            )
+        )
+
+    todo = [ck for ck in dict.fromkeys(args.checkpoints) if not cached(ck)]
+    jobs = max(1, min(args.jobs, len(todo)))
+    if jobs > 1:
+        kw["threads"] = max(1, (os.cpu_count() or 1) // jobs)
+
+    def score(ck):
+        keep = (
+            str(Path(f"{args.out}.hyps") / f"{hashlib.sha1(keys[ck].encode()).hexdigest()[:16]}.txt")
+            if args.out
+            else None
+        )
+        r = score_checkpoint(ck, args.data, args.split, keep=keep, **kw)
+        r.update(checkpoint_info(ck))
+        return ck, r
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for ck, r in pool.map(score, todo):
+            cache[keys[ck]] = r
+            if cache_path:
+                _write_atomic(cache_path, json.dumps(cache, indent=1))
+
+
+def write_table_files(out: Path, rows: list[dict], table: str, signature: str) -> None:
+    """OUT.csv (one row per checkpoint) and OUT.md (the α × T table and sacrebleu's signature)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    columns = ["alpha", "temperature", "seed", "role", "bleu", "sentences", "checkpoint"]
+    w.writerow(columns)
+    w.writerows([r[c] for c in columns] for r in rows)
+    _write_atomic(Path(f"{out}.csv"), buf.getvalue())
+    _write_atomic(Path(f"{out}.md"), table + f"\n\nsacrebleu signature: {signature}\n")
+
+
+def cmd_table(args) -> int:
+    cache_path = Path(f"{args.out}.cache.json") if args.out else None
+    cache = json.loads(cache_path.read_text()) if cache_path and cache_path.exists() else {}
+    if args.jobs < 1:
+        raise LskdConfigError("--jobs must be at least 1")
+    keys = cache_keys(args)
+    score_uncached(args, cache, keys, cache_path)
+    rows = [cache[keys[ck]] for ck in args.checkpoints]
+    for ck, r in zip(args.checkpoints, rows):
+        print(
+            f"{r['bleu']:6.2f}  α={r['alpha']:g} {_fmt_t(r['temperature'])} seed={r['seed']}  {ck}",
+            file=sys.stderr,
+        )
+    signature = rows[-1]["signature"]
+    table = make_table(rows)
+    print(table)
+    print(f"\nBLEU: sacrebleu on Moses-detokenised output, beam {args.beam}; signature: {signature}")
+    if args.out:
+        write_table_files(args.out, rows, table, signature)
     return 0
 
 

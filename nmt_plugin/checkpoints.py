@@ -39,7 +39,7 @@ import warnings
 
 import torch
 
-from .errors import LskdConfigError, at_failure
+from .errors import LskdConfigError, at_failure, report_errors_in_one_line
 
 # fairseq checkpoints pickle argparse.Namespace; the weights-only loader allows nothing else extra.
 torch.serialization.add_safe_globals([argparse.Namespace])
@@ -130,6 +130,7 @@ def read_checkpoint(path: str, who: str = "checkpoint"):
 def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
     """fairseq's ``checkpoint_utils.load_checkpoint_to_cpu`` (0.12.3) on :func:`read_checkpoint`:
     the same remote-file handling, argument overrides, config conversion and state upgrade."""
+    report_errors_in_one_line()  # fairseq calls the plugin: its errors in one line
     import torch.distributed
     from fairseq.file_io import PathManager
 
@@ -196,6 +197,7 @@ def load_checkpoint(cfg, trainer, **passthrough_args):
     checkpoint_last.pt that is empty or truncated (a run killed while writing it) is named in one
     log line and the newest whole checkpoint of --save-dir is restored in its place (its
     optimizer, scheduler, meters and data position: the state fairseq saved with it)."""
+    report_errors_in_one_line()  # fairseq calls the plugin: its errors in one line
     from omegaconf import open_dict
 
     original = _FAIRSEQ["load_checkpoint"]
@@ -240,6 +242,7 @@ def verify_checkpoint_directory(save_dir: str) -> None:
     folder's lock (a second fairseq-train into it fails naming this one's PID) and removing the
     temporary copies of killed runs. A folder made here is removed again if the run fails before
     anything is written into it."""
+    report_errors_in_one_line()  # fairseq calls the plugin: its errors in one line
     from shared_metrics.locks import OutputLock, remove_stale_temporaries
 
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):

@@ -24,7 +24,8 @@ PLUGIN_VERSION = "0.1.0"
 
 
 def _meta_from_cfg(cfg, args) -> dict:
-    from .kd_translation import _get, teacher_alpha
+    from .checks import cfg_get as _get
+    from .checks import teacher_alpha
 
     task, crit, model = _get(cfg, "task"), _get(cfg, "criterion"), _get(cfg, "model")
     crit_name = _get(crit, "_name")
@@ -115,14 +116,9 @@ def main(argv=None) -> int:
     ap.add_argument("--temperature", type=float, default=None, help="override meta temperature")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = ap.parse_args(argv)
+    from shared_metrics.errors import run_cli
 
-    from .errors import LskdConfigError
-
-    try:
-        return run(args)
-    except LskdConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_cli("", run, args)
 
 
 def run(args) -> int:
@@ -141,72 +137,120 @@ def run(args) -> int:
 
 
 def _dump(args) -> int:
-    import numpy as np
-    import torch
-    from fairseq import checkpoint_utils, utils
-    from omegaconf import open_dict
-
-    from shared_metrics.featureset import FeatureSetError, FeatureSetWriter
-
     from .errors import LskdConfigError
-    from .kd_translation import (
-        _first_line,
-        _get,
-        check_data_dictionaries,
-        load_checkpoint_state,
-        setup_translation_data,
-    )
 
     if args.out.exists() and not args.overwrite:
         raise LskdConfigError(f"{args.out} already exists (pass --overwrite to replace it)")
-    state, cfg = load_checkpoint_state(args.checkpoint)
+    state, cfg, task, data = open_on_data(args.checkpoint, args.data, args.checkpoint_data)
+    load_split(task, args.split, data)
+    model, device = load_model(args, task, state, data)
+    W = output_projection(model, task.target_dictionary)
+    batches, keep, total = select_tokens(args, task, model)
+    meta = _meta_from_cfg(cfg, args)
+    meta.update(
+        classes=list(task.target_dictionary.symbols),
+        split=args.split,
+        dataset=dataset_name(data),
+        checkpoint=os.path.abspath(args.checkpoint),
+        source_lang=task.cfg.source_lang,
+        target_lang=task.cfg.target_lang,
+        max_per_type=args.max_per_type,
+        feature="decoder output before the vocabulary projection",
+        created_by=f"lskd nmt_plugin.dump_features {PLUGIN_VERSION}",
+    )
+    write_features(args, model, device, batches, keep, total, W, meta, task.target_dictionary.pad())
+    print(
+        f"\n[dump_features] wrote {args.out}: {total} tokens x {W.shape[1]} dims, {len(W)} classes "
+        f"(role {meta['role']}, alpha {meta['alpha']}, T {meta['temperature']})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def open_on_data(checkpoint: str, data: str | None, checkpoint_data: str | None):
+    """(state, cfg, task, data) of ``checkpoint`` on the data folder ``data`` (default: the one
+    its config names): a plain translation task, no teacher loaded, whose dictionaries are checked
+    against the checkpoint's (``checkpoint_data``: --checkpoint-data)."""
+    from omegaconf import open_dict
+
+    from .checks import cfg_get, check_checkpoint_dictionaries, load_checkpoint_state, setup_translation_data
+    from .errors import LskdConfigError
+
+    state, cfg = load_checkpoint_state(checkpoint)
     # a copy: cfg.task keeps what the checkpoint was trained on (its data folder, its languages)
     task_cfg = copy.deepcopy(cfg.task)
-    data = args.data or _get(task_cfg, "data")
+    data = data or cfg_get(task_cfg, "data")
     if not data:
-        raise LskdConfigError(f"{args.checkpoint} names no data folder (pass --data DATA_BIN)")
+        raise LskdConfigError(f"{checkpoint} names no data folder (pass --data DATA_BIN)")
     with open_dict(task_cfg):
         task_cfg.data = data
-    task = setup_translation_data(task_cfg)  # plain translation: no teacher is loaded
-    check_data_dictionaries(
-        task,
-        args.checkpoint,
-        cfg,
-        state["model"],
-        who="checkpoint",
-        dict_dir=args.checkpoint_data,
-        dict_flag="--checkpoint-data",
-    )
+    task = setup_translation_data(task_cfg)
+    check_checkpoint_dictionaries(task, checkpoint, cfg, state["model"], checkpoint_data)
+    return state, cfg, task, data
+
+
+def load_split(task, split: str, data: str) -> None:
+    """``task.load_dataset(split)``, or a one-line LskdConfigError naming the split and folder."""
+    from .checks import first_line
+    from .errors import LskdConfigError
+
     try:
-        task.load_dataset(args.split)
+        task.load_dataset(split)
     except FileNotFoundError as e:
-        raise LskdConfigError(f"split {args.split!r} not found in {data} ({e})") from None
+        raise LskdConfigError(f"split {split!r} not found in {data} ({e})") from None
     except Exception as e:
-        raise LskdConfigError(f"cannot read split {args.split!r} of {data} ({_first_line(e)})") from None
+        raise LskdConfigError(f"cannot read split {split!r} of {data} ({first_line(e)})") from None
+
+
+def load_model(args, task, state, data: str):
+    """(model, device): the checkpoint's model in eval mode on CUDA (unless --cpu; half with --fp16)."""
+    import torch
+    from fairseq import checkpoint_utils
+
+    from .checks import first_line
+    from .errors import LskdConfigError
+
     try:
         models, _ = checkpoint_utils.load_model_ensemble([args.checkpoint], task=task, state=state)
     except Exception as e:
         raise LskdConfigError(
-            f"checkpoint {args.checkpoint}: cannot build its model on {data} ({_first_line(e)})"
+            f"checkpoint {args.checkpoint}: cannot build its model on {data} ({first_line(e)})"
         ) from None
     model = models[0]
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     model.eval().to(device)
     if args.fp16 and device.type == "cuda":
         model.half()
+    return model, device
+
+
+def output_projection(model, tgt_dict):
+    """The decoder's vocabulary projection as a float32 array [V, D], one row per target symbol."""
+    from .errors import LskdConfigError
+
     proj = getattr(model.decoder, "output_projection", None)
     if proj is None:
         raise LskdConfigError(
             "the model's decoder has no output_projection (adaptive softmax is not supported)"
         )
     W = proj.weight.detach().float().cpu().numpy()
-    tgt_dict = task.target_dictionary
     if W.shape[0] != len(tgt_dict):
         raise LskdConfigError(
             f"output projection has {W.shape[0]} rows but the target dictionary {len(tgt_dict)} symbols"
         )
+    return W
+
+
+def select_tokens(args, task, model):
+    """(batch iterator, keep, total): the split's batches in a fixed order and the target
+    positions to dump (:func:`select_positions`; pad always out, </s> and <unk> with --skip-special)."""
+    from fairseq import utils
+
+    from .errors import LskdConfigError
+
     dataset = task.dataset(args.split)
-    itr = task.get_batch_iterator(
+    tgt_dict = task.target_dictionary
+    batches = task.get_batch_iterator(
         dataset=dataset,
         max_tokens=args.max_tokens,
         max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
@@ -214,73 +258,64 @@ def _dump(args) -> int:
         required_batch_size_multiple=1,
         seed=1,
     )
-    batch_indices = [i for b in itr.frozen_batches for i in b]
+    batch_indices = [i for b in batches.frozen_batches for i in b]
     skip = {tgt_dict.eos(), tgt_dict.unk()} if args.skip_special else set()
     skip.add(tgt_dict.pad())
     keep, total = select_positions(dataset, batch_indices, args.max_per_type, skip)
     if total == 0:
         raise LskdConfigError(f"no target tokens selected in split {args.split!r}")
-    meta = _meta_from_cfg(cfg, args)
-    meta.update(
-        classes=list(tgt_dict.symbols),
-        split=args.split,
-        dataset=dataset_name(data),
-        checkpoint=os.path.abspath(args.checkpoint),
-        source_lang=task_cfg.source_lang,
-        target_lang=task_cfg.target_lang,
-        max_per_type=args.max_per_type,
-        feature="decoder output before the vocabulary projection",
-        created_by=f"lskd nmt_plugin.dump_features {PLUGIN_VERSION}",
-    )
+    return batches, keep, total
+
+
+def write_features(args, model, device, batches, keep: dict, total: int, W, meta: dict, pad: int) -> None:
+    """Run the model over ``batches`` with teacher forcing and write the kept positions' decoder
+    features (and logits with --logits) to the feature set ``args.out``, atomically; ``pad`` is
+    the target dictionary's padding index, never kept."""
+    import numpy as np
+    import torch
+    from fairseq import utils
+
+    from shared_metrics.featureset import FeatureSetWriter
+
     t0, done = time.time(), 0
-    D = W.shape[1]
-    try:
-        with (
-            FeatureSetWriter(
-                args.out,
-                num_samples=total,
-                dim=D,
-                head_weight=W,
-                head_bias=np.zeros(len(W), np.float32),
-                meta=meta,
-                dtype=np.dtype(args.dtype),
-                logits=args.logits,
-                overwrite=args.overwrite,
-            ) as writer,
-            torch.no_grad(),
-        ):
-            for sample in itr.next_epoch_itr(shuffle=False):
-                sample = utils.move_to_cuda(sample) if device.type == "cuda" else sample
-                feats, _ = model(**sample["net_input"], features_only=True)  # [B, L, D]
-                target = sample["target"]
-                sel = torch.zeros_like(target, dtype=torch.bool)
-                for r, idx in enumerate(sample["id"].tolist()):
-                    m = torch.from_numpy(keep[idx])
-                    sel[r, : len(m)] = m.to(sel.device)
-                sel &= target.ne(tgt_dict.pad())
-                x = feats[sel]
-                logits = (
-                    model.decoder.output_layer(x).float().cpu().numpy().astype(np.float16)
-                    if args.logits
-                    else None
-                )
-                writer.append(x.float().cpu().numpy(), target[sel].cpu().numpy(), logits)
-                done += int(sel.sum())
-                el = time.time() - t0
-                print(
-                    f"\r[dump_features] {done}/{total} tokens, {done / max(el, 1e-9):.0f} tok/s",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    except FeatureSetError as e:
-        raise LskdConfigError(str(e)) from None
-    print(
-        f"\n[dump_features] wrote {args.out}: {total} tokens x {D} dims, {len(W)} classes "
-        f"(role {meta['role']}, alpha {meta['alpha']}, T {meta['temperature']})",
-        file=sys.stderr,
-    )
-    return 0
+    with (
+        FeatureSetWriter(
+            args.out,
+            num_samples=total,
+            dim=W.shape[1],
+            head_weight=W,
+            head_bias=np.zeros(len(W), np.float32),
+            meta=meta,
+            dtype=np.dtype(args.dtype),
+            logits=args.logits,
+            overwrite=args.overwrite,
+        ) as writer,
+        torch.no_grad(),
+    ):
+        for sample in batches.next_epoch_itr(shuffle=False):
+            sample = utils.move_to_cuda(sample) if device.type == "cuda" else sample
+            feats, _ = model(**sample["net_input"], features_only=True)  # [B, L, D]
+            target = sample["target"]
+            sel = torch.zeros_like(target, dtype=torch.bool)
+            for r, idx in enumerate(sample["id"].tolist()):
+                m = torch.from_numpy(keep[idx])
+                sel[r, : len(m)] = m.to(sel.device)
+            sel &= target.ne(pad)
+            x = feats[sel]
+            logits = (
+                model.decoder.output_layer(x).float().cpu().numpy().astype(np.float16)
+                if args.logits
+                else None
+            )
+            writer.append(x.float().cpu().numpy(), target[sel].cpu().numpy(), logits)
+            done += int(sel.sum())
+            el = time.time() - t0
+            print(
+                f"\r[dump_features] {done}/{total} tokens, {done / max(el, 1e-9):.0f} tok/s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

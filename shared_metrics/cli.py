@@ -19,11 +19,12 @@ from . import __version__
 from .centroids import class_centroids, per_class_accuracy, require_classes_present, top1_correct
 from .diffusion import check_sets, diffusion_index, diffusion_index_pairwise
 from .entropy import check_temperature, match_temperature, mean_entropy
+from .errors import UserError, run_cli
 from .eta_bootstrap import bootstrap_eta, check_bootstrap_args, check_memory, gather_class_rows, summarise
 from .featureset import FeatureSet, FeatureSetError
 from .isotropy import check_ratio, negligible_classes
 from .report import FORMATS, atomic_write_text, csv_table, markdown_table, read_json, tmp_name, to_json
-from .selection import HierarchyError, agreement, load_hierarchy, select_from_features, select_from_hierarchy
+from .selection import agreement, load_hierarchy, select_from_features, select_from_hierarchy
 from .soft_targets import class_mean_soft_targets, plot_soft_targets, soft_target_profiles
 from .stability import VARIANTS, stability
 from .stats import holm, mcnemar_exact, paired_bootstrap_accuracy, paired_t_interval, t_interval
@@ -31,8 +32,8 @@ from .stats import holm, mcnemar_exact, paired_bootstrap_accuracy, paired_t_inte
 PROG = "lskd-metrics"
 
 
-class UsageError(ValueError):
-    pass
+class UsageError(UserError):
+    """A bad combination or value of ``lskd-metrics`` options."""
 
 
 # ----------------------------------------------------------------- helpers
@@ -1298,29 +1299,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except (FeatureSetError, HierarchyError, UsageError, ValueError, OSError) as e:
-        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print(f"{PROG} {args.command}: error: out of memory", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        return 0
-    except Exception as e:  # never a raw traceback at the user
-        if os.environ.get("LSKD_DEBUG"):
-            raise
-        print(
-            f"{PROG} {args.command}: internal error: {type(e).__name__}: {e} "
-            "(set LSKD_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    # the math modules report bad input (an empty class, a set listed twice, ...) as ValueError
+    return run_cli(f"{PROG} {args.command}", args.func, args, bad_input=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np
 
 from .centroids import PROGRESS_VALUES
 from .diffusion import check_sets
+from .errors import UserError
 from .featureset import CHUNK_BYTES, FeatureSet
 from .report import Progress
 from .stats import _check_replicates, _check_seed, check_confidence, percentile_interval
@@ -41,7 +42,7 @@ BLOCK = 128
 WORK_BYTES = 256 * 1024 * 1024
 
 
-class BootstrapMemoryError(ValueError):
+class BootstrapMemoryError(UserError):
     """The bootstrap would need more memory than the machine has available."""
 
 
@@ -149,7 +150,7 @@ def gather_class_rows(sets: list[FeatureSet], classes, chunk_rows: int | None = 
             f"{fs.path.name}/features (bootstrap rows)",
             enabled=fs.num_samples * fs.dim > PROGRESS_VALUES,
         )
-        for start, _y, block in fs.iter_chunks("features", chunk_rows, classes):
+        for start, _labels, block in fs.iter_chunks("features", chunk_rows, classes):
             part[dest[start + np.flatnonzero(keep[labels[start : start + chunk_rows]])]] = block
             progress.update(start)
         progress.update(fs.num_samples)
@@ -204,7 +205,7 @@ def bootstrap_eta(
     targets = [(int(t), *check_sets(t, s1, s2)) for t, s1, s2 in targets]
     target_ids = list(dict.fromkeys(t for t, _, _ in targets))
     users: dict[int, list[tuple[int, int]]] = {}  # class -> [(target number, its column in S1 + S2)]
-    for i, (_t, s1, s2) in enumerate(targets):
+    for i, (_target, s1, s2) in enumerate(targets):
         for j, k in enumerate(s1 + s2):
             users.setdefault(k, []).append((i, j))
     missing = [k for k in [*target_ids, *users] if k not in rows._index]

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
 from .locks import OutputLock, remove_stale_temporaries
 from .report import read_json
 
@@ -40,7 +41,7 @@ REQUIRED_FILES = ("features.npy", "labels.npy", "head_weight.npy", "head_bias.np
 CHUNK_BYTES = 32 * 1024 * 1024
 
 
-class FeatureSetError(ValueError):
+class FeatureSetError(UserError):
     """A feature set is missing, malformed or inconsistent; the message names the file."""
 
 

@@ -28,13 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
 from .report import read_json
 
 WORDNET_NOUNS = os.environ.get("LSKD_WORDNET", "/usr/share/wordnet/data.noun")
 ROOT = "<root>"
 
 
-class HierarchyError(ValueError):
+class HierarchyError(UserError):
     pass
 
 

@@ -249,10 +249,11 @@ def test_loader_bench_numbers_in_the_summary_beside_the_kd_step(tmp_path):
     from scripts.gpu_check import key_numbers
 
     ips = r["images_per_s"]
+    pil, tensor = ips["pil"], ips["tensor"]
     want = (
         "img/s pil / tensor: "
-        f"0 workers {ips['pil']['0']:.0f} / {ips['tensor']['0']:.0f} ({ips['tensor']['0'] / ips['pil']['0']:.2f}x), "
-        f"1 workers {ips['pil']['1']:.0f} / {ips['tensor']['1']:.0f} ({ips['tensor']['1'] / ips['pil']['1']:.2f}x)"
+        f"0 workers {pil['0']:.0f} / {tensor['0']:.0f} ({tensor['0'] / pil['0']:.2f}x), "
+        f"1 workers {pil['1']:.0f} / {tensor['1']:.0f} ({tensor['1'] / pil['1']:.2f}x)"
     )
     assert key_numbers("bench-loader", "", tmp_path) == want
     (tmp_path / "bench_vision.json").write_text(

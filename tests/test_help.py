@@ -1,13 +1,13 @@
 """``--help`` of every entry point and of every subcommand exits 0 (argparse formats help strings
-with %, so a bare % in one crashes --help: it did for lskd-metrics).
+with %, so a bare % in one would crash --help).
 
 The entry points are found, not listed: every file of the project's folders with an
 ``if __name__ == "__main__":`` block, run the way the READMEs run it (``python -m`` for the
 preprocess, nmt_plugin and shared_metrics packages, ``python path/to/file.py`` elsewhere);
 the subcommands are read from each entry point's own parser as parsing starts, and their help is
-formatted as ``ENTRY SUB --help`` formats it (HELP_ALL below). Plus ``fairseq-train --user-dir nmt_plugin --task kd_translation
---criterion ls_kd --help`` (and the plugin's own options, which that help leaves out) and the
-installed ``lskd-metrics`` console script where there is one."""
+formatted as ``ENTRY SUB --help`` formats it (HELP_ALL below). Plus ``fairseq-train --user-dir
+nmt_plugin --task kd_translation --criterion ls_kd --help`` (and the plugin's own options, which
+that help leaves out) and the installed ``lskd-metrics`` console script where there is one."""
 
 import json
 import os

@@ -96,7 +96,8 @@ def test_dump_features_student_capped(tmp_path_factory, tmp_path):
 
 def _error_line(capsys) -> str:
     """The one line a command printed to stderr (fairseq's own log lines aside)."""
-    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:") or "Traceback" in l]
+    err = capsys.readouterr().err.splitlines()
+    lines = [line for line in err if line.startswith("error:") or "Traceback" in line]
     assert len(lines) == 1, lines
     return lines[0]
 
@@ -292,9 +293,12 @@ def test_table_decodes_again_what_lacks_its_kept_translations(tmp_path, monkeypa
         cks[-1].write_bytes(name.encode())
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "test.de-en.en.bin").write_bytes(b"1")
-    table = lambda: bleu.main(
-        ["table", *map(str, cks), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "t")]
-    )  # noqa: E731
+
+    def table():
+        return bleu.main(
+            ["table", *map(str, cks), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "t")]
+        )
+
     assert table() == 0 and decoded == ["a.pt", "b.pt", "c.pt"]
     cache_path = tmp_path / "t.cache.json"
     cache = json.loads(cache_path.read_text())

@@ -424,11 +424,10 @@ def test_second_copy_of_the_plugin_imports_cleanly(tmp_path):
         REPO / "nmt_plugin", tmp_path / "nmt_plugin_copy", ignore=shutil.ignore_patterns("__pycache__")
     )
     code = (
-        "import sys; sys.path.insert(0, %r); import nmt_plugin, nmt_plugin_copy; "
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import nmt_plugin, nmt_plugin_copy; "
         "from fairseq.criterions import CRITERION_REGISTRY; from fairseq.tasks import TASK_REGISTRY; "
         "assert CRITERION_REGISTRY['ls_kd'] is nmt_plugin.ls_kd.LsKdCriterion; "
         "assert TASK_REGISTRY['kd_translation'] is nmt_plugin.kd_translation.KdTranslationTask; print('ok')"
-        % str(tmp_path)
     )
     proc = subprocess.run([PY, "-c", code], cwd=REPO, env=env(), capture_output=True, text=True)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
@@ -496,3 +495,21 @@ print("ok")
     assert proc.returncode == 0 and (tmp_path / "feats").is_dir(), proc.stderr[-2000:]
     proc = py("-m", "nmt_plugin.bleu", "score", moved, "--data", toyset["data"], "--cpu", "--beam", "1")
     assert proc.returncode == 0 and "BLEU = " in proc.stdout, proc.stderr[-2000:]
+
+
+def test_import_leaves_the_excepthook_and_fairseq_calls_install_it():
+    """Importing the plugin keeps the process's sys.excepthook; once fairseq calls into the plugin
+    (here: the call it makes), an uncaught plugin error is one line and exit status 1, and any
+    other exception keeps its traceback."""
+    code = (
+        "import sys; hook = sys.excepthook; import nmt_plugin, nmt_plugin.bleu, nmt_plugin.dump_features; "
+        "assert sys.excepthook is hook, 'replaced at import'; "
+        "from nmt_plugin.errors import LskdConfigError, report_errors_in_one_line; "
+        "report_errors_in_one_line(); assert sys.excepthook is not hook; "
+        "raise (LskdConfigError('bad\\n  thing') if sys.argv[1] == 'user' else KeyError('bug'))"
+    )
+    user = subprocess.run([PY, "-c", code, "user"], cwd=REPO, env=env(), capture_output=True, text=True)
+    assert user.returncode == 1 and user.stderr.strip().splitlines()[-1] == "error: bad thing", user.stderr
+    assert "Traceback" not in user.stderr
+    bug = subprocess.run([PY, "-c", code, "bug"], cwd=REPO, env=env(), capture_output=True, text=True)
+    assert bug.returncode == 1 and "Traceback" in bug.stderr and "KeyError: 'bug'" in bug.stderr

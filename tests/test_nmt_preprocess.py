@@ -66,7 +66,7 @@ def test_bible_few_chapters_chapter_disjoint(tmp_path):
         )
         lines = (out / "tok" / f"{split}.ru").read_text().splitlines()
         assert len(lines) == n == man["sentences"][split]["kept"]
-        assert lines == [l.lower() for l in lines]
+        assert lines == [line.lower() for line in lines]
     # joint BPE and a joined dictionary; fairseq's binarised splits
     assert (out / "text" / "code").exists()
     assert (out / "bin" / "dict.ru.txt").read_text() == (out / "bin" / "dict.en.txt").read_text()
@@ -105,7 +105,7 @@ def _fake_iwslt_archive(path, n=60):
         tr_en.append("The " + " ".join(words_en[x] for x in k) + ".")
 
     def xml(lines, lang):
-        segs = "\n".join(f'<seg id="{i + 1}"> {l} </seg>' for i, l in enumerate(lines))
+        segs = "\n".join(f'<seg id="{i + 1}"> {line} </seg>' for i, line in enumerate(lines))
         return f'<refset setid="x" srclang="de" trglang="en"><doc docid="1">\n{segs}\n</doc></refset>\n'
 
     inner = io.BytesIO()

@@ -13,18 +13,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("fairseq")
+pytest.register_assert_rewrite("safety_helpers")  # a plugin below (pytest_plugins): its fixtures
 
 from nmt_toy import PLUGIN, PY, REPO, TINY  # noqa: E402
-from safety_helpers import (
-    DIGITS,
-    dead_pid,
-    env,
-    last_line,
-    lock_held_by_another_process,  # noqa: E402
-    )  # noqa: F401 (fixtures)
+from safety_helpers import DIGITS, dead_pid, env, last_line, lock_held_by_another_process  # noqa: E402
 
 from shared_metrics.featureset import FeatureSetError, FeatureSetWriter, write_feature_set  # noqa: E402
 from shared_metrics.locks import OutputLock, lock_path, remove_stale_temporaries  # noqa: E402
+
+pytest_plugins = ["safety_helpers"]  # its fixtures: toyset, vision_teacher
 
 DISTILL = str(REPO / "vision" / "distill.py")
 VDUMP = str(REPO / "vision" / "dump_features.py")
@@ -142,7 +139,10 @@ def test_vision_resume_removes_a_killed_save(vision_teacher, tmp_path, capsys):
     stale = out / f"checkpoint.pt.tmp-{dead_pid()}"
     stale.write_bytes(b"half a checkpoint")
     distill.cli([*DIGITS, "--epochs", "2", "--resume", "--output-dir", str(out)])
-    assert not stale.exists() and [json.loads(l)["epoch"] for l in open(out / "metrics.jsonl")] == [0, 1]
+    assert not stale.exists() and [json.loads(line)["epoch"] for line in open(out / "metrics.jsonl")] == [
+        0,
+        1,
+    ]
     assert not lock_path(out).exists()
 
 

@@ -1,4 +1,4 @@
-"""Bad input that used to send the user the wrong way now says what is wrong, in one line:
+"""Bad input that could send the user the wrong way says what is wrong, in one line:
 a malicious checkpoint is "refused: unsafe object" (not "corrupted"), a NaN teacher is the
 teacher's fault at its load or first batch (not "lower --lr" after an epoch), a directory given as
 a checkpoint is a directory (not "not found"), an infinite temperature "must be finite", and an
@@ -10,11 +10,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("fairseq")
+pytest.register_assert_rewrite("safety_helpers")  # a plugin below (pytest_plugins): its fixtures
 
 from nmt_toy import PLUGIN, PY, REPO, TINY  # noqa: E402
-from safety_helpers import DIGITS, env, last_line, plant_payload, toyset, vision_teacher  # noqa: E402,F401
+from safety_helpers import DIGITS, env, last_line, plant_payload  # noqa: E402
 
 from nmt_plugin.errors import LskdConfigError  # noqa: E402
+
+pytest_plugins = ["safety_helpers"]  # its fixtures: toyset, vision_teacher
 
 
 def vision_with_weights(src, dest, change):
@@ -195,3 +198,24 @@ def test_save_dir_that_is_a_file_is_one_line(toyset, tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert last_line(proc.stderr) == f"error: --out {out} is a file, not a feature-set directory"
+
+
+def test_run_cli_reports_bad_input_in_one_line(capsys):
+    """shared_metrics.errors.run_cli, the wrapper of every entry point: a UserError or OSError is
+    `PROG: error: MESSAGE` on one line and 2 (`error: MESSAGE` without a PROG), the types in
+    bad_input too; another exception is one `internal error` line and 1; a return value passes."""
+    from shared_metrics.errors import UserError, run_cli
+
+    def fail(e):
+        raise e
+
+    assert run_cli("cmd", fail, UserError("two\n  lines")) == 2
+    assert capsys.readouterr().err == "cmd: error: two lines\n"
+    assert run_cli("", fail, FileNotFoundError(2, "No such file or directory", "x.json")) == 2
+    assert capsys.readouterr().err == "error: [Errno 2] No such file or directory: 'x.json'\n"
+    assert run_cli("cmd", fail, ValueError("empty class"), bad_input=(ValueError,)) == 2
+    assert capsys.readouterr().err == "cmd: error: empty class\n"
+    assert run_cli("cmd", fail, ValueError("a bug")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cmd: internal error: ValueError: a bug") and len(err.splitlines()) == 1
+    assert run_cli("cmd", lambda x: x, 3) == 3 and run_cli("cmd", lambda: None) == 0

@@ -88,7 +88,7 @@ def test_truncated_or_empty_checkpoint_last_resumes_from_the_newest_whole_one(to
     live.write_bytes(b"x")  # a running process's (this one): not ours to remove
     second = train(toyset, save, 3)
     out = second.stdout + second.stderr
-    warned = [l for l in out.splitlines() if "checkpoint_last.pt is" in l]
+    warned = [line for line in out.splitlines() if "checkpoint_last.pt is" in line]
     assert (
         len(warned) == 1
         and "is truncated or corrupted (a run killed while writing it?); resuming from" in warned[0]
@@ -107,7 +107,7 @@ def test_truncated_or_empty_checkpoint_last_resumes_from_the_newest_whole_one(to
     last.write_bytes(b"")  # empty: resumes from the newest whole one, now epoch 3's
     third = train(toyset, save, 4)
     out = third.stdout + third.stderr
-    assert len([l for l in out.splitlines() if "checkpoint_last.pt is empty (0 bytes)" in l]) == 1
+    assert len([line for line in out.splitlines() if "checkpoint_last.pt is empty (0 bytes)" in line]) == 1
     assert loaded(third)[1:] == (4, 3 * per_epoch) and updates(third) == 4 * per_epoch
 
     # nothing whole to fall back on: one line, exit != 0

@@ -41,13 +41,17 @@ rule power:
     output: "power{k}.txt"
     log: "jobs/power{k}.txt"
     resources: cpus_per_task=1
-    shell: "{PY} -c 'import sys; print(sum(int(x) ** {wildcards.k} for x in open(sys.argv[1])))' {input} > {output}; " + WHERE
+    shell:
+        "{PY} -c 'import sys; print(sum(int(x) ** {wildcards.k} for x in open(sys.argv[1])))' "
+        "{input} > {output}; " + WHERE
 
 rule total:
     input: expand("power{k}.txt", k=[2, 3])
     output: "total.txt"
     log: "jobs/total.txt"
-    shell: "{PY} -c 'import sys; print(sum(int(open(p).read()) for p in sys.argv[1:]))' {input} > {output}; " + WHERE
+    shell:
+        "{PY} -c 'import sys; print(sum(int(open(p).read()) for p in sys.argv[1:]))' "
+        "{input} > {output}; " + WHERE
 """
 OUTPUTS = ["numbers.txt", "power2.txt", "power3.txt", "total.txt"]
 JOB_LOGS = ["numbers", "power2", "power3", "total"]

@@ -25,10 +25,10 @@ CLASSES = ["a", "b", "c"]
 
 def data(n_train=11, n_val=1):
     g = torch.Generator().manual_seed(0)
-    mk = lambda n: torch.utils.data.TensorDataset(
-        torch.randn(n, 4, generator=g),  # noqa: E731
-        torch.arange(n) % 3,
-    )
+
+    def mk(n):
+        return torch.utils.data.TensorDataset(torch.randn(n, 4, generator=g), torch.arange(n) % 3)
+
     return SimpleNamespace(train_eval=mk(n_train), val=mk(n_val), classes=CLASSES)
 
 

@@ -165,7 +165,8 @@ def test_step_under_bf16_autocast_keeps_a_float32_loss():
 @pytest.mark.parametrize(
     "clip, expected",
     [
-        # zero weights, x = [3, 4], y = 0: dCE/dz = [-0.5, 0.5], grad W = [[-1.5, -2], [1.5, 2]], norm sqrt(12.5)
+        # zero weights, x = [3, 4], y = 0: dCE/dz = [-0.5, 0.5],
+        # grad W = [[-1.5, -2], [1.5, 2]], norm sqrt(12.5)
         (None, [[1.5, 2.0], [-1.5, -2.0]]),
         (10.0, [[1.5, 2.0], [-1.5, -2.0]]),  # above the norm: untouched
         (1.0, [[1.5 / 12.5**0.5, 2.0 / 12.5**0.5], [-1.5 / 12.5**0.5, -2.0 / 12.5**0.5]]),

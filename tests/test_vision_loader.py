@@ -20,7 +20,7 @@ from torchvision.transforms.functional import pil_to_tensor  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from bench.vision_loader_throughput import main as loader_bench  # noqa: E402
-from bench.vision_loader_throughput import natural_image
+from bench.vision_loader_throughput import natural_image  # noqa: E402
 from vision import data as vdata  # noqa: E402
 from vision import distill, dump_features  # noqa: E402
 from vision.utils import VisionError  # noqa: E402

@@ -878,7 +878,9 @@ def test_compiled_sweep_on_cpu_matches_eager(teacher, tmp_path):
         )
         assert e_w.keys() == c_w.keys()
         for k in e_w:
-            torch.testing.assert_close(c_w[k], e_w[k], rtol=1e-2, atol=1e-2, msg=lambda m: f"{t} {k}: {m}")
+            torch.testing.assert_close(
+                c_w[k], e_w[k], rtol=1e-2, atol=1e-2, msg=lambda m, t=t, k=k: f"{t} {k}: {m}"
+            )
         fs = FeatureSet.open(tmp_path / "compiled" / t / "features" / "valid")
         logits = np.asarray(fs.features, np.float64) @ fs.head_weight.T.astype(np.float64) + fs.head_bias
         np.testing.assert_allclose(logits, np.asarray(fs.logits, np.float64), rtol=1e-3, atol=1e-3)

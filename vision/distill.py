@@ -31,7 +31,6 @@ if __package__ in (None, ""):  # run as a script (python/torchrun vision/distill
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
-import ast
 import contextlib
 import copy
 import json
@@ -44,10 +43,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared_metrics.featureset import FeatureSetError
+from shared_metrics.errors import run_cli
 from shared_metrics.locks import remove_stale_temporaries
+from shared_metrics.naming import temperature_tag
+from vision import checks, kd, utils
 from vision import data as vdata
-from vision import kd, utils
+from vision.checks import check_teacher_inputs
 from vision.dump_features import CREATED_BY, dump_all, feature_dtype
 from vision.models import (
     build_model,
@@ -231,70 +232,13 @@ def get_args_parser(add_help=True):
 
 # ----------------------------------------------------------------------------- arguments
 def check_args(args) -> None:
-    """Refuse bad input before any work (one-line errors)."""
-    if not 0.0 <= args.label_smoothing < 1.0:
-        raise VisionError(f"--label-smoothing α must be in [0, 1), got {args.label_smoothing:g}")
-    if not 0.0 <= args.beta <= 1.0:
-        raise VisionError(f"--beta must be in [0, 1], got {args.beta:g}")
-    if args.clip_grad_norm is not None and not args.clip_grad_norm > 0:
-        raise VisionError(f"--clip-grad-norm must be > 0, got {args.clip_grad_norm:g}")
-    if args.lr_warmup_epochs < 0:
-        raise VisionError(f"--lr-warmup-epochs must be >= 0, got {args.lr_warmup_epochs}")
-    if not (args.lr_gamma > 0 and math.isfinite(args.lr_gamma)):
-        raise VisionError(f"--lr-gamma must be a finite number > 0, got {args.lr_gamma:g}")
-    if args.teacher_alpha is not None and not 0.0 <= args.teacher_alpha < 1.0:
-        raise VisionError(f"--teacher-alpha α must be in [0, 1), got {args.teacher_alpha:g}")
-    if args.mode == "student":
-        if not args.temperature:
-            raise VisionError("--mode student needs --temperature T [T ...]")
-        bad = [t for t in args.temperature if not np.isfinite(t)]
-        if bad:
-            raise VisionError(f"--temperature must be finite (a number > 0), got {bad[0]:g}")
-        bad = [t for t in args.temperature if not t > 0]
-        if bad:
-            raise VisionError(f"--temperature must be > 0, got {bad[0]:g}")
-        if len({temp_name(t) for t in args.temperature}) != len(args.temperature):
-            raise VisionError("--temperature lists the same value twice")
-        if not args.teacher:
-            raise VisionError("--mode student needs --teacher CKPT")
-    elif args.temperature or args.teacher:
-        raise VisionError("--temperature and --teacher only apply to --mode student")
-    utils.check_data_args(args)  # the data and loader flags, as vision/dump_features.py checks them
-    for name in ("epochs", "lr_step"):
-        utils.check_at_least(name, getattr(args, name), 1)
-    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
-        raise VisionError(f"--lr must be a finite number > 0, got {args.lr:g}")
-    if not 0.0 <= args.momentum < 1.0:
-        raise VisionError(f"--momentum must be in [0, 1), got {args.momentum:g}")
-    if not (args.weight_decay >= 0 and math.isfinite(args.weight_decay)):
-        raise VisionError(f"--weight-decay must be a finite number >= 0, got {args.weight_decay:g}")
-    if args.sync_bn and args.device != "cuda":
-        raise VisionError("--sync-bn needs --device cuda (SyncBatchNorm has no CPU kernels)")
-    if args.resume and args.test_only:
-        raise VisionError("--test-only already loads the checkpoint(s); drop --resume")
-    args.model_kwargs = parse_model_args(args.model_arg)
+    """Refuse bad input before any work (vision/checks.py), then fill in the mode's defaults."""
+    checks.check_train_args(args)
+    args.model_kwargs = checks.parse_model_args(args.model_arg)
     epochs, step = DEFAULTS[args.mode]
     args.epochs = args.epochs or epochs
     args.lr_step = args.lr_step or step
     args.lr = args.lr or (0.01 if args.recipe == "cub" else 0.1)
-
-
-def parse_model_args(items) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise VisionError(f"--model-arg wants KEY=VALUE, got {item!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
-
-
-def temp_name(t: float) -> str:
-    """Directory name of a temperature: 1.0 -> T1, 1.5 -> T1.5."""
-    return f"T{t:g}"
 
 
 def plain_args(args) -> dict:
@@ -418,61 +362,14 @@ def train_one_epoch(runs, teacher, loader, epoch, args, device, autocast, memory
 
 
 # ----------------------------------------------------------------------------- set-up
-#: What a checkpoint's args record of the input pipeline (vision/data.py builds the transforms
-#: and the grey sets' resizing and normalisation from these): a teacher must be fed images like
-#: those it learned from (kind, resolution, normalisation). --limit-*, --epochs, --lr, --data (a
-#: moved copy), ... may differ; so may --small-input (the teacher is rebuilt with its own stem)
-#: and --recipe (it only adds training augmentation: rotation and colour jitter for cub; the
-#: resolution and normalisation are the same).
-TEACHER_INPUTS = ("dataset", "image_size")
-
-
-def check_teacher_inputs(what: str, saved: dict, args) -> None:
-    """Refuse a teacher whose checkpoint ``saved`` args record another input pipeline than this
-    run's ``args`` (after build_datasets resolved args.image_size). Nothing to compare for a plain
-    state dict (no args) or an older checkpoint without a field."""
-
-    def size(a):
-        s = a.get("image_size")
-        return s or vdata.DEFAULT_IMAGE_SIZE.get(a.get("dataset"))
-
-    now = vars(args)
-    diffs = []
-    for key in TEACHER_INPUTS:
-        if key not in saved:
-            continue
-        then_v, now_v = (size(saved), size(now)) if key == "image_size" else (saved[key], now[key])
-        if then_v != now_v:
-            diffs.append(f"--{key.replace('_', '-')} {then_v} (this run: {now_v})")
-    if diffs:
-        raise VisionError(
-            f"{what} was trained with {', '.join(diffs)}: it would see other images "
-            "than it learned from; give this run the teacher's data flags"
-        )
-
-
 def load_teacher(args, num_classes, classes, device):
     model, ckpt = model_from_checkpoint(
         args.teacher, args.teacher_model, num_classes=num_classes, flag="--teacher-model"
     )
     check_checkpoint_classes(f"teacher {args.teacher}", ckpt, classes, args.dataset, role="teacher")
     check_teacher_inputs(f"teacher {args.teacher}", ckpt["args"], args)
-    alpha = ckpt.get("alpha")  # None: not recorded (e.g. a student of a plain state dict)
-    if alpha is None:
-        alpha = args.teacher_alpha
-    elif args.teacher_alpha is not None and alpha != args.teacher_alpha:
-        raise VisionError(
-            f"--teacher-alpha {args.teacher_alpha:g} contradicts the teacher checkpoint's α = {alpha:g}"
-        )
-    bad = next(
-        (k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()),
-        None,
-    )
-    if bad:
-        raise VisionError(
-            f"teacher {args.teacher}: its weights hold NaN or inf ({bad}): the teacher "
-            "checkpoint is broken (a diverged run?); distil from a sound one"
-        )
+    alpha = checks.teacher_alpha(ckpt.get("alpha"), args.teacher_alpha)
+    checks.check_finite_teacher(args.teacher, model)
     teacher = kd.FrozenTeacher(model.to(device))
     if args.channels_last:
         teacher.to(memory_format=torch.channels_last)
@@ -513,8 +410,8 @@ def make_runs(args, num_classes, device):
             module.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
         )
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=args.lr_step, gamma=args.lr_gamma)
-        out = args.output_dir if t is None else os.path.join(args.output_dir, temp_name(t))
-        tag = "" if len(temps) == 1 else f"[{temp_name(t)}]"
+        out = args.output_dir if t is None else os.path.join(args.output_dir, temperature_tag(t))
+        tag = "" if len(temps) == 1 else f"[{temperature_tag(t)}]"
         slot = kd.Slot(model, opt, temperature=t, seed=args.seed, cuda=device.type == "cuda")
         runs.append(
             SimpleNamespace(
@@ -544,24 +441,6 @@ def checkpoint(run, args, epoch, classes, alpha) -> dict:
     }
 
 
-#: What a --resume may not change: it would make one run of two trainings (the data, the model
-#: built, the loss). The epochs, lr and engineering flags may change, --backend too (the same
-#: files and random draws; the pixels differ by a few levels of resampling arithmetic).
-RESUME_FIXED = (
-    "mode",
-    "model",
-    "dataset",
-    "recipe",
-    "image_size",
-    "limit_train",
-    "small_input",
-    "model_kwargs",
-    "label_smoothing",
-    "beta",
-    "seed",
-)
-
-
 def restore(runs, args, full: bool, alpha=None) -> int:
     """Load each run's checkpoint.pt and set ``r.start_epoch``; returns the earliest. Each run
     keeps the checkpoint's metadata in ``r.saved`` (what a --test-only dump records).
@@ -581,33 +460,9 @@ def restore(runs, args, full: bool, alpha=None) -> int:
             r.start_epoch, r.saved = 0, None
             continue
         ck = checkpoint_meta(path, load_checkpoint(path))
-        if not ck:
-            raise VisionError(f"{path}: not a checkpoint of distill.py (a plain state dict?)")
-        lacking = [
-            k for k in ("epoch", *(("optimizer", "lr_scheduler", "rng") if full else ())) if ck.get(k) is None
-        ]
-        if lacking:
-            raise VisionError(f"{path}: the checkpoint lacks {', '.join(lacking)}")
-        if ck.get("model_name") != args.model or ck.get("mode") != args.mode:
-            raise VisionError(
-                f"{path} is a {ck.get('mode')} {ck.get('model_name')}, not a {args.mode} {args.model}"
-            )
+        checks.check_restorable(path, ck, args, full)
         if full:
-            saved = ck.get("args") or {}
-            changed = [
-                f"--{k.replace('_', '-')} {saved[k]} (now {now.get(k)})"
-                for k in RESUME_FIXED
-                if k in saved and saved[k] != now.get(k)
-            ]
-            if ck.get("temperature") != r.temperature:
-                changed.append(f"temperature {ck.get('temperature')} (now {r.temperature})")
-            if alpha is not None and ck.get("alpha") is not None and ck["alpha"] != alpha:
-                changed.append(f"teacher α {ck['alpha']:g} (now {alpha:g})")
-            if changed:
-                raise VisionError(
-                    f"{path} was trained with {', '.join(changed)}: --resume continues "
-                    "the same training; use another --output-dir for a new one"
-                )
+            checks.check_same_training(path, ck, now, r.temperature, alpha)
         try:
             r.module.load_state_dict(state_dict_of(ck, path))
         except RuntimeError as e:
@@ -657,17 +512,7 @@ def main(args):
 
 def run(args, device):
     """The job of main(), --output-dir locked."""
-    if args.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        # warn_only: on CUDA some layers of every torchvision classifier have no deterministic
-        # kernel (adaptive average pooling's backward, bincount); they warn instead of failing.
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-
+    seed_and_determinism(args, device)
     ds = vdata.build_datasets(
         args.dataset,
         args.data,
@@ -690,42 +535,8 @@ def run(args, device):
 
     amp = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp else contextlib.nullcontext
     mf = torch.channels_last if args.channels_last else torch.contiguous_format
-    pin = device.type == "cuda"
-    sampler = torch.utils.data.DistributedSampler(
-        ds.train, num_replicas=args.world_size, rank=args.rank, shuffle=True, seed=args.seed
-    )
-    train_loader = torch.utils.data.DataLoader(
-        ds.train, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers, pin_memory=pin
-    )
-    val_loader = torch.utils.data.DataLoader(
-        ds.val,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        pin_memory=pin,
-        sampler=vdata.ShardSampler(len(ds.val), args.world_size, args.rank),
-    )
-
-    start_epoch = 0
-    have_ckpt = all(os.path.isfile(os.path.join(r.out_dir, "checkpoint.pt")) for r in runs)
-    if args.test_only:
-        if have_ckpt or not args.pretrained:  # else: test the --pretrained weights
-            start_epoch = restore(runs, args, full=False)
-    elif args.resume:
-        start_epoch = restore(runs, args, full=True, alpha=alpha)
-        print(f"resumed from epoch {start_epoch} ({args.output_dir})")
-    else:
-        for r in runs:
-            path = os.path.join(r.out_dir, "checkpoint.pt")
-            if os.path.exists(path):
-                raise VisionError(
-                    f"{path} exists: pass --resume to continue it, or choose another --output-dir"
-                )
-    for r in runs:
-        os.makedirs(r.out_dir, exist_ok=True)
-        if utils.is_main_process() and not args.test_only:
-            with open(os.path.join(r.out_dir, "args.json"), "w") as f:
-                json.dump(plain_args(args), f, indent=1)
-            keep_metrics(os.path.join(r.out_dir, "metrics.jsonl"), r.start_epoch if args.resume else 0)
+    sampler, train_loader, val_loader = make_loaders(ds, args, device)
+    start_epoch = prepare_outputs(runs, args, alpha)
 
     teacher_acc = None
     if teacher is not None:
@@ -750,84 +561,155 @@ def run(args, device):
                 ds.train.set_epoch(epoch, args.seed)
             active = [r for r in runs if r.start_epoch <= epoch]  # all, unless catching up
             train_stats = train_one_epoch(active, teacher, train_loader, epoch, args, device, amp, mf)
-            for r, st in zip(active, train_stats):  # before any save: keep the last good checkpoint
-                if not math.isfinite(st.get("train_teacher_entropy", 0.0)):
-                    raise VisionError(
-                        f"the teacher {args.teacher} gave NaN or inf logits in epoch {epoch}: "
-                        "the teacher is at fault, not the student's settings; nothing of "
-                        "this epoch was saved"
-                    )
-                if not math.isfinite(st["train_loss"]):
-                    raise VisionError(
-                        f"training{r.tag} diverged in epoch {epoch} (train loss "
-                        f"{st['train_loss']}); nothing of this epoch was saved: lower --lr"
-                    )
+            check_finite_epoch(active, train_stats, args, epoch)  # before any save
             for r, st in zip(active, train_stats):
                 lr = r.slot.optimizer.param_groups[0]["lr"]
                 r.scheduler.step()
                 utils.broadcast_buffers(r.module)  # every rank evaluates the checkpointed model
                 m = evaluate(r.module, val_loader, device, K, amp, mf)
-                rec = {
-                    "epoch": epoch,
-                    "mode": args.mode,
-                    "model": args.model,
-                    "temperature": r.temperature,
-                    "alpha": alpha,
-                    "beta": args.beta,
-                    "lr": lr,
-                    **st,
-                    **m,
-                    "teacher_val_acc1": teacher_acc,
-                }
-                print(
-                    f"Epoch: [{epoch}]{r.tag} acc1 {m['val_acc1']:.3f}  acc5 "
-                    f"{m['val_acc5']:.3f}  val loss {m['val_loss']:.4f}  "
-                    f"train loss {st['train_loss']:.4f}  "
-                    + (
-                        f"kl {st['train_kl']:.4f}  H(p_t) {st['train_teacher_entropy']:.4f}  "
-                        if "train_kl" in st
-                        else ""
-                    )
-                    + f"{st['img_s']:.1f} img/s"
-                )
-                utils.append_jsonl(os.path.join(r.out_dir, "metrics.jsonl"), rec)
+                log_epoch(r, args, epoch, lr, alpha, st, m, teacher_acc)
                 utils.save_on_master(
                     checkpoint(r, args, epoch + 1, classes, alpha), os.path.join(r.out_dir, "checkpoint.pt")
                 )
-    if args.dump_features:  # every rank dumps a slice; all the students share one data pass
-        done = start_epoch if args.test_only else max(start_epoch, args.epochs)
-        metas = [
-            r.saved
-            if args.test_only and getattr(r, "saved", None)
-            # what was trained
-            else checkpoint(r, args, done, classes, alpha)
-            for r in runs
-        ]
-        dump_all(
-            [r.module for r in runs],
-            ds,
-            [os.path.join(r.out_dir, "features") for r in runs],
-            num_classes=K,
-            ckpt_metas=metas,
-            dataset_name=args.dataset,
-            device=device,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            autocast=amp,
-            channels_last=args.channels_last,
-            dtype=feature_dtype(args.feature_dtype),
-        )
+    if args.dump_features:
+        dump_run_features(runs, ds, args, device, start_epoch, alpha, amp)
     if args.distributed:
         torch.distributed.destroy_process_group()
 
 
+def seed_and_determinism(args, device) -> None:
+    """Seed torch and numpy; --deterministic: deterministic kernels (else cuDNN's autotuner on CUDA)."""
+    if args.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        # warn_only: on CUDA some layers of every torchvision classifier have no deterministic
+        # kernel (adaptive average pooling's backward, bincount); they warn instead of failing.
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+
+
+def make_loaders(ds, args, device):
+    """(train sampler, train loader, validation loader): each rank its shard of both sets."""
+    pin = device.type == "cuda"
+    sampler = torch.utils.data.DistributedSampler(
+        ds.train, num_replicas=args.world_size, rank=args.rank, shuffle=True, seed=args.seed
+    )
+    train_loader = torch.utils.data.DataLoader(
+        ds.train, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers, pin_memory=pin
+    )
+    val_loader = torch.utils.data.DataLoader(
+        ds.val,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        pin_memory=pin,
+        sampler=vdata.ShardSampler(len(ds.val), args.world_size, args.rank),
+    )
+    return sampler, train_loader, val_loader
+
+
+def prepare_outputs(runs, args, alpha) -> int:
+    """The epoch to start from: the checkpoints' with --resume or --test-only (restore), else 0,
+    refusing to train over an existing checkpoint; then each run's folder, args.json and
+    metrics.jsonl (cut to the epochs its checkpoint holds)."""
+    start_epoch = 0
+    have_ckpt = all(os.path.isfile(os.path.join(r.out_dir, "checkpoint.pt")) for r in runs)
+    if args.test_only:
+        if have_ckpt or not args.pretrained:  # else: test the --pretrained weights
+            start_epoch = restore(runs, args, full=False)
+    elif args.resume:
+        start_epoch = restore(runs, args, full=True, alpha=alpha)
+        print(f"resumed from epoch {start_epoch} ({args.output_dir})")
+    else:
+        for r in runs:
+            path = os.path.join(r.out_dir, "checkpoint.pt")
+            if os.path.exists(path):
+                raise VisionError(
+                    f"{path} exists: pass --resume to continue it, or choose another --output-dir"
+                )
+    for r in runs:
+        os.makedirs(r.out_dir, exist_ok=True)
+        if utils.is_main_process() and not args.test_only:
+            with open(os.path.join(r.out_dir, "args.json"), "w") as f:
+                json.dump(plain_args(args), f, indent=1)
+            keep_metrics(os.path.join(r.out_dir, "metrics.jsonl"), r.start_epoch if args.resume else 0)
+    return start_epoch
+
+
+def check_finite_epoch(runs, train_stats, args, epoch) -> None:
+    """Refuse an epoch whose teacher gave NaN or inf logits, or whose training loss is not
+    finite: raised before any save, so the last good checkpoint stays."""
+    for r, st in zip(runs, train_stats):
+        if not math.isfinite(st.get("train_teacher_entropy", 0.0)):
+            raise VisionError(
+                f"the teacher {args.teacher} gave NaN or inf logits in epoch {epoch}: "
+                "the teacher is at fault, not the student's settings; nothing of "
+                "this epoch was saved"
+            )
+        if not math.isfinite(st["train_loss"]):
+            raise VisionError(
+                f"training{r.tag} diverged in epoch {epoch} (train loss "
+                f"{st['train_loss']}); nothing of this epoch was saved: lower --lr"
+            )
+
+
+def log_epoch(r, args, epoch, lr, alpha, st: dict, m: dict, teacher_acc) -> None:
+    """One line of the epoch on stdout and one record in the run's metrics.jsonl."""
+    rec = {
+        "epoch": epoch,
+        "mode": args.mode,
+        "model": args.model,
+        "temperature": r.temperature,
+        "alpha": alpha,
+        "beta": args.beta,
+        "lr": lr,
+        **st,
+        **m,
+        "teacher_val_acc1": teacher_acc,
+    }
+    print(
+        f"Epoch: [{epoch}]{r.tag} acc1 {m['val_acc1']:.3f}  acc5 "
+        f"{m['val_acc5']:.3f}  val loss {m['val_loss']:.4f}  "
+        f"train loss {st['train_loss']:.4f}  "
+        + (f"kl {st['train_kl']:.4f}  H(p_t) {st['train_teacher_entropy']:.4f}  " if "train_kl" in st else "")
+        + f"{st['img_s']:.1f} img/s"
+    )
+    utils.append_jsonl(os.path.join(r.out_dir, "metrics.jsonl"), rec)
+
+
+def dump_run_features(runs, ds, args, device, start_epoch, alpha, amp) -> None:
+    """--dump-features: every run's features/{train,valid}; each rank dumps a slice and all the
+    students share one data pass."""
+    done = start_epoch if args.test_only else max(start_epoch, args.epochs)
+    metas = [
+        r.saved
+        if args.test_only and getattr(r, "saved", None)
+        # what was trained
+        else checkpoint(r, args, done, ds.classes, alpha)
+        for r in runs
+    ]
+    dump_all(
+        [r.module for r in runs],
+        ds,
+        [os.path.join(r.out_dir, "features") for r in runs],
+        num_classes=len(ds.classes),
+        ckpt_metas=metas,
+        dataset_name=args.dataset,
+        device=device,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        autocast=amp,
+        channels_last=args.channels_last,
+        dtype=feature_dtype(args.feature_dtype),
+    )
+
+
 def cli(argv=None):
-    args = get_args_parser().parse_args(argv)
-    try:
-        main(args)
-    except (VisionError, FeatureSetError, OSError) as e:  # OSError: missing, exists, not a dir, ...
-        print(f"distill.py: error: {' '.join(str(e).split())}", file=sys.stderr)
-        sys.exit(2)
+    rc = run_cli("distill.py", main, get_args_parser().parse_args(argv))
+    if rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ if __package__ in (None, ""):  # run as a script: make `import vision.x` work
 import numpy as np
 import torch
 
-from shared_metrics.featureset import FeatureSetError, FeatureSetWriter, concatenate_feature_sets
+from shared_metrics.errors import run_cli
+from shared_metrics.featureset import FeatureSetWriter, concatenate_feature_sets
 from vision import data as vdata
 from vision import utils
 from vision.models import (
@@ -105,26 +106,10 @@ def dump_split(
             stack.callback(head.register_forward_hook(lambda m, inp, out, c=cap: c.append(inp[0])).remove)
         for m in models:
             stack.callback(m.train, m.training)
-        writers = []
-        for head, path, meta in zip(heads, paths, metas):
-            dt = dtype or (np.float16 if total * head.in_features > AUTO_FP16_VALUES else np.float32)
-            bias = head.bias.detach().float().cpu().numpy() if head.bias is not None else None
-            writers.append(
-                stack.enter_context(
-                    FeatureSetWriter(
-                        path,
-                        num_samples=n,
-                        dim=head.in_features,
-                        head_weight=head.weight.detach().float().cpu().numpy(),
-                        head_bias=bias,
-                        meta=meta,
-                        dtype=dt,
-                        logits=total * num_classes <= MAX_LOGIT_VALUES,
-                        logits_dtype=np.float32,
-                        overwrite=overwrite,
-                    )
-                )
-            )
+        writers = [
+            stack.enter_context(writer)
+            for writer in feature_writers(heads, paths, metas, n, total, num_classes, dtype, overwrite)
+        ]
         for m in models:
             m.eval()
         per_iter = images_per_iter or batch_size
@@ -144,6 +129,31 @@ def dump_split(
     return paths
 
 
+def feature_writers(heads, paths, metas, n: int, total: int, num_classes: int, dtype, overwrite: bool):
+    """One FeatureSetWriter per model (its ``head``: the Linear classifier) for ``n`` samples of a
+    split of ``total``: features in ``dtype`` (None: float16 above AUTO_FP16_VALUES values, else
+    float32), logits when the split has at most MAX_LOGIT_VALUES of them."""
+    writers = []
+    for head, path, meta in zip(heads, paths, metas):
+        dt = dtype or (np.float16 if total * head.in_features > AUTO_FP16_VALUES else np.float32)
+        bias = head.bias.detach().float().cpu().numpy() if head.bias is not None else None
+        writers.append(
+            FeatureSetWriter(
+                path,
+                num_samples=n,
+                dim=head.in_features,
+                head_weight=head.weight.detach().float().cpu().numpy(),
+                head_bias=bias,
+                meta=meta,
+                dtype=dt,
+                logits=total * num_classes <= MAX_LOGIT_VALUES,
+                logits_dtype=np.float32,
+                overwrite=overwrite,
+            )
+        )
+    return writers
+
+
 def _part_path(final: str, rank: int, world: int) -> str:
     head, tail = os.path.split(final)
     return os.path.join(head, f".{tail}.part{rank:05d}-of-{world:05d}")
@@ -159,6 +169,54 @@ def _settle(error, leftovers, device, what: str) -> None:
         if error is not None:
             raise error
         raise VisionError(f"{what} failed on {failed} other rank(s); see their error")
+
+
+def dump_split_in_parts(models, ds, finals, metas, split: str, rank: int, world: int, *, num_classes, **kw):
+    """The distributed dump of one split: each rank its contiguous slice into a hidden part set
+    beside each final one, then rank 0 joins the parts in order; a rank that fails makes every
+    rank fail (_settle), leaving nothing under the final names."""
+    n = len(ds)
+    lo, hi = n * rank // world, n * (rank + 1) // world
+    mine = [_part_path(f, rank, world) for f in finals]
+    error = None
+    try:
+        if hi > lo:
+            dump_split(
+                models,
+                torch.utils.data.Subset(ds, range(lo, hi)),
+                mine,
+                [dict(m, part=f"{rank}/{world}") for m in metas],
+                num_classes=num_classes,
+                header=f"features {split}",
+                split_size=n,
+                images_per_iter=kw.get("batch_size", 256) * world,
+                **kw,
+            )
+    except Exception as e:  # every rank must reach the vote below, or the others hang
+        error = e
+    _settle(error, mine, kw.get("device"), f"the feature dump of the {split} split")
+    error, parts = None, []
+    if rank == 0:
+        bounds = [(n * r // world, n * (r + 1) // world) for r in range(world)]
+        try:
+            for final, meta in zip(finals, metas):
+                parts = [_part_path(final, r, world) for r, (a, b) in enumerate(bounds) if b > a]
+                concatenate_feature_sets(parts, final, meta=meta, overwrite=kw.get("overwrite", True))
+                for p in parts:
+                    shutil.rmtree(p, ignore_errors=True)
+        except Exception as e:
+            error = e
+            parts = [_part_path(f, r, world) for f in finals for r in range(world)]
+    _settle(error, parts, kw.get("device"), f"joining the {split} split's parts")
+
+
+def remove_stale_parts(finals) -> None:
+    """Remove the part sets a killed distributed dump left beside the final sets."""
+    for final in finals:
+        head, tail = os.path.split(final)
+        for name in os.listdir(head or "."):
+            if re.fullmatch(rf"\.{re.escape(tail)}\.part\d+-of-\d+", name):
+                shutil.rmtree(os.path.join(head, name), ignore_errors=True)
 
 
 def dump_all(
@@ -179,48 +237,13 @@ def dump_all(
         finals = [os.path.join(d, SPLIT_DIRS[split]) for d in out_dirs]
         metas = [feature_meta(m, datasets.classes, split, dataset_name) for m in ckpt_metas]
         n = len(ds)
-        lo, hi = n * rank // world, n * (rank + 1) // world
         header = f"features {split}"
         if world == 1:
             dump_split(models, ds, finals, metas, num_classes=num_classes, header=header, **kw)
         else:
-            mine = [_part_path(f, rank, world) for f in finals]
-            error = None
-            try:
-                if hi > lo:
-                    dump_split(
-                        models,
-                        torch.utils.data.Subset(ds, range(lo, hi)),
-                        mine,
-                        [dict(m, part=f"{rank}/{world}") for m in metas],
-                        num_classes=num_classes,
-                        header=header,
-                        split_size=n,
-                        images_per_iter=kw.get("batch_size", 256) * world,
-                        **kw,
-                    )
-            except Exception as e:  # every rank must reach the vote below, or the others hang
-                error = e
-            _settle(error, mine, kw.get("device"), f"the feature dump of the {split} split")
-            error, parts = None, []
-            if rank == 0:
-                bounds = [(n * r // world, n * (r + 1) // world) for r in range(world)]
-                try:
-                    for final, meta in zip(finals, metas):
-                        parts = [_part_path(final, r, world) for r, (a, b) in enumerate(bounds) if b > a]
-                        concatenate_feature_sets(parts, final, meta=meta, overwrite=kw.get("overwrite", True))
-                        for p in parts:
-                            shutil.rmtree(p, ignore_errors=True)
-                except Exception as e:
-                    error = e
-                    parts = [_part_path(f, r, world) for f in finals for r in range(world)]
-            _settle(error, parts, kw.get("device"), f"joining the {split} split's parts")
+            dump_split_in_parts(models, ds, finals, metas, split, rank, world, num_classes=num_classes, **kw)
         if rank == 0:  # part sets a killed distributed dump left (the caller holds the output's lock)
-            for final in finals:
-                head, tail = os.path.split(final)
-                for name in os.listdir(head or "."):
-                    if re.fullmatch(rf"\.{re.escape(tail)}\.part\d+-of-\d+", name):
-                        shutil.rmtree(os.path.join(head, name), ignore_errors=True)
+            remove_stale_parts(finals)
         for final in finals:
             print(f"features: wrote {final} ({n} samples)", flush=True)
         paths += finals
@@ -345,13 +368,9 @@ def main(args):
 
 
 def cli(argv=None):
-    args = get_args_parser().parse_args(argv)
-    try:
-        main(args)
-    except (VisionError, FeatureSetError, OSError) as e:
-        msg = " ".join(str(e).split())
-        print(f"dump_features.py: error: {msg}", file=sys.stderr)
-        sys.exit(2)
+    rc = run_cli("dump_features.py", main, get_args_parser().parse_args(argv))
+    if rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

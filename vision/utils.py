@@ -12,10 +12,11 @@ from collections import defaultdict, deque
 import torch
 import torch.distributed as dist
 
+from shared_metrics.errors import UserError
 from shared_metrics.locks import OutputLock
 
 
-class VisionError(Exception):
+class VisionError(UserError):
     """Bad input or state that the CLIs report as one line (no traceback)."""
 
 
