@@ -31,7 +31,10 @@ def one_line(text: object) -> str:
 
 def error_line(prog: str, message: object) -> str:
     """``PROG: error: MESSAGE`` (``error: MESSAGE`` without a ``prog``), on one line."""
-    return f"{prog + ': ' if prog else ''}error: {one_line(message)}"
+    if not prog:
+        return f"error: {one_line(message)}"
+    # a bracketed tag reads "[study] error: ...", a program name "lskd-metrics eta: error: ..."
+    return f"{prog}{' ' if prog.startswith('[') else ': '}error: {one_line(message)}"
 
 
 def run_cli(prog: str, fn, *args, bad_input: tuple = (), **kwargs) -> int:

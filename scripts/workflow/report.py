@@ -384,14 +384,18 @@ def tests_section(
             f"α = {a1:g} − α = {a0:g} at T = {T:g}",
             scores[a0][T],
             scores[a1][T],
-            per_seed_p(vs_alpha[T], f"/T{T:g}/model.pt" if bleu else None),
+            per_seed_p(vs_alpha[T], f"/{paths.temperature_tag(T)}/model.pt" if bleu else None),
         )
         for T in temperatures
     ]
     for a in (a0, a1):
         for T in temperatures:
             if T != 1:
-                per_seed = per_seed_p(vs_T1[a], f"/T{T:g}/model.pt") if bleu else per_seed_p(vs_T1[a][T])
+                per_seed = (
+                    per_seed_p(vs_T1[a], f"/{paths.temperature_tag(T)}/model.pt")
+                    if bleu
+                    else per_seed_p(vs_T1[a][T])
+                )
                 pairs.append((f"α = {a:g}: T = {T:g} − T = 1", scores[a][1], scores[a][T], per_seed))
     test = (
         "sacrebleu's paired bootstrap on the test sentences (Holm over the T compared to T = 1)"

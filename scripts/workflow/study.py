@@ -21,6 +21,9 @@ from pathlib import Path
 
 import yaml
 
+from shared_metrics.errors import UserError, run_cli
+from shared_metrics.naming import alpha_tag, temperature_tag  # noqa: F401  (the rules' directory tags)
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 SIZES = ("tiny", "quick", "full")
@@ -39,7 +42,7 @@ SCHEDULE_KEYS = (
 FEATURE_ARRAYS = ("meta.json", "features.npy", "labels.npy", "head_weight.npy", "head_bias.npy")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A study configuration that cannot run: reported as one line before anything starts."""
 
 
@@ -249,16 +252,6 @@ def check_recipe(cfg: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------- naming
-def alpha_tag(alpha: float) -> str:
-    """Directory tag of a teacher α: a0, a0.1."""
-    return f"a{alpha:g}"
-
-
-def temperature_tag(T: float) -> str:
-    """Directory tag of a temperature: T1, T64 (the trainer's own sweep sub-directories)."""
-    return f"T{T:g}"
-
-
 def feature_files(d: str, logits: bool = False) -> list[str]:
     """The files that make a feature set whole: a set missing one is dumped again, not read half."""
     return [f"{d}/{n}" for n in FEATURE_ARRAYS + (("logits.npy",) if logits else ())]
@@ -439,9 +432,27 @@ def read_json(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def check_command(items: list[str]) -> None:
+    """``check``: ConfigError if the configuration cannot run, else print the overrides as YAML."""
+    files = [a for a in items if "=" not in a]
+    overrides = {}
+    for item in items[len(files) :]:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected key=value, got {item!r}")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{key}: not a YAML value ({str(e).splitlines()[0]})") from None
+    try:
+        load(files, overrides)
+    except (KeyError, TypeError) as e:
+        raise ConfigError(str(e)) from None
+    if overrides:
+        print(yaml.safe_dump(undot(overrides), sort_keys=False), end="")
+
+
 def main(argv: list[str]) -> int:
-    """``check``: one line and exit 2 if the configuration cannot run, else the overrides as a YAML
-    config file."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="scripts/workflow/study.py", description=__doc__.split("\n\n")[0])
@@ -456,27 +467,7 @@ def main(argv: list[str]) -> int:
     c.add_argument(
         "items", nargs="+", metavar="CONFIG|KEY=VALUE", help="config files (or sizes), then overrides"
     )
-    args = ap.parse_args(argv)
-    files = [a for a in args.items if "=" not in a]
-    overrides = {}
-    for item in args.items[len(files) :]:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            print(f"[study] error: expected key=value, got {item!r}", file=sys.stderr)
-            return 2
-        try:
-            overrides[key] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            print(f"[study] error: {key}: not a YAML value ({str(e).splitlines()[0]})", file=sys.stderr)
-            return 2
-    try:
-        load(files, overrides)
-        if overrides:
-            print(yaml.safe_dump(undot(overrides), sort_keys=False), end="")
-    except (ConfigError, KeyError, TypeError) as e:
-        print(f"[study] error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("[study]", check_command, ap.parse_args(argv).items)
 
 
 if __name__ == "__main__":
