@@ -71,7 +71,7 @@ DEFAULT_BUDGET = 570.0  # 9.5 minutes: the default steps' limits add up to it (t
 
 def steps(args, out: Path, work: Path) -> dict[str, Step]:
     bundle = args.bundle
-    # the README's command, with this interpreter as it is (no venv: nothing can be installed here)
+    # docs/environment.md's command, with this interpreter as it is (no venv: nothing can be installed here)
     demo = [
         "bash",
         "scripts/demo.sh",

@@ -1,6 +1,6 @@
 """Feature sets: the directory format both trainers write and every metric reads.
 
-Layout (DESIGN.md, "The feature-set contract")::
+Layout (docs/design.md, "The feature-set contract")::
 
     features.npy     float16|float32 [N, D]  penultimate activations
     labels.npy       int64 [N]               class (vision) or target token id (NMT)

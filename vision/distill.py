@@ -14,7 +14,7 @@ Students (KD from the frozen teacher; one student per temperature, ONE teacher f
 ``python vision/distill.py ...`` runs the same job in one process. A teacher run writes to
 OUTPUT/, a student for temperature T to OUTPUT/T<T>/ (T1, T3, T1.5): checkpoint.pt (atomically,
 each epoch), metrics.jsonl (one line an epoch), args.json and, with --dump-features,
-features/{train,valid}/ in the DESIGN.md feature-set layout. --resume continues from those
+features/{train,valid}/ in the feature-set layout of docs/design.md. --resume continues from those
 checkpoints (to the --epochs given now). --batch-size is per process.
 
 Paper defaults, all overridable: SGD, momentum 0.9, weight decay 1e-4, batch 256, lr 0.1

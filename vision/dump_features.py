@@ -1,4 +1,4 @@
-"""Dump penultimate feature sets (DESIGN.md contract) from a model or any saved checkpoint.
+"""Dump penultimate feature sets (docs/design.md's contract) from a model or any saved checkpoint.
 
     python vision/dump_features.py OUTPUT/checkpoint.pt --output OUTPUT/features
         [--dataset digits|fashion-mnist|imagefolder] [--data PATH] [--splits train valid]

@@ -1,6 +1,6 @@
 """The KD loss and the training step shared by teachers, students and temperature sweeps.
 
-L = (1 - β)·CE(y, p_s) + β·T²·H(p_t(T), p_s(T)),   p(T) = softmax(z / T)   (DESIGN.md)
+L = (1 - β)·CE(y, p_s) + β·T²·H(p_t(T), p_s(T)),   p(T) = softmax(z / T)   (docs/design.md)
 
 H(p_t, p_s) differs from KL(p_t ‖ p_s) by the teacher entropy, a constant for the student:
 the gradients are the same. ``kd_terms`` also returns the KL and the teacher entropy for logs.
