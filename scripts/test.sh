@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# Set up the environment if needed, then run the test suite (CPU only). Extra args go to pytest.
+# Set up the environment if needed, check lint and format (ruff, configured in pyproject.toml), then
+# run the test suite (CPU only). Extra args go to pytest.
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/setup_env.sh"
 cd "$LSKD_ROOT"
+if [ "${LSKD_USE_CURRENT_PYTHON:-0}" = 1 ] && ! "$LSKD_PYTHON" -m ruff --version >/dev/null 2>&1; then
+  echo "[test] warning: $LSKD_PYTHON has no ruff: lint and format checks skipped" >&2
+else
+  "$LSKD_PYTHON" -m ruff check --quiet . || { echo "[test] ruff check failed (ruff check --fix . repairs some)" >&2; exit 1; }
+  "$LSKD_PYTHON" -m ruff format --check --quiet . || { echo "[test] ruff format --check failed (run ruff format .)" >&2; exit 1; }
+fi
 exec "$LSKD_PYTHON" -m pytest -q "$@"

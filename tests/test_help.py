@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDERS = ("vision", "nmt_plugin", "shared_metrics", "preprocess", "bench", "scripts")
-AS_MODULE = ("nmt_plugin", "shared_metrics", "preprocess")
+AS_MODULE = ("nmt_plugin", "shared_metrics", "preprocess", "scripts/recipes")
 #: the ones the READMEs name, which the search below must find
 KNOWN = {
     "vision/distill.py",
