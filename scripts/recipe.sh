@@ -8,7 +8,8 @@
 #                       [--out DIR] [--jobs N] [--gpus N] [--dry-run] [--set KEY=VALUE ...] [--unlock]
 #                       [-- SNAKEMAKE_ARGS...]
 #
-#   imagenet        Tables 2-4, 10-12, 17-19, Figure 1; cub: Tables 5, 6, 9, 13-16, 20, Figure 4;
+#   imagenet        Tables 2-4, 10-12, 17-19, 21, Figures 1-3; cub: Tables 5, 6, 9, 13-16, 20, Figures
+#                   2, 4, η and η_pairwise (ours: Tables 3, 4, 21 layout, feature-space S1/S2);
 #                   iwslt: Tables 7, 8 (BLEU, English-German and English-Russian)
 #   --data PATH     imagenet, cub: an ImageFolder root with train/ and val/; iwslt: the raw IWSLT14 files
 #                   (the official 2014-01.tgz, or a folder with the pairs' archives); nothing is downloaded

@@ -197,6 +197,11 @@ def test_imagenet_one_gpu_runs_one_process_per_training(imagefolder, tmp_path):
             "[study] error: config: temperature must be a finite number > 0, got -2",
         ),
         (["--toy", "--gpus", "x"], "[recipe] error: --gpus needs a whole number >= 1"),
+        (
+            ["--toy", "--set", "similar.features_alpha=0.5"],
+            "[study] error: config: similar.features_alpha 0.5 is not among the teachers' alphas [0.0, 0.1]",
+        ),
+        (["--toy", "--set", "targets=[]"], "[study] error: config: eta needs targets, the η target classes"),
     ],
 )
 def test_imagenet_bad_input_is_one_line_before_anything_runs(args, message, imagefolder, tmp_path):
@@ -280,6 +285,78 @@ def test_cub_dry_run(imagefolder, tmp_path):
     assert len(accuracy) == 21  # 3 seeds x (2 + 2 + 3) sweeps, each at 4 T x train, valid
     assert all(c.count("/features/train") == 4 and c.count("/features/valid") == 4 for c in accuracy)
     assert cmds(out, "per_class_table")[0].count("accuracy/per_class_") == 21
+    check_cub_eta(out)
+
+
+FIGURE4 = "111.Loggerhead_Shrike,112.Great_Grey_Shrike,001.Black_footed_Albatross"
+
+
+def check_cub_eta(out: str) -> None:
+    """Ours (the paper has no CUB η): η and η_pairwise of the Figure 4 classes, every student sweep at
+    T1 = 1 -> T2 = 3, S1/S2 from feature space (no hierarchy) of each seed's α = 0 teacher."""
+    similar = {j["wildcards"]["seed"]: j["cmd"] for j in jobs(out)["similar"]}
+    assert set(similar) == {"1", "2", "3"}
+    for seed, c in similar.items():
+        assert (
+            flag(c, "--features") == f"teachers/a0_s{seed}/features/valid" and flag(c, "--target") == FIGURE4
+        )
+        assert flag(c, "--write-sets") == f"eta/sets_s{seed}.json" and "--hierarchy" not in c
+    for rule in ("eta", "eta_pairwise"):
+        etas = jobs(out)[rule]
+        assert len(etas) == 21  # 3 seeds x (2 + 2 + 3) sweeps
+        for j in etas:
+            w, c = j["wildcards"], j["cmd"]
+            sweep = f"students/{w['model']}_a{w['alpha']}_s{w['seed']}"
+            assert (
+                flag(c, "--before") == f"{sweep}/T1/features/train"
+                and flag(c, "--after") == f"{sweep}/T3/features/train"
+            )
+            assert flag(c, "--after-valid") == f"{sweep}/T3/features/valid"
+            assert flag(c, "--sets") == f"eta/sets_s{w['seed']}.json" and ("--pairwise" in c) == (
+                rule == "eta_pairwise"
+            )
+    for rule, layout in (("eta_table", "(Tables 3, 4 layout)"), ("eta_pairwise_table", "(Table 21 layout)")):
+        tables = {j["wildcards"]["model"]: j["cmd"] for j in jobs(out)[rule]}
+        assert set(tables) == {"resnet18", "resnet50", "mobilenet_v2"}
+        for model, c in tables.items():
+            title = flag(c, "--title")
+            assert title.startswith(
+                f"CUB-200-2011 η{'_pairwise' if 'pairwise' in rule else ''} {layout}, {model}"
+            )
+            assert "T1 = 1 -> T2 = 3" in title and "feature space" in title and "--agreement" not in c
+        assert tables["mobilenet_v2"].count("_a0.2_s") == 3  # every teacher α of the sweep, every seed
+
+
+def test_cub_toy_dry_run_lists_the_eta_jobs(tmp_path):
+    """The CUB toy: the same jobs as the full recipe at one seed, η and η_pairwise of its three targets."""
+    out = recipe("cub", "--toy", "--out", tmp_path / "o", "--dry-run")
+    assert "Warning" not in out.stdout + out.stderr
+    assert job_counts(out.stdout) == {
+        "teacher": 3,
+        "students": 7,
+        "entropy": 1,
+        "match_temperature": 3,
+        "entropy_matched": 3,
+        "matched_student": 6,
+        "projection": 4,
+        "per_class_accuracy": 7,
+        "compare_alpha": 16,
+        "compare_temperature": 21,
+        "similar": 1,
+        "eta": 7,
+        "eta_pairwise": 7,
+        "soft_targets": 1,
+        "isotropy": 1,
+        "accuracy_table": 1,
+        "counterexamples_table": 1,
+        "entropy_table": 1,
+        "eta_table": 3,
+        "eta_pairwise_table": 3,
+        "paired_table": 1,
+        "per_class_table": 1,
+        "all": 1,
+    }
+    assert all(flag(c, "--target") == "Pullover,Coat,Sneaker" for c in cmds(out.stdout, "similar"))
 
 
 def test_cub_needs_pretrained_weights(imagefolder, tmp_path):

@@ -1,5 +1,5 @@
 """Tables with mean ± std over seeds, from what the paper recipes' jobs wrote (the workflow's table rules,
-scripts/workflow/rules/{paper_vision,imagenet,cub}.smk, run it).
+scripts/workflow/rules/{paper_vision,eta,imagenet,cub}.smk, run it).
 
     python -m scripts.recipes.tables vision-accuracy --teachers DIR --students DIR [--official FEATURES]
         --out PREFIX

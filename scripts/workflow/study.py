@@ -221,6 +221,13 @@ def check_recipe(cfg: dict) -> dict:
             model in cfg["students"] and {t1, t2} <= set(cfg["temperatures"]) and t1 < t2,
             f"config: eta.{model}: a student model with T1 < T2 among the temperatures, got {[t1, t2]}",
         )
+    sim = cfg.get("similar") or {}
+    need(
+        "features_alpha" not in sim or sim["features_alpha"] in cfg["alphas"],
+        f"config: similar.features_alpha {sim.get('features_alpha')} is not among the teachers' alphas "
+        f"{cfg['alphas']}",
+    )
+    need(not cfg.get("eta") or cfg.get("targets"), "config: eta needs targets, the η target classes")
     for ref in cfg.get("match", {}).get("reference_temperatures", []):
         need(
             isinstance(ref, (int, float)) and ref > 0,

@@ -1,13 +1,18 @@
 # The CUB-200-2011 recipe (config/cub.yaml): teachers and student sweeps (rules/paper_vision.smk), the
 # mean entropy of the teachers' targets and the entropy-matched temperatures (Table 13), students of
 # the α = 0 teacher at those temperatures (Tables 14-16), per-class accuracy, Figure 4, the tables and the
-# accuracy table's paired tests.
+# accuracy table's paired tests; ours (the paper has no CUB η): η and η_pairwise of the Figure 4 classes
+# in the layout of Tables 3, 4 and 21, with S1/S2 from feature space (CUB has no class hierarchy).
 TITLES = {"entropy": "CUB-200-2011: smoothness of the ResNet-50 teachers' targets (Table 13)",
           "counterexamples": "CUB-200-2011: same smoothness, different students (Tables 14-16)",
           "accuracy": "CUB-200-2011: ResNet-50 teachers -> ResNet-18 / ResNet-50 / MobileNetV2 students "
                       "(Tables 5, 6, 9, 20)",
           "per_class_accuracy": "CUB-200-2011: per-class accuracy of the Figure 4 classes, ResNet-50 teachers -> "
-                                "ResNet-18 / ResNet-50 / MobileNetV2 students (Tables 17-19 layout)"}
+                                "ResNet-18 / ResNet-50 / MobileNetV2 students (Tables 17-19 layout)",
+          "eta": "CUB-200-2011 η (Tables 3, 4 layout), {model} student, T1 = {T1} -> T2 = {T2}; S1/S2 from the "
+                 "α = {features_alpha} teacher's feature space, 1 % nearest / 90 % farthest (ours: the paper has no CUB η)",
+          "eta_pairwise": "CUB-200-2011 η_pairwise (Table 21 layout), {model} student, T1 = {T1} -> T2 = {T2}; S1/S2 "
+                          "from the α = {features_alpha} teacher's feature space, 1 % nearest / 90 % farthest (ours)"}
 
 
 include: "paper_vision.smk"
@@ -117,7 +122,12 @@ rule counterexamples_table:
         "--title {params.title:q} --out tables/counterexamples"
 
 
-TARGETS = VISION_TARGETS + rules.entropy_table.output + rules.counterexamples_table.output
+# ---- ours: η (Tables 3, 4 layout) and η_pairwise (Table 21 layout) of config targets, S1/S2 from feature
+# space (config similar has no hierarchy and no sets file)
+include: "eta.smk"
+
+
+TARGETS = VISION_TARGETS + rules.entropy_table.output + rules.counterexamples_table.output + ETA_OUTPUTS
 
 
 # ---- Figure 2 (soft targets) and Supp. D (systematic, not isotropic): config soft_targets, isotropy
