@@ -565,6 +565,15 @@ def build_parser() -> argparse.ArgumentParser:
                 default=1,
                 help="checkpoints decoded side by side (CPU threads shared among them; default 1)",
             )
+            p.add_argument(
+                "--reuse",
+                nargs="+",
+                default=[],
+                metavar="CACHE",
+                help="score caches (OUT.cache.json) of earlier tables: a checkpoint scored there with "
+                "the same settings, data and file, its kept translations still present, is not decoded "
+                "again (e.g. one table per checkpoint as each finishes training, then one gathering them)",
+            )
     return ap
 
 
@@ -619,6 +628,20 @@ def cache_keys(args) -> dict:
             f"{args.lenpen}|fp16={args.fp16}|{data_fingerprint(args.data, args.split)}"
         )
     return keys
+
+
+def reused_scores(caches: list[str], wanted: set[str]) -> dict:
+    """The entries of other tables' score caches whose key (file, settings, data) is ``wanted``."""
+    found = {}
+    for path in caches:
+        try:
+            entries = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise LskdConfigError(f"--reuse {path}: not a score cache of `bleu table --out` ({e})") from None
+        if not isinstance(entries, dict):
+            raise LskdConfigError(f"--reuse {path}: not a score cache of `bleu table --out`")
+        found.update({k: v for k, v in entries.items() if k in wanted})
+    return found
 
 
 def score_uncached(args, cache: dict, keys: dict, cache_path: Path | None) -> None:
@@ -679,6 +702,11 @@ def cmd_table(args) -> int:
     if args.jobs < 1:
         raise LskdConfigError("--jobs must be at least 1")
     keys = cache_keys(args)
+    reused = reused_scores(args.reuse, set(keys.values()))
+    if reused:
+        cache.update(reused)
+        if cache_path:  # this table's cache names them too (`paired --table OUT` reads it)
+            _write_atomic(cache_path, json.dumps(cache, indent=1))
     score_uncached(args, cache, keys, cache_path)
     rows = [cache[keys[ck]] for ck in args.checkpoints]
     for ck, r in zip(args.checkpoints, rows):

@@ -310,3 +310,57 @@ def test_table_decodes_again_what_lacks_its_kept_translations(tmp_path, monkeypa
     cache_path.write_text(json.dumps(cache))
     assert table() == 0 and decoded == ["a.pt", "b.pt", "c.pt", "a.pt", "b.pt"]
     assert table() == 0 and len(decoded) == 5
+
+
+def test_table_reuses_the_scores_of_other_tables(tmp_path, monkeypatch, capsys):
+    """`table --reuse CACHE`: a checkpoint scored by another table (one per checkpoint, as the
+    workflow scores each as it finishes) is not decoded again, and this table's cache names it
+    (for `paired`); a checkpoint changed since is decoded again; a file that is no cache is one line."""
+    import json
+
+    from nmt_plugin import bleu
+
+    decoded = []
+
+    def fake_score(ck, data, split, keep=None, **kw):
+        decoded.append(Path(ck).name)
+        return {
+            "checkpoint": ck,
+            "split": split,
+            "bleu": float(len(decoded)),
+            "sentences": 1,
+            "detail": "",
+            "signature": "sig",
+            **bleu.keep_translations(keep, ["h"], ["r"]),
+        }
+
+    monkeypatch.setattr(bleu, "score_checkpoint", fake_score)
+    monkeypatch.setattr(
+        bleu, "checkpoint_info", lambda ck: {"role": "teacher", "alpha": 0.1, "temperature": None, "seed": 1}
+    )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test.de-en.en.bin").write_bytes(b"1")
+    cks = [tmp_path / "a.pt", tmp_path / "b.pt"]
+    for ck in cks:
+        ck.write_bytes(ck.name.encode())
+
+    def table(out, *cks_and_flags):
+        return bleu.main(
+            ["table", *map(str, cks_and_flags), "--data", str(tmp_path / "data"), "--out", str(out)]
+        )
+
+    assert table(tmp_path / "one_a", cks[0]) == table(tmp_path / "one_b", cks[1]) == 0
+    assert decoded == ["a.pt", "b.pt"]
+    parts = [str(tmp_path / "one_a.cache.json"), str(tmp_path / "one_b.cache.json")]
+    assert table(tmp_path / "all", *cks, "--reuse", *parts) == 0
+    assert decoded == ["a.pt", "b.pt"]  # nothing decoded again
+    gathered = json.loads((tmp_path / "all.cache.json").read_text())
+    assert sorted(r["bleu"] for r in gathered.values()) == [1.0, 2.0]
+    cks[1].write_bytes(b"retrained")  # another file now: its score is stale
+    assert table(tmp_path / "all2", *cks, "--reuse", *parts) == 0
+    assert decoded == ["a.pt", "b.pt", "b.pt"]
+    capsys.readouterr()
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    assert table(tmp_path / "all3", cks[0], "--reuse", tmp_path / "junk.json") == 2
+    err = capsys.readouterr().err.strip()
+    assert "junk.json: not a score cache" in err and "\n" not in err

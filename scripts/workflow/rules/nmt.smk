@@ -71,22 +71,45 @@ rule nmt_student:
         "{FAIRSEQ_TRAIN} {params.cmd}"
 
 
+rule nmt_bleu_one:
+    """BLEU of one checkpoint as soon as it is trained (side by side with the other trainings); the
+    nmt_bleu table gathers these scores (bleu table --reuse) without decoding again."""
+    wildcard_constraints:
+        ckpt=r"teacher_a[0-9.]+|students_a[0-9.]+/seed\d+/T[0-9.]+",
+    input:
+        "nmt/{ckpt}/model.pt",
+    output:
+        "nmt/bleu_parts/{ckpt}.cache.json",
+    params:
+        cpu=NMT_CPU,
+        beam=config["nmt"].get("bleu_beam", 5),
+    threads: config.get("threads_per_job", 1)
+    log: "logs/nmt-bleu/{ckpt}.log"
+    benchmark: "benchmarks/nmt-bleu/{ckpt}.tsv"
+    shell:
+        "{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.bleu table {input} --data {NMT_BIN} "
+        "--split test --beam {params.beam} --out nmt/bleu_parts/{wildcards.ckpt} {params.cpu}"
+
+
+NMT_MODELS = expand("teacher_a{alpha}", alpha=ALPHAS) + expand(
+    "students_a{alpha}/seed{seed}/T{T}", alpha=ALPHAS, seed=SEEDS, T=TEMPS)
+
+
 rule nmt_bleu:
     input:
-        teachers=expand("nmt/teacher_a{alpha}/model.pt", alpha=ALPHAS),
-        students=expand("nmt/students_a{alpha}/seed{seed}/T{T}/model.pt", alpha=ALPHAS, seed=SEEDS, T=TEMPS),
+        models=[f"nmt/{m}/model.pt" for m in NMT_MODELS],
+        scores=[f"nmt/bleu_parts/{m}.cache.json" for m in NMT_MODELS],
     output:
         md="nmt/bleu.md",
         csv="nmt/bleu.csv",
     params:
         cpu=NMT_CPU,
         beam=config["nmt"].get("bleu_beam", 5),
-    threads: workflow.cores
     log: "logs/nmt-bleu.log"
     benchmark: "benchmarks/nmt-bleu.tsv"
     shell:
-        "{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.bleu table {input.teachers} {input.students} --data {NMT_BIN} "
-        "--split test --beam {params.beam} --out nmt/bleu --jobs {threads} {params.cpu}"
+        "{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.bleu table {input.models} --data {NMT_BIN} "
+        "--split test --beam {params.beam} --out nmt/bleu --reuse {input.scores} {params.cpu}"
 
 
 rule nmt_features:
