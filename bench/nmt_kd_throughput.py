@@ -119,6 +119,12 @@ def make_corpus(root: Path, vocab: int, sentences: int, seed: int = 0) -> Path:
     return root / "bin"
 
 
+def train_args(data: Path, preset: dict) -> list:
+    """The fairseq-train arguments the teacher and both timed runs share: data, model, optimizer."""
+    model = [str(data), *preset["arch"], "--user-dir", PLUGIN]
+    return model + ["--optimizer", "adam", "--lr", "5e-4", "--max-tokens", str(preset["max_tokens"])]
+
+
 def build(data: Path, preset: dict, args, extra, n_batches: int):
     """fairseq's Trainer (task, model, criterion, optimizer, --fp16 wrapper) built exactly as
     fairseq-train builds it from these arguments, and n_batches training batches."""
@@ -127,18 +133,9 @@ def build(data: Path, preset: dict, args, extra, n_batches: int):
     from fairseq.trainer import Trainer
 
     argv = [
-        str(data),
-        *preset["arch"],
-        "--user-dir",
-        PLUGIN,
-        "--optimizer",
-        "adam",
-        "--lr",
-        "5e-4",
+        *train_args(data, preset),
         "--dropout",
         "0.1",
-        "--max-tokens",
-        str(preset["max_tokens"]),
         "--seed",
         "1",
         "--num-workers",
@@ -237,16 +234,7 @@ def main(argv=None) -> int:
             sys.executable,
             "-m",
             "fairseq_cli.train",
-            data,
-            *preset["arch"],
-            "--user-dir",
-            PLUGIN,
-            "--optimizer",
-            "adam",
-            "--lr",
-            "5e-4",
-            "--max-tokens",
-            str(preset["max_tokens"]),
+            *train_args(data, preset),
             "--max-update",
             "2",
             "--criterion",

@@ -33,6 +33,7 @@ import torch
 import torchvision
 from PIL import Image
 
+from bench.speed_flags import add_speed_flags, resolve_speed_flags
 from vision import data as vdata
 from vision.dump_features import dump_split
 
@@ -66,25 +67,15 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument(
-        "--amp",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="bf16 autocast (default: on for CUDA)",
-    )
-    p.add_argument(
-        "--channels-last", action=argparse.BooleanOptionalAction, default=None, help="(default: on for CUDA)"
-    )
+    add_speed_flags(p)
     p.add_argument("--work", help="keep the JPEGs here (default: a temporary directory)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
     cuda = args.device == "cuda"
     if cuda and not torch.cuda.is_available():
         sys.exit("vision_dump_throughput.py: error: no CUDA device (use --device cpu)")
-    amp = cuda if args.amp is None else args.amp
-    channels_last = cuda if args.channels_last is None else args.channels_last
     device = torch.device(args.device)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
+    amp, channels_last, autocast = resolve_speed_flags(args, device)
 
     with contextlib.ExitStack() as stack:
         work = args.work or stack.enter_context(tempfile.TemporaryDirectory(prefix="lskd-dump-bench-"))

@@ -16,7 +16,6 @@ Each mode is timed in --rounds alternating rounds; the median round is reported.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import os
@@ -30,6 +29,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from bench.speed_flags import add_speed_flags, resolve_speed_flags
 from vision import kd
 
 
@@ -76,23 +76,13 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=30, help="timed steps per round and mode")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument(
-        "--amp",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="bf16 autocast (default: on for CUDA)",
-    )
-    p.add_argument(
-        "--channels-last", action=argparse.BooleanOptionalAction, default=None, help="(default: on for CUDA)"
-    )
+    add_speed_flags(p)
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
     p.add_argument("--json", help="also write the results to this file")
     a = p.parse_args(argv)
     device = torch.device(a.device)
-    amp = a.amp if a.amp is not None else device.type == "cuda"
-    cl = a.channels_last if a.channels_last is not None else device.type == "cuda"
+    amp, cl, autocast = resolve_speed_flags(a, device)
     mf = torch.channels_last if cl else torch.contiguous_format
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

@@ -1,3 +1,4 @@
+import json
 import socket
 
 import numpy as np
@@ -57,6 +58,18 @@ def make_set(tmp_path):
         )
 
     return _make
+
+
+@pytest.fixture
+def two_target_sets(tmp_path):
+    """A --sets file of lskd-metrics eta: S1/S2 of the targets dog and wolf among dog, wolf, fox, truck."""
+    sets = {
+        "dog": {"similar": ["wolf", "fox"], "dissimilar": ["truck"]},
+        "wolf": {"similar": ["dog"], "dissimilar": ["truck"]},
+    }
+    path = tmp_path / "sets.json"
+    path.write_text(json.dumps(sets))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,20 @@ def fairseq(tool: str, *args, check=True) -> subprocess.CompletedProcess:
     return run([PY, "-m", f"fairseq_cli.{tool}", *args], check=check)
 
 
+def kd_args(teacher, user_dir=PLUGIN) -> list:
+    """fairseq-train's arguments that train an ls_kd student of ``teacher`` (--task kd_translation)."""
+    return [
+        "--user-dir",
+        user_dir,
+        "--task",
+        "kd_translation",
+        "--teacher-path",
+        teacher,
+        "--criterion",
+        "ls_kd",
+    ]
+
+
 def make_toy_text(out: Path, n: int = 300, seed: int = 0, vocab: int = 24, prefix: str = "w") -> None:
     """n sentence pairs: source words s<prefix>K, target = the mapped words t<prefix>K reversed."""
     rng = random.Random(seed)
@@ -168,21 +182,7 @@ def toy_student(tmp_path_factory, T: float = 2.0) -> Path:
     if "student" not in t:
         save = t["root"] / "student"
         fairseq(
-            "train",
-            t["data"],
-            *TINY,
-            "--user-dir",
-            PLUGIN,
-            "--task",
-            "kd_translation",
-            "--teacher-path",
-            t["teacher"],
-            "--kd-temperature",
-            str(T),
-            "--criterion",
-            "ls_kd",
-            "--save-dir",
-            save,
+            "train", t["data"], *TINY, *kd_args(t["teacher"]), "--kd-temperature", str(T), "--save-dir", save
         )
         t["student"] = save / "checkpoint_best.pt"
     return t["student"]

@@ -98,26 +98,10 @@ def last_line(text: str) -> str:
 
 # ------------------------------------------------------------------ shared fixtures of the safety tests
 import pytest  # noqa: E402
+from vision_helpers import TINY_DIGITS  # noqa: E402
 
-#: distill.py on the built-in digits, as small as it trains: one epoch on 16 images
-DIGITS = [
-    "--dataset",
-    "digits",
-    "--limit-train",
-    "16",
-    "--limit-val",
-    "8",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "8",
-    "--print-freq",
-    "100",
-]
+#: distill.py on the built-in digits, as small as it trains: one epoch on 16 images, batches of 8
+DIGITS = [*TINY_DIGITS, "--batch-size", "8", "--print-freq", "100"]
 
 
 @pytest.fixture(scope="module")

@@ -17,40 +17,17 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from vision_helpers import assert_features_give_the_logits, metrics, weights  # noqa: E402
+
 from shared_metrics.featureset import FeatureSet  # noqa: E402
 from vision import distill  # noqa: E402
 
-DIGITS = [
-    "--dataset",
-    "digits",
-    "--limit-train",
-    "256",
-    "--limit-val",
-    "101",
-    "--workers",
-    "0",
-    "--print-freq",
-    "100",
-    "--batch-size",
-    "32",
-    "--lr",
-    "0.02",
-]
+DIGITS = "--dataset digits --limit-train 256 --limit-val 101 --workers 0 --print-freq 100".split()
+DIGITS += ["--batch-size", "32", "--lr", "0.02"]
 
 
 def run(*argv):
     distill.main(distill.get_args_parser().parse_args([*DIGITS, *argv]))
-
-
-def records(path):
-    import json
-
-    with open(path) as f:
-        return [json.loads(line) for line in f]
-
-
-def weights(path):
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
 @pytest.fixture(autouse=True)
@@ -72,20 +49,8 @@ def teacher(tmp_path_factory):
     """A resnet18 teacher (α = 0.1) trained on the GPU with bf16 autocast and channels_last."""
     out = tmp_path_factory.mktemp("cuda_teacher")
     run(
-        "--device",
-        "cuda",
-        "--mode",
-        "teacher",
-        "--model",
-        "resnet18",
-        "--label-smoothing",
-        "0.1",
-        "--epochs",
-        "3",
-        "--amp",
-        "--channels-last",
-        "--output-dir",
-        str(out),
+        *"--device cuda --mode teacher --model resnet18 --label-smoothing 0.1 --epochs 3".split(),
+        *("--amp", "--channels-last", "--output-dir", str(out)),
         "--dump-features",
         "--feature-dtype",
         "float32",
@@ -100,7 +65,7 @@ def test_cuda_epoch_matches_the_same_epoch_on_cpu_and_bf16_tracks_fp32(tmp_path)
     run(*common, "--device", "cuda", "--output-dir", str(tmp_path / "gpu"))
     run(*common, "--device", "cuda", "--amp", "--channels-last", "--output-dir", str(tmp_path / "bf16"))
     run(*common, "--device", "cpu", "--output-dir", str(tmp_path / "cpu"))
-    g, h, c = (records(tmp_path / d / "metrics.jsonl")[0] for d in ("gpu", "bf16", "cpu"))
+    g, h, c = (metrics(tmp_path / d / "metrics.jsonl")[0] for d in ("gpu", "bf16", "cpu"))
     assert g["train_loss"] == pytest.approx(c["train_loss"], rel=2e-2)
     assert g["val_loss"] == pytest.approx(c["val_loss"], rel=5e-2)
     assert h["train_loss"] == pytest.approx(g["train_loss"], rel=5e-2)
@@ -110,7 +75,7 @@ def test_cuda_epoch_matches_the_same_epoch_on_cpu_and_bf16_tracks_fp32(tmp_path)
 
 
 def test_teacher_bf16_channels_last_on_cuda(teacher):
-    recs = records(teacher / "metrics.jsonl")
+    recs = metrics(teacher / "metrics.jsonl")
     assert [r["epoch"] for r in recs] == [0, 1, 2] and all(np.isfinite(r["train_loss"]) for r in recs)
     assert recs[-1]["val_samples"] == 101
     assert all(
@@ -119,35 +84,20 @@ def test_teacher_bf16_channels_last_on_cuda(teacher):
         if v.is_floating_point()
     )
     fs = FeatureSet.open(teacher / "features" / "valid")
-    logits = np.asarray(fs.features, np.float64) @ fs.head_weight.T.astype(np.float64) + fs.head_bias
-    np.testing.assert_allclose(logits, np.asarray(fs.logits, np.float64), rtol=0.05, atol=0.1)
+    assert_features_give_the_logits(fs, rtol=0.05, atol=0.1)
 
 
 def test_compiled_student_sweep_with_amp(teacher, tmp_path):
     """--compile (student and teacher) + --amp + --channels-last, two temperatures, features dumped."""
     run(
-        "--device",
-        "cuda",
-        "--mode",
-        "student",
-        "--model",
-        "resnet18",
-        "--teacher",
+        *"--device cuda --mode student --model resnet18 --teacher".split(),
         str(teacher / "checkpoint.pt"),
-        "--temperature",
-        "1",
-        "4",
-        "--epochs",
-        "1",
-        "--amp",
-        "--channels-last",
-        "--compile",
-        "--output-dir",
+        *"--temperature 1 4 --epochs 1 --amp --channels-last --compile --output-dir".split(),
         str(tmp_path),
         "--dump-features",
     )
     for t in ("T1", "T4"):
-        recs = records(tmp_path / t / "metrics.jsonl")
+        recs = metrics(tmp_path / t / "metrics.jsonl")
         assert len(recs) == 1 and all(
             np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in recs
         )
@@ -163,19 +113,9 @@ def test_sweep_student_equals_single_run_with_cuda_dropout(teacher, tmp_path):
     """mobilenet_v2's dropout draws from the CUDA generator: each student of a sweep has its own
     CUDA RNG stream, so the T = 4 student of {1, 4} is the student a T = 4 run trains alone."""
     common = [
-        "--device",
-        "cuda",
-        "--mode",
-        "student",
-        "--model",
-        "mobilenet_v2",
-        "--teacher",
+        *"--device cuda --mode student --model mobilenet_v2 --teacher".split(),
         str(teacher / "checkpoint.pt"),
-        "--epochs",
-        "1",
-        "--seed",
-        "5",
-        "--deterministic",
+        *"--epochs 1 --seed 5 --deterministic".split(),
     ]
     run(*common, "--temperature", "1", "4", "--output-dir", str(tmp_path / "sweep"))
     run(*common, "--temperature", "4", "--output-dir", str(tmp_path / "single"))
@@ -190,23 +130,10 @@ def test_torchrun_on_one_gpu_uses_nccl_ddp(tmp_path):
     proc = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "1",
-            "--standalone",
+            *"-m torch.distributed.run --nproc_per_node 1 --standalone".split(),
             os.path.join(ROOT, "vision", "distill.py"),
             *DIGITS,
-            "--device",
-            "cuda",
-            "--mode",
-            "teacher",
-            "--model",
-            "resnet18",
-            "--epochs",
-            "1",
-            "--amp",
-            "--output-dir",
+            *"--device cuda --mode teacher --model resnet18 --epochs 1 --amp --output-dir".split(),
             str(tmp_path),
             "--dump-features",
         ],
@@ -218,7 +145,7 @@ def test_torchrun_on_one_gpu_uses_nccl_ddp(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| distributed: nccl, world size 1" in proc.stdout and "img/s" in proc.stdout
     assert FeatureSet.open(tmp_path / "features" / "valid").num_samples == 101
-    assert records(tmp_path / "metrics.jsonl")[0]["val_samples"] == 101
+    assert metrics(tmp_path / "metrics.jsonl")[0]["val_samples"] == 101
 
 
 def test_kd_terms_of_half_logits_match_a_float64_formula():
@@ -252,7 +179,7 @@ def test_kd_terms_of_half_logits_match_a_float64_formula():
 
 
 def test_fairseq_fp16_student_with_a_half_teacher(tmp_path_factory, tmp_path):
-    from nmt_toy import PLUGIN, TINY, fairseq, json_logs, toy
+    from nmt_toy import TINY, fairseq, json_logs, kd_args, toy
 
     t = toy(tmp_path_factory)
     args = [a for a in TINY if a != "--cpu"]
@@ -261,21 +188,10 @@ def test_fairseq_fp16_student_with_a_half_teacher(tmp_path_factory, tmp_path):
         "train",
         t["data"],
         *args,
-        "--fp16",
-        "--fp16-init-scale",
-        "4",
-        "--max-epoch",
-        "2",
-        "--user-dir",
-        PLUGIN,
-        "--task",
-        "kd_translation",
-        "--teacher-path",
-        t["teacher"],
+        *"--fp16 --fp16-init-scale 4 --max-epoch 2".split(),
+        *kd_args(t["teacher"]),
         "--kd-temperature",
         "2",
-        "--criterion",
-        "ls_kd",
         "--save-dir",
         tmp_path / "student",
     )

@@ -4,9 +4,18 @@ import json
 import types
 
 import pytest
+from vision_helpers import TINY_LOADER_BENCH
 
 from scripts import gpu_check
 from scripts.gpu_check import main
+
+#: the steps gpu_check.py runs when none are named
+DEFAULT_STEPS = ["env", "tests", "bench-vision", "bench-nmt", "bench-loader", "demo"]
+
+
+def step_names(out):
+    """The steps a --dry-run printed, in order (its '# STEP ...' heading lines)."""
+    return [line.split()[1] for line in out.splitlines() if line.startswith("# ")]
 
 
 def test_dry_run_lists_the_steps_and_takes_the_bundle_data(tmp_path, capsys):
@@ -32,15 +41,7 @@ def test_dry_run_lists_the_steps_and_takes_the_bundle_data(tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert [line.split()[1] for line in out.splitlines() if line.startswith("# ")] == [
-        "env",
-        "tests",
-        "bench-vision",
-        "bench-nmt",
-        "bench-loader",
-        "demo",
-        "bench-dump",
-    ]
+    assert step_names(out) == [*DEFAULT_STEPS, "bench-dump"]
     assert "-m cuda" in out and "tests/test_cuda.py" in out
     assert (
         f"bench/vision_kd_throughput.py --compile --rounds 2 --steps 20 --json "
@@ -68,14 +69,7 @@ def test_defaults_are_plain_whatever_the_environment(monkeypatch, capsys, tmp_pa
     monkeypatch.setenv("OUT", str(tmp_path / "elsewhere"))
     assert main(["--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[1] for line in out.splitlines() if line.startswith("# ")] == [
-        "env",
-        "tests",
-        "bench-vision",
-        "bench-nmt",
-        "bench-loader",
-        "demo",
-    ]
+    assert step_names(out) == DEFAULT_STEPS
     assert f"--json {gpu_check.ROOT / 'runs' / 'gpu-check' / 'bench_vision.json'}" in out
     assert "elsewhere" not in out
 
@@ -227,25 +221,7 @@ def test_loader_bench_numbers_in_the_summary_beside_the_kd_step(tmp_path):
     bench's JSON beside it, the KD step's compiled img/s follows (the rate the loader must feed)."""
     from bench.vision_loader_throughput import main as bench
 
-    r = bench(
-        [
-            "--images",
-            "6",
-            "--workers",
-            "0",
-            "1",
-            "--batch-size",
-            "4",
-            "--image-size",
-            "32",
-            "--rounds",
-            "1",
-            "--device",
-            "cpu",
-            "--json",
-            str(tmp_path / "bench_loader.json"),
-        ]
-    )
+    r = bench([*TINY_LOADER_BENCH, "--json", str(tmp_path / "bench_loader.json")])
     from scripts.gpu_check import key_numbers
 
     ips = r["images_per_s"]

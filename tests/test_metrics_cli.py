@@ -62,30 +62,11 @@ def test_eta_documented_call(eta_sets):
     assert json.loads(out)["eta_similar"] == pytest.approx(ETA_S1, abs=1e-6)
 
 
-def test_eta_sets_table_with_valid_columns(eta_sets, tmp_path):
+def test_eta_sets_table_with_valid_columns(eta_sets, two_target_sets):
     before, after = eta_sets
-    sets = tmp_path / "sets.json"
-    sets.write_text(
-        json.dumps(
-            {
-                "dog": {"similar": ["wolf", "fox"], "dissimilar": ["truck"]},
-                "wolf": {"similar": ["dog"], "dissimilar": ["truck"]},
-            }
-        )
-    )
-    args = [
-        "eta",
-        "--before",
-        before,
-        "--after",
-        after,
-        "--before-valid",
-        before,
-        "--after-valid",
-        after,
-        "--sets",
-        sets,
-    ]
+    sets = two_target_sets
+    args = ["eta", "--before", before, "--after", after, "--before-valid", before, "--after-valid", after]
+    args += ["--sets", sets]
     rc, out, err = run(*args, "--format", "markdown")
     assert rc == 0, err
     lines = out.strip().splitlines()
@@ -236,6 +217,10 @@ def _assert_one_line_error(rc, out, err, *fragments):
         assert f in err
 
 
+#: the target, S1 and S2 of most η calls below
+PICK = ["--target", "dog", "--similar", "wolf", "--dissimilar", "truck"]
+
+
 def test_bad_input_exits_with_one_line(make_set, eta_sets, tmp_path):
     before, after = eta_sets
     base = ["eta", "--before", before, "--after", after]
@@ -252,41 +237,10 @@ def test_bad_input_exits_with_one_line(make_set, eta_sets, tmp_path):
     x = np.load(bad / "features.npy")
     x[3, 1] = np.nan
     np.save(bad / "features.npy", x)
-    _assert_one_line_error(
-        *run(
-            "eta",
-            "--before",
-            bad,
-            "--after",
-            after,
-            "--target",
-            "dog",
-            "--similar",
-            "wolf",
-            "--dissimilar",
-            "truck",
-        ),
-        "non-finite",
-        "row 3",
-    )
+    _assert_one_line_error(*run("eta", "--before", bad, "--after", after, *PICK), "non-finite", "row 3")
     # mismatched shapes
     np.save(bad / "features.npy", x[:5])
-    _assert_one_line_error(
-        *run(
-            "eta",
-            "--before",
-            bad,
-            "--after",
-            after,
-            "--target",
-            "dog",
-            "--similar",
-            "wolf",
-            "--dissimilar",
-            "truck",
-        ),
-        "labels.npy",
-    )
+    _assert_one_line_error(*run("eta", "--before", bad, "--after", after, *PICK), "labels.npy")
     # an empty class: 'truck' has no sample in this set
     empty = make_set(
         "empty",
@@ -294,22 +248,7 @@ def test_bad_input_exits_with_one_line(make_set, eta_sets, tmp_path):
         [0, 1, 2],
         classes=["dog", "wolf", "fox", "truck"],
     )
-    _assert_one_line_error(
-        *run(
-            "eta",
-            "--before",
-            empty,
-            "--after",
-            empty,
-            "--target",
-            "dog",
-            "--similar",
-            "wolf",
-            "--dissimilar",
-            "truck",
-        ),
-        "'truck' has no samples",
-    )
+    _assert_one_line_error(*run("eta", "--before", empty, "--after", empty, *PICK), "'truck' has no samples")
     # classes that differ between the two sets
     other = make_set("other", np.zeros((4, 2)), [0, 1, 2, 3], classes=["a", "b", "c", "d"])
     _assert_one_line_error(
@@ -329,14 +268,13 @@ def test_bad_input_exits_with_one_line(make_set, eta_sets, tmp_path):
 
 def test_metric_inputs_that_would_give_a_silent_wrong_result(make_set, eta_sets, tmp_path):
     before, after = eta_sets
-    pick = ["--target", "dog", "--similar", "wolf", "--dissimilar", "truck"]
     # η needs the same samples at T1 and T2: other labels, or another split, are refused
     shuffled = tmp_path / "shuffled"
     shutil.copytree(after, shuffled)
     y = np.load(shuffled / "labels.npy")
     np.save(shuffled / "labels.npy", y[::-1].copy())
     _assert_one_line_error(
-        *run("eta", "--before", before, "--after", shuffled, *pick),
+        *run("eta", "--before", before, "--after", shuffled, *PICK),
         "are not the same samples",
         "labels differ from row 0",
     )
@@ -350,28 +288,17 @@ def test_metric_inputs_that_would_give_a_silent_wrong_result(make_set, eta_sets,
     for key, value in (("split", "valid"), ("temperature", 0.5)):
         (shuffled / "meta.json").write_text(json.dumps({**meta, key: value}))
         expected = "different splits" if key == "split" else "takes the lower temperature first"
-        _assert_one_line_error(*run("eta", "--before", train, "--after", shuffled, *pick), expected)
+        _assert_one_line_error(*run("eta", "--before", train, "--after", shuffled, *PICK), expected)
     # S1/S2 chosen two ways at once, or half given
     _assert_one_line_error(
-        *run("eta", "--before", before, "--after", after, *pick, "--select-by-features"), "each choose S1/S2"
+        *run("eta", "--before", before, "--after", after, *PICK, "--select-by-features"), "each choose S1/S2"
     )
     _assert_one_line_error(
-        *run(
-            "eta",
-            "--before",
-            before,
-            "--after",
-            after,
-            "--target",
-            "dog",
-            "--similar",
-            "wolf",
-            "--select-by-features",
-        ),
+        *run("eta", "--before", before, "--after", after, *PICK[:4], "--select-by-features"),  # S1 without S2
         "each choose S1/S2",
     )
     rc, out, err = run(
-        "eta", "--before", before, "--after", after, *pick, "--pairwise", "--max-per-class", "0"
+        "eta", "--before", before, "--after", after, *PICK, "--pairwise", "--max-per-class", "0"
     )
     assert rc == 2 and "must be a whole number >= 1" in err
     # a NaN is reported at its file row, with its file

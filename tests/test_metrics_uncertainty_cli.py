@@ -97,33 +97,10 @@ def test_eta_bootstrap_outputs_and_units(capsys, eta_sets):
     assert md["significant"] == "yes"
 
 
-def test_eta_bootstrap_many_targets_and_valid_split(capsys, eta_sets, tmp_path):
+def test_eta_bootstrap_many_targets_and_valid_split(capsys, eta_sets, two_target_sets):
     before, after = eta_sets
-    sets = tmp_path / "sets.json"
-    sets.write_text(
-        json.dumps(
-            {
-                "dog": {"similar": ["wolf", "fox"], "dissimilar": ["truck"]},
-                "wolf": {"similar": ["dog"], "dissimilar": ["truck"]},
-            }
-        )
-    )
-    rc, out, err = call(
-        capsys,
-        "eta",
-        "--before",
-        before,
-        "--after",
-        after,
-        "--before-valid",
-        before,
-        "--after-valid",
-        after,
-        "--sets",
-        sets,
-        "--bootstrap",
-        "200",
-    )
+    both = ["eta", "--before", before, "--after", after, "--before-valid", before, "--after-valid", after]
+    rc, out, err = call(capsys, *both, "--sets", two_target_sets, "--bootstrap", "200")
     assert rc == 0, err
     r = json.loads(out)
     assert "Holm over the 2 target(s)" in r["bootstrap"]["multiple_testing"]
@@ -268,24 +245,9 @@ def test_seeds_from_csv_golden(capsys, tmp_path):
         "markdown",
     )
     assert "| 0.1 | 74.000 | 1.000 | 3 | 71.516 | 76.484 |" in out  # percent: 74 ± 2.484
-    rc, out, err = call(
-        capsys,
-        "paired-seeds",
-        "--csv",
-        path,
-        "--value",
-        "top1",
-        "--by",
-        "T",
-        "--condition",
-        "alpha",
-        "--a-value",
-        "0",
-        "--b-value",
-        "0.1",
-        "--unit",
-        "fraction",
-    )
+    paired = ["paired-seeds", "--csv", path, "--value", "top1", "--condition", "alpha", "--a-value", "0"]
+    paired += ["--b-value", "0.1"]
+    rc, out, err = call(capsys, *paired, "--by", "T", "--unit", "fraction")
     assert rc == 0, err
     d = json.loads(out)["groups"][0]
     assert (d["mean"], d["low"], d["high"], d["p_value"]) == pytest.approx(
@@ -299,23 +261,7 @@ def test_seeds_from_csv_golden(capsys, tmp_path):
         "line 3: seed 0 given twice for alpha=0",
     )
     path.write_text("alpha,seed,top1\n0,0,0.70\n0,1,0.72\n0.1,0,0.75\n0.1,2,0.76\n")
-    one_line_error(
-        call(
-            capsys,
-            "paired-seeds",
-            "--csv",
-            path,
-            "--value",
-            "top1",
-            "--condition",
-            "alpha",
-            "--a-value",
-            "0",
-            "--b-value",
-            "0.1",
-        ),
-        "seed 1 is in only one of alpha",
-    )
+    one_line_error(call(capsys, *paired), "seed 1 is in only one of alpha")
     one_line_error(call(capsys, "seeds", "--csv", path, "--value", "acc"), "no column 'acc'")
     one_line_error(
         call(capsys, "seeds", "--csv", path, "--value", "top1", "--confidence", "2"), "--confidence must be"

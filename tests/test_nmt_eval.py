@@ -225,20 +225,16 @@ def test_table_mean_std():
     assert t[3] == "| 0.1 | 33.00 ± 0.00 (1) | 31.00 ± 0.00 (1) | 29.00 ± 0.00 (1) |"
 
 
-def test_table_cache_is_per_data_set(tmp_path, monkeypatch, capsys):
-    """A score cached for one --data folder is not reused for another, nor once the split's
-    files change (re-preprocessed); the same data again is served from the cache."""
-    from nmt_plugin import bleu
-
-    decoded = []
+def score_without_decoding(monkeypatch, bleu, score):
+    """bleu.score_checkpoint replaced by ``score(ck, data, split, keep)`` -> (BLEU, kept translations),
+    and every checkpoint read as an α = 0.1 teacher: `table` runs without a model."""
 
     def fake_score(ck, data, split, keep=None, **kw):
-        decoded.append(str(data))
-        kept = bleu.keep_translations(keep, ["a hypothesis"], ["a reference"]) if keep else {}
+        value, kept = score(ck, data, split, keep)
         return {
             "checkpoint": ck,
             "split": split,
-            "bleu": float(len(decoded)),
+            "bleu": value,
             "sentences": 1,
             "detail": "",
             "signature": "sig",
@@ -249,6 +245,21 @@ def test_table_cache_is_per_data_set(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(
         bleu, "checkpoint_info", lambda ck: {"role": "teacher", "alpha": 0.1, "temperature": None, "seed": 1}
     )
+
+
+def test_table_cache_is_per_data_set(tmp_path, monkeypatch, capsys):
+    """A score cached for one --data folder is not reused for another, nor once the split's
+    files change (re-preprocessed); the same data again is served from the cache."""
+    from nmt_plugin import bleu
+
+    decoded = []
+
+    def score(ck, data, split, keep):
+        decoded.append(str(data))
+        kept = bleu.keep_translations(keep, ["a hypothesis"], ["a reference"]) if keep else {}
+        return float(len(decoded)), kept
+
+    score_without_decoding(monkeypatch, bleu, score)
     ck = tmp_path / "ck.pt"
     ck.write_bytes(b"x")
     for d in ("A", "B"):
@@ -271,22 +282,11 @@ def test_table_decodes_again_what_lacks_its_kept_translations(tmp_path, monkeypa
 
     decoded = []
 
-    def fake_score(ck, data, split, keep=None, **kw):
+    def score(ck, data, split, keep):
         decoded.append(Path(ck).name)
-        return {
-            "checkpoint": ck,
-            "split": split,
-            "bleu": 1.0,
-            "sentences": 1,
-            "detail": "",
-            "signature": "sig",
-            **bleu.keep_translations(keep, ["h"], ["r"]),
-        }
+        return 1.0, bleu.keep_translations(keep, ["h"], ["r"])
 
-    monkeypatch.setattr(bleu, "score_checkpoint", fake_score)
-    monkeypatch.setattr(
-        bleu, "checkpoint_info", lambda ck: {"role": "teacher", "alpha": 0.1, "temperature": None, "seed": 1}
-    )
+    score_without_decoding(monkeypatch, bleu, score)
     cks = []
     for name in ("a.pt", "b.pt", "c.pt"):
         cks.append(tmp_path / name)

@@ -15,27 +15,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("fairseq")
 
-from nmt_toy import PLUGIN, PY, REPO, TINY, moved_checkpoint, toy  # noqa: E402
+from nmt_toy import PLUGIN, PY, REPO, TINY, kd_args, moved_checkpoint, toy  # noqa: E402
 from safety_helpers import UNSAFE_ENV, env, last_line, payload_works, plant_payload  # noqa: E402
+from vision_helpers import TINY_DIGITS  # noqa: E402
 
 DISTILL = str(REPO / "vision" / "distill.py")
 VDUMP = str(REPO / "vision" / "dump_features.py")
-DIGITS = [
-    "--dataset",
-    "digits",
-    "--limit-train",
-    "16",
-    "--limit-val",
-    "8",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "8",
-]
+DIGITS = [*TINY_DIGITS, "--batch-size", "8"]
 
 
 @pytest.fixture(scope="module")
@@ -59,45 +45,13 @@ def paths_to_try(toyset, tmp):
     cmds = {}
     p, m = payload("teacher_path")
     cmds["fairseq-train --teacher-path"] = (
-        [
-            PY,
-            "-m",
-            "fairseq_cli.train",
-            data,
-            *TINY,
-            "--user-dir",
-            PLUGIN,
-            "--task",
-            "kd_translation",
-            "--teacher-path",
-            p,
-            "--criterion",
-            "ls_kd",
-            "--save-dir",
-            tmp / "s_teacher",
-        ],
+        [PY, "-m", "fairseq_cli.train", data, *TINY, *kd_args(p), "--save-dir", tmp / "s_teacher"],
         m,
     )
     (tmp / "s_restart").mkdir()
     p, m = payload("restart", tmp / "s_restart" / "checkpoint_last.pt")
     cmds["fairseq-train restart from checkpoint_last.pt"] = (
-        [
-            PY,
-            "-m",
-            "fairseq_cli.train",
-            data,
-            *TINY,
-            "--user-dir",
-            PLUGIN,
-            "--task",
-            "kd_translation",
-            "--teacher-path",
-            teacher,
-            "--criterion",
-            "ls_kd",
-            "--save-dir",
-            tmp / "s_restart",
-        ],
+        [PY, "-m", "fairseq_cli.train", data, *TINY, *kd_args(teacher), "--save-dir", tmp / "s_restart"],
         m,
     )
     p, m = payload("bleu")

