@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from workflow_helpers import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = [
@@ -35,17 +36,7 @@ SECTIONS = [
 
 
 def demo(out: Path, *extra) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable)
-    proc = subprocess.run(
-        ["bash", "scripts/demo.sh", "--size", "tiny", "--jobs", "2", "--out", str(out), *map(str, extra)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return run_script("demo.sh", "--size", "tiny", "--jobs", "2", "--out", out, *extra)
 
 
 def table_rows(report: str, heading: str) -> list[list[str]]:
@@ -219,28 +210,8 @@ def test_the_vision_half_through_slurm_equals_the_local_run(tiny, slurm_cluster,
         PYTHON=sys.executable,
         **{k: v for k, v in slurm_cluster.env.items() if k.startswith(("SLURM", "PYTHONPATH", "PATH"))},
     )
-    proc = subprocess.run(
-        [
-            "bash",
-            "scripts/demo.sh",
-            "--size",
-            "tiny",
-            "--no-nmt",
-            "--set",
-            "seeds=[0]",
-            "--out",
-            str(out),
-            "--",
-            "--profile",
-            "scripts/workflow/profiles/slurm-localhost",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    extra = ["--no-nmt", "--set", "seeds=[0]", "--", "--profile", "scripts/workflow/profiles/slurm-localhost"]
+    proc = run_script("demo.sh", "--size", "tiny", "--out", out, *extra, env=env, timeout=1200)
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", proc.stdout + proc.stderr)
     finished = slurm_cluster.jobs()
     assert len(submitted) >= 4 + 8 and all(finished[int(j)]["JobState"] == "COMPLETED" for j in submitted)

@@ -322,22 +322,11 @@ def test_table_reuses_the_scores_of_other_tables(tmp_path, monkeypatch, capsys):
 
     decoded = []
 
-    def fake_score(ck, data, split, keep=None, **kw):
+    def score(ck, data, split, keep):
         decoded.append(Path(ck).name)
-        return {
-            "checkpoint": ck,
-            "split": split,
-            "bleu": float(len(decoded)),
-            "sentences": 1,
-            "detail": "",
-            "signature": "sig",
-            **bleu.keep_translations(keep, ["h"], ["r"]),
-        }
+        return float(len(decoded)), bleu.keep_translations(keep, ["h"], ["r"])
 
-    monkeypatch.setattr(bleu, "score_checkpoint", fake_score)
-    monkeypatch.setattr(
-        bleu, "checkpoint_info", lambda ck: {"role": "teacher", "alpha": 0.1, "temperature": None, "seed": 1}
-    )
+    score_without_decoding(monkeypatch, bleu, score)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "test.de-en.en.bin").write_bytes(b"1")
     cks = [tmp_path / "a.pt", tmp_path / "b.pt"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 import shlex
 import subprocess
@@ -22,12 +21,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from test_workflow import job_counts  # noqa: E402  (one parser of Snakemake's "Job stats:" table)
+from workflow_helpers import job_counts, run_script  # noqa: E402
 
 from scripts.recipes import tables  # noqa: E402
 
-# recipe.sh with this interpreter as it is: no venv, nothing installed (the set-up has its own test)
-ENV = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable)
 WNIDS = [
     "n02099849",
     "n02099429",
@@ -44,19 +41,7 @@ FIGURE1 = ["n02113799", "n02113712", "n04347754"]
 
 
 def recipe(*args, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "recipe.sh"), *map(str, args)],
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"recipe.sh {args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        )
-    return proc
+    return run_script("recipe.sh", *args, check=check, timeout=600)
 
 
 def jobs(stdout: str) -> dict[str, list[dict]]:

@@ -14,37 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts" / "workflow"))
 import study  # noqa: E402
-
-# demo.sh with this interpreter as it is: no venv, nothing installed (the set-up has its own test)
-ENV = dict(os.environ, LSKD_USE_CURRENT_PYTHON="1", LSKD_NO_APT="1", PYTHON=sys.executable)
+from workflow_helpers import ENV, job_counts, run_script  # noqa: E402, F401  (job_counts: also tests' import)
 
 
 def demo(*args, check=True, timeout=900) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "demo.sh"), *map(str, args)],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def job_counts(snakemake_output: str) -> dict:
-    """{rule: count} from the "Job stats:" table Snakemake prints before it runs (or dry-runs) jobs."""
-    lines = snakemake_output.splitlines()
-    if "Job stats:" not in lines:
-        return {}
-    counts = {}
-    for line in lines[lines.index("Job stats:") + 3 :]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
+    return run_script("demo.sh", *args, check=check, timeout=timeout)
 
 
 def dry_commands(out: str, needle: str) -> list[str]:
