@@ -10,4 +10,10 @@ else
   "$LSKD_PYTHON" -m ruff check --quiet . || { echo "[test] ruff check failed (ruff check --fix . repairs some)" >&2; exit 1; }
   "$LSKD_PYTHON" -m ruff format --check --quiet . || { echo "[test] ruff format --check failed (run ruff format .)" >&2; exit 1; }
 fi
-exec "$LSKD_PYTHON" -m pytest -q "$@"
+# One pytest-xdist worker a core (LSKD_TEST_WORKERS=N to choose, 0 for none); tests/conftest.py keeps
+# each module's tests in one worker and the SLURM tests together.
+workers=()
+if "$LSKD_PYTHON" -c "import xdist" 2>/dev/null && [ "${LSKD_TEST_WORKERS:-auto}" != 0 ]; then
+  workers=(-n "${LSKD_TEST_WORKERS:-auto}" --dist loadgroup)
+fi
+exec "$LSKD_PYTHON" -m pytest -q "${workers[@]}" "$@"
