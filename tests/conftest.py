@@ -79,16 +79,3 @@ def slurm_cluster():
     from slurm_cluster import slurm_cluster_session
 
     yield from slurm_cluster_session()
-
-
-# Tests that use the SLURM cluster share one pytest-xdist worker: the cluster listens on fixed ports.
-SLURM_MODULES = {"test_slurm", "test_demo_tiny"}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`./scripts/test.sh` runs `-n auto --dist loadgroup`), a module's tests run
-    in one worker, so its module-scoped fixtures (a toy teacher, the tiny study) are built once, and
-    the modules that bring up the SLURM cluster run in the same worker."""
-    for item in items:
-        module = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group("slurm" if module in SLURM_MODULES else module))

@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make `import vision.x` work
 
 import torch
 
-from shared_metrics.errors import UserError, run_cli
+from shared_metrics.errors import run_cli
 from vision import utils
 from vision.models import VisionError, build_model, find_head, load_checkpoint, state_dict_of
 
@@ -137,15 +137,8 @@ def main(args) -> None:
     print(f"{args.out}: {args.model}, {args.num_classes} classes, {SOURCE} ({args.weights})")
 
 
-def _run(args) -> None:
-    try:
-        main(args)
-    except VisionError as e:  # vision's own error class: bad input, one line
-        raise UserError(str(e)) from None
-
-
 def cli(argv=None) -> int:
-    return run_cli("vision/official.py", _run, get_args_parser().parse_args(argv))
+    return run_cli("vision/official.py", main, get_args_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
