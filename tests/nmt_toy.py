@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +35,20 @@ def env() -> dict:
     return e
 
 
+# torch can abort in interpreter teardown (std::terminate: SIGABRT and this line on stderr) after
+# fairseq-train has finished and saved; seen once in a parallel run of the suite. Its work is done and
+# checked by the test, so that exit counts as success (the workflow's fairseq rules retry instead).
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def run(args, cwd=REPO, check=True) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env(), capture_output=True, text=True)
+    if (
+        proc.returncode == -signal.SIGABRT
+        and TEARDOWN_ABORT in proc.stderr
+        and "done training" in proc.stderr
+    ):
+        proc.returncode = 0
     if check and proc.returncode != 0:
         raise AssertionError(
             f"command failed ({proc.returncode}): {' '.join(map(str, args))}\n"

@@ -34,6 +34,7 @@ rule iwslt_teacher:
             + ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", w.alpha]),
     threads: config["threads_per_training"]
     resources: **TRAINING
+    retries: 1  # a failed try resumes from checkpoint_last (resumable.sh), as in rules/nmt.smk
     log: "logs/teacher_{pair}_a{alpha}_s{seed}.log"
     shell:
         LOG + " {ROOT}/scripts/workflow/resumable.sh fairseq {params.dir} {params.cmd}"
@@ -52,6 +53,7 @@ rule iwslt_student:
                               "--criterion", "ls_kd", "--kd-beta", fmt(config["kd_beta"]), "--label-smoothing", "0"]),
     threads: config["threads_per_training"]
     resources: **TRAINING
+    retries: 1  # a failed try resumes from checkpoint_last (resumable.sh), as in rules/nmt.smk
     log: "logs/student_{pair}_a{alpha}_T{T}_s{seed}.log"
     shell:
         LOG + " {ROOT}/scripts/workflow/resumable.sh fairseq {params.dir} {params.cmd}"

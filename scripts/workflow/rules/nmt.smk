@@ -44,6 +44,9 @@ rule nmt_teacher:
                             + ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", w.alpha]),
     threads: config.get("threads_per_job", 1)
     resources: **nmt_resources()
+    # torch can abort at interpreter exit after training finished; the retry resumes (resumable.sh) from
+    # checkpoint_last, i.e. only links model.pt
+    retries: 1
     log: "logs/nmt-teacher-a{alpha}.log"
     benchmark: "benchmarks/nmt-teacher-a{alpha}.tsv"
     shell:
@@ -64,6 +67,9 @@ rule nmt_student:
                "--criterion", "ls_kd"]),
     threads: config.get("threads_per_job", 1)
     resources: **nmt_resources()
+    # torch can abort at interpreter exit after training finished; the retry resumes (resumable.sh) from
+    # checkpoint_last, i.e. only links model.pt
+    retries: 1
     log: "logs/nmt-student-a{alpha}-seed{seed}-T{T}.log"
     benchmark: "benchmarks/nmt-student-a{alpha}-seed{seed}-T{T}.tsv"
     shell:
