@@ -46,7 +46,7 @@ def run(args, cwd=REPO, check=True) -> subprocess.CompletedProcess:
     if (
         proc.returncode == -signal.SIGABRT
         and TEARDOWN_ABORT in proc.stderr
-        and "done training" in proc.stderr
+        and "done training" in proc.stdout + proc.stderr
     ):
         proc.returncode = 0
     if check and proc.returncode != 0:
