@@ -8,7 +8,7 @@
 #                     [--seed S] [--set KEY=VALUE ...] [--unlock] [-- SNAKEMAKE_ARGS...]
 #
 #   --size S        the study's size, a config file scripts/workflow/config/S.yaml: quick (default,
-#                   a 2-core CPU, ~16 min), full (a CUDA machine; --full is short for it), tiny (every
+#                   a 2-core CPU, 16-22 min), full (a CUDA machine; --full is short for it), tiny (every
 #                   step in a few minutes on a CPU, a plumbing check whose numbers mean nothing)
 #   --out DIR       the study's output directory (Snakemake's --directory; default runs/demo, or
 #                   runs/demo-SIZE for the other sizes)
