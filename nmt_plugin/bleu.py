@@ -39,6 +39,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from shared_metrics.report import atomic_write_text
+
 from . import PLUGIN_DIR
 from .errors import LskdConfigError
 
@@ -241,13 +243,6 @@ def make_table(rows: list[dict]) -> str:
             cells.append(f"{mean:.2f} ± {std:.2f} ({len(vals)})")
         lines.append(f"| {a:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def data_fingerprint(data, split: str) -> str:
@@ -499,7 +494,7 @@ def cmd_paired(args) -> int:
     }
     text = paired_text(payload, args.format)
     if args.output:
-        _write_atomic(Path(args.output), text)
+        atomic_write_text(Path(args.output), text)
     else:
         sys.stdout.write(text)
     return 0
@@ -681,7 +676,7 @@ def score_uncached(args, cache: dict, keys: dict, cache_path: Path | None) -> No
         for ck, r in pool.map(score, todo):
             cache[keys[ck]] = r
             if cache_path:
-                _write_atomic(cache_path, json.dumps(cache, indent=1))
+                atomic_write_text(cache_path, json.dumps(cache, indent=1))
 
 
 def write_table_files(out: Path, rows: list[dict], table: str, signature: str) -> None:
@@ -692,8 +687,8 @@ def write_table_files(out: Path, rows: list[dict], table: str, signature: str) -
     columns = ["alpha", "temperature", "seed", "role", "bleu", "sentences", "checkpoint"]
     w.writerow(columns)
     w.writerows([r[c] for c in columns] for r in rows)
-    _write_atomic(Path(f"{out}.csv"), buf.getvalue())
-    _write_atomic(Path(f"{out}.md"), table + f"\n\nsacrebleu signature: {signature}\n")
+    atomic_write_text(Path(f"{out}.csv"), buf.getvalue())
+    atomic_write_text(Path(f"{out}.md"), table + f"\n\nsacrebleu signature: {signature}\n")
 
 
 def cmd_table(args) -> int:
@@ -706,7 +701,7 @@ def cmd_table(args) -> int:
     if reused:
         cache.update(reused)
         if cache_path:  # this table's cache names them too (`paired --table OUT` reads it)
-            _write_atomic(cache_path, json.dumps(cache, indent=1))
+            atomic_write_text(cache_path, json.dumps(cache, indent=1))
     score_uncached(args, cache, keys, cache_path)
     rows = [cache[keys[ck]] for ck in args.checkpoints]
     for ck, r in zip(args.checkpoints, rows):
