@@ -21,7 +21,7 @@
 #   --no-nmt        the vision half only
 #   --seed S        base seed: the size's n seeds become S, S+1, ..., S+n-1 (the teachers' is S)
 #   --set KEY=VALUE any value of the size's config file (dotted keys for nested ones, e.g.
-#                   --set vision.lr=0.1 --set seeds=[0,1,2]); checked before anything runs
+#                   --set teacher.lr=0.1 --set seeds=[0,1,2]); checked before anything runs
 #   --unlock        remove the lock a killed Snakemake left in OUT (Snakemake's --unlock); a study
 #                   stopped with Ctrl-C releases it by itself
 #   -- ARGS         passed to snakemake as they are, e.g. -- --executor slurm --profile

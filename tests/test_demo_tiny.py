@@ -21,11 +21,17 @@ SECTIONS = [
     "### Vision (Fashion-MNIST)",
     "### Translation (Bible de→en)",
     "## What ran",
-    "## Accuracy (Table 2 layout)",
-    "## Diffusion index η(T1 = 1, T2 = 3) (Table 3 layout)",
-    "## Smoothness of the teachers' targets (Table 13 layout)",
-    "## Per-class accuracy of the η targets (Tables 17–19 layout)",
+    "## Fashion-MNIST: ResNet-18 teachers -> ResNet-18 students (Table 2 layout)",
+    "## Fashion-MNIST: paired tests of the students' top-1",
+    "## Fashion-MNIST η (Table 3 layout), resnet18 student, T1 = 1 -> T2 = 3",
+    "### S1/S2 of η vs feature-space S1/S2 (Table 12 layout)",
+    "## Diffusion index η(T1 = 1, T2 = 3): across-seed tests",
+    "## Fashion-MNIST η_pairwise (Table 21 layout), resnet18 student, T1 = 1 -> T2 = 3",
+    "## Fashion-MNIST: smoothness of the teachers' targets (Table 13 layout)",
+    "## Systematic, not isotropic (Supp. D)",
+    "## Fashion-MNIST: per-class accuracy of the η targets (Tables 17-19 layout)",
     "## Translation: BLEU (Table 7 layout)",
+    "## Translation: paired tests of the students' BLEU",
     "## Translation: diffusion index η(T1 = 1, T2 = 3)",
     "## Translation: smoothness of the teachers' targets (Table 13 layout)",
     "## Figures",
@@ -33,6 +39,8 @@ SECTIONS = [
     "## Commands",
     "## Versions",
 ]
+TABLES = ["accuracy", "paired_accuracy", "eta_resnet18", "eta_pairwise_resnet18", "entropy", "isotropy"]
+TABLES += ["per_class_accuracy", "paired_bleu"]
 
 
 def demo(out: Path, *extra) -> subprocess.CompletedProcess:
@@ -62,7 +70,8 @@ def test_report_is_whole_and_links_its_figures(tiny):
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
         png = tiny / link
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
-    assert "(figures/projection_fashion.png)" in report and "(figures/soft_targets_fashion.png)" in report
+    for png in ("projection_teachers_s0", "projection_resnet18_s0", "soft_targets_s0"):
+        assert f"(figures/{png}.png)" in report
     assert "its numbers mean nothing" in report and str(ROOT) not in report
     assert f"./scripts/demo.sh --size tiny --jobs 2 --out {tiny}\n" in report  # how it was started
     assert re.search(r"^\| lskd commit \| [0-9a-f]{12}", report, re.M)
@@ -78,40 +87,44 @@ def final_val_acc1(d: Path) -> float:
 
 
 def test_accuracy_table_agrees_with_the_trainers_own_evaluation(tiny):
-    """Report: lskd-metrics on the dumped logits, mean ± sample std (n) over the seeds; metrics.jsonl:
+    """Report (the recipes' accuracy table): top-1 mean ± sample std (n) over the seeds; metrics.jsonl:
     the trainer's evaluation loop of each seed's run."""
-    rows = table_rows((tiny / "report.md").read_text(), "## Accuracy (Table 2 layout)")
-    assert [r[0] for r in rows] == ["0", "0.1"]
-    for row, tag in zip(rows, ("a0", "a0.1")):
-        teacher = final_val_acc1(tiny / "vision" / f"teacher_{tag}")
-        assert abs(float(row[1]) - teacher) <= 100 / 128 + 1e-6  # one image
-        for cell, T in zip(row[2:], (1, 2, 3, 64)):
-            runs = [final_val_acc1(tiny / "vision" / f"students_{tag}" / f"seed{k}" / f"T{T}") for k in SEEDS]
-            mean, std, n = re.fullmatch(r"([-\d.]+) ± ([\d.]+) \((\d+)\)", cell).groups()
-            assert int(n) == len(SEEDS)
-            assert abs(float(mean) - sum(runs) / 2) <= 100 / 128 + 1e-6, (tag, T, cell, runs)
-            assert abs(float(std) - abs(runs[0] - runs[1]) / math.sqrt(2)) <= 2 * 100 / 128 + 1e-6  # n = 2
+    report = (tiny / "report.md").read_text()
+    rows = table_rows(report, SECTIONS[4])
+    assert [r[0] for r in rows] == ["Teacher: resnet18"] + [
+        f"Student: resnet18 T = {T}" for T in (1, 2, 3, 64)
+    ]
+    for col, tag in ((1, "a0"), (2, "a0.1")):
+        teacher = rows[0][col].split(" ± ")[0]
+        assert float(teacher) == pytest.approx(final_val_acc1(tiny / "teachers" / f"{tag}_s0"), abs=5e-4)
+        for row, T in zip(rows[1:], (1, 2, 3, 64)):
+            runs = [final_val_acc1(tiny / "students" / f"resnet18_{tag}_s{k}" / f"T{T}") for k in SEEDS]
+            top1, _ = row[col].split(" / ")
+            mean, std = re.fullmatch(r"([-\d.]+) ± ([\d.]+)", top1).groups()
+            assert row[col].endswith(f"({len(SEEDS)})")
+            assert float(mean) == pytest.approx(sum(runs) / 2, abs=5e-4), (tag, T, row[col], runs)
+            assert float(std) == pytest.approx(abs(runs[0] - runs[1]) / math.sqrt(2), abs=5e-4)  # n = 2
 
 
-def test_paired_tests_rows_are_the_per_seed_differences(tiny):
-    """Paired tests of top-1: B − A is the mean of the per-seed differences of the compare results,
-    and each per-seed p is that seed's McNemar p (lskd-metrics compare)."""
-    rows = {r[0]: r for r in table_rows((tiny / "report.md").read_text(), "## Paired tests of top-1")}
-    assert len(rows) == 4 + 2 * 3
+def test_report_inlines_the_recipes_tables_and_tests_pair_by_seed(tiny):
+    """Each table the recipes' rules wrote is in the report as written (headings one level down); in the
+    paired tests, B − A is the mean of the per-seed differences of the compare results, and each per-seed
+    p that seed's McNemar p (lskd-metrics compare)."""
+    report = (tiny / "report.md").read_text()
+    for name in TABLES:
+        text = (tiny / "tables" / f"{name}.md").read_text().strip()
+        assert re.sub(r"^#", "##", text, flags=re.M) in report, name
+    family = "### Student resnet18: each teacher α against α = 0, at each T"
+    rows = {r[0]: r for r in table_rows(report, family)}
     cmp = [
-        json.loads((tiny / "analysis" / "vision" / "compare" / f"alpha_seed{k}_T3.json").read_text())
-        for k in SEEDS
+        json.loads((tiny / "compare" / "alpha" / f"resnet18_s{k}_a0.1_T3.json").read_text()) for k in SEEDS
     ]
     row = rows["α = 0.1 − α = 0 at T = 3"]
     diff = sum(c["top1_b"] - c["top1_a"] for c in cmp) / len(cmp)
     assert float(row[3].split(" [")[0]) == pytest.approx(100 * diff, abs=0.006)
-    assert row[5] == ", ".join(
-        f"{c['mcnemar']['p_value']:.3f}"
-        if c["mcnemar"]["p_value"] >= 0.001
-        else f"{c['mcnemar']['p_value']:.1e}"
-        for c in cmp
-    )
-    assert row[6] in ("significant at 95 %", "not distinguishable at this scale")
+    p = [c["mcnemar"]["p_value"] for c in cmp]
+    assert row[6] == ", ".join(f"{x:.3f}" if x >= 0.001 else f"{x:.1e}" for x in p)
+    assert row[7] in ("significant at 95 %", "not distinguishable at this scale")
 
 
 def test_bleu_table_is_the_scored_csv(tiny):
@@ -161,16 +174,16 @@ def test_a_lost_array_comes_back_when_asked_for_with_no_other_training(tiny):
     nothing (Snakemake compares the checksums of small inputs, not only their times)."""
     from test_workflow import job_counts
 
-    lost = tiny / "vision" / "students_a0" / "seed0" / "T2" / "features" / "valid" / "features.npy"
+    lost = tiny / "students" / "resnet18_a0_s0" / "T2" / "features" / "valid" / "features.npy"
     old = lost.read_bytes()
     lost.unlink()
     proc = demo(tiny)
     assert "Nothing to be done" in proc.stdout + proc.stderr and not lost.exists()
     proc = demo(tiny, "--", lost.relative_to(tiny))
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts == {"vision_students": 1}, counts
+    assert counts == {"students": 1}, counts
     assert lost.read_bytes() == old
-    assert "resumed from epoch 1" in (tiny / "logs" / "vision-students-a0-seed0.log").read_text()
+    assert "resumed from epoch 1" in (tiny / "logs" / "students_resnet18_a0_s0.log").read_text()
     proc = demo(tiny)
     assert job_counts(proc.stdout + proc.stderr) == {}
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -216,14 +229,16 @@ def test_the_vision_half_through_slurm_equals_the_local_run(tiny, slurm_cluster,
     finished = slurm_cluster.jobs()
     assert len(submitted) >= 4 + 8 and all(finished[int(j)]["JobState"] == "COMPLETED" for j in submitted)
     logs = out / ".snakemake" / "slurm_logs"
-    assert (logs / "rule_vision_teacher").is_dir() and (logs / "rule_vision_students").is_dir()
+    assert (logs / "rule_teacher").is_dir() and (logs / "rule_students").is_dir()
     for rel in [
-        "vision/teacher_a0.1/features/train/features.npy",
-        "vision/students_a0/seed0/T64/features/valid/logits.npy",
-        "vision/students_a0.1/seed0/T3/features/train/features.npy",
+        "teachers/a0.1_s0/features/train/features.npy",
+        "students/resnet18_a0_s0/T64/features/valid/logits.npy",
+        "students/resnet18_a0.1_s0/T3/features/train/features.npy",
     ]:
         assert (out / rel).read_bytes() == (tiny / rel).read_bytes(), rel
-    results = sorted((out / "analysis" / "vision").rglob("*.json"))  # the first seed's and the teachers'
+    # the first seed's and the teachers' lskd-metrics results (figures/*.json name their PNG: not compared)
+    results = sorted(p for d in ("compare", "eta", "accuracy", "analysis") for p in (out / d).rglob("*.json"))
+    results = [p for p in results if p.name != "config.json"]
     assert len(results) >= 20
     for result in results:
         rel = result.relative_to(out)

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,20 +29,15 @@ def dry_commands(out: str, needle: str) -> list[str]:
 # ------------------------------------------------------------------------------ configuration
 def test_sizes_load_and_scale_epochs_shortens_every_schedule():
     full = study.load("full")
-    assert (full["vision"]["teacher_epochs"], full["nmt"]["warmup_updates"]) == (30, 4000)
+    assert (full["teacher"]["epochs"], full["nmt"]["warmup_updates"]) == (30, 4000)
     p = study.load("full", {"scale_epochs": 0.1})
     # full: teachers 30 epochs (lr step 10), students 40 (15), warm-up 2 epochs, NMT 40 epochs, 4000 updates;
     # x 0.1 rounded up: 3 (1), 4 (2), 1, 4, 400
-    v, n = p["vision"], p["nmt"]
-    assert (v["teacher_epochs"], v["teacher_lr_step"], v["student_epochs"], v["student_lr_step"]) == (
-        3,
-        1,
-        4,
-        2,
-    )
-    assert (v["lr_warmup_epochs"], n["teacher_epochs"], n["warmup_updates"]) == (1, 4, 400)
-    assert v["batch_size"] == 256 and v["lr"] == 0.1 and n["max_tokens"] == 4096  # sizes untouched
-    assert study.load("quick", {"vision.lr": 0.2, "seeds": [0, 1, 2]})["vision"]["lr"] == 0.2
+    te, st, n = p["teacher"], p["student"], p["nmt"]
+    assert (te["epochs"], te["lr_step"], st["epochs"], st["lr_step"]) == (3, 1, 4, 2)
+    assert (p["lr_warmup_epochs"], n["teacher_epochs"], n["warmup_updates"]) == (1, 4, 400)
+    assert p["batch_size"] == 256 and te["lr"] == 0.1 and n["max_tokens"] == 4096  # sizes untouched
+    assert study.load("quick", {"teacher.lr": 0.2, "seeds": [0, 1, 2]})["teacher"]["lr"] == 0.2
 
 
 @pytest.mark.parametrize(
@@ -50,10 +46,13 @@ def test_sizes_load_and_scale_epochs_shortens_every_schedule():
         ({"alphas": [0, 1.0]}, "alpha must be in [0, 1), got 1.0"),
         ({"temperatures": [1, 0]}, "temperature must be a finite number > 0, got 0"),
         ({"temperatures": [1, float("inf")]}, "temperature must be a finite number > 0, got inf"),
-        ({"eta": {"T1": 3, "T2": 1}}, "eta needs T1 < T2"),
+        ({"eta": {"resnet18": [3, 1]}}, "eta.resnet18: a student model with T1 < T2 among the temperatures"),
+        ({"temperatures": [2, 1, 3, 64]}, "the first temperature must be 1"),
+        ({"alphas": [0.1, 0.0]}, "two alphas, 0 first"),
         ({"seeds": [0, 0]}, "seeds must be distinct integers >= 0"),
         ({"scale_epochs": 1.5}, "scale_epochs must be in (0, 1], got 1.5"),
-        ({"vision.teacher_epochs": -1}, "vision.teacher_epochs must be an integer >= 0, got -1"),
+        ({"teacher.epochs": -1}, "teacher.epochs must be an integer >= 0, got -1"),
+        ({"one_teacher": "yes"}, "one_teacher must be true or false"),
     ],
 )
 def test_bad_config_values_are_one_line_errors(overrides, message):
@@ -125,11 +124,11 @@ def test_full_dry_run_prints_the_cuda_commands_and_runs_nothing(tmp_path):
     out = tmp_path / "full"
     proc = demo("--full", "--dry-run", "--out", out)
     counts = job_counts(proc.stdout)
-    # 2 teachers; 3 seeds x 2 teachers: 6 sweeps of 4 T, 24 translation students
-    assert counts["vision_teacher"] == 2 and counts["vision_students"] == 6 and counts["nmt_student"] == 24
+    # 2 teachers (one_teacher); 3 seeds x 2 teachers: 6 sweeps of 4 T, 24 translation students
+    assert counts["teacher"] == 2 and counts["students"] == 6 and counts["nmt_student"] == 24
     assert counts["nmt_bleu"] == 1 and counts["report"] == 1
     assert "reason: Missing output files" in proc.stdout  # -n says why each job runs
-    assert not (out / "vision").exists() and not (out / "nmt").exists()  # nothing ran
+    assert not (out / "teachers").exists() and not (out / "nmt").exists()  # nothing ran
     vision = dry_commands(proc.stdout, "vision/distill.py")
     assert len(vision) == 2 + 6
     assert all("--device cuda" in c and "--amp" in c and "--channels-last" in c for c in vision)
@@ -175,7 +174,7 @@ def test_every_vision_feature_set_output_lists_all_its_arrays(tmp_path):
     proc = demo("--size", "tiny", "--dry-run", "--no-nmt", "--out", tmp_path / "t")
     whole = {"meta.json", "features.npy", "labels.npy", "head_weight.npy", "head_bias.npy", "logits.npy"}
     blocks = proc.stdout.split("\nrule ")[1:]
-    vision = [b for b in blocks if b.startswith(("vision_teacher:", "vision_students:"))]
+    vision = [b for b in blocks if b.startswith(("teacher:", "students:"))]
     assert len(vision) == 2 + 2 * 2  # tiny: 2 teachers, 2 seeds of each teacher's sweep
     for block in vision:
         outputs = next(line for line in block.splitlines() if line.strip().startswith("output:"))
@@ -184,7 +183,7 @@ def test_every_vision_feature_set_output_lists_all_its_arrays(tmp_path):
             path = Path(path.strip())
             if path.parent.parent.name == "features":
                 sets.setdefault(path.parent, set()).add(path.name)
-        assert len(sets) == (2 if block.startswith("vision_teacher") else 8)  # train + valid (x 4 students)
+        assert len(sets) == (2 if block.startswith("teacher:") else 8)  # train + valid (x 4 students)
         assert all(names == whole for names in sets.values())
 
 
@@ -242,7 +241,11 @@ def test_logged_writes_the_command_first_and_keeps_the_exit_status(tmp_path):
         text=True,
     )
     assert proc.returncode == 3
-    assert log.read_text().splitlines() == ["$ sh -c 'echo out; echo err >&2; exit 3'", "out", "err"]
+    lines = log.read_text().splitlines()
+    assert lines[0] == "$ sh -c 'echo out; echo err >&2; exit 3'" and lines[2:4] == ["out", "err"]
+    assert re.fullmatch(r"# started \d+\.\d{3}", lines[1]) and re.fullmatch(r"# ended \d+\.\d+ 3", lines[4])
+    started, ended = float(lines[1].split()[2]), float(lines[4].split()[2])
+    assert started <= ended + 0.01 and abs(ended - time.time()) < 60
 
 
 # ---------------------------------------------------------------- an interrupted study resumes
@@ -260,9 +263,9 @@ def test_interrupted_study_resumes_its_training_and_redoes_no_finished_one(tmp_p
         "--set",
         "seeds=[0]",  # one sweep a teacher: the resume is the point, not the across-seed report
         "--set",
-        "vision.student_epochs=6",
+        "student.epochs=6",
         "--set",
-        "vision.student_lr_step=6",
+        "student.lr_step=6",
         "--out",
         str(out),
     ]
@@ -279,7 +282,7 @@ def test_interrupted_study_resumes_its_training_and_redoes_no_finished_one(tmp_p
         sweep = None
         while sweep is None and time.time() < deadline and proc.poll() is None:
             time.sleep(0.5)
-            done = sorted((out / "vision").glob("students_a*/seed0/T64/checkpoint.pt"))
+            done = sorted((out / "students").glob("resnet18_a*_s0/T64/checkpoint.pt"))
             sweep = done[0].parents[1] if done else None
         assert sweep is not None, "no student checkpoint appeared"
         os.killpg(proc.pid, signal.SIGINT)
@@ -290,12 +293,12 @@ def test_interrupted_study_resumes_its_training_and_redoes_no_finished_one(tmp_p
     assert not (sweep / "T64" / "features").exists()  # interrupted before its dump
     epochs_before = len((sweep / "T64" / "metrics.jsonl").read_text().splitlines())
     assert 1 <= epochs_before < 6
-    teachers = {t: t.stat().st_ino for t in (out / "vision").glob("teacher_a*/model.pt")}
+    teachers = {t: t.stat().st_ino for t in (out / "teachers").glob("a*_s0/model.pt")}
     rerun = demo(*args)
     counts = job_counts(rerun.stdout)
-    assert "vision_teacher" not in counts or counts["vision_teacher"] == 2 - len(teachers)
+    assert "teacher" not in counts or counts["teacher"] == 2 - len(teachers)
     assert all(t.stat().st_ino == ino for t, ino in teachers.items())  # not trained again
-    log = (out / "logs" / f"vision-students-{sweep.parent.name.split('_')[1]}-seed0.log").read_text()
+    log = (out / "logs" / f"students_{sweep.name}.log").read_text()
     assert "resuming the interrupted run of the same command (--resume)" in log
     assert f"resumed from epoch {epochs_before}" in log
     records = [json.loads(line) for line in (sweep / "T64" / "metrics.jsonl").read_text().splitlines()]
@@ -324,15 +327,18 @@ def test_unstable_epochs_flags_a_spike_or_a_collapse_after_the_first_epoch():
 
 
 def test_idle_time_is_the_wall_time_no_job_covers(tmp_path):
-    """Two benchmarked jobs over [10, 40] and [30, 50] s of a 60 s invocation: busy 40 s, idle 20 s."""
+    """Two logged jobs over [10, 40] and [30, 50] s of a 60 s invocation: busy 40 s, idle 20 s (a log
+    without logged.sh's start line, or of a failed command, is no stage)."""
     from scripts.workflow.report import Study
 
-    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "other.log").write_text("no start line\n")
     started = 1_000_000.0
+    failed = f"$ cmd\n# started {started:.3f}\n# ended {started + 5} 1\n"
+    (tmp_path / "logs" / "failed.log").write_text(failed)
     for name, (start, end) in {"a": (10, 40), "b": (30, 50)}.items():
-        tsv = tmp_path / "benchmarks" / f"{name}.tsv"
-        tsv.write_text(f"s\th:m:s\n{end - start}\t0:00:00\n")
-        os.utime(tsv, (started + end, started + end))
+        log = tmp_path / "logs" / f"{name}.log"
+        log.write_text(f"$ cmd\n# started {started + start:.3f}\nout\n# ended {started + end:.3f} 0\n")
     s = Study(study.load("tiny"), tmp_path, started)
     assert [(r["name"], round(r["start"]), round(r["seconds"])) for r in s.stages] == [
         ("a", 10, 30),

@@ -93,7 +93,8 @@ def accuracy_pairs(files) -> list[dict]:
 
 
 def bleu_checkpoints(path) -> dict[str, dict]:
-    """{checkpoint path (normalised): {alpha, T, seed, role}} from an `nmt_plugin.bleu table` CSV."""
+    """{checkpoint path (absolute: the CSV may hold either): {alpha, T, seed, role}} from an `nmt_plugin.bleu
+    table` CSV."""
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -104,7 +105,7 @@ def bleu_checkpoints(path) -> dict[str, dict]:
     info = {}
     for r in rows:
         T = r["temperature"]
-        info[os.path.normpath(r["checkpoint"])] = {
+        info[os.path.abspath(r["checkpoint"])] = {
             "model": "student" if T not in ("", "None") else "teacher",
             "alpha": float(r["alpha"]),
             "T": float(T) if T not in ("", "None") else None,
@@ -119,7 +120,7 @@ def bleu_pairs(files, bleu_csv) -> list[dict]:
     info = bleu_checkpoints(bleu_csv)
 
     def lookup(f, name):
-        hit = info.get(os.path.normpath(name))
+        hit = info.get(os.path.abspath(name))
         if hit is None:
             raise TableError(f"{f}: {name} is not in {bleu_csv}")
         return hit

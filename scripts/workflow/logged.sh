@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# logged.sh LOG COMMAND...: run COMMAND with its output in LOG, whose first line is the command
-# itself ("$ ..."; the report's Commands section reads it). Exits with COMMAND's status.
-set -euo pipefail
+# logged.sh LOG COMMAND...: run COMMAND with its output in LOG, framed by its command line ("$ ...", the
+# first line; the report's Commands section reads it), its start ("# started EPOCH-SECONDS") and, when it
+# ends, "# ended EPOCH-SECONDS STATUS" (the report's stages). Exits with COMMAND's status.
+set -uo pipefail
 log=$1
 shift
 mkdir -p "$(dirname "$log")"
-python3 -c 'import shlex, sys; print("$ " + shlex.join(sys.argv[1:]))' "$@" > "$log"
-exec "$@" >> "$log" 2>&1
+python3 -c 'import shlex, sys, time; print("$ " + shlex.join(sys.argv[1:])); print(f"# started {time.time():.3f}")' "$@" > "$log"
+"$@" >> "$log" 2>&1
+status=$?
+printf '# ended %s %d\n' "$(date +%s.%N | cut -c1-14)" "$status" >> "$log"
+exit "$status"

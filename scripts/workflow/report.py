@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""The study's report: reads what the workflow's rules wrote (lskd-metrics JSON under analysis/,
-BLEU tables, training logs, Snakemake benchmark records) and writes report.md. Run by the
-workflow's `report` rule, from the study's output directory:
+"""The study's report: reads what the workflow's rules wrote (the recipes' tables under tables/, lskd-metrics
+JSON under eta/ and analysis/, BLEU tables, training logs and metrics, the rules' logs) and writes report.md.
+Run by the workflow's `report` rule, from the study's output directory:
 
     python scripts/workflow/report.py --config analysis/config.json --out report.md
 """
@@ -22,18 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import study as paths  # noqa: E402
-from verdicts import (
+from verdicts import (  # noqa: E402
     best_line,
-    cell,
     diffusion_line,
     eta_over_seeds,
     interval,
     level,
-    p_text,  # noqa: E402
+    p_text,
     t_critical_note,
     temperature_line,
-    tests_table_rows,
 )
+
+from scripts.recipes.tables import scan_runs  # noqa: E402
 
 ROOT = paths.ROOT
 
@@ -49,10 +49,8 @@ class Study:
         self.temperatures = list(cfg["temperatures"])
         self.seeds = cfg["seeds"]
         self.seed = self.seeds[0]
-        self.eta_T1, self.eta_T2 = cfg["eta"]["T1"], cfg["eta"]["T2"]
-        v, n = cfg["vision"], cfg["nmt"]
-        # the flat view the report's sentences use
-        self.p = {**v, **{f"nmt_{k}": val for k, val in n.items()}, "nmt_bpe": n["bpe_merges"]}
+        self.model = next(iter(cfg["students"]))
+        self.eta_T1, self.eta_T2 = cfg["eta"][self.model]
         self.started = started if started is not None else time.time()
         self.cores = int(os.environ.get("LSKD_CORES", "0")) or os.cpu_count()
         self.invocation = os.environ.get("LSKD_INVOCATION", "snakemake -s scripts/workflow/Snakefile ...")
@@ -69,11 +67,10 @@ class Study:
     def json(self, rel: str) -> dict:
         return json.loads((self.out / rel).read_text())
 
-    def vision_teacher_dir(self, a: float) -> str:
-        return paths.vision_teacher_dir(a)
-
-    def vision_student_dir(self, a: float, T, seed: int) -> str:
-        return f"{paths.vision_sweep_dir(a, seed)}/{paths.temperature_tag(T)}"
+    def table(self, name: str) -> str:
+        """tables/NAME.md, its headings one level down (the recipes' table files start at `#`)."""
+        text = (self.out / "tables" / f"{name}.md").read_text().strip()
+        return "\n" + re.sub(r"^#", "##", text, flags=re.M) + "\n"
 
     def nmt_log(self, a: float, T) -> Path:
         return (
@@ -84,21 +81,24 @@ class Study:
 
     # ------------------------------------------------------------------ stages and commands
     def _stages(self) -> list[dict]:
-        """One record per Snakemake benchmark file: name, start (s after this invocation began),
-        seconds, skipped (finished before this invocation)."""
+        """One record per rule's log (logged.sh: "$ command", "# started EPOCH", output, "# ended EPOCH
+        STATUS"): name, start (s after this invocation began), seconds, skipped (done before it)."""
         rows = []
-        for tsv in (self.out / "benchmarks").rglob("*.tsv"):
-            with open(tsv) as f:
-                rec = next(csv.DictReader(f, delimiter="\t"), None)
-            if rec is None:
+        for log in (self.out / "logs").rglob("*.log"):
+            if log.name == "report.log":  # this job's own, still being written
                 continue
-            seconds, end = float(rec["s"]), tsv.stat().st_mtime
+            text = log.read_text(errors="replace")
+            begun = re.search(r"^# started ([0-9.]+)$", text, re.M)
+            ended = re.findall(r"^# ended ([0-9.]+) 0$", text, re.M)
+            if begun is None or not ended:
+                continue
+            begun, end = float(begun.group(1)), float(ended[-1])
             rows.append(
                 {
-                    "name": str(tsv.relative_to(self.out / "benchmarks").with_suffix("")),
-                    "seconds": seconds,
-                    "start": end - seconds - self.started,
-                    "skipped": end < self.started,
+                    "name": str(log.relative_to(self.out / "logs").with_suffix("")),
+                    "seconds": max(0.0, end - begun),
+                    "start": begun - self.started,
+                    "skipped": begun < self.started,
                 }
             )
         return sorted(rows, key=lambda r: (not r["skipped"], r["start"]))
@@ -107,7 +107,7 @@ class Study:
         return time.time() - self.started
 
     def idle(self) -> float:
-        """Seconds of this invocation, up to now, during which no benchmarked job was running: an
+        """Seconds of this invocation, up to now, during which no logged job was running: an
         upper bound on the time Snakemake itself took (DAG building, scheduling, job start-up)."""
         spans = sorted(
             (max(0.0, s["start"]), s["start"] + s["seconds"]) for s in self.stages if not s["skipped"]
@@ -150,47 +150,6 @@ def last_valid_value(log: Path, key: str) -> float | None:
     return value
 
 
-def vision_results(s: Study) -> dict:
-    """The vision analysis the report reads, from analysis/vision/*.json; student values are lists
-    over the seeds, in seed order."""
-    tag, tt = paths.alpha_tag, paths.temperature_tag
-    res: dict = {
-        "teacher": {},
-        "acc": {},
-        "per_class": {},
-        "eta": {},
-        "entropy": {},
-        "vs_alpha": {},
-        "vs_T1": {},
-    }
-    for a in s.alphas:
-        res["teacher"][a] = s.json(f"analysis/vision/accuracy_teacher_{tag(a)}.json")["top1"]
-        accs = {
-            T: [s.json(f"analysis/vision/accuracy_{tag(a)}_seed{k}_{tt(T)}.json") for k in s.seeds]
-            for T in s.temperatures
-        }
-        res["acc"][a] = {T: [x["top1"] for x in accs[T]] for T in s.temperatures}
-        res["per_class"][a] = {
-            T: {c: [x["per_class"][c] for x in accs[T]] for c in accs[T][0]["per_class"]}
-            for T in s.temperatures
-        }
-        res["eta"][a] = [s.json(f"analysis/vision/eta_{tag(a)}_seed{k}.json")["targets"] for k in s.seeds]
-        res["entropy"][a] = s.json(f"analysis/vision/entropy_{tag(a)}.json")
-        res["vs_T1"][a] = {
-            T: [s.json(f"analysis/vision/compare/{tag(a)}_seed{k}_T1_{tt(T)}.json") for k in s.seeds]
-            for T in s.temperatures
-            if T != 1
-        }
-    res["vs_alpha"] = {
-        T: [s.json(f"analysis/vision/compare/alpha_seed{k}_{tt(T)}.json") for k in s.seeds]
-        for T in s.temperatures
-    }
-    res["sets"] = s.json("analysis/fashion_sets.json")
-    res["matched"] = s.json("analysis/vision/matched_temperature.json")
-    res["stability"] = s.json("analysis/vision/stability.json")["sets"]
-    return res
-
-
 def read_bleu(s: Study) -> tuple[dict, dict]:
     """Teachers' BLEU {α: value} and the students' {α: {T: [per-seed BLEU]}}, from the
     `nmt_plugin.bleu table` CSV (rows matched to seeds by their checkpoint's directory)."""
@@ -209,21 +168,16 @@ def read_bleu(s: Study) -> tuple[dict, dict]:
 
 
 def nmt_results(s: Study) -> dict:
-    """The translation analysis the report reads: BLEU (per seed) and its paired tests, η per
-    teacher and seed, the teachers' entropy per T (the `teacher_entropy` that ls_kd logs, in bits,
-    with each validation of a student)."""
-    tag, tt = paths.alpha_tag, paths.temperature_tag
-    res: dict = {"bleu_md": (s.out / "nmt" / "bleu.md").read_text(), "eta": {}}
+    """The translation analysis the report reads: BLEU (per seed), η per teacher and seed, the teachers'
+    entropy per T (the `teacher_entropy` that ls_kd logs, in bits, with each validation of a student)."""
+    res: dict = {"bleu_md": (s.out / "nmt" / "bleu.md").read_text()}
     res["teacher_bleu"], res["bleu"] = read_bleu(s)
     targets = s.json("analysis/nmt_targets.json")
     res["targets"], res["vocabulary"] = targets["targets"], targets["vocabulary"]
-    res["vs_alpha"] = {
-        T: [s.json(f"analysis/nmt/bleu_alpha_seed{k}_{tt(T)}.json") for k in s.seeds] for T in s.temperatures
+    res["eta"] = {
+        a: [s.json(f"analysis/nmt/eta_{paths.alpha_tag(a)}_seed{k}.json")["targets"] for k in s.seeds]
+        for a in s.alphas
     }
-    res["vs_T1"] = {}
-    for a in s.alphas:
-        res["eta"][a] = [s.json(f"analysis/nmt/eta_{tag(a)}_seed{k}.json")["targets"] for k in s.seeds]
-        res["vs_T1"][a] = [s.json(f"analysis/nmt/bleu_{tag(a)}_seed{k}_T1.json") for k in s.seeds]
     res["entropy"] = {
         a: {T: last_valid_value(s.nmt_log(a, T), "teacher_entropy") for T in s.temperatures} for a in s.alphas
     }
@@ -232,10 +186,6 @@ def nmt_results(s: Study) -> dict:
 
 def epochs(n: int) -> str:
     return f"{n} epoch" if n == 1 else f"{n} epochs"
-
-
-def pct(v) -> str:
-    return "–" if v is None else f"{100 * v:.2f}"
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
@@ -309,16 +259,15 @@ def training_health(study: Study) -> str:
     """One report line: the vision runs whose training blew up on the way (their final accuracy then
     says little about α or T), or that none did."""
     bad = []
-    runs = [(a, None, None) for a in study.alphas]
-    runs += [(a, T, k) for a in study.alphas for k in study.seeds for T in study.temperatures]
-    for a, T, seed in runs:
-        d = study.out / (study.vision_teacher_dir(a) if T is None else study.vision_student_dir(a, T, seed))
-        with open(d / "metrics.jsonl") as f:
+    runs = sorted(
+        [*study.out.glob("teachers/*/metrics.jsonl"), *study.out.glob("students/*/T*/metrics.jsonl")]
+    )
+    for path in runs:
+        with open(path) as f:
             records = [json.loads(line) for line in f if line.strip()]
         found = unstable_epochs(records)
         if found:
-            who = f"teacher α = {a:g}" if T is None else f"student of α = {a:g} at T = {T} (seed {seed})"
-            bad.append(f"{who} ({'; '.join(found)})")
+            bad.append(f"{path.parent.relative_to(study.out)} ({'; '.join(found)})")
     if not bad:
         return (
             f"- Training health: no vision run's validation loss spiked (> 10x its final value) or top-1 "
@@ -330,29 +279,34 @@ def training_health(study: Study) -> str:
     )
 
 
-def per_seed_p(results: list[dict], system_suffix: str | None = None) -> list:
-    """Per-seed p-values of the paired tests the workflow ran: `lskd-metrics compare` (McNemar's
-    exact test) or, with ``system_suffix``, `nmt_plugin.bleu paired` (sacrebleu's paired bootstrap:
-    the system whose checkpoint path ends so)."""
-    if system_suffix is None:
-        return [r["mcnemar"]["p_value"] for r in results]
-    return [
-        next(
-            x["p_value"]
-            for x in r["systems"]
-            if x["p_value"] is not None and x["system"].endswith(system_suffix)
-        )
-        for r in results
-    ]
+def vision_results(s: Study) -> dict:
+    """What the vision verdicts read: each student's top-1 (percent, the trainer's last evaluation)
+    {α: {T: [per seed]}}, and each seed's `lskd-metrics eta --bootstrap` targets {α: [per seed]}."""
+    runs = [r for r in scan_runs(s.out / "students") if r["mode"] == "student"]
+    acc = {
+        a: {
+            T: [
+                next(r["acc1"] for r in runs if (r["alpha"], r["temperature"], r["seed"]) == (a, T, k))
+                for k in s.seeds
+            ]
+            for T in s.temperatures
+        }
+        for a in s.alphas
+    }
+    eta = {
+        a: [s.json(f"eta/eta_{s.model}_{paths.alpha_tag(a)}_s{k}.json")["targets"] for k in s.seeds]
+        for a in s.alphas
+    }
+    return {"acc": acc, "eta": eta, "stability": s.json("analysis/stability.json")["sets"]}
 
 
 def vision_verdict(s: Study, v: dict) -> list[str]:
     T1, T2, Tmax = s.eta_T1, s.eta_T2, max(s.temperatures)
-    lines = [best_line("student top-1", v["acc"], "percent", 100)]
+    lines = [best_line("student top-1", v["acc"], "percent", 1)]
     lines += [
         diffusion_line(f"Teacher α = {a:g} (train split)", eta_over_seeds(v["eta"][a])) for a in s.alphas
     ]
-    lines.append(temperature_line("Top-1", v["acc"], "points", 100, 1, Tmax))
+    lines.append(temperature_line("Top-1", v["acc"], "points", 1, 1, Tmax))
     return [line.replace("T1 to T2", f"T = {T1:g} to T = {T2:g}") for line in lines]
 
 
@@ -369,51 +323,6 @@ def nmt_verdict(s: Study, n: dict) -> list[str]:
     ]
     lines.append(temperature_line("BLEU", n["bleu"], "BLEU points", 1, 1, Tmax))
     return [line.replace("T1 to T2", f"T = {T1:g} to T = {T2:g}") for line in lines]
-
-
-def tests_section(
-    title: str, scores: dict, vs_alpha: dict, vs_T1: dict, scale: float, unit: str, bleu: bool
-) -> list[str]:
-    """The paired tests of one task: the LS teacher's student against the plain teacher's at each T,
-    and each T against T = 1 per teacher; per seed on the same images / sentences, across seeds by
-    the paired t-interval."""
-    a0, a1 = scores
-    temperatures = list(scores[a0])
-    pairs = [
-        (
-            f"α = {a1:g} − α = {a0:g} at T = {T:g}",
-            scores[a0][T],
-            scores[a1][T],
-            per_seed_p(vs_alpha[T], f"/{paths.temperature_tag(T)}/model.pt" if bleu else None),
-        )
-        for T in temperatures
-    ]
-    for a in (a0, a1):
-        for T in temperatures:
-            if T != 1:
-                per_seed = (
-                    per_seed_p(vs_T1[a], f"/{paths.temperature_tag(T)}/model.pt")
-                    if bleu
-                    else per_seed_p(vs_T1[a][T])
-                )
-                pairs.append((f"α = {a:g}: T = {T:g} − T = 1", scores[a][1], scores[a][T], per_seed))
-    test = (
-        "sacrebleu's paired bootstrap on the test sentences (Holm over the T compared to T = 1)"
-        if bleu
-        else "McNemar's exact test on the validation images"
-    )
-    return [
-        f"\n## {title}\n\n",
-        f"A and B are students of the same seed; B − A is the mean of the per-seed differences with its "
-        f"{level()} paired t-interval and the paired t-test over seeds; per seed, {test} (p per seed, in "
-        "seed "
-        f"order). {unit}. Each row is one question asked on its own: read several rows together with care "
-        "(no correction across rows).\n\n",
-        md_table(
-            ["comparison", "A", "B", f"B − A [{level()} CI]", "paired t p", "per-seed p", "verdict"],
-            tests_table_rows(pairs, scale),
-        ),
-    ]
 
 
 def eta_table(rows: list[dict], valid: list[dict] | None) -> str:
@@ -438,19 +347,17 @@ def eta_table(rows: list[dict], valid: list[dict] | None) -> str:
 
 
 def nmt_report(study: Study, n: dict) -> list[str]:
-    p = study.p
+    n_cfg = study.cfg["nmt"]
     parts = [
         "\n## Translation: BLEU (Table 7 layout)\n\n",
-        f"Bible German→English ({'books ' + p['nmt_books'] if p['nmt_books'] else 'all books'}, "
-        f"chapter-disjoint splits, joint BPE {p['nmt_bpe']} merges), teachers "
-        f"{epochs(p['nmt_teacher_epochs'])}, "
+        f"Bible German→English ({'books ' + n_cfg['books'] if n_cfg['books'] else 'all books'}, "
+        f"chapter-disjoint splits, joint BPE {n_cfg['bpe_merges']} merges), teachers "
+        f"{epochs(n_cfg['teacher_epochs'])}, "
         f"students {study.nmt_student_schedule()}, {len(study.seeds)} seed(s) of each student; sacrebleu on "
-        f"detokenised test output, beam {p.get('nmt_bleu_beam', 5)}; mean ± std (n) over seeds.\n\n",
+        f"detokenised test output, beam {n_cfg.get('bleu_beam', 5)}; mean ± std (n) over seeds.\n\n",
         n["bleu_md"].strip() + "\n",
     ]
-    parts += tests_section(
-        "Translation: paired tests of BLEU", n["bleu"], n["vs_alpha"], n["vs_T1"], 1, "BLEU points", bleu=True
-    )
+    parts += [study.table("paired_bleu")]
     parts += [
         f"\n## Translation: diffusion index η(T1 = {study.eta_T1:g}, T2 = {study.eta_T2:g})\n\n",
         "η in **percent**, mean [" + level() + " t-interval] over seeds; decoder output features of training "
@@ -531,85 +438,70 @@ def scale_note(study: Study) -> str:
 
 
 def what_ran_section(study: Study) -> list[str]:
-    p, seeds = study.p, study.seeds
-    n_train = p["limit_train"] or 60000
-    clip = f"gradient norm clipped at {p['clip_grad_norm']}, " if p["clip_grad_norm"] else ""
-    arch = p["nmt_arch"][1] if p["nmt_arch"][1] != "transformer" else "a small Transformer"
+    c, n = study.cfg, study.cfg["nmt"]
+    te, st = c["teacher"], c["student"]
+    flags = lambda f: " ".join(map(str, f)) or "none"  # noqa: E731
+    listed = lambda xs: ", ".join(f"{x:g}" for x in xs)  # noqa: E731
+    schedule = lambda r: f"{epochs(r['epochs'])}, lr {r['lr']} ×{c['lr_gamma']} every {r['lr_step']}"  # noqa: E731
+    arch = n["arch"][1] if n["arch"][1] != "transformer" else "a small Transformer"
     return [
         "\n## What ran\n\n",
-        f"Study size `{study.size}`: model {p['model']} on Fashion-MNIST ({n_train} training images for "
-        f"the teachers, the first {p.get('student_limit_train') or n_train} "
-        f"of them for the students; {p['limit_val'] or 10000} validation images), teachers "
-        f"{epochs(p['teacher_epochs'])}, students {epochs(p['student_epochs'])} ({len(seeds)} seeds of each: "
-        f"{', '.join(map(str, seeds))}; the teachers once, seed {seeds[0]}), batch {p['batch_size']}, "
-        f"lr {p['lr']} (linear warm-up over {epochs(p['lr_warmup_epochs'])}, {clip}×0.1 every "
-        f"{p['teacher_lr_step']}/{p['student_lr_step']} epochs), pure KD (β = 1), device {p['device']}. "
-        f"Translation: {arch} ({' '.join(p['nmt_arch'][2:]) or 'as in the paper'}), students "
-        f"{study.nmt_student_schedule()}, batches of {p['nmt_max_tokens']} tokens, "
-        f"{'all books' if not p['nmt_books'] else 'books ' + p['nmt_books']} of the Bible. "
-        + scale_note(study)
-        + "\n",
+        f"Study size `{study.size}`: the vision recipes' rules on Fashion-MNIST, {te['model']} teachers "
+        f"(α = {listed(study.alphas)}; {schedule(te)}; once, seed {study.seed}) and {study.model} students "
+        f"at T = {listed(study.temperatures)} ({schedule(st)}, β = {st['beta']}; {len(study.seeds)} seeds: "
+        f"{', '.join(map(str, study.seeds))}), batch {c['batch_size']}, SGD momentum {c['momentum']}, weight "
+        f"decay {c['weight_decay']:g}, linear warm-up over {epochs(c['lr_warmup_epochs'])}; distill.py flags "
+        f"of every training: `{flags(c['flags'])}`, the teachers': `{flags(te.get('flags', []))}`, the "
+        f"students': `{flags(st.get('flags', []))}`. Translation: {arch} "
+        f"({' '.join(n['arch'][2:]) or 'as in the paper'}), students {study.nmt_student_schedule()}, batches "
+        f"of {n['max_tokens']} tokens, {'all books' if not n['books'] else 'books ' + n['books']} of the "
+        "Bible. " + scale_note(study) + "\n",
     ]
 
 
 def vision_sections(study: Study, v: dict) -> list[str]:
-    """Accuracy and its paired tests, η, the teachers' entropy and stability, per-class accuracy."""
-    temps, alphas = study.temperatures, study.alphas
-    T_cols = [f"T={T}" for T in temps]
-    parts = [
-        "\n## Accuracy (Table 2 layout)\n\n",
-        "Top-1 on the validation images, percent: the teacher (one run), its students mean ± std (n) over "
-        "seeds.\n\n",
-        md_table(
-            ["teacher α", "teacher", *T_cols],
-            [[f"{a:g}", pct(v["teacher"][a]), *[cell(v["acc"][a][T], 100) for T in temps]] for a in alphas],
-        ),
-        *tests_section(
-            "Paired tests of top-1", v["acc"], v["vs_alpha"], v["vs_T1"], 100, "Percent", bleu=False
-        ),
-        f"\n## Diffusion index η(T1 = {study.eta_T1:g}, T2 = {study.eta_T2:g}) (Table 3 layout)\n\n",
-        f"η in **percent** (JSON outputs carry fractions), mean [{level()} t-interval] over seeds. S1/S2 "
-        "from the shipped Fashion-MNIST hierarchy (tops, footwear, trousers, bags): S1 = the target's group, "
-        "S2 = the other groups. " + ETA_TESTS + " The verdict uses the train split.\n",
+    """The recipes' vision tables (accuracy, paired tests, η with Table 12, η_pairwise, entropy, isotropy,
+    per-class accuracy) as they wrote them, with the across-seed tests of η and the teachers' stability."""
+    stability = "; ".join(
+        f"{s['label']}: {s['stability']:.4f} / {s['inter_class_stability']:.4f}" for s in v["stability"]
+    )
+    parts = [study.table("accuracy"), study.table("paired_accuracy"), study.table(f"eta_{study.model}")]
+    parts += [
+        f"\n## Diffusion index η(T1 = {study.eta_T1:g}, T2 = {study.eta_T2:g}): across-seed tests\n\n",
+        f"η in **percent** (JSON outputs carry fractions), mean [{level()} t-interval] over seeds; S1/S2 as "
+        "above (the shipped Fashion-MNIST groups: tops, footwear, trousers, bags). "
+        + ETA_TESTS
+        + " The verdict uses the train split.\n",
     ]
-    for a in alphas:
+    for a in study.alphas:
         parts += [
             f"\n**Students of the α = {a:g} teacher**\n\n",
             eta_table(eta_over_seeds(v["eta"][a]), eta_over_seeds(v["eta"][a], "_valid")),
         ]
-    stability = "; ".join(
-        f"{s['label']}: {s['stability']:.4f} / {s['inter_class_stability']:.4f}" for s in v["stability"]
-    )
+    parts += [study.table(f"eta_pairwise_{study.model}"), study.table("entropy")]
     parts += [
-        "\n## Smoothness of the teachers' targets (Table 13 layout)\n\n",
-        "Mean entropy of softmax(z/T) over the training images, nats (maximum ln 10 = 2.303).\n\n",
-        md_table(
-            ["teacher α", *T_cols],
-            [[f"{a:g}", *[f"{v['entropy'][a][str(T)]:.3f}" for T in temps]] for a in alphas],
-        ),
-        f"\nThe α = 0 teacher's targets match the α = 0.1 teacher's entropy at T = 1 "
-        f"({v['matched']['entropy']:.3f} nats) at **T = {v['matched']['temperature']:.4f}**.\n",
-        f"\nStability (Shen et al., Eq. 2 / Eq. 5) of the teachers on the validation images: {stability}.\n",
-        "\n## Per-class accuracy of the η targets (Tables 17–19 layout)\n\n",
-        "Validation top-1 per class, percent, mean ± std (n) over seeds.\n",
+        f"\nStability (Shen et al., Eq. 2 / Eq. 5) of the teachers on the validation images: {stability}.\n"
     ]
-    for a in alphas:
-        rows = [[c, *[cell(v["per_class"][a][T][c], 100) for T in temps]] for c in study.p["targets"]]
-        parts += [f"\n**Students of the α = {a:g} teacher**\n\n", md_table(["class", *T_cols], rows)]
+    parts += [
+        "\n## Systematic, not isotropic (Supp. D)\n",
+        study.table("isotropy"),
+        study.table("per_class_accuracy"),
+    ]
     return parts
 
 
 def figures_section(study: Study) -> list[str]:
-    p = study.p
+    c, s0, soft = study.cfg, study.seed, study.cfg["soft_targets"]
     return [
         "\n## Figures\n\n",
-        f"Penultimate-layer projection (Supp. E) of {p['projection_classes'].replace(',', ', ')} — rows: "
-        "teachers α = 0 and α = 0.1 with their students; columns: the teacher, then the students by T "
-        "(Figure 1 layout):\n\n",
-        "![projection](figures/projection_fashion.png)\n\n",
-        f"Mean soft targets of the α = 0.1 teacher for {p['soft_target']['class']} at T = 1 and T = 2 "
-        "(target, its group, the rest; Figure 2 layout):\n\n",
-        "![soft targets](figures/soft_targets_fashion.png)\n",
+        f"Penultimate-layer projection (Supp. E) of {', '.join(c['projection'])}, first seed: the teachers "
+        f"(train, valid), then the {study.model} students by teacher α and T (Figure 1 layout):\n\n",
+        f"![projection of the teachers](figures/projection_teachers_s{s0}.png)\n\n",
+        f"![projection of the students](figures/projection_{study.model}_s{s0}.png)\n\n",
+        f"Mean soft targets of the α = {soft['alpha']:g} teacher for {soft['target']} at T = "
+        f"{', '.join(map(str, soft['temperatures']))} (target, its similar classes, the rest; Figure 2 "
+        "layout):\n\n",
+        f"![soft targets](figures/soft_targets_s{s0}.png)\n",
     ]
 
 
@@ -627,9 +519,9 @@ def stages_section(study: Study) -> list[str]:
     setup = f" (plus {setup_seconds} s of setup before it)" if setup_seconds else ""
     return [
         "\n## Stages and wall time\n\n\n",
-        "Start: seconds after this invocation began (Snakemake's benchmark records); stages with overlapping "
-        f"spans ran side by side, up to {study.cores} at a time (`--cores`), each with OMP_NUM_THREADS = its "
-        "rule's threads.\n\n",
+        "Start: seconds after this invocation began (each rule's log: its start and end); stages with "
+        f"overlapping spans ran side by side, up to {study.cores} at a time (`--cores`), each with "
+        "OMP_NUM_THREADS = its rule's threads.\n\n",
         md_table(["stage", "start (s)", "seconds", "note"], rows),
         f"\nTotal wall time of this invocation up to the report: {study.wall():.0f} s{setup}; time with no "
         f"job running (Snakemake's own overhead, at most): {study.idle():.0f} s.\n",

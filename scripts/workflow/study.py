@@ -30,11 +30,11 @@ SIZES = ("tiny", "quick", "full")
 RECIPES = ("imagenet", "cub", "iwslt")
 # Schedule lengths that `scale_epochs` multiplies (rounded up, at least 1 where not 0).
 SCHEDULE_KEYS = (
-    ("vision", "teacher_epochs"),
-    ("vision", "teacher_lr_step"),
-    ("vision", "student_epochs"),
-    ("vision", "student_lr_step"),
-    ("vision", "lr_warmup_epochs"),
+    ("teacher", "epochs"),
+    ("teacher", "lr_step"),
+    ("student", "epochs"),
+    ("student", "lr_step"),
+    ("lr_warmup_epochs",),
     ("nmt", "teacher_epochs"),
     ("nmt", "student_epochs"),
     ("nmt", "warmup_updates"),
@@ -74,7 +74,7 @@ def merge(base: dict, extra: dict) -> dict:
 
 
 def undot(cfg: dict) -> dict:
-    """``cfg`` with dotted keys (``vision.lr: 0.1``, as ``--config vision.lr=0.1`` gives them) moved
+    """``cfg`` with dotted keys (``teacher.lr: 0.1``, as ``--config teacher.lr=0.1`` gives them) moved
     into the nested value they name."""
     out = {k: v for k, v in cfg.items() if "." not in k}
     for key, value in cfg.items():
@@ -114,21 +114,27 @@ def check_grid(cfg: dict) -> None:
 
 
 def check(cfg: dict) -> dict:
-    """A copy of ``cfg`` with its schedules scaled by ``scale_epochs``; ConfigError names a bad value."""
+    """A copy of ``cfg``, checked (ConfigError names a bad value); the demo's schedules scaled by
+    ``scale_epochs``. The demo's vision half is a vision recipe on Fashion-MNIST: check_recipe checks it."""
     cfg = copy.deepcopy(cfg)
-    if cfg.get("study", "demo") != "demo":
-        return check_recipe(cfg)
-    for key in ("size", "eta", "vision", "nmt"):
+    return check_recipe(check_demo(cfg) if cfg.get("study", "demo") == "demo" else cfg)
+
+
+def check_demo(cfg: dict) -> dict:
+    """What the demo adds to a vision recipe: its size, base seed, schedule scale and translation half."""
+    for key in ("size", "nmt", "students", "eta"):
         need(key in cfg, f"config: no {key!r}")
     check_grid(cfg)
-    need(0 in cfg["alphas"] or 0.0 in cfg["alphas"], "config: alphas must include 0 (the plain teacher)")
-    need(len(cfg["alphas"]) == 2, f"config: two alphas (plain and smoothed teacher), got {cfg['alphas']}")
-    need(1 in cfg["temperatures"], "config: temperatures must include 1 (the verdicts compare against T = 1)")
-    T1, T2 = cfg["eta"]["T1"], cfg["eta"]["T2"]
     need(
-        T1 in cfg["temperatures"] and T2 in cfg["temperatures"] and T1 < T2,
-        f"config: eta needs T1 < T2 among the temperatures, got T1 = {T1}, T2 = {T2}",
+        0 in cfg["alphas"] and len(cfg["alphas"]) == 2,
+        f"config: two alphas, 0 first (plain, smoothed), got {cfg['alphas']}",
     )
+    need(cfg["alphas"][0] == 0, f"config: two alphas, 0 first (plain, smoothed), got {cfg['alphas']}")
+    need(
+        cfg["temperatures"][0] == 1,
+        "config: the first temperature must be 1 (the paired tests compare against it)",
+    )
+    need(len(cfg["students"]) == 1, f"config: one student model (the report's), got {list(cfg['students'])}")
     base = cfg.pop("base_seed", None)  # demo.sh --seed S: the size's n seeds become S, S+1, ..., S+n-1
     if base is not None:
         need(isinstance(base, int) and base >= 0, f"config: base_seed must be an integer >= 0, got {base!r}")
@@ -138,37 +144,35 @@ def check(cfg: dict) -> dict:
         isinstance(scale, (int, float)) and 0 < scale <= 1,
         f"config: scale_epochs must be in (0, 1], got {scale!r}",
     )
-    for part, key in SCHEDULE_KEYS:
-        v = cfg[part][key]
-        need(isinstance(v, int) and v >= 0, f"config: {part}.{key} must be an integer >= 0, got {v!r}")
+    for *parts, key in SCHEDULE_KEYS:
+        node = cfg
+        for part in parts:
+            node = node[part]
+        v = node[key]
+        need(
+            isinstance(v, int) and v >= 0,
+            f"config: {'.'.join([*parts, key])} must be an integer >= 0, got {v!r}",
+        )
         if v:
-            cfg[part][key] = max(1, math.ceil(v * scale - 1e-9))
-    need(
-        isinstance(cfg.get("threads_per_job", 1), int) and cfg.get("threads_per_job", 1) >= 1,
-        "config: threads_per_job must be an integer >= 1",
-    )
+            node[key] = max(1, math.ceil(v * scale - 1e-9))
     for key in ("arch", "student_arch"):
         if cfg["nmt"].get(key):
             cfg["nmt"][key] = [str(w) for w in cfg["nmt"][key]]
-    for part, key in (("vision", "student_limit_train"), ("nmt", "student_max_update")):
-        v = cfg[part].get(key)
-        need(
-            v is None or (isinstance(v, int) and v >= 1),
-            f"config: {part}.{key} must be an integer >= 1 or null, got {v!r}",
-        )
-    if cfg["vision"].get("student_limit_train") and cfg["vision"].get("limit_train"):
-        need(
-            cfg["vision"]["student_limit_train"] <= cfg["vision"]["limit_train"],
-            "config: vision.student_limit_train must not exceed vision.limit_train (the students' images "
-            "are the teacher's first N)",
-        )
+    v = cfg["nmt"].get("student_max_update")
+    need(
+        v is None or (isinstance(v, int) and v >= 1),
+        f"config: nmt.student_max_update must be an integer >= 1 or null, got {v!r}",
+    )
     return cfg
 
 
 def check_recipe(cfg: dict) -> dict:
     """A paper recipe's configuration (config/{imagenet,cub,iwslt}.yaml); ConfigError names a bad value."""
-    name = cfg["study"]
-    need(name in RECIPES, f"config: unknown study {name!r} (choose from demo, {', '.join(RECIPES)})")
+    name = cfg.get("study", "demo")
+    need(
+        name in ("demo", *RECIPES), f"config: unknown study {name!r} (choose from demo, {', '.join(RECIPES)})"
+    )
+    need(isinstance(cfg.get("one_teacher", False), bool), "config: one_teacher must be true or false")
     check_grid(cfg)
     gpus = cfg.get("gpus_per_training")
     need(
@@ -264,14 +268,6 @@ def feature_files(d: str, logits: bool = False) -> list[str]:
     return [f"{d}/{n}" for n in FEATURE_ARRAYS + (("logits.npy",) if logits else ())]
 
 
-def vision_teacher_dir(a: float) -> str:
-    return f"vision/teacher_{alpha_tag(a)}"
-
-
-def vision_sweep_dir(a: float, seed: int) -> str:
-    return f"vision/students_{alpha_tag(a)}/seed{seed}"
-
-
 NMT_DATA = "nmt/data"
 
 
@@ -309,26 +305,6 @@ def tool(name: str) -> str:
     return str(here) if here.exists() else (shutil.which(name) or name)
 
 
-def vision_command(cfg: dict, mode: str) -> list[str]:
-    """The vision/distill.py flags every run of the study shares, plus the ``mode``'s schedule."""
-    v = cfg["vision"]
-    # fmt: off
-    cmd = ["--dataset", "fashion-mnist", "--model", v["model"], "--device", v["device"],
-           "--batch-size", v["batch_size"], "--lr", v["lr"], "--lr-warmup-epochs", v["lr_warmup_epochs"],
-           "--workers", v["workers"], "--epochs", v[f"{mode}_epochs"], "--lr-step", v[f"{mode}_lr_step"],
-           "--dump-features", *v.get("extra", [])]
-    # fmt: on
-    if v.get("clip_grad_norm"):
-        cmd += ["--clip-grad-norm", v["clip_grad_norm"]]
-    if cfg.get("fashion_mnist"):
-        cmd += ["--data", cfg["fashion_mnist"]]
-    # students may train on fewer images than their teacher (its first N): a cheaper run per seed
-    limit_train = (mode == "student" and v.get("student_limit_train")) or v.get("limit_train")
-    cmd += ["--limit-train", limit_train] if limit_train else []
-    cmd += ["--limit-val", v["limit_val"]] if v.get("limit_val") else []
-    return [str(c) for c in cmd]
-
-
 def fairseq_command(cfg: dict, data: str, role: str, save_dir: str, seed: int) -> list[str]:
     """The fairseq-train flags of a translation ``role`` ("teacher" or "student") of the study
     (``data``: the binarised folder). A student may be a smaller Transformer than its teacher
@@ -363,10 +339,14 @@ def launcher(gpus: int, script: str) -> list[str]:
 
 def paper_vision_command(cfg: dict, role: str, model: str, seed, gpus: int) -> list[str]:
     """vision/distill.py for one training of a vision recipe (``role``: teacher or student) on ``gpus``
-    GPUs (the rule's resources), the recipe's global batch split over them."""
+    GPUs (the rule's resources), the recipe's global batch split over them; config ``flags`` go to every
+    training, ``teacher.flags`` / ``student.flags`` to that role's only (the demo: fewer student images)."""
     s, data = cfg[role], ["--dataset", cfg["dataset"]]
     if cfg["dataset"] == "imagefolder":
         data += ["--data", cfg["data"], "--recipe", cfg["augmentation"]]
+    elif cfg.get("fashion_mnist"):  # demo.sh --fashion-mnist DIR
+        data += ["--data", cfg["fashion_mnist"]]
+    warmup = ["--lr-warmup-epochs", cfg["lr_warmup_epochs"]] if cfg.get("lr_warmup_epochs") else []
     if cfg["batch_size"] % max(1, gpus):
         raise ConfigError(f"{gpus} GPUs do not divide the global batch of {cfg['batch_size']}")
     weights = (cfg.get("pretrained") or {}).get(model)
@@ -375,7 +355,7 @@ def paper_vision_command(cfg: dict, role: str, model: str, seed, gpus: int) -> l
            *(["--pretrained", weights] if weights else []), *data,
            "--epochs", s["epochs"], "--lr", s["lr"], "--lr-step", s["lr_step"], "--lr-gamma", cfg["lr_gamma"],
            "--batch-size", cfg["batch_size"] // max(1, gpus), "--momentum", cfg["momentum"],
-           "--weight-decay", cfg["weight_decay"], "--seed", seed, *cfg["flags"]]
+           "--weight-decay", cfg["weight_decay"], "--seed", seed, *warmup, *cfg["flags"], *s.get("flags", [])]
     # fmt: on
     return [fmt(c) for c in cmd]
 

@@ -148,27 +148,6 @@ def temperature_line(metric: str, scores: dict, unit: str, scale: float, T_low, 
     )
 
 
-def tests_table_rows(
-    pairs: list[tuple[str, list[float], list[float], list]], scale: float
-) -> list[list[str]]:
-    """Rows of a paired-tests table: (what, per-seed A, per-seed B, per-seed test p-values)."""
-    rows = []
-    for what, a, b, per_seed_p in pairs:
-        d = paired(a, b)
-        rows.append(
-            [
-                what,
-                cell(a, scale),
-                cell(b, scale),
-                interval(d, scale, signed=True),
-                p_text(d.p_value),
-                ", ".join(p_text(p) for p in per_seed_p),
-                verdict(d.p_value),
-            ]
-        )
-    return rows
-
-
 def t_critical_note(n: int) -> str:
     """How wide n seeds make a t-interval: t_{n−1, (1+c)/2} (scipy)."""
     if n < 2:

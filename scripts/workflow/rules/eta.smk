@@ -27,13 +27,14 @@ if SETS_FILE:
 
 AGREEMENT_NOTE = ("Feature space: the validation features of the α = {} teacher ({}); S1/S2 of η: {}.".format(
     fmt(SIM["features_alpha"]),
-    "official torchvision weights" if OFFICIAL and float(SIM["features_alpha"]) == 0 else "trained here, each seed's",
+    "official torchvision weights" if OFFICIAL and float(SIM["features_alpha"]) == 0
+    else f"trained here once, seed {TEACHER_SEEDS[0]}" if config.get("one_teacher") else "trained here, each seed's",
     f"the sets file {SIM['sets_file']}" if SETS_FILE else f"{HIERARCHY} k = {SIM.get('k')} nearest, n = {SIM.get('n')} drawn"))
 
 
 def sets_of(seed):
-    """The S1/S2 file η reads: the shipped sets, or the seed's `similar --write-sets` output."""
-    return SETS_FILE or f"eta/sets_s{seed}.json"
+    """The S1/S2 file η reads: the shipped sets, or the `similar --write-sets` output of the seed's teacher."""
+    return SETS_FILE or f"eta/sets_s{TEACHER_SEEDS[0] if config.get('one_teacher') else seed}.json"
 
 
 if SETS_FILE:
@@ -97,9 +98,11 @@ rule eta:
         json="eta/eta_{model}_a{alpha}_s{seed}.json",
     params:
         sets=lambda w: quote(word for flag, d in eta_sets(w).items() for word in (f"--{flag}", d)),
+        # config bootstrap (the demo): per-seed paired-bootstrap tests of η (Holm over the targets)
+        bootstrap=lambda w: f"--bootstrap {config['bootstrap']} --seed {w.seed}" if config.get("bootstrap") else "",
     log: "logs/eta_{model}_a{alpha}_s{seed}.log"
     shell:
-        METRICS + " eta {params.sets} --sets {input.sets} --format json -o {output.json}"
+        METRICS + " eta {params.sets} --sets {input.sets} {params.bootstrap} --format json -o {output.json}"
 
 
 rule eta_table:
@@ -107,13 +110,13 @@ rule eta_table:
     wildcard_constraints: model=ETA_MODEL
     input:
         etas=lambda w: expand("eta/eta_{model}_a{alpha}_s{seed}.json", model=w.model, alpha=STUDENTS[w.model], seed=SEEDS),
-        agreement=[] if FEATURE_SPACE_SETS else expand("eta/similar_s{seed}.json", seed=SEEDS),
+        agreement=[] if FEATURE_SPACE_SETS else expand("eta/similar_s{seed}.json", seed=TEACHER_SEEDS),
     output:
         md="tables/eta_{model}.md",
         csv="tables/eta_{model}.csv",
     params:
         title=eta_title("eta"),
-        agreement=quote(["--agreement", *expand("eta/similar_s{seed}.json", seed=SEEDS),
+        agreement=quote(["--agreement", *expand("eta/similar_s{seed}.json", seed=TEACHER_SEEDS),
                          *(["--sets", SETS_FILE] if SETS_FILE else []), "--agreement-note", AGREEMENT_NOTE]
                         if not FEATURE_SPACE_SETS else []),
     log: "logs/table_eta_{model}.log"

@@ -29,7 +29,6 @@ if not config.get("nmt_data"):
         params:
             cmd=quote(study.bible_command(config, NMT_DATA)[1:]),
         log: "logs/nmt-data.log"
-        benchmark: "benchmarks/nmt-data.tsv"
         shell:
             "{ROOT}/scripts/workflow/logged.sh {log} {PY} {params.cmd}"
 
@@ -42,13 +41,12 @@ rule nmt_teacher:
     params:
         cmd=lambda w: quote(study.fairseq_command(config, NMT_BIN, "teacher", f"nmt/teacher_a{w.alpha}", 1 + SEEDS[0])
                             + ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", w.alpha]),
-    threads: config.get("threads_per_job", 1)
+    threads: config["threads_per_training"]
     resources: **nmt_resources()
     # torch can abort at interpreter exit after training finished; the retry resumes (resumable.sh) from
     # checkpoint_last, i.e. only links model.pt
     retries: 1
     log: "logs/nmt-teacher-a{alpha}.log"
-    benchmark: "benchmarks/nmt-teacher-a{alpha}.tsv"
     shell:
         "{ROOT}/scripts/workflow/logged.sh {log} {ROOT}/scripts/workflow/resumable.sh fairseq nmt/teacher_a{wildcards.alpha} "
         "{FAIRSEQ_TRAIN} {params.cmd}"
@@ -65,13 +63,12 @@ rule nmt_student:
                                   1 + int(w.seed))
             + ["--task", "kd_translation", "--teacher-path", input.teacher, "--kd-temperature", w.T,
                "--criterion", "ls_kd"]),
-    threads: config.get("threads_per_job", 1)
+    threads: config["threads_per_training"]
     resources: **nmt_resources()
     # torch can abort at interpreter exit after training finished; the retry resumes (resumable.sh) from
     # checkpoint_last, i.e. only links model.pt
     retries: 1
     log: "logs/nmt-student-a{alpha}-seed{seed}-T{T}.log"
-    benchmark: "benchmarks/nmt-student-a{alpha}-seed{seed}-T{T}.tsv"
     shell:
         "{ROOT}/scripts/workflow/logged.sh {log} {ROOT}/scripts/workflow/resumable.sh fairseq nmt/students_a{wildcards.alpha}/seed{wildcards.seed}/T{wildcards.T} "
         "{FAIRSEQ_TRAIN} {params.cmd}"
@@ -89,9 +86,8 @@ rule nmt_bleu_one:
     params:
         cpu=NMT_CPU,
         beam=config["nmt"].get("bleu_beam", 5),
-    threads: config.get("threads_per_job", 1)
+    threads: config["threads_per_training"]
     log: "logs/nmt-bleu/{ckpt}.log"
-    benchmark: "benchmarks/nmt-bleu/{ckpt}.tsv"
     shell:
         "{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.bleu table {input} --data {NMT_BIN} "
         "--split test --beam {params.beam} --out nmt/bleu_parts/{wildcards.ckpt} {params.cpu}"
@@ -112,7 +108,6 @@ rule nmt_bleu:
         cpu=NMT_CPU,
         beam=config["nmt"].get("bleu_beam", 5),
     log: "logs/nmt-bleu.log"
-    benchmark: "benchmarks/nmt-bleu.tsv"
     shell:
         "{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.bleu table {input.models} --data {NMT_BIN} "
         "--split test --beam {params.beam} --out nmt/bleu --reuse {input.scores} {params.cpu}"
@@ -127,7 +122,6 @@ rule nmt_features:
         cpu=NMT_CPU,
         max_per_type=config["nmt"]["max_per_type"],
     log: "logs/nmt-features-a{alpha}-seed{seed}-T{T}.log"
-    benchmark: "benchmarks/nmt-features-a{alpha}-seed{seed}-T{T}.tsv"
     shell:
         "{ROOT}/scripts/workflow/logged.sh {log} {PY} -m nmt_plugin.dump_features {input.model} --data {NMT_BIN} --split train "
         "--skip-special --max-per-type {params.max_per_type} --overwrite --out nmt/features/a{wildcards.alpha}_seed{wildcards.seed}_T{wildcards.T} "

@@ -33,8 +33,14 @@ def names(classes, label=False):
 OFFICIAL = (config.get("official_teacher") or {}).get("weights")
 
 
+# config one_teacher (the demo): each α's teacher is trained once, with the first seed, for every seed's students
+TEACHER_SEEDS = SEEDS[:1] if config.get("one_teacher") else SEEDS
+
+
 def teacher_dir(alpha, seed):
-    """The teacher of α and seed: teachers/official with official weights for α = 0, else teachers/a<α>_s<seed>."""
+    """The teacher of α and seed: teachers/official with official weights for α = 0, else teachers/a<α>_s<seed>
+    (with one_teacher, the first seed's)."""
+    seed = TEACHER_SEEDS[0] if config.get("one_teacher") else seed
     return "teachers/official" if OFFICIAL and float(alpha) == 0 else f"teachers/a{fmt(alpha)}_s{seed}"
 
 
