@@ -73,6 +73,10 @@ def test_bad_config_values_are_one_line_errors(overrides, message):
             "--profile goes after --",
         ),
         (["--set", "alphas=[0,1]"], "[study] error: config: alpha must be in [0, 1), got 1"),
+        (
+            ["--set", "vision.lr=0.1"],  # the demo's key before its vision half ran the recipes' rules
+            "[study] error: config: unknown key vision (the demo's keys: config/quick.yaml)",
+        ),
         (["--scale-epochs", "2"], "[study] error: config: scale_epochs must be in (0, 1], got 2"),
         (["--jobs", "0"], "[demo] error: --jobs must be a whole number >= 1, got 0"),
         (["--bogus"], "[demo] error: unknown flag --bogus (see --help)"),

@@ -121,7 +121,13 @@ def check(cfg: dict) -> dict:
 
 
 def check_demo(cfg: dict) -> dict:
-    """What the demo adds to a vision recipe: its size, base seed, schedule scale and translation half."""
+    """What the demo adds to a vision recipe: its size, base seed, schedule scale and translation half.
+    A key the demo does not know (a typo, or a name of the demo before its vision half ran the recipes'
+    rules, such as ``vision.lr``) is an error, not a value silently left unused."""
+    known = set(yaml.safe_load((CONFIG_DIR / "quick.yaml").read_text()))
+    known |= {"study", "base_seed", "fashion_mnist", "nmt_data"}
+    unknown = sorted(set(cfg) - known)
+    need(not unknown, f"config: unknown key {', '.join(unknown)} (the demo's keys: config/quick.yaml)")
     for key in ("size", "nmt", "students", "eta"):
         need(key in cfg, f"config: no {key!r}")
     check_grid(cfg)
