@@ -1,4 +1,4 @@
-"""The whole demo end to end at the `tiny` size (~3 min on 2 cores) through ./scripts/demo.sh and
+"""The whole demo end to end at the `tiny` size (~6 min on 2 cores) through ./scripts/demo.sh and
 the Snakemake workflow: every step runs through the real entry points, the report is whole, its
 numbers agree with the files they come from, and a re-run does nothing."""
 
