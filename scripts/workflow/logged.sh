@@ -6,8 +6,10 @@ set -uo pipefail
 log=$1
 shift
 mkdir -p "$(dirname "$log")"
-python3 -c 'import shlex, sys, time; print("$ " + shlex.join(sys.argv[1:])); print(f"# started {time.time():.3f}")' "$@" > "$log"
+now() { date +%s.%N | cut -c1-14; }   # epoch seconds, to the millisecond
+python3 -c 'import shlex, sys; print("$ " + shlex.join(sys.argv[1:]))' "$@" > "$log"
+echo "# started $(now)" >> "$log"
 "$@" >> "$log" 2>&1
 status=$?
-printf '# ended %s %d\n' "$(date +%s.%N | cut -c1-14)" "$status" >> "$log"
+echo "# ended $(now) $status" >> "$log"
 exit "$status"

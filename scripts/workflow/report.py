@@ -54,6 +54,7 @@ class Study:
         self.started = started if started is not None else time.time()
         self.cores = int(os.environ.get("LSKD_CORES", "0")) or os.cpu_count()
         self.invocation = os.environ.get("LSKD_INVOCATION", "snakemake -s scripts/workflow/Snakefile ...")
+        self.logs = self._logs()
         self.stages = self._stages()
 
     def nmt_student_schedule(self) -> str:
@@ -80,27 +81,43 @@ class Study:
         )
 
     # ------------------------------------------------------------------ stages and commands
-    def _stages(self) -> list[dict]:
-        """One record per rule's log (logged.sh: "$ command", "# started EPOCH", output, "# ended EPOCH
-        STATUS"): name, start (s after this invocation began), seconds, skipped (done before it)."""
-        rows = []
+    def _logs(self) -> list[dict]:
+        """Each rule's log as logged.sh frames it ("$ command", "# started EPOCH", the output, "# ended
+        EPOCH STATUS"), read at its two ends only: name, command, started, ended (None unless it ended
+        with status 0)."""
+        found = []
         for log in (self.out / "logs").rglob("*.log"):
             if log.name == "report.log":  # this job's own, still being written
                 continue
-            text = log.read_text(errors="replace")
-            begun = re.search(r"^# started ([0-9.]+)$", text, re.M)
-            ended = re.findall(r"^# ended ([0-9.]+) 0$", text, re.M)
-            if begun is None or not ended:
-                continue
-            begun, end = float(begun.group(1)), float(ended[-1])
-            rows.append(
+            with open(log, "rb") as f:
+                head = [f.readline().decode(errors="replace") for _ in range(2)]
+                f.seek(max(0, log.stat().st_size - 256))
+                last = f.read().decode(errors="replace").rstrip("\n").rsplit("\n", 1)[-1]
+            begun = re.fullmatch(r"# started ([0-9.]+)\n?", head[1])
+            ended = re.fullmatch(r"# ended ([0-9.]+) 0", last)
+            found.append(
                 {
                     "name": str(log.relative_to(self.out / "logs").with_suffix("")),
-                    "seconds": max(0.0, end - begun),
-                    "start": begun - self.started,
-                    "skipped": begun < self.started,
+                    "command": head[0][2:].strip() if head[0].startswith("$ ") else None,
+                    "started": float(begun.group(1)) if begun else None,
+                    "ended": float(ended.group(1)) if ended else None,
                 }
             )
+        return found
+
+    def _stages(self) -> list[dict]:
+        """One record per log of a finished job: name, start (s after this invocation began), seconds,
+        skipped (done before it)."""
+        rows = [
+            {
+                "name": log["name"],
+                "seconds": max(0.0, log["ended"] - log["started"]),
+                "start": log["started"] - self.started,
+                "skipped": log["started"] < self.started,
+            }
+            for log in self.logs
+            if log["started"] is not None and log["ended"] is not None
+        ]
         return sorted(rows, key=lambda r: (not r["skipped"], r["start"]))
 
     def wall(self) -> float:
@@ -120,18 +137,10 @@ class Study:
         return max(0.0, self.wall() - busy)
 
     def commands(self) -> list[str]:
-        """The first line ("$ command") of every rule's log, in the order the stages started."""
+        """The command ("$ ..." line) of every rule's log, in the order the stages started."""
         order = {s["name"]: s["start"] for s in self.stages}
-        found = []
-        for log in (self.out / "logs").rglob("*.log"):
-            if log.name == "report.log":
-                continue
-            with open(log, errors="replace") as f:
-                first = f.readline()
-            if first.startswith("$ "):
-                name = str(log.relative_to(self.out / "logs").with_suffix(""))
-                found.append((order.get(name, math.inf), name, first[2:].strip()))
-        return [c for _, _, c in sorted(found)]
+        found = [(order.get(log["name"], math.inf), log["name"], log["command"]) for log in self.logs]
+        return [c for _, _, c in sorted(f for f in found if f[2] is not None)]
 
 
 def last_valid_value(log: Path, key: str) -> float | None:
@@ -282,17 +291,12 @@ def training_health(study: Study) -> str:
 def vision_results(s: Study) -> dict:
     """What the vision verdicts read: each student's top-1 (percent, the trainer's last evaluation)
     {α: {T: [per seed]}}, and each seed's `lskd-metrics eta --bootstrap` targets {α: [per seed]}."""
-    runs = [r for r in scan_runs(s.out / "students") if r["mode"] == "student"]
-    acc = {
-        a: {
-            T: [
-                next(r["acc1"] for r in runs if (r["alpha"], r["temperature"], r["seed"]) == (a, T, k))
-                for k in s.seeds
-            ]
-            for T in s.temperatures
-        }
-        for a in s.alphas
+    top1 = {
+        (r["alpha"], r["temperature"], r["seed"]): r["acc1"]
+        for r in scan_runs(s.out / "students")
+        if r["mode"] == "student"
     }
+    acc = {a: {T: [top1[a, T, k] for k in s.seeds] for T in s.temperatures} for a in s.alphas}
     eta = {
         a: [s.json(f"eta/eta_{s.model}_{paths.alpha_tag(a)}_s{k}.json")["targets"] for k in s.seeds]
         for a in s.alphas

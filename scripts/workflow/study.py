@@ -132,10 +132,9 @@ def check_demo(cfg: dict) -> dict:
         need(key in cfg, f"config: no {key!r}")
     check_grid(cfg)
     need(
-        0 in cfg["alphas"] and len(cfg["alphas"]) == 2,
+        len(cfg["alphas"]) == 2 and cfg["alphas"][0] == 0,
         f"config: two alphas, 0 first (plain, smoothed), got {cfg['alphas']}",
     )
-    need(cfg["alphas"][0] == 0, f"config: two alphas, 0 first (plain, smoothed), got {cfg['alphas']}")
     need(
         cfg["temperatures"][0] == 1,
         "config: the first temperature must be 1 (the paired tests compare against it)",

@@ -34,7 +34,7 @@ AGREEMENT_NOTE = ("Feature space: the validation features of the α = {} teacher
 
 def sets_of(seed):
     """The S1/S2 file η reads: the shipped sets, or the `similar --write-sets` output of the seed's teacher."""
-    return SETS_FILE or f"eta/sets_s{TEACHER_SEEDS[0] if config.get('one_teacher') else seed}.json"
+    return SETS_FILE or f"eta/sets_s{teacher_seed(seed)}.json"
 
 
 if SETS_FILE:

@@ -37,11 +37,15 @@ OFFICIAL = (config.get("official_teacher") or {}).get("weights")
 TEACHER_SEEDS = SEEDS[:1] if config.get("one_teacher") else SEEDS
 
 
+def teacher_seed(seed):
+    """The seed of the teachers a student of ``seed`` learns from: its own, or with one_teacher the first."""
+    return TEACHER_SEEDS[0] if config.get("one_teacher") else seed
+
+
 def teacher_dir(alpha, seed):
-    """The teacher of α and seed: teachers/official with official weights for α = 0, else teachers/a<α>_s<seed>
-    (with one_teacher, the first seed's)."""
-    seed = TEACHER_SEEDS[0] if config.get("one_teacher") else seed
-    return "teachers/official" if OFFICIAL and float(alpha) == 0 else f"teachers/a{fmt(alpha)}_s{seed}"
+    """The teacher of α and seed: teachers/official with official weights for α = 0, else
+    teachers/a<α>_s<teacher_seed(seed)>."""
+    return "teachers/official" if OFFICIAL and float(alpha) == 0 else f"teachers/a{fmt(alpha)}_s{teacher_seed(seed)}"
 
 
 TEACHER_DIRS = list(dict.fromkeys(teacher_dir(a, s) for a in ALPHAS for s in SEEDS))
